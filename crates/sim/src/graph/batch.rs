@@ -1,0 +1,9 @@
+//! (Skeleton.)
+
+use axum::Router;
+
+use super::St;
+
+pub fn routes() -> Router<St> {
+    Router::new()
+}

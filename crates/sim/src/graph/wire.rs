@@ -1,0 +1,1 @@
+//! The simulator's own Graph JSON wire types and conversions to/from the model. (Skeleton.)

@@ -1,0 +1,230 @@
+//! `calgate sim`: a Microsoft 365 simulator — Entra ID (OIDC discovery, JWKS, v2 and v1 token
+//! endpoints, an authorize page) and Microsoft Graph v1.0 calendars (users, calendars, events,
+//! calendarView and its delta, instances, getSchedule, places, `$batch`), with Graph's
+//! throttling, errors and paging, a tenant seeded with realistic data, and a control API under
+//! `/_sim/` for tests and benchmarks.
+//!
+//! Architecture invariant: this crate is written from Microsoft's documentation and shares no
+//! wire types with calgate's client crates; it may depend only on `calgate-tz` and
+//! `calgate-recurrence` among calgate's crates.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub mod control;
+pub mod control_apps;
+pub mod control_directory;
+pub mod control_events;
+pub mod control_faults;
+pub mod expand;
+pub mod error;
+pub mod faults;
+pub mod graph;
+pub mod identity;
+pub mod model;
+pub mod seed;
+pub mod server;
+pub mod state;
+pub mod throttle;
+pub mod tokens;
+
+pub use state::SimState;
+
+/// Which tenant to start with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Seed {
+    /// A realistic organisation: people, rooms in room lists, equipment, months of events.
+    #[default]
+    Demo,
+    /// One tenant with one app and no mailboxes.
+    Empty,
+}
+
+impl std::str::FromStr for Seed {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "demo" => Ok(Seed::Demo),
+            "empty" => Ok(Seed::Empty),
+            other => Err(format!("unknown seed '{other}' (expected demo or empty)")),
+        }
+    }
+}
+
+/// Start-up options; the flags of `calgate sim`.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    pub listen: SocketAddr,
+    pub tls: bool,
+    pub seed: Seed,
+    /// Extra mailboxes with a realistic event mix, for benchmarks.
+    pub scale: usize,
+    /// Seed of the random generator: the same value gives the same tenant.
+    pub rng: u64,
+    pub latency_ms: u64,
+    /// Requests per (app, mailbox) per 10 minutes (Graph: 10,000).
+    pub request_budget: u32,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: false,
+            seed: Seed::Demo,
+            scale: 0,
+            rng: 1,
+            latency_ms: 0,
+            request_budget: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
+    #[error("cannot seed the tenant: {0}")]
+    Seed(String),
+}
+
+/// A running simulator.
+#[derive(Debug)]
+pub struct SimHandle {
+    pub addr: SocketAddr,
+    /// `http://127.0.0.1:PORT` or `https://localhost:PORT`.
+    pub base_url: String,
+    pub state: Arc<SimState>,
+    /// PEM of the generated CA (with `--tls`).
+    pub ca_cert_pem: Option<String>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl SimHandle {
+    /// The demo/primary tenant's id.
+    pub fn tenant_id(&self) -> String {
+        self.state
+            .dir()
+            .tenants
+            .first()
+            .map(|t| t.id.to_string())
+            .unwrap_or_default()
+    }
+
+    /// The `--credentials-out` document:
+    /// `{"tenant_id","authority","graph_url","ews_url","ca_cert_pem"?,"apps":[…],"mailboxes":[…]}`.
+    pub fn credentials(&self) -> serde_json::Value {
+        let tenant_id = self.tenant_id();
+        let apps: Vec<serde_json::Value> = state::lock(&self.state.published)
+            .iter()
+            .map(|a| {
+                serde_json::json!({"name": a.name, "client_id": a.client_id,
+                    "client_secret": a.client_secret, "roles": a.roles})
+            })
+            .collect();
+        let mailboxes: Vec<serde_json::Value> = {
+            let dir = self.state.dir();
+            dir.tenants
+                .first()
+                .map(|t| {
+                    t.users()
+                        .filter(|u| u.has_mailbox)
+                        .map(|u| {
+                            serde_json::json!({"address": u.mail, "kind": u.kind,
+                                "display_name": u.display_name})
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut doc = serde_json::json!({
+            "tenant_id": tenant_id,
+            "authority": format!("{}/{}", self.base_url, tenant_id),
+            "graph_url": format!("{}/v1.0", self.base_url),
+            "ews_url": format!("{}/EWS/Exchange.asmx", self.base_url),
+            "apps": apps,
+            "mailboxes": mailboxes,
+        });
+        if let Some(pem) = &self.ca_cert_pem {
+            doc["ca_cert_pem"] = serde_json::Value::String(pem.clone());
+        }
+        doc
+    }
+
+    /// Stops accepting connections and waits for the accept loop to end.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Seeds the tenant, binds the listener and serves in the background.
+pub async fn start(opts: SimOptions) -> Result<SimHandle, SimError> {
+    let (directory, published) = seed::build(&opts)?;
+    let settings = state::Settings {
+        latency_ms: opts.latency_ms,
+        request_budget: opts.request_budget,
+        ..state::Settings::default()
+    };
+    let state = Arc::new(SimState::new(directory, settings));
+    *state::lock(&state.published) = published;
+    let listener = TcpListener::bind(opts.listen)
+        .await
+        .map_err(|source| SimError::Listen {
+            addr: opts.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| SimError::Listen {
+        addr: opts.listen,
+        source,
+    })?;
+    let (tls, ca_cert_pem) = if opts.tls {
+        let m = server::generate_tls()?;
+        (Some(m.server_config), Some(m.ca_cert_pem))
+    } else {
+        (None, None)
+    };
+    let host = if opts.tls {
+        "localhost".to_owned()
+    } else if addr.is_ipv6() {
+        format!("[{}]", addr.ip())
+    } else {
+        addr.ip().to_string()
+    };
+    let scheme = if opts.tls { "https" } else { "http" };
+    let base_url = format!("{scheme}://{host}:{}", addr.port());
+    let _ = state.base_url.set(base_url.clone());
+    let app = server::router(state.clone());
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(server::serve(listener, app, tls, rx));
+    Ok(SimHandle {
+        addr,
+        base_url,
+        state,
+        ca_cert_pem,
+        shutdown: Some(tx),
+        task: Some(task),
+    })
+}

@@ -1,0 +1,196 @@
+//! Listener, TLS (a self-signed CA generated at start-up), router assembly and the per-request
+//! middleware: `request-id` / `client-request-id` headers, injected latency, holding throttle
+//! permits until the response is ready, and the "drop the connection after acting" fault.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::error::{GraphError, REQUEST_IDS};
+use crate::state::{SimState, lock};
+
+/// Largest request body accepted (Graph rejects bodies of several MB on Outlook endpoints).
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+tokio::task_local! {
+    static HELD: Arc<Mutex<Vec<Box<dyn std::any::Any + Send>>>>;
+}
+
+/// Keeps `value` (a throttle permit) alive until the response of the current request has been
+/// produced and the injected latency has elapsed. Outside a request it is dropped at once.
+pub fn hold_until_response<T: Send + 'static>(value: T) {
+    let _ = HELD.try_with(|h| lock(h).push(Box::new(value)));
+}
+
+/// The router of the whole simulator (identity + Graph + control API).
+pub fn router(state: Arc<SimState>) -> Router {
+    Router::new()
+        .merge(crate::identity::routes())
+        .nest("/v1.0", crate::graph::routes())
+        .nest("/_sim", crate::control::routes())
+        .fallback(fallback)
+        .layer(middleware::from_fn_with_state(state.clone(), per_request))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn fallback(req: Request) -> GraphError {
+    GraphError::bad_request(
+        "BadRequest",
+        format!(
+            "Resource not found for the segment '{}'.",
+            req.uri().path().rsplit('/').next().unwrap_or("")
+        ),
+    )
+    .with_status(StatusCode::NOT_FOUND)
+}
+
+impl GraphError {
+    pub fn with_status(mut self, s: StatusCode) -> Self {
+        self.status = s;
+        self
+    }
+}
+
+async fn per_request(State(st): State<Arc<SimState>>, req: Request, next: Next) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let client_request_id = req
+        .headers()
+        .get("client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| request_id.clone());
+    let held: Arc<Mutex<Vec<Box<dyn std::any::Any + Send>>>> = Arc::default();
+    let path = req.uri().path().to_owned();
+    let is_control = path.starts_with("/_sim");
+    let ids = (request_id.clone(), client_request_id.clone());
+    let mut resp = HELD
+        .scope(held.clone(), REQUEST_IDS.scope(ids, async move {
+            let resp = next.run(req).await;
+            let latency = if is_control { 0 } else { st.settings().latency_ms };
+            let extra = if is_control { 0 } else { st.faults.extra_latency_ms() };
+            if latency + extra > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(latency + extra)).await;
+            }
+            let drop_conn = !is_control && st.faults.take_drop_connection(&path);
+            (resp, drop_conn)
+        }))
+        .await;
+    drop(held); // releases throttle permits
+    let h = resp.0.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        h.insert("request-id", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&client_request_id) {
+        h.insert("client-request-id", v);
+    }
+    h.insert(
+        "x-ms-ags-diagnostic",
+        HeaderValue::from_static(r#"{"ServerInfo":{"DataCenter":"Simulated","Slice":"E","Ring":"0","ScaleUnit":"000","RoleInstance":"calgate-sim"}}"#),
+    );
+    if resp.1 {
+        // The server has acted; now the connection breaks before the response arrives.
+        let (parts, _) = resp.0.into_parts();
+        let broken = futures::stream::once(async {
+            Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other("connection dropped by fault injection"))
+        });
+        return Response::from_parts(parts, Body::from_stream(broken));
+    }
+    resp.0.into_response()
+}
+
+/// TLS material generated for `--tls`.
+#[derive(Debug, Clone)]
+pub struct TlsMaterial {
+    pub ca_cert_pem: String,
+    pub server_config: Arc<rustls::ServerConfig>,
+}
+
+/// Generates a CA and a server certificate for localhost / 127.0.0.1 / ::1 signed by it.
+pub fn generate_tls() -> Result<TlsMaterial, crate::SimError> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let tls = |e: rcgen::Error| crate::SimError::Tls(e.to_string());
+    let ca_key = KeyPair::generate().map_err(tls)?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(tls)?;
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "calgate sim local CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    let ca_cert = ca_params.self_signed(&ca_key).map_err(tls)?;
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+
+    let srv_key = KeyPair::generate().map_err(tls)?;
+    let mut srv_params = CertificateParams::new(vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ])
+    .map_err(tls)?;
+    srv_params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let srv_cert = srv_params.signed_by(&srv_key, &issuer).map_err(tls)?;
+
+    let chain = vec![srv_cert.der().clone(), ca_cert.der().clone()];
+    let key = rustls::pki_types::PrivateKeyDer::try_from(srv_key.serialize_der())
+        .map_err(|e| crate::SimError::Tls(e.to_string()))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| crate::SimError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| crate::SimError::Tls(e.to_string()))?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsMaterial {
+        ca_cert_pem: ca_cert.pem(),
+        server_config: Arc::new(cfg),
+    })
+}
+
+/// Serves `app` on `listener` until `shutdown` fires; with `tls`, over HTTPS.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    mut shutdown: oneshot::Receiver<()>,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    loop {
+        let (stream, _peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
+            _ = &mut shutdown => return,
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(_) => { tokio::time::sleep(std::time::Duration::from_millis(10)).await; continue; }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let svc = TowerToHyperService::new(app.clone());
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            let builder = Builder::new(TokioExecutor::new());
+            match acceptor {
+                Some(acc) => {
+                    if let Ok(tls_stream) = acc.accept(stream).await {
+                        let _ = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), svc).await;
+                    }
+                }
+                None => {
+                    let _ = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await;
+                }
+            }
+        });
+    }
+}
