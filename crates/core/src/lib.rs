@@ -1,1 +1,334 @@
+//! calgate's domain: the normalized event model, the busy mapping and the privacy policy.
+//!
+//! Architecture invariant: no I/O, no HTTP, no SQL, no Graph or EWS JSON here. Protocol crates
+//! convert their wire types into these at their edge; the store persists these; the API renders
+//! these. Everything is plain data and pure functions, so it is cheap to test exhaustively.
 #![forbid(unsafe_code)]
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+
+/// Exchange's free/busy status of an event (`showAs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ShowAs {
+    Free,
+    Tentative,
+    Busy,
+    Oof,
+    WorkingElsewhere,
+    Unknown,
+}
+
+impl ShowAs {
+    /// Parses Graph's and EWS's spellings case-insensitively (`busy`, `Busy`, `OOF`,
+    /// `WorkingElsewhere`, `NoData` → unknown).
+    pub fn parse(s: &str) -> ShowAs {
+        match s.to_ascii_lowercase().as_str() {
+            "free" => ShowAs::Free,
+            "tentative" => ShowAs::Tentative,
+            "busy" => ShowAs::Busy,
+            "oof" | "outofoffice" => ShowAs::Oof,
+            "workingelsewhere" => ShowAs::WorkingElsewhere,
+            _ => ShowAs::Unknown,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShowAs::Free => "free",
+            ShowAs::Tentative => "tentative",
+            ShowAs::Busy => "busy",
+            ShowAs::Oof => "oof",
+            ShowAs::WorkingElsewhere => "workingElsewhere",
+            ShowAs::Unknown => "unknown",
+        }
+    }
+}
+
+/// How `showAs` maps to "busy" for the host application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct BusyMapping {
+    /// Whether `workingElsewhere` blocks time (default: no).
+    pub working_elsewhere_is_busy: bool,
+}
+
+impl BusyMapping {
+    /// `free` → not busy; `tentative`, `busy`, `oof`, `unknown` → busy; `workingElsewhere` per
+    /// configuration (default not busy).
+    pub fn is_busy(&self, show_as: ShowAs) -> bool {
+        match show_as {
+            ShowAs::Free => false,
+            ShowAs::WorkingElsewhere => self.working_elsewhere_is_busy,
+            ShowAs::Tentative | ShowAs::Busy | ShowAs::Oof | ShowAs::Unknown => true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Sensitivity {
+    Normal,
+    Personal,
+    Private,
+    Confidential,
+}
+
+impl Sensitivity {
+    pub fn parse(s: &str) -> Sensitivity {
+        match s.to_ascii_lowercase().as_str() {
+            "personal" => Sensitivity::Personal,
+            "private" => Sensitivity::Private,
+            "confidential" => Sensitivity::Confidential,
+            _ => Sensitivity::Normal,
+        }
+    }
+    /// Private and confidential items are reduced to busy-only unless the mailbox's policy
+    /// says `full-including-private`.
+    pub fn is_restricted(self) -> bool {
+        matches!(self, Sensitivity::Private | Sensitivity::Confidential)
+    }
+}
+
+/// What the host application may see of a mailbox's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrivacyPolicy {
+    /// Subject, location, body, organizer and attendees, except for private/confidential items.
+    #[default]
+    Full,
+    /// Times and busy status only.
+    BusyOnly,
+    /// Everything, private and confidential items included.
+    FullIncludingPrivate,
+}
+
+impl std::str::FromStr for PrivacyPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "full" => Ok(PrivacyPolicy::Full),
+            "busy-only" => Ok(PrivacyPolicy::BusyOnly),
+            "full-including-private" => Ok(PrivacyPolicy::FullIncludingPrivate),
+            other => Err(format!(
+                "unknown privacy policy '{other}' (expected full, busy-only or full-including-private)"
+            )),
+        }
+    }
+}
+
+/// The kind of mailbox a calendar belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailboxKind {
+    User,
+    Room,
+    Equipment,
+}
+
+impl std::str::FromStr for MailboxKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "user" => Ok(MailboxKind::User),
+            "room" => Ok(MailboxKind::Room),
+            "equipment" => Ok(MailboxKind::Equipment),
+            other => Err(format!(
+                "unknown mailbox kind '{other}' (expected user, room or equipment)"
+            )),
+        }
+    }
+}
+
+/// Graph's `type` of an event as calendarView shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum InstanceType {
+    SingleInstance,
+    Occurrence,
+    Exception,
+}
+
+/// Where an event was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    Exchange,
+    Calgate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    pub name: String,
+    pub address: String,
+}
+
+/// When an event happens: instants in UTC plus the zone it was scheduled in; all-day events
+/// also carry their dates (end exclusive), because an all-day event is a date, not an instant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct When {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    /// IANA name of the zone the event was scheduled in (`UTC` when unknown).
+    pub time_zone: String,
+    pub all_day: Option<(Date, Date)>,
+}
+
+/// One instance as the host application sees it: a single event, an occurrence of a series or
+/// an exception (a moved or edited occurrence).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    pub exchange_id: String,
+    pub ical_uid: Option<String>,
+    pub mailbox: String,
+    pub kind: InstanceType,
+    pub series_master_id: Option<String>,
+    pub when: When,
+    pub show_as: ShowAs,
+    pub sensitivity: Sensitivity,
+    pub subject: Option<String>,
+    pub location: Option<String>,
+    pub body_preview: Option<String>,
+    pub organizer: Option<Person>,
+    pub attendees: Vec<Person>,
+    pub web_link: Option<String>,
+    pub change_key: Option<String>,
+    pub last_modified: Option<Timestamp>,
+    pub origin: Origin,
+}
+
+/// An instance after the privacy policy: the detail fields are `None` (absent, not blanked)
+/// when the policy hides them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Visible<'a> {
+    pub instance: &'a Instance,
+    pub busy: bool,
+    pub details_hidden: bool,
+}
+
+impl Instance {
+    /// Whether this instance blocks time under `mapping`.
+    pub fn is_busy(&self, mapping: BusyMapping) -> bool {
+        mapping.is_busy(self.show_as)
+    }
+
+    /// Whether `policy` hides this instance's details (subject, location, body, organizer,
+    /// attendees).
+    pub fn details_hidden(&self, policy: PrivacyPolicy) -> bool {
+        match policy {
+            PrivacyPolicy::BusyOnly => true,
+            PrivacyPolicy::Full => self.sensitivity.is_restricted(),
+            PrivacyPolicy::FullIncludingPrivate => false,
+        }
+    }
+
+    /// A copy with hidden details removed, per `policy`.
+    pub fn redacted(&self, policy: PrivacyPolicy) -> Instance {
+        let mut out = self.clone();
+        if self.details_hidden(policy) {
+            out.subject = None;
+            out.location = None;
+            out.body_preview = None;
+            out.organizer = None;
+            out.attendees = Vec::new();
+        }
+        out
+    }
+
+    /// Whether the instance overlaps `[from, to)`; zero-length instances at `from` count.
+    pub fn overlaps(&self, from: Timestamp, to: Timestamp) -> bool {
+        self.when.start < to && (self.when.end > from || self.when.start == from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inst(show_as: ShowAs, sensitivity: Sensitivity) -> Instance {
+        Instance {
+            exchange_id: "AAMk1".into(),
+            ical_uid: None,
+            mailbox: "a@b.c".into(),
+            kind: InstanceType::SingleInstance,
+            series_master_id: None,
+            when: When {
+                start: "2026-01-05T09:00:00Z".parse().unwrap_or(Timestamp::UNIX_EPOCH),
+                end: "2026-01-05T10:00:00Z".parse().unwrap_or(Timestamp::UNIX_EPOCH),
+                time_zone: "Europe/Berlin".into(),
+                all_day: None,
+            },
+            show_as,
+            sensitivity,
+            subject: Some("Budget".into()),
+            location: Some("Room 1".into()),
+            body_preview: Some("…".into()),
+            organizer: Some(Person {
+                name: "A".into(),
+                address: "a@b.c".into(),
+            }),
+            attendees: vec![Person {
+                name: "B".into(),
+                address: "b@b.c".into(),
+            }],
+            web_link: None,
+            change_key: None,
+            last_modified: None,
+            origin: Origin::Exchange,
+        }
+    }
+
+    #[test]
+    fn busy_mapping_follows_the_seed_guides() {
+        let m = BusyMapping::default();
+        assert!(!m.is_busy(ShowAs::Free));
+        assert!(m.is_busy(ShowAs::Tentative));
+        assert!(m.is_busy(ShowAs::Busy));
+        assert!(m.is_busy(ShowAs::Oof));
+        assert!(m.is_busy(ShowAs::Unknown));
+        assert!(!m.is_busy(ShowAs::WorkingElsewhere));
+        let m = BusyMapping {
+            working_elsewhere_is_busy: true,
+        };
+        assert!(m.is_busy(ShowAs::WorkingElsewhere));
+    }
+
+    #[test]
+    fn show_as_parses_both_casings() {
+        assert_eq!(ShowAs::parse("Busy"), ShowAs::Busy);
+        assert_eq!(ShowAs::parse("OOF"), ShowAs::Oof);
+        assert_eq!(ShowAs::parse("workingElsewhere"), ShowAs::WorkingElsewhere);
+        assert_eq!(ShowAs::parse("NoData"), ShowAs::Unknown);
+    }
+
+    #[test]
+    fn busy_only_drops_details_private_items_always_unless_full_including_private() {
+        let normal = inst(ShowAs::Busy, Sensitivity::Normal);
+        assert_eq!(normal.redacted(PrivacyPolicy::Full).subject.as_deref(), Some("Budget"));
+        let r = normal.redacted(PrivacyPolicy::BusyOnly);
+        assert!(r.subject.is_none() && r.location.is_none() && r.organizer.is_none());
+        assert!(r.attendees.is_empty() && r.body_preview.is_none());
+        assert_eq!(r.when, normal.when);
+
+        for s in [Sensitivity::Private, Sensitivity::Confidential] {
+            let p = inst(ShowAs::Busy, s);
+            assert!(p.redacted(PrivacyPolicy::Full).subject.is_none());
+            assert_eq!(
+                p.redacted(PrivacyPolicy::FullIncludingPrivate).subject.as_deref(),
+                Some("Budget")
+            );
+        }
+        let personal = inst(ShowAs::Busy, Sensitivity::Personal);
+        assert!(personal.redacted(PrivacyPolicy::Full).subject.is_some());
+    }
+
+    #[test]
+    fn overlap_is_half_open_and_counts_zero_length_at_start() {
+        let i = inst(ShowAs::Busy, Sensitivity::Normal);
+        let t = |s: &str| s.parse::<Timestamp>().unwrap_or(Timestamp::UNIX_EPOCH);
+        assert!(i.overlaps(t("2026-01-05T09:30:00Z"), t("2026-01-05T11:00:00Z")));
+        assert!(!i.overlaps(t("2026-01-05T10:00:00Z"), t("2026-01-05T11:00:00Z")));
+        assert!(!i.overlaps(t("2026-01-05T08:00:00Z"), t("2026-01-05T09:00:00Z")));
+    }
+}

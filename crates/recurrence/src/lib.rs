@@ -9,13 +9,36 @@
 //!
 //! No I/O happens here.
 //!
+//! ```
+//! use calgate_recurrence::{DayOfWeek, Pattern, PatternType, Range, RangeKind, Recurrence};
+//! use jiff::{civil::date, civil::time, tz::TimeZone, SignedDuration, Timestamp};
+//!
+//! let mut pattern = Pattern::new(PatternType::Weekly, 1);
+//! pattern.days_of_week = vec![DayOfWeek::Monday];
+//! let rec = Recurrence {
+//!     pattern,
+//!     range: Range { start_date: date(2024, 3, 4), kind: RangeKind::Numbered(2), recurrence_time_zone: None },
+//! };
+//! assert_eq!(rec.to_rrule(), "FREQ=WEEKLY;INTERVAL=1;BYDAY=MO;WKST=SU;COUNT=2");
+//! let tz = TimeZone::get("America/New_York").unwrap();
+//! let occ = rec.expand(time(9, 0, 0, 0), SignedDuration::from_mins(30), &tz,
+//!                      Timestamp::MIN, Timestamp::MAX).unwrap();
+//! // 09:00 local on both sides of the DST change: 14:00Z, then 13:00Z.
+//! assert_eq!(occ[0].start.timestamp().to_string(), "2024-03-04T14:00:00Z");
+//! assert_eq!(occ[1].start.timestamp().to_string(), "2024-03-11T13:00:00Z");
+//! ```
+//!
 //! # Semantics choices
 //!
-//! * **Missing days are skipped.** `absoluteMonthly` day 31 yields nothing in months with 30
-//!   days or fewer; `absoluteYearly` February 29 only yields in leap years; an impossible date
-//!   such as February 30 yields no occurrence at all (the search gives up after a full
-//!   400-year Gregorian cycle without a match, so it always terminates). This matches RFC 5545
-//!   (`BYMONTHDAY`) so the `RRULE` conversion is exact.
+//! * **Missing days are skipped** (the behaviour specified for this crate). `absoluteMonthly`
+//!   day 31 yields nothing in months with 30 days or fewer; `absoluteYearly` February 29 only
+//!   yields in leap years; an impossible date such as February 30 yields no occurrence at all
+//!   (the search gives up after a full 400-year Gregorian cycle without a match, so it always
+//!   terminates). This is RFC 5545's `BYMONTHDAY` rule, so the `RRULE` conversion is exact.
+//!   Caveat: Microsoft's EWS reference for `AbsoluteMonthlyRecurrence/DayOfMonth` says
+//!   instead that "the last day of the month is assumed" when the month is shorter; if a
+//!   real tenant confirms that for Graph, the clamp is expressible in RFC 5545 as
+//!   `BYMONTHDAY=28,29,30,31;BYSETPOS=-1` and can be added as a policy.
 //! * **Series start.** The first occurrence is the first date on or after `range.startDate`
 //!   that matches the pattern; `startDate` itself is not an occurrence unless it matches.
 //! * **Weekly alignment.** Weeks begin on `firstDayOfWeek`; the week containing `startDate`
@@ -43,7 +66,7 @@ mod rrule;
 pub use jiff::civil::Weekday;
 
 /// Graph `recurrencePatternType`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum PatternType {
     /// Every `interval` days.
@@ -81,7 +104,7 @@ impl fmt::Display for PatternType {
 }
 
 /// Graph `weekIndex`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum WeekIndex {
     /// The first matching day of the month.
@@ -123,7 +146,7 @@ impl WeekIndex {
 }
 
 /// Graph `dayOfWeek`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum DayOfWeek {
     /// Sunday.
@@ -377,7 +400,7 @@ pub enum Error {
     Parse(String),
     /// Date arithmetic left the supported range of dates.
     #[error("date or time out of range: {0}")]
-    Range(#[from] jiff::Error),
+    DateTime(#[from] jiff::Error),
 }
 
 fn invalid(msg: impl Into<String>) -> Error {
@@ -404,7 +427,7 @@ impl Recurrence {
         );
         if yearly && !(1..=12).contains(&p.month) {
             return Err(invalid(format!(
-                "month {} is out of range (1-12); it is required for a {} pattern",
+                "month {} is out of range (1-12); pattern type {} requires a month",
                 p.month, p.kind
             )));
         }
@@ -414,7 +437,7 @@ impl Recurrence {
         );
         if absolute && !(1..=31).contains(&p.day_of_month) {
             return Err(invalid(format!(
-                "dayOfMonth {} is out of range (1-31); it is required for a {} pattern",
+                "dayOfMonth {} is out of range (1-31); pattern type {} requires a day of the month",
                 p.day_of_month, p.kind
             )));
         }
@@ -424,7 +447,7 @@ impl Recurrence {
         );
         if needs_days && p.days_of_week.is_empty() {
             return Err(invalid(format!(
-                "daysOfWeek must list at least one day for a {} pattern",
+                "daysOfWeek must list at least one day for pattern type {}",
                 p.kind
             )));
         }
@@ -492,9 +515,7 @@ impl Recurrence {
         }
         // Occurrences ending after window_start start after window_start - duration. Local
         // dates are padded by a day on both sides to absorb offsets and DST shifts.
-        let earliest = window_start
-            .checked_sub(duration)
-            .unwrap_or(Timestamp::MIN);
+        let earliest = window_start.checked_sub(duration).unwrap_or(Timestamp::MIN);
         let from = earliest
             .to_zoned(tz.clone())
             .date()
@@ -514,7 +535,8 @@ impl Recurrence {
             let end = start.checked_add(duration)?;
             let st = start.timestamp();
             let et = end.timestamp();
-            let overlaps = st < window_end && (et > window_start || (st == et && st == window_start));
+            let overlaps =
+                st < window_end && (et > window_start || (st == et && st == window_start));
             if overlaps {
                 out.push(Occurrence { date, start, end });
             }
@@ -704,16 +726,16 @@ impl Recurrence {
 fn nth_weekday_in_month(y: i16, m: i8, days: &[DayOfWeek], index: WeekIndex) -> Option<Date> {
     let first = Date::new(y, m, 1).ok()?;
     let n = first.days_in_month();
-    let matches = (1..=n).filter_map(|d| {
+    let mut matches = (1..=n).filter_map(|d| {
         let date = Date::new(y, m, d).ok()?;
         days.contains(&DayOfWeek::from(date.weekday()))
             .then_some(date)
     });
     match index {
-        WeekIndex::Last => matches.last(),
+        WeekIndex::Last => matches.next_back(),
         other => {
             let pos = usize::try_from(other.to_setpos() - 1).ok()?;
-            matches.into_iter().nth(pos)
+            matches.nth(pos)
         }
     }
 }

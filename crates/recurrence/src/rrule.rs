@@ -135,9 +135,9 @@ fn parse_parts(rrule: &str) -> Result<Parts, Error> {
                 });
             }
             "INTERVAL" => {
-                let n: u32 = value
-                    .parse()
-                    .map_err(|_| parse_err(format!("INTERVAL={value} is not a positive integer")))?;
+                let n: u32 = value.parse().map_err(|_| {
+                    parse_err(format!("INTERVAL={value} is not a positive integer"))
+                })?;
                 if n == 0 {
                     return Err(parse_err("INTERVAL must be at least 1"));
                 }
@@ -166,11 +166,10 @@ fn parse_parts(rrule: &str) -> Result<Parts, Error> {
                     let ord = if ord.is_empty() {
                         None
                     } else {
-                        let n: i32 = ord
-                            .strip_prefix('+')
-                            .unwrap_or(ord)
-                            .parse()
-                            .map_err(|_| parse_err(format!("BYDAY value {v:?} has a bad ordinal")))?;
+                        let n: i32 =
+                            ord.strip_prefix('+').unwrap_or(ord).parse().map_err(|_| {
+                                parse_err(format!("BYDAY value {v:?} has a bad ordinal"))
+                            })?;
                         if n == 0 || !(-53..=53).contains(&n) {
                             return Err(parse_err(format!("BYDAY value {v:?} has a bad ordinal")));
                         }
@@ -200,7 +199,9 @@ fn parse_parts(rrule: &str) -> Result<Parts, Error> {
                 )));
             }
             _ => {
-                return Err(unsupported(format!("{key}={value} (unknown or extension part)")));
+                return Err(unsupported(format!(
+                    "{key}={value} (unknown or extension part)"
+                )));
             }
         }
     }
@@ -318,7 +319,11 @@ fn pattern_from_parts(parts: &Parts, dtstart: Date) -> Result<Pattern, Error> {
     let freq = parts.freq.ok_or_else(|| parse_err("FREQ is required"))?;
     match freq {
         Freq::Daily | Freq::Weekly => {
-            let name = if freq == Freq::Daily { "DAILY" } else { "WEEKLY" };
+            let name = if freq == Freq::Daily {
+                "DAILY"
+            } else {
+                "WEEKLY"
+            };
             if !parts.bymonth.is_empty() {
                 return Err(unsupported(format!("BYMONTH in a {name} rule")));
             }
@@ -500,7 +505,12 @@ impl Recurrence {
         match p.kind {
             PatternType::Daily => {}
             PatternType::Weekly => {
-                let _ = write!(s, ";BYDAY={};WKST={}", days(), p.first_day_of_week.ical_code());
+                let _ = write!(
+                    s,
+                    ";BYDAY={};WKST={}",
+                    days(),
+                    p.first_day_of_week.ical_code()
+                );
             }
             PatternType::AbsoluteMonthly => {
                 let _ = write!(s, ";BYMONTHDAY={}", p.day_of_month);
@@ -543,24 +553,30 @@ impl Recurrence {
             (Some(n), _) => RangeKind::Numbered(n),
             (None, Some(Until::Date(d))) => RangeKind::EndDate(d),
             (None, Some(Until::Floating(dt))) => RangeKind::EndDate(dt.date()),
-            (None, Some(Until::Utc(ts))) => {
-                RangeKind::EndDate(ts.to_zoned(TimeZone::UTC).date())
-            }
+            (None, Some(Until::Utc(ts))) => RangeKind::EndDate(ts.to_zoned(TimeZone::UTC).date()),
             (None, None) => RangeKind::NoEnd,
         };
         Self::finish(pattern, dtstart_date, kind, None)
     }
 
-    /// Parses an `RRULE` value for a series whose first occurrence is `dtstart` (local date,
-    /// wall-clock time and zone). `UNTIL` is exact: the end date is the last local date whose
-    /// occurrence (at `dtstart`'s wall-clock time in its zone) starts at or before `UNTIL`
-    /// (a UTC value is an instant; a floating value is read in the zone; a date is the
-    /// inclusive end date). `recurrenceTimeZone` is set to the zone's IANA name if it has one.
+    /// Parses an `RRULE` value for a series whose first occurrence is `dtstart`; same as
+    /// [`Recurrence::from_rrule_local`] with `dtstart`'s civil date-time and zone. (For a
+    /// DTSTART that fell into a DST gap, the `Zoned` holds the shifted wall-clock time; use
+    /// `from_rrule_local` with the nominal time instead.)
     pub fn from_rrule_zoned(rrule: &str, dtstart: &Zoned) -> Result<Self, Error> {
+        Self::from_rrule_local(rrule, dtstart.datetime(), dtstart.time_zone())
+    }
+
+    /// Parses an `RRULE` value for a series whose first occurrence is at the local
+    /// (wall-clock) date-time `dtstart` in `tz`. `UNTIL` is exact: the end date is the last
+    /// local date whose occurrence (at `dtstart`'s wall-clock time, resolved in `tz` as
+    /// [`Recurrence::expand`] does) starts at or before `UNTIL`. A UTC value is an instant, a
+    /// floating value is read in `tz`, and a date is the inclusive end date.
+    /// `recurrenceTimeZone` is set to the zone's IANA name if it has one.
+    pub fn from_rrule_local(rrule: &str, dtstart: DateTime, tz: &TimeZone) -> Result<Self, Error> {
         let parts = parse_parts(rrule)?;
         let start_date = dtstart.date();
         let pattern = pattern_from_parts(&parts, start_date)?;
-        let tz = dtstart.time_zone();
         let until_instant = |ts: Timestamp| -> Result<Date, Error> {
             let local = ts.to_zoned(tz.clone()).date();
             let occ = local
@@ -592,12 +608,12 @@ impl Recurrence {
         kind: RangeKind,
         recurrence_time_zone: Option<String>,
     ) -> Result<Self, Error> {
-        if let RangeKind::EndDate(end) = kind {
-            if end < start_date {
-                return Err(Error::Invalid(format!(
-                    "UNTIL ({end}) is before the first possible occurrence on {start_date}"
-                )));
-            }
+        if let RangeKind::EndDate(end) = kind
+            && end < start_date
+        {
+            return Err(Error::Invalid(format!(
+                "UNTIL ({end}) is before the first possible occurrence on {start_date}"
+            )));
         }
         let rec = Recurrence {
             pattern,

@@ -1,8 +1,8 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use jiff::civil::{date, time};
 use DayOfWeek::*;
+use jiff::civil::{date, time};
 
 fn rec(p: Pattern, start: Date, kind: RangeKind) -> Recurrence {
     Recurrence {
@@ -65,10 +65,19 @@ fn tz(name: &str) -> TimeZone {
 
 #[test]
 fn daily_every_third_day() {
-    let r = rec(pat(PatternType::Daily, 3), date(2024, 1, 30), RangeKind::Numbered(4));
+    let r = rec(
+        pat(PatternType::Daily, 3),
+        date(2024, 1, 30),
+        RangeKind::Numbered(4),
+    );
     assert_eq!(
         r.dates(date(2030, 1, 1)).unwrap(),
-        vec![date(2024, 1, 30), date(2024, 2, 2), date(2024, 2, 5), date(2024, 2, 8)]
+        vec![
+            date(2024, 1, 30),
+            date(2024, 2, 2),
+            date(2024, 2, 5),
+            date(2024, 2, 8)
+        ]
     );
 }
 
@@ -81,17 +90,31 @@ fn daily_across_leap_day() {
     );
     assert_eq!(
         r.dates(date(2030, 1, 1)).unwrap(),
-        vec![date(2024, 2, 27), date(2024, 2, 28), date(2024, 2, 29), date(2024, 3, 1)]
+        vec![
+            date(2024, 2, 27),
+            date(2024, 2, 28),
+            date(2024, 2, 29),
+            date(2024, 3, 1)
+        ]
     );
 }
 
 #[test]
 fn weekly_skips_days_before_start_in_week_zero() {
     // 2024-01-03 is a Wednesday; Monday of that week is before the start.
-    let r = rec(weekly(1, &[Monday, Friday]), date(2024, 1, 3), RangeKind::Numbered(4));
+    let r = rec(
+        weekly(1, &[Monday, Friday]),
+        date(2024, 1, 3),
+        RangeKind::Numbered(4),
+    );
     assert_eq!(
         r.dates(date(2030, 1, 1)).unwrap(),
-        vec![date(2024, 1, 5), date(2024, 1, 8), date(2024, 1, 12), date(2024, 1, 15)]
+        vec![
+            date(2024, 1, 5),
+            date(2024, 1, 8),
+            date(2024, 1, 12),
+            date(2024, 1, 15)
+        ]
     );
 }
 
@@ -104,7 +127,12 @@ fn weekly_interval_two_aligns_on_first_day_of_week() {
     let r = rec(p.clone(), date(2024, 1, 6), RangeKind::Numbered(4));
     assert_eq!(
         r.dates(date(2030, 1, 1)).unwrap(),
-        vec![date(2024, 1, 6), date(2024, 1, 15), date(2024, 1, 20), date(2024, 1, 29)]
+        vec![
+            date(2024, 1, 6),
+            date(2024, 1, 15),
+            date(2024, 1, 20),
+            date(2024, 1, 29)
+        ]
     );
     // With weeks starting Monday, week 0 is Jan 1 – Jan 7; the next used week starts Jan 15
     // as well, but with Saturday Jan 6 in week 0 and Monday Jan 15 in week 2.
@@ -112,7 +140,12 @@ fn weekly_interval_two_aligns_on_first_day_of_week() {
     let r = rec(p.clone(), date(2024, 1, 6), RangeKind::Numbered(4));
     assert_eq!(
         r.dates(date(2030, 1, 1)).unwrap(),
-        vec![date(2024, 1, 6), date(2024, 1, 15), date(2024, 1, 20), date(2024, 1, 29)]
+        vec![
+            date(2024, 1, 6),
+            date(2024, 1, 15),
+            date(2024, 1, 20),
+            date(2024, 1, 29)
+        ]
     );
     // Start Sunday Jan 7: with Sunday weeks, week 0 is Jan 7 – 13 (Mon Jan 8 is in it);
     // with Monday weeks, week 0 is Jan 1 – 7 and the next used week is Jan 15 – 21.
@@ -150,7 +183,11 @@ fn weekly_days_ordered_from_first_day_of_week() {
 
 #[test]
 fn absolute_monthly_skips_months_without_the_day() {
-    let r = rec(abs_monthly(1, 31), date(2024, 1, 15), RangeKind::Numbered(5));
+    let r = rec(
+        abs_monthly(1, 31),
+        date(2024, 1, 15),
+        RangeKind::Numbered(5),
+    );
     assert_eq!(
         r.dates(date(2030, 1, 1)).unwrap(),
         vec![
@@ -161,12 +198,20 @@ fn absolute_monthly_skips_months_without_the_day() {
             date(2024, 8, 31)
         ]
     );
-    let r = rec(abs_monthly(1, 29), date(2023, 1, 30), RangeKind::Numbered(3));
+    let r = rec(
+        abs_monthly(1, 29),
+        date(2023, 1, 30),
+        RangeKind::Numbered(3),
+    );
     assert_eq!(
         r.dates(date(2030, 1, 1)).unwrap(),
         vec![date(2023, 3, 29), date(2023, 4, 29), date(2023, 5, 29)]
     );
-    let r = rec(abs_monthly(1, 29), date(2024, 1, 30), RangeKind::Numbered(2));
+    let r = rec(
+        abs_monthly(1, 29),
+        date(2024, 1, 30),
+        RangeKind::Numbered(2),
+    );
     assert_eq!(
         r.dates(date(2030, 1, 1)).unwrap(),
         vec![date(2024, 2, 29), date(2024, 3, 29)]
@@ -182,7 +227,11 @@ fn absolute_monthly_interval_counts_from_start_month() {
         vec![date(2024, 8, 31), date(2024, 10, 31), date(2024, 12, 31)]
     );
     // Every 12 months on the 31st from April never matches and must terminate.
-    let r = rec(abs_monthly(12, 31), date(2024, 4, 1), RangeKind::Numbered(3));
+    let r = rec(
+        abs_monthly(12, 31),
+        date(2024, 4, 1),
+        RangeKind::Numbered(3),
+    );
     assert!(r.dates(Date::MAX).unwrap().is_empty());
 }
 
@@ -200,7 +249,11 @@ fn relative_monthly_single_and_set() {
     );
     // First weekday of the month (index applies to the set).
     let r = rec(
-        rel_monthly(1, &[Monday, Tuesday, Wednesday, Thursday, Friday], WeekIndex::First),
+        rel_monthly(
+            1,
+            &[Monday, Tuesday, Wednesday, Thursday, Friday],
+            WeekIndex::First,
+        ),
         date(2024, 6, 1),
         RangeKind::Numbered(3),
     );
@@ -231,7 +284,11 @@ fn relative_monthly_last() {
     );
     // Last weekday of the month, every 3 months.
     let r = rec(
-        rel_monthly(3, &[Monday, Tuesday, Wednesday, Thursday, Friday], WeekIndex::Last),
+        rel_monthly(
+            3,
+            &[Monday, Tuesday, Wednesday, Thursday, Friday],
+            WeekIndex::Last,
+        ),
         date(2024, 1, 1),
         RangeKind::Numbered(3),
     );
@@ -258,19 +315,31 @@ fn relative_monthly_first_occurrence_on_or_after_start() {
 
 #[test]
 fn absolute_yearly_leap_day_only_in_leap_years() {
-    let r = rec(abs_yearly(1, 2, 29), date(2023, 1, 1), RangeKind::Numbered(3));
+    let r = rec(
+        abs_yearly(1, 2, 29),
+        date(2023, 1, 1),
+        RangeKind::Numbered(3),
+    );
     assert_eq!(
         r.dates(date(2040, 1, 1)).unwrap(),
         vec![date(2024, 2, 29), date(2028, 2, 29), date(2032, 2, 29)]
     );
     // 2100 is not a leap year.
-    let r = rec(abs_yearly(4, 2, 29), date(2096, 1, 1), RangeKind::Numbered(2));
+    let r = rec(
+        abs_yearly(4, 2, 29),
+        date(2096, 1, 1),
+        RangeKind::Numbered(2),
+    );
     assert_eq!(
         r.dates(date(2200, 1, 1)).unwrap(),
         vec![date(2096, 2, 29), date(2104, 2, 29)]
     );
     // Interval 4 from an odd year never hits a leap year: terminates, empty.
-    let r = rec(abs_yearly(4, 2, 29), date(2021, 1, 1), RangeKind::Numbered(2));
+    let r = rec(
+        abs_yearly(4, 2, 29),
+        date(2021, 1, 1),
+        RangeKind::Numbered(2),
+    );
     assert!(r.dates(Date::MAX).unwrap().is_empty());
 }
 
@@ -280,14 +349,22 @@ fn absolute_yearly_impossible_dates_terminate() {
         let r = rec(abs_yearly(1, m, d), date(2024, 1, 1), RangeKind::NoEnd);
         r.validate().unwrap();
         assert!(r.dates(Date::MAX).unwrap().is_empty(), "{m}/{d}");
-        let r = rec(abs_yearly(1, m, d), date(2024, 1, 1), RangeKind::Numbered(5));
+        let r = rec(
+            abs_yearly(1, m, d),
+            date(2024, 1, 1),
+            RangeKind::Numbered(5),
+        );
         assert!(r.dates(Date::MAX).unwrap().is_empty(), "{m}/{d}");
     }
 }
 
 #[test]
 fn absolute_yearly_interval() {
-    let r = rec(abs_yearly(2, 7, 4), date(2024, 7, 5), RangeKind::Numbered(2));
+    let r = rec(
+        abs_yearly(2, 7, 4),
+        date(2024, 7, 5),
+        RangeKind::Numbered(2),
+    );
     // 2024-07-04 is before the start; the next year used is 2026.
     assert_eq!(
         r.dates(date(2040, 1, 1)).unwrap(),
@@ -345,9 +422,18 @@ fn ranges_end_date_inclusive_numbered_no_end() {
 
 #[test]
 fn numbered_counts_occurrences_before_window() {
-    let r = rec(pat(PatternType::Daily, 1), date(2024, 1, 1), RangeKind::Numbered(10));
-    let got = r.dates_between(date(2024, 1, 8), date(2024, 12, 31)).unwrap();
-    assert_eq!(got, vec![date(2024, 1, 8), date(2024, 1, 9), date(2024, 1, 10)]);
+    let r = rec(
+        pat(PatternType::Daily, 1),
+        date(2024, 1, 1),
+        RangeKind::Numbered(10),
+    );
+    let got = r
+        .dates_between(date(2024, 1, 8), date(2024, 12, 31))
+        .unwrap();
+    assert_eq!(
+        got,
+        vec![date(2024, 1, 8), date(2024, 1, 9), date(2024, 1, 10)]
+    );
 }
 
 #[test]
@@ -373,7 +459,12 @@ fn dates_between_skipping_matches_full_walk() {
                 .copied()
                 .filter(|d| *d >= from && *d <= until)
                 .collect();
-            assert_eq!(r.dates_between(from, until).unwrap(), expect, "{:?}", r.pattern);
+            assert_eq!(
+                r.dates_between(from, until).unwrap(),
+                expect,
+                "{:?}",
+                r.pattern
+            );
         }
     }
 }
@@ -388,17 +479,53 @@ fn validation_messages() {
         assert!(e.contains(needle), "{e:?} should contain {needle:?}");
         assert!(r.dates(date(2025, 1, 1)).is_err());
     };
-    check(rec(pat(PatternType::Daily, 0), start, RangeKind::NoEnd), "interval must be at least 1");
-    check(rec(abs_monthly(1, 32), start, RangeKind::NoEnd), "dayOfMonth 32 is out of range");
-    check(rec(abs_monthly(1, 0), start, RangeKind::NoEnd), "dayOfMonth 0 is out of range");
-    check(rec(abs_yearly(1, 13, 1), start, RangeKind::NoEnd), "month 13 is out of range");
-    check(rec(abs_yearly(1, 0, 1), start, RangeKind::NoEnd), "month 0 is out of range");
-    check(rec(rel_yearly(1, 0, &[Monday], WeekIndex::First), start, RangeKind::NoEnd), "month 0");
-    check(rec(weekly(1, &[]), start, RangeKind::NoEnd), "daysOfWeek");
-    check(rec(rel_monthly(1, &[], WeekIndex::Last), start, RangeKind::NoEnd), "daysOfWeek");
-    check(rec(pat(PatternType::Daily, 1), start, RangeKind::Numbered(0)), "numberOfOccurrences");
     check(
-        rec(pat(PatternType::Daily, 1), start, RangeKind::EndDate(date(2023, 12, 31))),
+        rec(pat(PatternType::Daily, 0), start, RangeKind::NoEnd),
+        "interval must be at least 1",
+    );
+    check(
+        rec(abs_monthly(1, 32), start, RangeKind::NoEnd),
+        "dayOfMonth 32 is out of range",
+    );
+    check(
+        rec(abs_monthly(1, 0), start, RangeKind::NoEnd),
+        "dayOfMonth 0 is out of range",
+    );
+    check(
+        rec(abs_yearly(1, 13, 1), start, RangeKind::NoEnd),
+        "month 13 is out of range",
+    );
+    check(
+        rec(abs_yearly(1, 0, 1), start, RangeKind::NoEnd),
+        "month 0 is out of range",
+    );
+    check(
+        rec(
+            rel_yearly(1, 0, &[Monday], WeekIndex::First),
+            start,
+            RangeKind::NoEnd,
+        ),
+        "month 0",
+    );
+    check(rec(weekly(1, &[]), start, RangeKind::NoEnd), "daysOfWeek");
+    check(
+        rec(
+            rel_monthly(1, &[], WeekIndex::Last),
+            start,
+            RangeKind::NoEnd,
+        ),
+        "daysOfWeek",
+    );
+    check(
+        rec(pat(PatternType::Daily, 1), start, RangeKind::Numbered(0)),
+        "numberOfOccurrences",
+    );
+    check(
+        rec(
+            pat(PatternType::Daily, 1),
+            start,
+            RangeKind::EndDate(date(2023, 12, 31)),
+        ),
         "endDate 2023-12-31 is before startDate 2024-01-01",
     );
     // Irrelevant fields are ignored.
@@ -428,11 +555,19 @@ fn weekly_9am_instants(zone: &str, from: Date, weeks: u32) -> Vec<Occurrence> {
 fn weekly_9am_keeps_wall_clock_across_both_transitions() {
     // (zone, a start date, the expected distinct UTC offsets in seconds, in order)
     let cases: [(&str, Date, &[i32]); 4] = [
-        ("America/New_York", date(2024, 2, 20), &[-5 * 3600, -4 * 3600, -5 * 3600]),
+        (
+            "America/New_York",
+            date(2024, 2, 20),
+            &[-5 * 3600, -4 * 3600, -5 * 3600],
+        ),
         ("Europe/London", date(2024, 3, 5), &[0, 3600, 0]),
         ("Europe/Berlin", date(2024, 3, 5), &[3600, 7200, 3600]),
         // Southern hemisphere: DST ends in April, starts in October.
-        ("Australia/Sydney", date(2024, 3, 5), &[11 * 3600, 10 * 3600, 11 * 3600]),
+        (
+            "Australia/Sydney",
+            date(2024, 3, 5),
+            &[11 * 3600, 10 * 3600, 11 * 3600],
+        ),
     ];
     for (zone, from, offsets) in cases {
         let occ = weekly_9am_instants(zone, from, 45);
@@ -451,9 +586,17 @@ fn weekly_9am_keeps_wall_clock_across_both_transitions() {
         // Consecutive occurrences are 7 days apart in local time, not always 168 h apart.
         let gaps: Vec<i64> = occ
             .windows(2)
-            .map(|w| w[1].start.timestamp().duration_since(w[0].start.timestamp()).as_hours())
+            .map(|w| {
+                w[1].start
+                    .timestamp()
+                    .duration_since(w[0].start.timestamp())
+                    .as_hours()
+            })
             .collect();
-        assert!(gaps.contains(&167) && gaps.contains(&169), "{zone}: {gaps:?}");
+        assert!(
+            gaps.contains(&167) && gaps.contains(&169),
+            "{zone}: {gaps:?}"
+        );
     }
 }
 
@@ -469,7 +612,11 @@ fn new_york_weekly_utc_instants() {
 
 #[test]
 fn series_at_0230_on_spring_forward_day() {
-    let r = rec(pat(PatternType::Daily, 1), date(2024, 3, 9), RangeKind::Numbered(3));
+    let r = rec(
+        pat(PatternType::Daily, 1),
+        date(2024, 3, 9),
+        RangeKind::Numbered(3),
+    );
     let tz = tz("America/New_York");
     let occ = r
         .expand(
@@ -493,7 +640,11 @@ fn series_at_0230_on_spring_forward_day() {
 
 #[test]
 fn series_at_0130_on_fall_back_day_takes_earlier_instant() {
-    let r = rec(pat(PatternType::Daily, 1), date(2024, 11, 3), RangeKind::Numbered(1));
+    let r = rec(
+        pat(PatternType::Daily, 1),
+        date(2024, 11, 3),
+        RangeKind::Numbered(1),
+    );
     let tz = tz("America/New_York");
     let occ = r
         .expand(
@@ -512,7 +663,11 @@ fn series_at_0130_on_fall_back_day_takes_earlier_instant() {
 
 #[test]
 fn expand_window_overlap_rules() {
-    let r = rec(pat(PatternType::Daily, 1), date(2024, 1, 1), RangeKind::NoEnd);
+    let r = rec(
+        pat(PatternType::Daily, 1),
+        date(2024, 1, 1),
+        RangeKind::NoEnd,
+    );
     let utc = TimeZone::UTC;
     let one_hour = SignedDuration::from_hours(1);
     let expand = |dur, ws: &str, we: &str| -> Vec<Date> {
@@ -534,12 +689,20 @@ fn expand_window_overlap_rules() {
     );
     // Zero-length at window start counts; at window end does not.
     assert_eq!(
-        expand(SignedDuration::ZERO, "2024-01-02T10:00:00Z", "2024-01-03T10:00:00Z"),
+        expand(
+            SignedDuration::ZERO,
+            "2024-01-02T10:00:00Z",
+            "2024-01-03T10:00:00Z"
+        ),
         vec![date(2024, 1, 2)]
     );
     // Long occurrences that started before the window are included.
     assert_eq!(
-        expand(SignedDuration::from_hours(72), "2024-01-10T00:00:00Z", "2024-01-10T00:00:01Z"),
+        expand(
+            SignedDuration::from_hours(72),
+            "2024-01-10T00:00:00Z",
+            "2024-01-10T00:00:01Z"
+        ),
         vec![date(2024, 1, 7), date(2024, 1, 8), date(2024, 1, 9)]
     );
     // Empty / inverted window, negative duration.
@@ -558,14 +721,18 @@ fn expand_window_overlap_rules() {
 
 #[test]
 fn expand_far_window_of_old_series_is_cheap_and_exact() {
-    let r = rec(pat(PatternType::Daily, 1), date(1900, 1, 1), RangeKind::NoEnd);
+    let r = rec(
+        pat(PatternType::Daily, 1),
+        date(1900, 1, 1),
+        RangeKind::NoEnd,
+    );
     let tz = tz("Europe/Berlin");
     let occ = r
         .expand(
             time(23, 30, 0, 0),
             SignedDuration::from_hours(1),
             &tz,
-            ts("2024-03-31T00:00:00Z"),
+            ts("2024-03-30T23:00:00Z"),
             ts("2024-04-01T00:00:00Z"),
         )
         .unwrap();
@@ -576,7 +743,11 @@ fn expand_far_window_of_old_series_is_cheap_and_exact() {
 
 #[test]
 fn all_day_series() {
-    let r = rec(weekly(1, &[Friday]), date(2024, 1, 1), RangeKind::Numbered(4));
+    let r = rec(
+        weekly(1, &[Friday]),
+        date(2024, 1, 1),
+        RangeKind::Numbered(4),
+    );
     // Fridays Jan 5, 12, 19, 26; 3-day events (Fri-Sun).
     assert_eq!(
         expand_all_day(&r, 3, date(2024, 1, 7), date(2024, 1, 20)).unwrap(),
@@ -614,7 +785,10 @@ fn serde_uses_graph_names() {
     assert_eq!(r.pattern.days_of_week, vec![Monday, Friday]);
     assert_eq!(r.pattern.index, WeekIndex::Last);
     assert_eq!(r.range.kind, RangeKind::EndDate(date(2024, 12, 31)));
-    assert_eq!(r.range.recurrence_time_zone.as_deref(), Some("W. Europe Standard Time"));
+    assert_eq!(
+        r.range.recurrence_time_zone.as_deref(),
+        Some("W. Europe Standard Time")
+    );
     let back = serde_json::to_value(&r).unwrap();
     assert_eq!(back["pattern"]["type"], "relativeMonthly");
     assert_eq!(back["pattern"]["daysOfWeek"][1], "friday");
@@ -629,9 +803,17 @@ fn serde_uses_graph_names() {
     let no_end = r#"{"type":"noEnd","startDate":"2024-01-01","endDate":"0001-01-01"}"#;
     let range: Range = serde_json::from_str(no_end).unwrap();
     assert_eq!(range.kind, RangeKind::NoEnd);
-    assert!(serde_json::from_str::<Range>(r#"{"type":"sometimes","startDate":"2024-01-01"}"#).is_err());
-    assert_eq!(serde_json::to_string(&PatternType::AbsoluteYearly).unwrap(), "\"absoluteYearly\"");
-    assert_eq!(serde_json::to_string(&WeekIndex::Fourth).unwrap(), "\"fourth\"");
+    assert!(
+        serde_json::from_str::<Range>(r#"{"type":"sometimes","startDate":"2024-01-01"}"#).is_err()
+    );
+    assert_eq!(
+        serde_json::to_string(&PatternType::AbsoluteYearly).unwrap(),
+        "\"absoluteYearly\""
+    );
+    assert_eq!(
+        serde_json::to_string(&WeekIndex::Fourth).unwrap(),
+        "\"fourth\""
+    );
 }
 
 #[test]
@@ -639,7 +821,7 @@ fn weekday_conversions_round_trip() {
     for d in DayOfWeek::ALL {
         let w: Weekday = d.into();
         assert_eq!(DayOfWeek::from(w), d);
-        assert_eq!(i8::from(d.sunday_zero_offset()), w.to_sunday_zero_offset());
+        assert_eq!(d.sunday_zero_offset(), w.to_sunday_zero_offset());
         assert_eq!(DayOfWeek::from_ical_code(d.ical_code()), Some(d));
     }
 }
