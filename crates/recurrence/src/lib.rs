@@ -104,7 +104,9 @@ impl fmt::Display for PatternType {
 }
 
 /// Graph `weekIndex`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum WeekIndex {
     /// The first matching day of the month.

@@ -6,6 +6,7 @@
 //! `tools/generate.py`, and committed; CI fails when regenerating them changes anything.
 #![forbid(unsafe_code)]
 
+#[rustfmt::skip]
 mod generated;
 
 use generated::{IANA_TO_WINDOWS, WINDOWS_TO_IANA};
@@ -63,17 +64,32 @@ mod tests {
 
     #[test]
     fn common_zones_map_both_ways() {
-        assert_eq!(windows_to_iana("Pacific Standard Time"), Some("America/Los_Angeles"));
-        assert_eq!(windows_to_iana("W. Europe Standard Time"), Some("Europe/Berlin"));
-        assert_eq!(windows_to_iana("pacific standard time"), Some("America/Los_Angeles"));
-        assert_eq!(iana_to_windows("Europe/Berlin"), Some("W. Europe Standard Time"));
+        assert_eq!(
+            windows_to_iana("Pacific Standard Time"),
+            Some("America/Los_Angeles")
+        );
+        assert_eq!(
+            windows_to_iana("W. Europe Standard Time"),
+            Some("Europe/Berlin")
+        );
+        assert_eq!(
+            windows_to_iana("pacific standard time"),
+            Some("America/Los_Angeles")
+        );
+        assert_eq!(
+            iana_to_windows("Europe/Berlin"),
+            Some("W. Europe Standard Time")
+        );
         assert_eq!(iana_to_windows("US/Eastern"), Some("Eastern Standard Time"));
         assert_eq!(windows_to_iana("Not A Zone"), None);
     }
 
     #[test]
     fn zones_newer_than_cldr_2021a_are_present() {
-        assert_eq!(windows_to_iana("Alberta Standard Time"), Some("America/Edmonton"));
+        assert_eq!(
+            windows_to_iana("Alberta Standard Time"),
+            Some("America/Edmonton")
+        );
     }
 
     #[test]
