@@ -70,19 +70,37 @@ async fn per_request(State(st): State<Arc<SimState>>, req: Request, next: Next) 
         .unwrap_or_else(|| request_id.clone());
     let held: Arc<Mutex<Vec<Box<dyn std::any::Any + Send>>>> = Arc::default();
     let path = req.uri().path().to_owned();
+    let method = req.method().as_str().to_owned();
     let is_control = path.starts_with("/_sim");
+    let is_graph = path.starts_with("/v1.0");
     let ids = (request_id.clone(), client_request_id.clone());
     let mut resp = HELD
-        .scope(held.clone(), REQUEST_IDS.scope(ids, async move {
-            let resp = next.run(req).await;
-            let latency = if is_control { 0 } else { st.settings().latency_ms };
-            let extra = if is_control { 0 } else { st.faults.extra_latency_ms() };
-            if latency + extra > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(latency + extra)).await;
-            }
-            let drop_conn = !is_control && st.faults.take_drop_connection(&path);
-            (resp, drop_conn)
-        }))
+        .scope(
+            held.clone(),
+            REQUEST_IDS.scope(ids, async move {
+                let resp = next.run(req).await;
+                let resp = if is_graph {
+                    graph_shaped(resp).await
+                } else {
+                    resp
+                };
+                let latency = if is_control {
+                    0
+                } else {
+                    st.settings().latency_ms
+                };
+                let extra = if is_control {
+                    0
+                } else {
+                    st.faults.extra_latency_ms()
+                };
+                if latency + extra > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(latency + extra)).await;
+                }
+                let drop_conn = !is_control && st.faults.take_drop_connection(&method, &path);
+                (resp, drop_conn)
+            }),
+        )
         .await;
     drop(held); // releases throttle permits
     let h = resp.0.headers_mut();
@@ -100,11 +118,63 @@ async fn per_request(State(st): State<Arc<SimState>>, req: Request, next: Next) 
         // The server has acted; now the connection breaks before the response arrives.
         let (parts, _) = resp.0.into_parts();
         let broken = futures::stream::once(async {
-            Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other("connection dropped by fault injection"))
+            Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other(
+                "connection dropped by fault injection",
+            ))
         });
         return Response::from_parts(parts, Body::from_stream(broken));
     }
     resp.0.into_response()
+}
+
+/// Makes framework rejections on Graph paths (body too large, 405, unreadable body, axum's
+/// 422 for mistyped JSON) Graph-shaped: `{"error":{"code","message","innerError"}}`.
+async fn graph_shaped(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_owned();
+    let (status, code, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            status,
+            "RequestEntityTooLarge",
+            "The request body is too large.".to_owned(),
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            status,
+            "Request_BadRequest",
+            "Specified HTTP method is not allowed for the request target.".to_owned(),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.".to_owned(),
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => (
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            if text.is_empty() { "Invalid request.".to_owned() } else { text },
+        ),
+        s if s.is_server_error() => (s, "generalException", "An unspecified error has occurred.".to_owned()),
+        s => (s, "BadRequest", if text.is_empty() { "Invalid request.".to_owned() } else { text }),
+    };
+    let mut out = GraphError::new(status, code, message).into_response();
+    for (k, v) in &parts.headers {
+        if k != axum::http::header::CONTENT_TYPE && k != axum::http::header::CONTENT_LENGTH {
+            out.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    out
 }
 
 /// TLS material generated for `--tls`.
@@ -124,7 +194,11 @@ pub fn generate_tls() -> Result<TlsMaterial, crate::SimError> {
         .distinguished_name
         .push(DnType::CommonName, "calgate sim local CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let ca_cert = ca_params.self_signed(&ca_key).map_err(tls)?;
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
 
@@ -184,11 +258,15 @@ pub(crate) async fn serve(
             match acceptor {
                 Some(acc) => {
                     if let Ok(tls_stream) = acc.accept(stream).await {
-                        let _ = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), svc).await;
+                        let _ = builder
+                            .serve_connection_with_upgrades(TokioIo::new(tls_stream), svc)
+                            .await;
                     }
                 }
                 None => {
-                    let _ = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await;
+                    let _ = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                        .await;
                 }
             }
         });
