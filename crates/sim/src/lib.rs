@@ -20,8 +20,8 @@ pub mod control_apps;
 pub mod control_directory;
 pub mod control_events;
 pub mod control_faults;
-pub mod expand;
 pub mod error;
+pub mod expand;
 pub mod faults;
 pub mod graph;
 pub mod identity;
@@ -124,41 +124,7 @@ impl SimHandle {
     /// The `--credentials-out` document:
     /// `{"tenant_id","authority","graph_url","ews_url","ca_cert_pem"?,"apps":[…],"mailboxes":[…]}`.
     pub fn credentials(&self) -> serde_json::Value {
-        let tenant_id = self.tenant_id();
-        let apps: Vec<serde_json::Value> = state::lock(&self.state.published)
-            .iter()
-            .map(|a| {
-                serde_json::json!({"name": a.name, "client_id": a.client_id,
-                    "client_secret": a.client_secret, "roles": a.roles})
-            })
-            .collect();
-        let mailboxes: Vec<serde_json::Value> = {
-            let dir = self.state.dir();
-            dir.tenants
-                .first()
-                .map(|t| {
-                    t.users()
-                        .filter(|u| u.has_mailbox)
-                        .map(|u| {
-                            serde_json::json!({"address": u.mail, "kind": u.kind,
-                                "display_name": u.display_name})
-                        })
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let mut doc = serde_json::json!({
-            "tenant_id": tenant_id,
-            "authority": format!("{}/{}", self.base_url, tenant_id),
-            "graph_url": format!("{}/v1.0", self.base_url),
-            "ews_url": format!("{}/EWS/Exchange.asmx", self.base_url),
-            "apps": apps,
-            "mailboxes": mailboxes,
-        });
-        if let Some(pem) = &self.ca_cert_pem {
-            doc["ca_cert_pem"] = serde_json::Value::String(pem.clone());
-        }
-        doc
+        seed::credentials_document(&self.state, &self.base_url, self.ca_cert_pem.as_deref())
     }
 
     /// Stops accepting connections and waits for the accept loop to end.
@@ -216,6 +182,9 @@ pub async fn start(opts: SimOptions) -> Result<SimHandle, SimError> {
     let scheme = if opts.tls { "https" } else { "http" };
     let base_url = format!("{scheme}://{host}:{}", addr.port());
     let _ = state.base_url.set(base_url.clone());
+    if let Some(pem) = &ca_cert_pem {
+        let _ = state.ca_cert_pem.set(pem.clone());
+    }
     let app = server::router(state.clone());
     let (tx, rx) = oneshot::channel();
     let task = tokio::spawn(server::serve(listener, app, tls, rx));

@@ -56,6 +56,8 @@ pub struct SimState {
     pub settings: Mutex<Settings>,
     /// `http://127.0.0.1:port` or `https://localhost:port`, set once the listener is bound.
     pub base_url: OnceLock<String>,
+    /// PEM of the generated CA, with `--tls`.
+    pub ca_cert_pem: OnceLock<String>,
     pub published: Mutex<Vec<PublishedApp>>,
     pub tokens: crate::tokens::TokenState,
     pub throttle: crate::throttle::Throttle,
@@ -70,6 +72,7 @@ impl SimState {
             clock_offset_s: AtomicI64::new(0),
             settings: Mutex::new(settings),
             base_url: OnceLock::new(),
+            ca_cert_pem: OnceLock::new(),
             published: Mutex::new(Vec::new()),
             tokens: crate::tokens::TokenState::new(),
             throttle: crate::throttle::Throttle::default(),
