@@ -1,0 +1,356 @@
+//! The domain types of the store's API. No database types appear here: a PostgreSQL backend
+//! implements the same trait over the same types.
+
+use std::fmt;
+
+use calgate_core::{Instance, MailboxKind, Person, PrivacyPolicy, Sensitivity, ShowAs};
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// A store-assigned connection id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ConnectionId(pub i64);
+
+/// A store-assigned credential id (unique across connections).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CredentialId(pub i64);
+
+/// A store-assigned mailbox id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MailboxId(pub i64);
+
+macro_rules! display_id {
+    ($($t:ty),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+    )*};
+}
+display_id!(ConnectionId, CredentialId, MailboxId);
+
+/// A decrypted secret (client secret value, PEM private key, refresh token). `Debug` and
+/// `Display` print `<redacted>`; [`SecretString::expose`] is the one way to the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn new(value: impl Into<String>) -> SecretString {
+        SecretString(value.into())
+    }
+
+    /// The secret itself: hand it to the token client, never to a log.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl From<String> for SecretString {
+    fn from(value: String) -> SecretString {
+        SecretString(value)
+    }
+}
+
+/// How an app proves its identity to Entra ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CredentialKind {
+    /// A client secret: `secret` is its value.
+    Secret,
+    /// A certificate: `secret` is the PEM private key, `certificate_pem` the public certificate.
+    Certificate,
+}
+
+impl CredentialKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialKind::Secret => "secret",
+            CredentialKind::Certificate => "certificate",
+        }
+    }
+}
+
+/// A credential to add to a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCredential {
+    pub kind: CredentialKind,
+    /// The client secret's value, or the certificate's PEM private key. Sealed at rest.
+    pub secret: SecretString,
+    /// The public certificate (PEM), for certificate credentials. Stored in plain text.
+    pub certificate_pem: Option<String>,
+    /// The secret's ID in Entra ID, or the certificate's thumbprint, when known.
+    pub key_id: Option<String>,
+    pub expires_at: Option<Timestamp>,
+}
+
+impl NewCredential {
+    pub fn secret(value: impl Into<String>, expires_at: Option<Timestamp>) -> NewCredential {
+        NewCredential {
+            kind: CredentialKind::Secret,
+            secret: SecretString::new(value),
+            certificate_pem: None,
+            key_id: None,
+            expires_at,
+        }
+    }
+
+    pub fn certificate(
+        private_key_pem: impl Into<String>,
+        certificate_pem: impl Into<String>,
+        expires_at: Option<Timestamp>,
+    ) -> NewCredential {
+        NewCredential {
+            kind: CredentialKind::Certificate,
+            secret: SecretString::new(private_key_pem),
+            certificate_pem: Some(certificate_pem.into()),
+            key_id: None,
+            expires_at,
+        }
+    }
+}
+
+/// A stored credential, its secret decrypted (and redacted in `Debug`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub id: CredentialId,
+    pub kind: CredentialKind,
+    pub secret: SecretString,
+    pub certificate_pem: Option<String>,
+    pub key_id: Option<String>,
+    pub expires_at: Option<Timestamp>,
+    pub added_at: Timestamp,
+}
+
+/// A connection to add: one app registration in one tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewConnection {
+    /// Unique, chosen by the administrator (`calgate connection add NAME`).
+    pub name: String,
+    pub tenant: String,
+    pub client_id: String,
+    /// e.g. `https://login.microsoftonline.com` (the tenant is appended by the client).
+    pub authority: String,
+    /// e.g. `https://graph.microsoft.com/v1.0`.
+    pub graph_url: String,
+    /// The cloud preset's name (`global`, `usgov`, `usgov-dod`, `china`, or `custom`).
+    pub cloud: String,
+    /// Zero or more; two or more during a rotation.
+    pub credentials: Vec<NewCredential>,
+}
+
+/// A stored connection with its credentials, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    pub id: ConnectionId,
+    pub name: String,
+    pub tenant: String,
+    pub client_id: String,
+    pub authority: String,
+    pub graph_url: String,
+    pub cloud: String,
+    pub created_at: Timestamp,
+    /// Newest (`added_at`, then id) first.
+    pub credentials: Vec<Credential>,
+}
+
+/// A mailbox to link to a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMailbox {
+    /// The SMTP address / UPN; unique case-insensitively.
+    pub address: String,
+    /// The connection's name.
+    pub connection: String,
+    pub kind: MailboxKind,
+    /// The host application's id for this person, room or resource.
+    pub external_id: Option<String>,
+    pub privacy: PrivacyPolicy,
+}
+
+/// A linked mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    pub id: MailboxId,
+    /// As it was given when first linked.
+    pub address: String,
+    pub connection_id: ConnectionId,
+    pub connection: String,
+    pub kind: MailboxKind,
+    pub external_id: Option<String>,
+    pub privacy: PrivacyPolicy,
+    pub linked_at: Timestamp,
+}
+
+/// A sync window, `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub start: Timestamp,
+    pub end: Timestamp,
+}
+
+/// Where incremental sync resumes: the deltaLink and the window it was started for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// Opaque; may embed a token. Not a credential, but not for logs either.
+    pub delta_link: String,
+    pub window_start: Timestamp,
+    pub window_end: Timestamp,
+    /// When the window was last re-based (the initial round counts).
+    pub rebased_at: Timestamp,
+}
+
+/// What a series master looks like, enough to show the series (its occurrences are instances).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeriesMaster {
+    pub exchange_id: String,
+    pub ical_uid: Option<String>,
+    pub subject: Option<String>,
+    pub location: Option<String>,
+    pub organizer: Option<Person>,
+    /// The recurrence as JSON (for example Graph's `patternedRecurrence` converted by the
+    /// recurrence crate); the store does not interpret it.
+    pub recurrence: Option<serde_json::Value>,
+    /// The first occurrence's start and end, when known.
+    pub start: Option<Timestamp>,
+    pub end: Option<Timestamp>,
+    /// IANA zone the series is scheduled in.
+    pub time_zone: Option<String>,
+    pub show_as: Option<ShowAs>,
+    pub sensitivity: Option<Sensitivity>,
+    pub web_link: Option<String>,
+    pub change_key: Option<String>,
+    pub last_modified: Option<Timestamp>,
+}
+
+/// One round's worth of changes to one mailbox, applied atomically by
+/// [`Store::apply_changes`](crate::Store::apply_changes) (or into the shadow set by
+/// [`Store::apply_shadow`](crate::Store::apply_shadow)).
+///
+/// Order of application: `removals`, then `master_removals`, then `upserts`, then `masters`,
+/// then `cursor`. An id both removed and upserted in one set therefore ends up present.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeSet {
+    /// Instances to insert or replace, keyed by `exchange_id` (the mailbox is the argument;
+    /// `Instance::mailbox` is ignored on write and filled with the mailbox's address on read).
+    pub upserts: Vec<Instance>,
+    /// Exchange ids of instances to delete (positive evidence: `@removed`, a 404 on a known id).
+    /// Unknown ids are ignored. Removing a series master's id does not remove its occurrences.
+    pub removals: Vec<String>,
+    /// Series masters to insert or replace.
+    pub masters: Vec<SeriesMaster>,
+    /// Exchange ids of series masters to delete.
+    pub master_removals: Vec<String>,
+    /// The new cursor, stored in the same transaction (for a shadow: the resync's progress).
+    pub cursor: Option<Cursor>,
+}
+
+impl ChangeSet {
+    pub fn is_empty(&self) -> bool {
+        self.upserts.is_empty()
+            && self.removals.is_empty()
+            && self.masters.is_empty()
+            && self.master_removals.is_empty()
+            && self.cursor.is_none()
+    }
+}
+
+/// An instance as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredInstance {
+    /// calgate's id for this instance: assigned when first stored, kept across updates and
+    /// full resyncs (the host application may keep it).
+    pub id: uuid::Uuid,
+    pub mailbox_id: MailboxId,
+    /// `instance.mailbox` is the mailbox's address.
+    pub instance: Instance,
+    /// When this version was written.
+    pub stored_at: Timestamp,
+}
+
+/// A full resync in progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShadowState {
+    pub window: Window,
+    /// The resync's last recorded progress link (the `delta_link` of the `ChangeSet::cursor`
+    /// last given to `apply_shadow`): where an interrupted resync may resume.
+    pub progress_link: Option<String>,
+    pub started_at: Timestamp,
+    /// Instances in the shadow set so far.
+    pub instances: u64,
+}
+
+/// Counters of one sync attempt; [`Store::record_status`](crate::Store::record_status) adds
+/// them to the mailbox's running totals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncCounters {
+    pub rounds: u64,
+    pub requests: u64,
+    pub throttled: u64,
+    pub upserts: u64,
+    pub removals: u64,
+    pub full_resyncs: u64,
+}
+
+/// How a sync attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncOutcome {
+    Success,
+    Failure {
+        /// The error's class (`authentication`, `permission`, `retryable`, …).
+        class: String,
+        /// One line in an administrator's words, with the fix.
+        message: String,
+    },
+}
+
+/// The result of one sync attempt of one mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncStatusUpdate {
+    pub attempted_at: Timestamp,
+    pub outcome: SyncOutcome,
+    /// What the scheduler will do next, in words (`incremental`, `full resync`, `retry`, …).
+    pub next_action: Option<String>,
+    pub next_run_at: Option<Timestamp>,
+    /// How far behind Exchange the stored instances may be.
+    pub lag: Option<SignedDuration>,
+    pub counters: SyncCounters,
+}
+
+/// A mailbox's sync status (mailboxes never attempted have all `None` and zero counters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxStatus {
+    pub mailbox_id: MailboxId,
+    pub address: String,
+    pub connection: String,
+    pub last_attempt: Option<Timestamp>,
+    pub last_success: Option<Timestamp>,
+    /// The last failure's class, message and time; cleared by a success.
+    pub last_error: Option<StatusError>,
+    pub consecutive_failures: u64,
+    pub next_action: Option<String>,
+    pub next_run_at: Option<Timestamp>,
+    pub lag: Option<SignedDuration>,
+    /// Running totals.
+    pub counters: SyncCounters,
+    /// Whether a full resync (shadow) is in progress.
+    pub resync_in_progress: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusError {
+    pub class: String,
+    pub message: String,
+    pub at: Timestamp,
+}

@@ -1,0 +1,1350 @@
+//! The behavioural suite every backend must pass, written against `&dyn Store` only.
+//!
+//! A backend instantiates it with [`store_suite!`]`(module_name, fixture_fn)`, where
+//! `fixture_fn().await` returns a fresh, empty [`Fixture`]. SQLite runs it on a temp file
+//! (tests/store.rs); the PostgreSQL backend will run the same functions on a fresh schema.
+
+use std::any::Any;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use calgate_core::{
+    Instance, InstanceType, MailboxKind, Origin, Person, PrivacyPolicy, Sensitivity, ShowAs, When,
+};
+use calgate_store::*;
+use jiff::{SignedDuration, Timestamp};
+
+/// A fresh store and what it takes to open it again.
+pub struct Fixture {
+    pub store: Arc<dyn Store>,
+    /// Opens the same database again (`open_with(location, …)`).
+    pub location: String,
+    pub key: MasterKey,
+    /// Keeps the backend's resources (temp dir, schema) alive.
+    pub _guard: Box<dyn Any + Send + Sync>,
+}
+
+#[macro_export]
+macro_rules! store_suite {
+    ($backend:ident, $fixture:path) => {
+        mod $backend {
+            $crate::store_suite!(@tests $fixture;
+                connections_crud_with_two_credentials,
+                wrong_master_key_is_an_error_not_garbage,
+                mailboxes_link_unlink_idempotent_and_case_insensitive,
+                instances_round_trip_every_field,
+                apply_changes_is_atomic,
+                shadow_resync_swaps_atomically,
+                abort_shadow_keeps_the_live_set,
+                overlap_query_edges,
+                cursor_round_trip,
+                status_round_trip,
+                unlink_deletes_everything_of_the_mailbox,
+                concurrent_writers,
+            );
+        }
+    };
+    (@tests $fixture:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let f = $fixture().await;
+                $crate::suite::$name(&f).await;
+            }
+        )*
+    };
+}
+
+pub fn t(s: &str) -> Timestamp {
+    s.parse().expect("timestamp")
+}
+
+pub fn new_connection(name: &str, credentials: Vec<NewCredential>) -> NewConnection {
+    NewConnection {
+        name: name.into(),
+        tenant: "contoso.onmicrosoft.com".into(),
+        client_id: "11111111-2222-3333-4444-555555555555".into(),
+        authority: "https://login.microsoftonline.com".into(),
+        graph_url: "https://graph.microsoft.com/v1.0".into(),
+        cloud: "global".into(),
+        credentials,
+    }
+}
+
+pub fn instance(id: &str, start: &str, end: &str) -> Instance {
+    Instance {
+        exchange_id: id.into(),
+        ical_uid: Some(format!("uid-{id}")),
+        mailbox: String::new(),
+        kind: InstanceType::SingleInstance,
+        series_master_id: None,
+        when: When {
+            start: t(start),
+            end: t(end),
+            time_zone: "Europe/Berlin".into(),
+            all_day: None,
+        },
+        show_as: ShowAs::Busy,
+        sensitivity: Sensitivity::Normal,
+        subject: Some(format!("Subject {id}")),
+        location: None,
+        body_preview: None,
+        organizer: None,
+        attendees: Vec::new(),
+        web_link: None,
+        change_key: Some("ck1".into()),
+        last_modified: None,
+        origin: Origin::Exchange,
+    }
+}
+
+pub fn cursor(link: &str) -> Cursor {
+    Cursor {
+        delta_link: link.into(),
+        window_start: t("2026-01-01T00:00:00Z"),
+        window_end: t("2027-01-01T00:00:00Z"),
+        rebased_at: t("2026-01-02T03:04:05.123456Z"),
+    }
+}
+
+const ALL_FROM: &str = "1900-01-01T00:00:00Z";
+const ALL_TO: &str = "2200-01-01T00:00:00Z";
+
+async fn ids(s: &dyn Store, m: MailboxId) -> BTreeSet<String> {
+    s.instances(m, t(ALL_FROM), t(ALL_TO))
+        .await
+        .expect("instances")
+        .into_iter()
+        .map(|i| i.instance.exchange_id)
+        .collect()
+}
+
+fn set(ids: &[&str]) -> BTreeSet<String> {
+    ids.iter().map(|s| s.to_string()).collect()
+}
+
+/// A connection `c` and a linked user mailbox `a@contoso.com`.
+pub async fn mailbox(s: &dyn Store) -> MailboxId {
+    mailbox_named(s, "a@contoso.com").await
+}
+
+pub async fn mailbox_named(s: &dyn Store, address: &str) -> MailboxId {
+    if s.connection("c").await.expect("connection").is_none() {
+        s.add_connection(&new_connection("c", vec![NewCredential::secret("x", None)]))
+            .await
+            .expect("add connection");
+    }
+    s.link_mailbox(&NewMailbox {
+        address: address.into(),
+        connection: "c".into(),
+        kind: MailboxKind::User,
+        external_id: None,
+        privacy: PrivacyPolicy::Full,
+    })
+    .await
+    .expect("link")
+}
+
+pub async fn connections_crud_with_two_credentials(f: &Fixture) {
+    let s = &*f.store;
+    assert!(s.list_connections().await.expect("list").is_empty());
+    let expires = t("2027-06-30T00:00:00Z");
+    let mut cert = NewCredential::certificate(
+        "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----\n",
+        "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n",
+        Some(expires),
+    );
+    cert.key_id = Some("A1B2C3".into());
+    let mut secret = NewCredential::secret("old~secret~value", Some(t("2026-12-31T00:00:00Z")));
+    secret.key_id = Some("secret-id-1".into());
+    let id = s
+        .add_connection(&new_connection("contoso", vec![secret, cert]))
+        .await
+        .expect("add");
+
+    let c = s.connection("contoso").await.expect("get").expect("exists");
+    assert_eq!(c.id, id);
+    assert_eq!(c.tenant, "contoso.onmicrosoft.com");
+    assert_eq!(c.graph_url, "https://graph.microsoft.com/v1.0");
+    assert_eq!(c.cloud, "global");
+    assert_eq!(c.credentials.len(), 2);
+    let by_kind = |k| c.credentials.iter().find(|x| x.kind == k).expect("kind");
+    let sec = by_kind(CredentialKind::Secret);
+    assert_eq!(sec.secret.expose(), "old~secret~value");
+    assert_eq!(sec.key_id.as_deref(), Some("secret-id-1"));
+    assert_eq!(sec.expires_at, Some(t("2026-12-31T00:00:00Z")));
+    assert!(sec.certificate_pem.is_none());
+    let cer = by_kind(CredentialKind::Certificate);
+    assert!(cer.secret.expose().contains("BEGIN PRIVATE KEY"));
+    assert!(
+        cer.certificate_pem
+            .as_deref()
+            .expect("pem")
+            .contains("BEGIN CERTIFICATE")
+    );
+    assert_eq!(cer.expires_at, Some(expires));
+    assert!(
+        !format!("{c:?}").contains("old~secret~value"),
+        "Debug redacts"
+    );
+
+    // Rotation: a third credential, newest first; remove the old secret; record an expiry.
+    let new_id = s
+        .add_credential("contoso", &NewCredential::secret("new~secret", None))
+        .await
+        .expect("add credential");
+    let c = s.connection("contoso").await.expect("get").expect("exists");
+    assert_eq!(c.credentials.len(), 3);
+    assert_eq!(c.credentials[0].id, new_id, "newest first");
+    assert!(
+        s.remove_credential("contoso", sec.id)
+            .await
+            .expect("remove")
+    );
+    assert!(!s.remove_credential("contoso", sec.id).await.expect("again"));
+    assert!(
+        s.set_credential_expiry(new_id, Some(t("2028-01-01T00:00:00Z")))
+            .await
+            .expect("expiry")
+    );
+    let c = s.connection("contoso").await.expect("get").expect("exists");
+    assert_eq!(c.credentials.len(), 2);
+    assert_eq!(c.credentials[0].expires_at, Some(t("2028-01-01T00:00:00Z")));
+    let e = s
+        .add_credential("nope", &NewCredential::secret("x", None))
+        .await
+        .expect_err("unknown connection");
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+
+    // Names are unique; a taken name leaves nothing behind.
+    let e = s
+        .add_connection(&new_connection(
+            "contoso",
+            vec![NewCredential::secret("y", None)],
+        ))
+        .await
+        .expect_err("duplicate");
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert!(e.to_string().contains("already exists"), "{e}");
+    s.add_connection(&new_connection("fabrikam", vec![]))
+        .await
+        .expect("second");
+    let names: Vec<_> = s
+        .list_connections()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|c| (c.name, c.credentials.len()))
+        .collect();
+    assert_eq!(names, vec![("contoso".into(), 2), ("fabrikam".into(), 0)]);
+
+    assert!(s.remove_connection("fabrikam").await.expect("remove"));
+    assert!(!s.remove_connection("fabrikam").await.expect("remove again"));
+    assert!(s.connection("fabrikam").await.expect("get").is_none());
+
+    // A connection with linked mailboxes cannot be removed.
+    s.link_mailbox(&NewMailbox {
+        address: "room1@contoso.com".into(),
+        connection: "contoso".into(),
+        kind: MailboxKind::Room,
+        external_id: None,
+        privacy: PrivacyPolicy::BusyOnly,
+    })
+    .await
+    .expect("link");
+    let e = s.remove_connection("contoso").await.expect_err("in use");
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert!(e.to_string().contains("unlink"), "{e}");
+    assert!(s.unlink_mailbox("room1@contoso.com").await.expect("unlink"));
+    assert!(s.remove_connection("contoso").await.expect("remove"));
+    assert!(s.list_connections().await.expect("list").is_empty());
+}
+
+pub async fn wrong_master_key_is_an_error_not_garbage(f: &Fixture) {
+    let s = &*f.store;
+    s.add_connection(&new_connection(
+        "c",
+        vec![NewCredential::secret("s3cret", None)],
+    ))
+    .await
+    .expect("add");
+    let (other, _) = MasterKey::generate().expect("key");
+    let e = open_with(
+        &f.location,
+        OpenOptions {
+            master_key: Some(other),
+            ..Default::default()
+        },
+    )
+    .await
+    .err()
+    .expect("wrong key refused");
+    assert_eq!(e.kind(), ErrorKind::MasterKey);
+    let msg = e.to_string();
+    assert!(msg.contains("master key does not match"), "{msg}");
+    assert!(!msg.contains('\n'), "one line: {msg}");
+
+    // The right key still opens it, and the secret is intact.
+    let again = open_with(
+        &f.location,
+        OpenOptions {
+            master_key: Some(f.key.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("right key");
+    let c = again.connection("c").await.expect("get").expect("exists");
+    assert_eq!(c.credentials[0].secret.expose(), "s3cret");
+}
+
+pub async fn mailboxes_link_unlink_idempotent_and_case_insensitive(f: &Fixture) {
+    let s = &*f.store;
+    s.add_connection(&new_connection("c", vec![]))
+        .await
+        .expect("add");
+    s.add_connection(&new_connection("d", vec![]))
+        .await
+        .expect("add");
+    let m = |address: &str, connection: &str, kind, privacy| NewMailbox {
+        address: address.into(),
+        connection: connection.into(),
+        kind,
+        external_id: Some("ext-1".into()),
+        privacy,
+    };
+    let id = s
+        .link_mailbox(&m(
+            "Alex.Wilber@Contoso.com",
+            "c",
+            MailboxKind::User,
+            PrivacyPolicy::Full,
+        ))
+        .await
+        .expect("link");
+    // Again, differently cased, with new attributes: same id, attributes updated, address kept.
+    let again = s
+        .link_mailbox(&m(
+            " alex.wilber@contoso.COM ",
+            "c",
+            MailboxKind::User,
+            PrivacyPolicy::BusyOnly,
+        ))
+        .await
+        .expect("relink");
+    assert_eq!(id, again);
+    let mb = s
+        .mailbox("ALEX.WILBER@CONTOSO.COM")
+        .await
+        .expect("get")
+        .expect("found case-insensitively");
+    assert_eq!(mb.id, id);
+    assert_eq!(mb.address, "Alex.Wilber@Contoso.com");
+    assert_eq!(mb.connection, "c");
+    assert_eq!(mb.privacy, PrivacyPolicy::BusyOnly);
+    assert_eq!(mb.external_id.as_deref(), Some("ext-1"));
+    assert_eq!(s.list_mailboxes().await.expect("list").len(), 1);
+
+    // Linked elsewhere → conflict; unknown connection → not found.
+    let e = s
+        .link_mailbox(&m(
+            "alex.wilber@contoso.com",
+            "d",
+            MailboxKind::User,
+            PrivacyPolicy::Full,
+        ))
+        .await
+        .expect_err("other connection");
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    let e = s
+        .link_mailbox(&m(
+            "x@contoso.com",
+            "nope",
+            MailboxKind::User,
+            PrivacyPolicy::Full,
+        ))
+        .await
+        .expect_err("unknown connection");
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(e.to_string().contains("calgate connection add"), "{e}");
+
+    let room = s
+        .link_mailbox(&m(
+            "Room1@contoso.com",
+            "d",
+            MailboxKind::Room,
+            PrivacyPolicy::FullIncludingPrivate,
+        ))
+        .await
+        .expect("room");
+    let list = s.list_mailboxes().await.expect("list");
+    assert_eq!(
+        list.iter().map(|m| (m.id, m.kind)).collect::<Vec<_>>(),
+        vec![(id, MailboxKind::User), (room, MailboxKind::Room)],
+        "ordered by address"
+    );
+    assert_eq!(list[1].privacy, PrivacyPolicy::FullIncludingPrivate);
+
+    assert!(
+        s.unlink_mailbox("ALEX.wilber@contoso.com")
+            .await
+            .expect("unlink")
+    );
+    assert!(
+        !s.unlink_mailbox("alex.wilber@contoso.com")
+            .await
+            .expect("unlink again")
+    );
+    assert!(
+        s.mailbox("alex.wilber@contoso.com")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    // Linking after unlinking is a fresh link.
+    let fresh = s
+        .link_mailbox(&m(
+            "alex.wilber@contoso.com",
+            "d",
+            MailboxKind::User,
+            PrivacyPolicy::Full,
+        ))
+        .await
+        .expect("relink elsewhere after unlink");
+    assert_ne!(fresh, id);
+}
+
+pub async fn instances_round_trip_every_field(f: &Fixture) {
+    let s = &*f.store;
+    let mb = mailbox(s).await;
+    let mut full = instance("AAMk-full", "2026-03-29T00:30:00Z", "2026-03-29T02:15:00Z");
+    full.kind = InstanceType::Exception;
+    full.series_master_id = Some("AAMk-master".into());
+    full.show_as = ShowAs::WorkingElsewhere;
+    full.sensitivity = Sensitivity::Confidential;
+    full.location = Some("Room 1 — Ünïcode".into());
+    full.body_preview = Some("line 1\nline 2".into());
+    full.organizer = Some(Person {
+        name: "Adele Vance".into(),
+        address: "adele@contoso.com".into(),
+    });
+    full.attendees = vec![
+        Person {
+            name: "Alex".into(),
+            address: "alex@contoso.com".into(),
+        },
+        Person {
+            name: "Room 1".into(),
+            address: "room1@contoso.com".into(),
+        },
+    ];
+    full.web_link = Some("https://outlook.office365.com/owa/?itemid=AAMk".into());
+    full.last_modified = Some(t("2026-02-01T10:11:12.1234567Z"));
+    full.origin = Origin::Calgate;
+    let mut all_day = instance(
+        "AAMk-allday",
+        "2026-04-01T00:00:00Z",
+        "2026-04-03T00:00:00Z",
+    );
+    all_day.when.all_day = Some((
+        "2026-04-01".parse().expect("d"),
+        "2026-04-03".parse().expect("d"),
+    ));
+    all_day.when.time_zone = "UTC".into();
+    all_day.kind = InstanceType::Occurrence;
+    all_day.ical_uid = None;
+    all_day.subject = None;
+    all_day.change_key = None;
+    let master = SeriesMaster {
+        exchange_id: "AAMk-master".into(),
+        ical_uid: Some("uid-master".into()),
+        subject: Some("Weekly".into()),
+        location: None,
+        organizer: full.organizer.clone(),
+        recurrence: Some(serde_json::json!({
+            "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday"]},
+            "range": {"type": "noEnd", "startDate": "2026-01-05"}
+        })),
+        start: Some(t("2026-01-05T08:00:00Z")),
+        end: Some(t("2026-01-05T09:00:00Z")),
+        time_zone: Some("Europe/Berlin".into()),
+        show_as: Some(ShowAs::Tentative),
+        sensitivity: Some(Sensitivity::Private),
+        web_link: None,
+        change_key: Some("m1".into()),
+        last_modified: Some(t("2026-01-01T00:00:00Z")),
+    };
+    let before = Timestamp::now();
+    s.apply_changes(
+        mb,
+        &ChangeSet {
+            upserts: vec![full.clone(), all_day.clone()],
+            masters: vec![master.clone()],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("apply");
+
+    let got = s.instances(mb, t(ALL_FROM), t(ALL_TO)).await.expect("read");
+    assert_eq!(got.len(), 2);
+    let mut expect_full = full.clone();
+    expect_full.mailbox = "a@contoso.com".into();
+    let mut expect_all_day = all_day.clone();
+    expect_all_day.mailbox = "a@contoso.com".into();
+    assert_eq!(got[0].instance, expect_full, "ordered by start");
+    assert_eq!(got[1].instance, expect_all_day);
+    assert_eq!(got[0].mailbox_id, mb);
+    assert!(got[0].stored_at >= before.checked_sub(SignedDuration::from_secs(1)).expect("t"));
+    assert_ne!(got[0].id, got[1].id);
+    assert_eq!(
+        s.series_masters(mb).await.expect("masters"),
+        vec![master.clone()]
+    );
+    assert_eq!(s.count_instances(mb).await.expect("count"), 2);
+
+    // An update keeps calgate's id; removals of unknown ids are ignored.
+    let first_id = got[0].id;
+    let mut moved = full.clone();
+    moved.when.start = t("2026-03-30T00:30:00Z");
+    moved.when.end = t("2026-03-30T01:00:00Z");
+    moved.change_key = Some("ck2".into());
+    s.apply_changes(
+        mb,
+        &ChangeSet {
+            upserts: vec![moved],
+            removals: vec!["never-seen".into()],
+            master_removals: vec!["AAMk-master".into()],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("update");
+    let one = s
+        .instance(mb, "AAMk-full")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(one.id, first_id);
+    assert_eq!(one.instance.change_key.as_deref(), Some("ck2"));
+    assert_eq!(one.instance.when.start, t("2026-03-30T00:30:00Z"));
+    assert!(s.series_masters(mb).await.expect("masters").is_empty());
+    assert!(s.instance(mb, "nope").await.expect("get").is_none());
+}
+
+pub async fn apply_changes_is_atomic(f: &Fixture) {
+    let s = &*f.store;
+    let mb = mailbox(s).await;
+    let a = instance("A", "2026-01-05T09:00:00Z", "2026-01-05T10:00:00Z");
+    let b = instance("B", "2026-01-05T11:00:00Z", "2026-01-05T12:00:00Z");
+    s.apply_changes(
+        mb,
+        &ChangeSet {
+            upserts: vec![a.clone(), b.clone()],
+            cursor: Some(cursor("link-1")),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("seed");
+    let snapshot = s.instances(mb, t(ALL_FROM), t(ALL_TO)).await.expect("read");
+    // 1. A constraint violation in the middle of the upserts, after a removal, an update and
+    //    an insert have already been executed in the transaction.
+    let mut b2 = b.clone();
+    b2.subject = Some("changed".into());
+    let bad = instance("BAD", "2026-01-05T12:00:00Z", "2026-01-05T11:00:00Z");
+    let e = s
+        .apply_changes(
+            mb,
+            &ChangeSet {
+                removals: vec!["A".into()],
+                upserts: vec![
+                    b2.clone(),
+                    instance("X", "2026-01-06T09:00:00Z", "2026-01-06T10:00:00Z"),
+                    bad,
+                    instance("Y", "2026-01-07T09:00:00Z", "2026-01-07T10:00:00Z"),
+                ],
+                masters: vec![SeriesMaster {
+                    exchange_id: "M".into(),
+                    ical_uid: None,
+                    subject: None,
+                    location: None,
+                    organizer: None,
+                    recurrence: None,
+                    start: None,
+                    end: None,
+                    time_zone: None,
+                    show_as: None,
+                    sensitivity: None,
+                    web_link: None,
+                    change_key: None,
+                    last_modified: None,
+                }],
+                cursor: Some(cursor("link-2")),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect_err("end before start");
+    assert_eq!(e.kind(), ErrorKind::InvalidData, "{e}");
+    assert!(e.to_string().contains("BAD"), "names the instance: {e}");
+    assert_unchanged(s, mb, &snapshot, "bad instance").await;
+
+    // 2. Everything valid but the cursor, written last.
+    let mut bad_cursor = cursor("link-3");
+    bad_cursor.window_end = t("2025-01-01T00:00:00Z");
+    let e = s
+        .apply_changes(
+            mb,
+            &ChangeSet {
+                removals: vec!["A".into(), "B".into()],
+                upserts: vec![instance(
+                    "Z",
+                    "2026-01-08T09:00:00Z",
+                    "2026-01-08T10:00:00Z",
+                )],
+                cursor: Some(bad_cursor),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect_err("window end before start");
+    assert_eq!(e.kind(), ErrorKind::InvalidData, "{e}");
+    assert_unchanged(s, mb, &snapshot, "bad cursor").await;
+
+    // 3. An unknown mailbox.
+    let e = s
+        .apply_changes(
+            MailboxId(987_654),
+            &ChangeSet {
+                upserts: vec![instance(
+                    "Q",
+                    "2026-01-08T09:00:00Z",
+                    "2026-01-08T10:00:00Z",
+                )],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect_err("unknown mailbox");
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert_unchanged(s, mb, &snapshot, "unknown mailbox").await;
+
+    // The same set without the bad instance lands whole.
+    s.apply_changes(
+        mb,
+        &ChangeSet {
+            removals: vec!["A".into()],
+            upserts: vec![
+                b2,
+                instance("X", "2026-01-06T09:00:00Z", "2026-01-06T10:00:00Z"),
+            ],
+            cursor: Some(cursor("link-2")),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("valid set");
+    assert_eq!(ids(s, mb).await, set(&["B", "X"]));
+    assert_eq!(
+        s.cursor(mb).await.expect("c").expect("c").delta_link,
+        "link-2"
+    );
+}
+
+async fn assert_unchanged(s: &dyn Store, mb: MailboxId, snapshot: &[StoredInstance], label: &str) {
+    let now = s.instances(mb, t(ALL_FROM), t(ALL_TO)).await.expect("read");
+    assert_eq!(now, snapshot, "{label}: instances unchanged");
+    assert_eq!(
+        s.cursor(mb)
+            .await
+            .expect("cursor")
+            .map(|c| c.delta_link)
+            .as_deref(),
+        Some("link-1"),
+        "{label}: cursor unchanged"
+    );
+    assert!(
+        s.series_masters(mb).await.expect("masters").is_empty(),
+        "{label}"
+    );
+}
+
+pub async fn shadow_resync_swaps_atomically(f: &Fixture) {
+    let s = f.store.clone();
+    let mb = mailbox(&*s).await;
+    let old = ["A", "B", "C"];
+    s.apply_changes(
+        mb,
+        &ChangeSet {
+            upserts: old
+                .iter()
+                .enumerate()
+                .map(|(n, id)| {
+                    instance(
+                        id,
+                        &format!("2026-01-0{}T09:00:00Z", n + 1),
+                        &format!("2026-01-0{}T10:00:00Z", n + 1),
+                    )
+                })
+                .collect(),
+            cursor: Some(cursor("old-link")),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("seed");
+    let b_id = s.instance(mb, "B").await.expect("get").expect("B").id;
+    let old_set = set(&old);
+    let new_set = set(&["B", "C", "D"]);
+    assert!(s.shadow(mb).await.expect("shadow").is_none());
+
+    // A reader polls throughout; every read must be exactly the old or exactly the new set.
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (s, done) = (s.clone(), done.clone());
+        let (old_set, new_set) = (old_set.clone(), new_set.clone());
+        tokio::spawn(async move {
+            let mut reads = 0u32;
+            let mut saw_new = false;
+            loop {
+                let finished = done.load(Ordering::SeqCst);
+                let now = ids(&*s, mb).await;
+                assert!(now == old_set || now == new_set, "torn read: {now:?}");
+                assert!(!(saw_new && now == old_set), "went back to the old set");
+                saw_new |= now == new_set;
+                reads += 1;
+                if finished {
+                    return (reads, saw_new);
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+
+    let window = Window {
+        start: t("2026-01-01T00:00:00Z"),
+        end: t("2026-02-01T00:00:00Z"),
+    };
+    s.begin_shadow(mb, window).await.expect("begin");
+    let mut c2 = instance("C", "2026-01-03T09:00:00Z", "2026-01-03T11:00:00Z");
+    c2.subject = Some("C moved".into());
+    for (n, chunk) in [
+        vec![instance(
+            "B",
+            "2026-01-02T09:00:00Z",
+            "2026-01-02T10:00:00Z",
+        )],
+        vec![c2],
+        vec![
+            instance("D", "2026-01-04T09:00:00Z", "2026-01-04T10:00:00Z"),
+            instance("E", "2026-01-05T09:00:00Z", "2026-01-05T10:00:00Z"),
+        ],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        s.apply_shadow(
+            mb,
+            &ChangeSet {
+                upserts: chunk,
+                cursor: Some(cursor(&format!("next-{n}"))),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("apply shadow");
+        assert_eq!(ids(&*s, mb).await, old_set, "readers see the old set");
+        tokio::task::yield_now().await;
+    }
+    // Removals in the shadow set affect the shadow set only.
+    s.apply_shadow(
+        mb,
+        &ChangeSet {
+            removals: vec!["E".into(), "A".into()],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("shadow removal");
+    assert_eq!(ids(&*s, mb).await, old_set);
+    let st = s.shadow(mb).await.expect("shadow").expect("in progress");
+    assert_eq!(st.window, window);
+    assert_eq!(st.instances, 3);
+    assert_eq!(st.progress_link.as_deref(), Some("next-2"));
+    assert_eq!(
+        s.cursor(mb).await.expect("c").expect("c").delta_link,
+        "old-link"
+    );
+    assert!(
+        s.status(mb)
+            .await
+            .expect("status")
+            .expect("row")
+            .resync_in_progress
+    );
+
+    s.commit_shadow(mb, &cursor("new-link"))
+        .await
+        .expect("commit");
+    done.store(true, Ordering::SeqCst);
+    let (reads, saw_new) = reader.await.expect("reader");
+    assert!(reads >= 2 && saw_new, "reader ran ({reads} reads)");
+
+    assert_eq!(ids(&*s, mb).await, new_set, "exactly the new set");
+    let c = s.instance(mb, "C").await.expect("get").expect("C");
+    assert_eq!(c.instance.subject.as_deref(), Some("C moved"));
+    assert_eq!(
+        s.instance(mb, "B").await.expect("get").expect("B").id,
+        b_id,
+        "ids kept"
+    );
+    assert_eq!(
+        s.cursor(mb).await.expect("c").expect("c").delta_link,
+        "new-link"
+    );
+    assert!(s.shadow(mb).await.expect("shadow").is_none());
+    assert!(
+        !s.status(mb)
+            .await
+            .expect("status")
+            .expect("row")
+            .resync_in_progress
+    );
+
+    // Without a shadow in progress, shadow writes are refused and change nothing.
+    let e = s
+        .apply_shadow(mb, &ChangeSet::default())
+        .await
+        .expect_err("no shadow");
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    let e = s
+        .commit_shadow(mb, &cursor("x"))
+        .await
+        .expect_err("no shadow");
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert_eq!(ids(&*s, mb).await, new_set);
+}
+
+pub async fn abort_shadow_keeps_the_live_set(f: &Fixture) {
+    let s = &*f.store;
+    let mb = mailbox(s).await;
+    s.apply_changes(
+        mb,
+        &ChangeSet {
+            upserts: vec![instance(
+                "A",
+                "2026-01-05T09:00:00Z",
+                "2026-01-05T10:00:00Z",
+            )],
+            cursor: Some(cursor("live")),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("seed");
+    let window = Window {
+        start: t("2026-01-01T00:00:00Z"),
+        end: t("2026-02-01T00:00:00Z"),
+    };
+    s.begin_shadow(mb, window).await.expect("begin");
+    s.apply_shadow(
+        mb,
+        &ChangeSet {
+            upserts: vec![instance(
+                "Z",
+                "2026-01-05T09:00:00Z",
+                "2026-01-05T10:00:00Z",
+            )],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("shadow");
+    // Restarting discards the previous shadow set.
+    s.begin_shadow(mb, window).await.expect("restart");
+    assert_eq!(s.shadow(mb).await.expect("s").expect("s").instances, 0);
+    s.apply_shadow(
+        mb,
+        &ChangeSet {
+            upserts: vec![instance(
+                "Y",
+                "2026-01-05T09:00:00Z",
+                "2026-01-05T10:00:00Z",
+            )],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("shadow");
+    assert!(s.abort_shadow(mb).await.expect("abort"));
+    assert!(!s.abort_shadow(mb).await.expect("abort again"));
+    assert_eq!(ids(s, mb).await, set(&["A"]));
+    assert_eq!(
+        s.cursor(mb).await.expect("c").expect("c").delta_link,
+        "live"
+    );
+    // A bad window is refused.
+    let e = s
+        .begin_shadow(
+            mb,
+            Window {
+                start: window.end,
+                end: window.start,
+            },
+        )
+        .await
+        .expect_err("bad window");
+    assert_eq!(e.kind(), ErrorKind::InvalidData);
+    assert!(s.shadow(mb).await.expect("s").is_none());
+}
+
+pub async fn overlap_query_edges(f: &Fixture) {
+    let s = &*f.store;
+    let mb = mailbox(s).await;
+    let other = mailbox_named(s, "b@contoso.com").await;
+    let (from, to) = ("2026-01-05T10:00:00Z", "2026-01-05T11:00:00Z");
+    let cases = [
+        (
+            "ends-at-from",
+            "2026-01-05T09:00:00Z",
+            "2026-01-05T10:00:00Z",
+            false,
+        ),
+        (
+            "ends-just-after-from",
+            "2026-01-05T09:00:00Z",
+            "2026-01-05T10:00:00.000001Z",
+            true,
+        ),
+        (
+            "zero-at-from",
+            "2026-01-05T10:00:00Z",
+            "2026-01-05T10:00:00Z",
+            true,
+        ),
+        (
+            "zero-inside",
+            "2026-01-05T10:30:00Z",
+            "2026-01-05T10:30:00Z",
+            true,
+        ),
+        (
+            "zero-at-to",
+            "2026-01-05T11:00:00Z",
+            "2026-01-05T11:00:00Z",
+            false,
+        ),
+        (
+            "starts-at-to",
+            "2026-01-05T11:00:00Z",
+            "2026-01-05T12:00:00Z",
+            false,
+        ),
+        (
+            "starts-just-before-to",
+            "2026-01-05T10:59:59.999999Z",
+            "2026-01-05T12:00:00Z",
+            true,
+        ),
+        (
+            "spans",
+            "2026-01-04T00:00:00Z",
+            "2026-01-06T00:00:00Z",
+            true,
+        ),
+        (
+            "inside",
+            "2026-01-05T10:15:00Z",
+            "2026-01-05T10:45:00Z",
+            true,
+        ),
+        (
+            "before",
+            "2026-01-05T08:00:00Z",
+            "2026-01-05T09:00:00Z",
+            false,
+        ),
+        (
+            "after",
+            "2026-01-05T12:00:00Z",
+            "2026-01-05T13:00:00Z",
+            false,
+        ),
+        (
+            "exact",
+            "2026-01-05T10:00:00Z",
+            "2026-01-05T11:00:00Z",
+            true,
+        ),
+    ];
+    let upserts: Vec<Instance> = cases
+        .iter()
+        .map(|(id, a, b, _)| instance(id, a, b))
+        .collect();
+    s.apply_changes(
+        mb,
+        &ChangeSet {
+            upserts: upserts.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("seed");
+    // The other mailbox's instance must never show up.
+    s.apply_changes(
+        other,
+        &ChangeSet {
+            upserts: vec![instance(
+                "inside",
+                "2026-01-05T10:15:00Z",
+                "2026-01-05T10:45:00Z",
+            )],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("other");
+
+    let got = s.instances(mb, t(from), t(to)).await.expect("query");
+    let got_ids: Vec<_> = got
+        .iter()
+        .map(|i| i.instance.exchange_id.as_str())
+        .collect();
+    for (id, _, _, expected) in cases {
+        assert_eq!(got_ids.contains(&id), expected, "{id}");
+    }
+    // Agrees with calgate-core's definition, instance by instance.
+    for i in &upserts {
+        assert_eq!(
+            got_ids.contains(&i.exchange_id.as_str()),
+            i.overlaps(t(from), t(to)),
+            "{}",
+            i.exchange_id
+        );
+    }
+    assert!(
+        got.iter()
+            .all(|i| i.mailbox_id == mb && i.instance.mailbox == "a@contoso.com")
+    );
+    // Ordered by start, ties by exchange id.
+    let starts: Vec<_> = got
+        .iter()
+        .map(|i| (i.instance.when.start, i.instance.exchange_id.clone()))
+        .collect();
+    let mut sorted = starts.clone();
+    sorted.sort();
+    assert_eq!(starts, sorted);
+    assert_eq!(got_ids[0], "spans");
+    // A point query [from, from) finds what spans that instant, as calgate-core defines it.
+    let point: BTreeSet<String> = s
+        .instances(mb, t(from), t(from))
+        .await
+        .expect("q")
+        .into_iter()
+        .map(|i| i.instance.exchange_id)
+        .collect();
+    let expected: BTreeSet<String> = upserts
+        .iter()
+        .filter(|i| i.overlaps(t(from), t(from)))
+        .map(|i| i.exchange_id.clone())
+        .collect();
+    assert_eq!(point, expected);
+    assert_eq!(point, set(&["ends-just-after-from", "spans"]));
+    // A window in the far future finds nothing.
+    assert!(
+        s.instances(mb, t("2030-01-01T00:00:00Z"), t("2031-01-01T00:00:00Z"))
+            .await
+            .expect("q")
+            .is_empty()
+    );
+}
+
+pub async fn cursor_round_trip(f: &Fixture) {
+    let s = &*f.store;
+    let mb = mailbox(s).await;
+    assert!(s.cursor(mb).await.expect("c").is_none());
+    let c1 = Cursor {
+        delta_link:
+            "https://graph.microsoft.com/v1.0/users/a/calendarView/delta?$deltatoken=abc%3D%3D&x=1"
+                .into(),
+        window_start: t("2025-12-06T00:00:00Z"),
+        window_end: t("2027-01-05T00:00:00Z"),
+        rebased_at: t("2026-01-05T03:00:00.654321Z"),
+    };
+    s.apply_changes(
+        mb,
+        &ChangeSet {
+            cursor: Some(c1.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("store");
+    assert_eq!(s.cursor(mb).await.expect("c"), Some(c1.clone()));
+    let mut c2 = c1.clone();
+    c2.delta_link.push_str("&2");
+    c2.rebased_at = t("2026-01-06T03:00:00Z");
+    s.apply_changes(
+        mb,
+        &ChangeSet {
+            cursor: Some(c2.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("replace");
+    assert_eq!(s.cursor(mb).await.expect("c"), Some(c2));
+    assert!(s.clear_cursor(mb).await.expect("clear"));
+    assert!(!s.clear_cursor(mb).await.expect("clear again"));
+    assert!(s.cursor(mb).await.expect("c").is_none());
+}
+
+pub async fn status_round_trip(f: &Fixture) {
+    let s = &*f.store;
+    let mb = mailbox(s).await;
+    let other = mailbox_named(s, "b@contoso.com").await;
+    let st = s.statuses().await.expect("statuses");
+    assert_eq!(st.len(), 2, "never-attempted mailboxes are listed");
+    assert!(
+        st.iter()
+            .all(|x| x.last_attempt.is_none() && x.counters == SyncCounters::default())
+    );
+
+    let counters = SyncCounters {
+        rounds: 1,
+        requests: 7,
+        throttled: 2,
+        upserts: 40,
+        removals: 3,
+        full_resyncs: 1,
+    };
+    s.record_status(
+        mb,
+        &SyncStatusUpdate {
+            attempted_at: t("2026-01-05T10:00:00Z"),
+            outcome: SyncOutcome::Success,
+            next_action: Some("incremental".into()),
+            next_run_at: Some(t("2026-01-05T10:05:00Z")),
+            lag: Some(SignedDuration::from_millis(1500)),
+            counters,
+        },
+    )
+    .await
+    .expect("success");
+    let fail = |at: &str| SyncStatusUpdate {
+        attempted_at: t(at),
+        outcome: SyncOutcome::Failure {
+            class: "authentication".into(),
+            message: "the client secret has expired (AADSTS7000222): add a new secret".into(),
+        },
+        next_action: Some("retry".into()),
+        next_run_at: None,
+        lag: Some(SignedDuration::from_secs(600)),
+        counters: SyncCounters {
+            requests: 1,
+            ..Default::default()
+        },
+    };
+    s.record_status(mb, &fail("2026-01-05T10:05:00Z"))
+        .await
+        .expect("fail 1");
+    s.record_status(mb, &fail("2026-01-05T10:10:00Z"))
+        .await
+        .expect("fail 2");
+    let x = s.status(mb).await.expect("status").expect("row");
+    assert_eq!(x.address, "a@contoso.com");
+    assert_eq!(x.connection, "c");
+    assert_eq!(x.last_attempt, Some(t("2026-01-05T10:10:00Z")));
+    assert_eq!(
+        x.last_success,
+        Some(t("2026-01-05T10:00:00Z")),
+        "kept across failures"
+    );
+    let err = x.last_error.expect("error");
+    assert_eq!(err.class, "authentication");
+    assert!(err.message.contains("AADSTS7000222"));
+    assert_eq!(err.at, t("2026-01-05T10:10:00Z"));
+    assert_eq!(x.consecutive_failures, 2);
+    assert_eq!(x.next_action.as_deref(), Some("retry"));
+    assert_eq!(x.next_run_at, None);
+    assert_eq!(x.lag, Some(SignedDuration::from_secs(600)));
+    assert_eq!(x.counters.requests, 9, "totals accumulate");
+    assert_eq!(x.counters.upserts, 40);
+
+    s.record_status(
+        mb,
+        &SyncStatusUpdate {
+            attempted_at: t("2026-01-05T10:15:00Z"),
+            outcome: SyncOutcome::Success,
+            next_action: None,
+            next_run_at: None,
+            lag: None,
+            counters,
+        },
+    )
+    .await
+    .expect("success again");
+    let x = s.status(mb).await.expect("status").expect("row");
+    assert_eq!(x.last_success, Some(t("2026-01-05T10:15:00Z")));
+    assert!(x.last_error.is_none(), "a success clears the error");
+    assert_eq!(x.consecutive_failures, 0);
+    assert_eq!(x.counters.rounds, 2);
+    assert_eq!(x.counters.full_resyncs, 2);
+    assert_eq!(x.counters.throttled, 4);
+
+    let all = s.statuses().await.expect("statuses");
+    assert_eq!(
+        all.iter().map(|x| x.mailbox_id).collect::<Vec<_>>(),
+        vec![mb, other]
+    );
+    assert!(all[1].last_attempt.is_none());
+    let e = s
+        .record_status(MailboxId(424_242), &fail("2026-01-05T10:10:00Z"))
+        .await
+        .expect_err("unknown mailbox");
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(
+        s.status(MailboxId(424_242))
+            .await
+            .expect("status")
+            .is_none()
+    );
+}
+
+pub async fn unlink_deletes_everything_of_the_mailbox(f: &Fixture) {
+    let s = &*f.store;
+    let mb = mailbox(s).await;
+    let keep = mailbox_named(s, "b@contoso.com").await;
+    for m in [mb, keep] {
+        s.apply_changes(
+            m,
+            &ChangeSet {
+                upserts: vec![instance(
+                    "A",
+                    "2026-01-05T09:00:00Z",
+                    "2026-01-05T10:00:00Z",
+                )],
+                cursor: Some(cursor("l")),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("seed");
+        s.record_status(
+            m,
+            &SyncStatusUpdate {
+                attempted_at: t("2026-01-05T10:00:00Z"),
+                outcome: SyncOutcome::Success,
+                next_action: None,
+                next_run_at: None,
+                lag: None,
+                counters: SyncCounters::default(),
+            },
+        )
+        .await
+        .expect("status");
+    }
+    s.begin_shadow(
+        mb,
+        Window {
+            start: t("2026-01-01T00:00:00Z"),
+            end: t("2026-02-01T00:00:00Z"),
+        },
+    )
+    .await
+    .expect("shadow");
+    assert!(s.unlink_mailbox("a@contoso.com").await.expect("unlink"));
+    assert_eq!(s.count_instances(mb).await.expect("count"), 0);
+    assert!(s.cursor(mb).await.expect("cursor").is_none());
+    assert!(s.shadow(mb).await.expect("shadow").is_none());
+    assert!(s.status(mb).await.expect("status").is_none());
+    assert_eq!(
+        s.count_instances(keep).await.expect("count"),
+        1,
+        "others untouched"
+    );
+    assert!(s.cursor(keep).await.expect("cursor").is_some());
+    assert_eq!(s.statuses().await.expect("statuses").len(), 1);
+}
+
+pub async fn concurrent_writers(f: &Fixture) {
+    const TASKS: usize = 8;
+    const ROUNDS: usize = 15;
+    const PER_ROUND: usize = 4;
+    // Two independent handles (two pools, as two processes would have) on one database.
+    let second = open_with(
+        &f.location,
+        OpenOptions {
+            master_key: Some(f.key.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("second handle");
+    let stores = [f.store.clone(), second];
+    let mut mailboxes = Vec::new();
+    for n in 0..3 {
+        mailboxes.push(mailbox_named(&*f.store, &format!("m{n}@contoso.com")).await);
+    }
+    let mut tasks = Vec::new();
+    for task in 0..TASKS {
+        let s = stores[task % 2].clone();
+        let mb = mailboxes[task % mailboxes.len()];
+        tasks.push(tokio::spawn(async move {
+            for round in 0..ROUNDS {
+                let upserts = (0..PER_ROUND)
+                    .map(|k| {
+                        instance(
+                            &format!("t{task}-r{round}-{k}"),
+                            "2026-01-05T09:00:00Z",
+                            "2026-01-05T10:00:00Z",
+                        )
+                    })
+                    .collect();
+                s.apply_changes(
+                    mb,
+                    &ChangeSet {
+                        upserts,
+                        cursor: Some(cursor(&format!("t{task}-r{round}"))),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .expect("concurrent write");
+                s.record_status(
+                    mb,
+                    &SyncStatusUpdate {
+                        attempted_at: Timestamp::now(),
+                        outcome: SyncOutcome::Success,
+                        next_action: None,
+                        next_run_at: None,
+                        lag: None,
+                        counters: SyncCounters {
+                            upserts: PER_ROUND as u64,
+                            ..Default::default()
+                        },
+                    },
+                )
+                .await
+                .expect("concurrent status");
+                // Readers run alongside.
+                s.instances(mb, t(ALL_FROM), t(ALL_TO)).await.expect("read");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+    let mut total = 0;
+    for (n, mb) in mailboxes.iter().enumerate() {
+        let writers = (0..TASKS).filter(|t| t % mailboxes.len() == n).count();
+        let count = stores[1].count_instances(*mb).await.expect("count");
+        assert_eq!(count as usize, writers * ROUNDS * PER_ROUND, "mailbox {n}");
+        let st = stores[0].status(*mb).await.expect("status").expect("row");
+        assert_eq!(st.counters.upserts as usize, writers * ROUNDS * PER_ROUND);
+        total += count;
+    }
+    assert_eq!(total as usize, TASKS * ROUNDS * PER_ROUND);
+}
