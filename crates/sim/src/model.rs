@@ -339,15 +339,15 @@ impl User {
             .or(self.calendars.first())
     }
     pub fn default_calendar_mut(&mut self) -> Option<&mut Calendar> {
-        let idx = self
-            .calendars
-            .iter()
-            .position(|c| c.is_default)
-            .or(if self.calendars.is_empty() {
-                None
-            } else {
-                Some(0)
-            })?;
+        let idx =
+            self.calendars
+                .iter()
+                .position(|c| c.is_default)
+                .or(if self.calendars.is_empty() {
+                    None
+                } else {
+                    Some(0)
+                })?;
         self.calendars.get_mut(idx)
     }
     pub fn calendar(&self, id: &str) -> Option<&Calendar> {
@@ -471,6 +471,30 @@ pub struct Location {
     pub location_email: Option<String>,
     /// Graph `locationType` value (`default`, `conferenceRoom`, …).
     pub location_type: String,
+    /// Graph `address` (`physicalAddress`), when the client gave one.
+    pub address: Option<PhysicalAddress>,
+    /// Graph `coordinates` (`outlookGeoCoordinates`), when the client gave them.
+    pub coordinates: Option<GeoCoordinates>,
+}
+
+/// Graph `physicalAddress` (its v1.0 members); `None` = not given.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PhysicalAddress {
+    pub street: Option<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub country_or_region: Option<String>,
+    pub postal_code: Option<String>,
+}
+
+/// Graph `outlookGeoCoordinates` (Edm.Double members, kept as the client wrote them).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GeoCoordinates {
+    pub latitude: Option<serde_json::Number>,
+    pub longitude: Option<serde_json::Number>,
+    pub altitude: Option<serde_json::Number>,
+    pub accuracy: Option<serde_json::Number>,
+    pub altitude_accuracy: Option<serde_json::Number>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -500,6 +524,9 @@ pub struct EventData {
     pub sensitivity: Sensitivity,
     pub importance: Importance,
     pub location: Location,
+    /// Graph `locations` as the client gave them; empty = `[location]` (or none when
+    /// `location` is empty). Setting `location` alone clears it (Graph: the two correspond).
+    pub locations: Vec<Location>,
     pub attendees: Vec<Attendee>,
     pub organizer: EmailAddress,
     pub categories: Vec<String>,

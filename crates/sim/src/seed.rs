@@ -117,7 +117,7 @@ pub fn build_at(
     }
 
     if opts.scale > 0 {
-        scale_mailboxes(&mut g, &mut tenant, opts.scale)?;
+        scale_mailboxes(&mut g, &mut tenant, opts.scale, opts.scale_events)?;
     }
 
     Ok((
@@ -1776,8 +1776,23 @@ fn demo_events(g: &mut Gen, t: &mut Tenant) -> Result<(), SimError> {
 
 const SCALE_ZONES: [&str; 8] = [WEU, WEU, WEU, GMT, GMT, EST, PST, IST];
 
-/// Adds `n` mailboxes `user00001@…` with about 150 event instances each in the window.
-fn scale_mailboxes(g: &mut Gen, t: &mut Tenant, n: usize) -> Result<(), SimError> {
+/// Instances of a scale mailbox that are not timed singles: 6 all-day events and the
+/// occurrences of its 5 series in the window (one cancelled each), measured on the seed.
+const SCALE_FIXED_INSTANCES: usize = 62;
+/// Timed singles of a scale mailbox when no count is asked for (~150 instances in all).
+const SCALE_DEFAULT_SINGLES: usize = 88;
+
+/// Adds `n` mailboxes `user00001@…` with about 150 event instances each in the window (or
+/// about `events` when given: the singles make up the difference to the fixed part).
+fn scale_mailboxes(
+    g: &mut Gen,
+    t: &mut Tenant,
+    n: usize,
+    events: Option<usize>,
+) -> Result<(), SimError> {
+    let singles = events.map_or(SCALE_DEFAULT_SINGLES, |e| {
+        e.saturating_sub(SCALE_FIXED_INSTANCES)
+    });
     for i in 1..=n {
         let zone = SCALE_ZONES[i % SCALE_ZONES.len()];
         let local = format!("user{i:05}");
@@ -1797,7 +1812,7 @@ fn scale_mailboxes(g: &mut Gen, t: &mut Tenant, n: usize) -> Result<(), SimError
             name: u.display_name.clone(),
             address: u.mail.clone(),
         };
-        let mut events = Vec::with_capacity(110);
+        let mut events = Vec::with_capacity(singles + 11);
         let created = g.ago(WINDOW_PAST_DAYS + 5, WINDOW_PAST_DAYS + 60);
         let mut push = |g: &mut Gen, s: Spec| {
             let ev = StoredEvent {
@@ -1837,8 +1852,8 @@ fn scale_mailboxes(g: &mut Gen, t: &mut Tenant, n: usize) -> Result<(), SimError
             organizer: Uuid::nil(),
             copies: Vec::new(),
         };
-        // ~88 singles.
-        for k in 0..88usize {
+        // ~88 singles (or as many as asked for).
+        for k in 0..singles {
             let date = g.rand_weekday(-WINDOW_PAST_DAYS..WINDOW_FUTURE_DAYS - 1);
             let h = g.range(8..18) as i8;
             let len = *g.pick(&[30i64, 30, 60, 60, 90]).unwrap_or(&60);

@@ -291,7 +291,7 @@ fn failed_dependency(id: &str, dep: &str) -> Value {
     json!({
         "id": id,
         "status": 424,
-        "headers": {"Content-Type": "application/json"},
+        "headers": {"Cache-Control": "no-cache", "Content-Type": "application/json"},
         "body": err.body(),
     })
 }
@@ -371,11 +371,43 @@ async fn sub_response(resp: Response) -> (u16, Value) {
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned())),
         )
     };
+    service_headers(&mut headers, status, body.as_ref());
     let mut v = json!({"status": status, "headers": headers});
     if let (Some(b), Some(o)) = (body, v.as_object_mut()) {
         o.insert("body".into(), b);
     }
     (status, v)
+}
+
+/// The OData media type Graph gives a successful JSON answer.
+const ODATA_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
+
+/// The headers Graph's batch answers carry on every sub-response (Microsoft's batching
+/// example): `Cache-Control: no-cache` always; a successful JSON (OData) body also has
+/// `OData-Version: 4.0` and the full OData `Content-Type`, while errors keep
+/// `application/json`. Headers the handler set itself are kept.
+fn service_headers(headers: &mut Map<String, Value>, status: u16, body: Option<&Value>) {
+    headers
+        .entry("Cache-Control")
+        .or_insert_with(|| json!("no-cache"));
+    let odata = (200..300).contains(&status) && body.is_some_and(Value::is_object);
+    if odata {
+        headers
+            .entry("OData-Version")
+            .or_insert_with(|| json!("4.0"));
+        let plain_json = headers
+            .get("Content-Type")
+            .and_then(Value::as_str)
+            .is_none_or(|ct| {
+                ct.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+                    && !ct.contains("odata.metadata")
+            });
+        if plain_json {
+            headers.insert("Content-Type".into(), json!(ODATA_JSON));
+        }
+    }
 }
 
 /// `content-type` → `Content-Type` (Graph shows headers in their usual casing).
@@ -415,6 +447,29 @@ mod tests {
         assert!(parse_batch(no_ct).is_err());
         let ok = br#"{"requests":[{"id":"1","method":"POST","url":"/a","body":{},"headers":{"Content-Type":"application/json"}},{"id":"2","method":"get","url":"b","dependsOn":["1"]}]}"#;
         assert_eq!(parse_batch(ok).map(|v| v.len()).ok(), Some(2));
+    }
+
+    #[test]
+    fn sub_response_service_headers() {
+        let mut ok = Map::new();
+        ok.insert("Content-Type".into(), json!("application/json"));
+        service_headers(&mut ok, 200, Some(&json!({"value": []})));
+        assert_eq!(ok["Cache-Control"], "no-cache");
+        assert_eq!(ok["OData-Version"], "4.0");
+        assert_eq!(ok["Content-Type"], ODATA_JSON);
+
+        let mut err = Map::new();
+        err.insert("Content-Type".into(), json!("application/json"));
+        service_headers(&mut err, 404, Some(&json!({"error": {}})));
+        assert_eq!(err["Cache-Control"], "no-cache");
+        assert!(!err.contains_key("OData-Version"));
+        assert_eq!(err["Content-Type"], "application/json");
+
+        let mut none = Map::new();
+        service_headers(&mut none, 204, None);
+        assert_eq!(none["Cache-Control"], "no-cache");
+        assert!(!none.contains_key("OData-Version"));
+        assert!(!none.contains_key("Content-Type"));
     }
 
     #[test]

@@ -457,6 +457,29 @@ fn calendar_json(c: &Calendar, owner: &User) -> Value {
     })
 }
 
+/// `@odata.id` of a calendar as Graph writes it (Outlook's entity id:
+/// `users('{object id}@{tenant id}')/calendars('{id}')`).
+fn calendar_odata_id(st: &St, u: &User, tenant_id: Uuid, cid: &str) -> String {
+    format!(
+        "{}/v1.0/users('{}@{}')/calendars('{}')",
+        st.base_url(),
+        u.id,
+        tenant_id,
+        cid.replace('\'', "''")
+    )
+}
+
+/// Adds `@odata.id` to a calendar's JSON.
+fn with_calendar_id(mut v: Value, st: &St, u: &User, tenant_id: Uuid, cid: &str) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.insert(
+            "@odata.id".into(),
+            json!(calendar_odata_id(st, u, tenant_id, cid)),
+        );
+    }
+    v
+}
+
 async fn list_calendars(
     State(st): State<St>,
     p: Principal,
@@ -475,7 +498,10 @@ async fn list_calendars(
         let u = user_ref(&dir, &p, uid)?;
         u.calendars
             .iter()
-            .map(|c| select_fields(calendar_json(c, u), select.as_deref()))
+            .map(|c| {
+                let v = select_fields(calendar_json(c, u), select.as_deref());
+                with_calendar_id(v, &st, u, p.tenant_id, &c.id)
+            })
             .collect()
     };
     let (page, next) = wire::paginate(values, skip, top);
@@ -510,7 +536,13 @@ async fn get_calendar(
         check_id(cid)?;
     }
     let c = calendar_of(u, &params)?;
-    let mut v = select_fields(calendar_json(c, u), select.as_deref());
+    let mut v = with_calendar_id(
+        select_fields(calendar_json(c, u), select.as_deref()),
+        &st,
+        u,
+        p.tenant_id,
+        &c.id,
+    );
     let frag = match params.get("cid") {
         Some(_) => format!("{}/calendars/$entity", context_fragment(&r)),
         None => format!("{}/calendar/$entity", context_fragment(&r)),
@@ -767,6 +799,8 @@ fn entity_context(st: &St, r: &str, select: Option<&[String]>) -> String {
     )
 }
 
+/// The answer to a create or update: the event as written. Graph's answers leave out what
+/// the client did not set, such as an empty `uniqueId` in `locations`.
 fn entity_response(
     st: &St,
     r: &str,
@@ -776,6 +810,20 @@ fn entity_response(
     status: StatusCode,
 ) -> Response {
     let mut v = wire::event_json(inst, &render_opts(o, mailbox));
+    wire::strip_unset_unique_ids(&mut v);
+    entity_body_response(st, r, v, o, status, Vec::new())
+}
+
+/// `@odata.context` first, then the event, then OData annotations (`@odata.id`, navigation
+/// links).
+fn entity_body_response(
+    st: &St,
+    r: &str,
+    mut v: Value,
+    o: &ListOpts,
+    status: StatusCode,
+    annotations: Vec<(String, Value)>,
+) -> Response {
     if let Some(m) = v.as_object_mut() {
         let mut out = serde_json::Map::new();
         out.insert(
@@ -783,9 +831,50 @@ fn entity_response(
             json!(entity_context(st, r, o.select.as_deref())),
         );
         out.extend(std::mem::take(m));
+        out.extend(annotations);
         v = Value::Object(out);
     }
     json_response(status, v, o.prefer.as_ref())
+}
+
+/// The annotations Graph puts on an event it reads by id: the `calendar` navigation
+/// property's `associationLink` and `navigationLink` (`users('{object id}')/calendars('{id}')`),
+/// and with `$expand` the entity's `@odata.id` (`users('{object id}@{tenant id}')/events('{id}')`,
+/// as in Graph's `$expand=singleValueExtendedProperties` examples).
+fn event_read_annotations(
+    st: &St,
+    u: &User,
+    tenant_id: Uuid,
+    cid: &str,
+    eid: &str,
+    expanded: bool,
+) -> Vec<(String, Value)> {
+    let calendar = format!(
+        "{}/v1.0/users('{}')/calendars('{}')",
+        st.base_url(),
+        u.id,
+        cid.replace('\'', "''")
+    );
+    let mut out = vec![
+        (
+            "calendar@odata.associationLink".to_owned(),
+            json!(format!("{calendar}/$ref")),
+        ),
+        ("calendar@odata.navigationLink".to_owned(), json!(calendar)),
+    ];
+    if expanded {
+        out.push((
+            "@odata.id".to_owned(),
+            json!(format!(
+                "{}/v1.0/users('{}@{}')/events('{}')",
+                st.base_url(),
+                u.id,
+                tenant_id,
+                eid.replace('\'', "''")
+            )),
+        ));
+    }
+    out
 }
 
 async fn get_event(
@@ -801,19 +890,22 @@ async fn get_event(
     let o = list_opts(&query, &headers, DEFAULT_PAGE_SIZE)?;
     let eid = param(&params, "eid").to_owned();
     check_id(&eid)?;
-    let (inst, mailbox) = {
+    let (inst, mailbox, annotations) = {
         let dir = st.dir();
         let u = user_ref(&dir, &p, uid)?;
-        let (_, inst) = locate(u, &params, &eid).ok_or_else(GraphError::item_not_found)?;
-        (inst, u.mail.clone())
+        let (cal, inst) = locate(u, &params, &eid).ok_or_else(GraphError::item_not_found)?;
+        let annotations =
+            event_read_annotations(&st, u, p.tenant_id, &cal.id, &inst.id, o.expand.is_some());
+        (inst, u.mail.clone(), annotations)
     };
-    Ok(entity_response(
+    let v = wire::event_json(&inst, &render_opts(&o, &mailbox));
+    Ok(entity_body_response(
         &st,
         &r,
-        &inst,
+        v,
         &o,
-        &mailbox,
         StatusCode::OK,
+        annotations,
     ))
 }
 

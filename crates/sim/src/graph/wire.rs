@@ -19,8 +19,9 @@ use serde_json::{Map, Value, json};
 use crate::error::{GraphError, GraphResult};
 use crate::expand::{Instance, InstanceKind, resolve_tz};
 use crate::model::{
-    Attendee, AttendeeType, Body, EmailAddress, EventData, ExtendedProperty, Importance,
-    LocalDateTime, Location, ResponseType, Sensitivity, SeriesRecurrence, ShowAs,
+    Attendee, AttendeeType, Body, EmailAddress, EventData, ExtendedProperty, GeoCoordinates,
+    Importance, LocalDateTime, Location, PhysicalAddress, ResponseType, Sensitivity,
+    SeriesRecurrence, ShowAs,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -273,16 +274,8 @@ pub fn event_json(inst: &Instance, opts: &RenderOpts) -> Value {
     );
     m.insert("start".into(), start);
     m.insert("end".into(), end);
-    let loc = location_json(&d.location);
-    m.insert(
-        "locations".into(),
-        if d.location.display_name.is_empty() {
-            json!([])
-        } else {
-            json!([loc.clone()])
-        },
-    );
-    m.insert("location".into(), loc);
+    m.insert("locations".into(), locations_json(d));
+    m.insert("location".into(), location_json(&d.location));
     m.insert(
         "attendees".into(),
         Value::Array(d.attendees.iter().map(attendee_json).collect()),
@@ -349,30 +342,121 @@ fn attendee_json(a: &Attendee) -> Value {
     })
 }
 
+fn is_empty_location(l: &Location) -> bool {
+    l.display_name.is_empty()
+        && l.location_email.is_none()
+        && l.address.is_none()
+        && l.coordinates.is_none()
+}
+
+/// The event's `location`. An empty one is Exchange's placeholder (with empty `address` and
+/// `coordinates`); a named one is a `private` location whose `uniqueId` is its name; a room
+/// (`locationUri`) is a `directory` location.
 fn location_json(l: &Location) -> Value {
-    if l.display_name.is_empty() && l.location_email.is_none() {
+    if is_empty_location(l) {
         return json!({"displayName": "", "locationType": "default", "uniqueIdType": "unknown",
             "address": {}, "coordinates": {}});
     }
+    let mut m = location_head(l);
+    if l.location_email.is_none() {
+        m.insert("uniqueId".into(), json!(l.display_name));
+        m.insert("uniqueIdType".into(), json!("private"));
+    }
+    location_tail(&mut m, l);
+    Value::Object(m)
+}
+
+/// One entry of `locations`: as in Graph's samples, a location known by its name only has
+/// `uniqueIdType: unknown` and an empty `uniqueId` (a create/update answer leaves the empty
+/// `uniqueId` out: see [`strip_unset_unique_ids`]); one with an address or coordinates is
+/// `private`, its `uniqueId` its name.
+fn location_entry_json(l: &Location) -> Value {
+    let mut m = location_head(l);
+    if l.location_email.is_none() {
+        if l.address.is_some() || l.coordinates.is_some() {
+            m.insert("uniqueId".into(), json!(l.display_name));
+            m.insert("uniqueIdType".into(), json!("private"));
+        } else {
+            m.insert("uniqueId".into(), json!(""));
+            m.insert("uniqueIdType".into(), json!("unknown"));
+        }
+    }
+    location_tail(&mut m, l);
+    Value::Object(m)
+}
+
+/// Drops the empty `uniqueId` of `locations` entries, as Graph's answers to POST and PATCH
+/// show them (the entity as written, where the client set no `uniqueId`); reads show `""`.
+pub fn strip_unset_unique_ids(event: &mut Value) {
+    if let Some(list) = event.get_mut("locations").and_then(Value::as_array_mut) {
+        for l in list.iter_mut().filter_map(Value::as_object_mut) {
+            if l.get("uniqueId").and_then(Value::as_str) == Some("") {
+                l.remove("uniqueId");
+            }
+        }
+    }
+}
+
+/// `locations`: the stored list, else `[location]` (none when `location` is empty).
+fn locations_json(d: &EventData) -> Value {
+    if !d.locations.is_empty() {
+        return Value::Array(d.locations.iter().map(location_entry_json).collect());
+    }
+    if is_empty_location(&d.location) {
+        return json!([]);
+    }
+    json!([location_entry_json(&d.location)])
+}
+
+fn location_head(l: &Location) -> Map<String, Value> {
     let lt = if l.location_type.is_empty() {
         "default"
     } else {
         l.location_type.as_str()
     };
-    match &l.location_email {
-        Some(email) => json!({
-            "displayName": l.display_name,
-            "locationUri": email,
-            "locationType": lt,
-            "uniqueId": email,
-            "uniqueIdType": "directory",
-        }),
-        None => json!({
-            "displayName": l.display_name,
-            "locationType": lt,
-            "uniqueId": l.display_name,
-            "uniqueIdType": "private",
-        }),
+    let mut m = Map::new();
+    m.insert("displayName".into(), json!(l.display_name));
+    if let Some(email) = &l.location_email {
+        m.insert("locationUri".into(), json!(email));
+    }
+    m.insert("locationType".into(), json!(lt));
+    if let Some(email) = &l.location_email {
+        m.insert("uniqueId".into(), json!(email));
+        m.insert("uniqueIdType".into(), json!("directory"));
+    }
+    m
+}
+
+fn location_tail(m: &mut Map<String, Value>, l: &Location) {
+    if let Some(a) = &l.address {
+        let mut o = Map::new();
+        for (k, v) in [
+            ("street", &a.street),
+            ("city", &a.city),
+            ("state", &a.state),
+            ("countryOrRegion", &a.country_or_region),
+            ("postalCode", &a.postal_code),
+        ] {
+            if let Some(v) = v {
+                o.insert(k.into(), json!(v));
+            }
+        }
+        m.insert("address".into(), Value::Object(o));
+    }
+    if let Some(c) = &l.coordinates {
+        let mut o = Map::new();
+        for (k, v) in [
+            ("altitude", &c.altitude),
+            ("latitude", &c.latitude),
+            ("longitude", &c.longitude),
+            ("accuracy", &c.accuracy),
+            ("altitudeAccuracy", &c.altitude_accuracy),
+        ] {
+            if let Some(v) = v {
+                o.insert(k.into(), Value::Number(v.clone()));
+            }
+        }
+        m.insert("coordinates".into(), Value::Object(o));
     }
 }
 
@@ -875,12 +959,106 @@ fn parse_location(v: &Value) -> GraphResult<Location> {
                     l.location_type = t.as_str().unwrap_or(s).to_owned();
                 }
             }
-            "uniqueId" | "uniqueIdType" | "address" | "coordinates" => {}
+            "address" => l.address = parse_address(val)?,
+            "coordinates" => l.coordinates = parse_coordinates(val)?,
+            "uniqueId" | "uniqueIdType" => {}
             k if k.starts_with('@') => {}
             other => return Err(unknown_property(other, "microsoft.graph.location")),
         }
     }
     Ok(l)
+}
+
+/// `locations`: `null` → none.
+fn parse_locations(v: &Value) -> GraphResult<Vec<Location>> {
+    if v.is_null() {
+        return Ok(Vec::new());
+    }
+    v.as_array()
+        .ok_or_else(|| type_error("locations", "Collection(microsoft.graph.location)", v))?
+        .iter()
+        .map(parse_location)
+        .collect()
+}
+
+/// The `location` that corresponds to a `locations` list given without one: the only entry,
+/// or the entries' names joined with `; ` (how Exchange names a multi-location meeting).
+fn primary_location(list: &[Location]) -> Location {
+    match list {
+        [] => Location::default(),
+        [only] => only.clone(),
+        many => Location {
+            display_name: many
+                .iter()
+                .map(|l| l.display_name.as_str())
+                .filter(|n| !n.is_empty())
+                .collect::<Vec<_>>()
+                .join("; "),
+            location_type: "default".to_owned(),
+            ..Location::default()
+        },
+    }
+}
+
+/// `physicalAddress` (v1.0 members); `null` → none.
+fn parse_address(v: &Value) -> GraphResult<Option<PhysicalAddress>> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    let obj = v
+        .as_object()
+        .ok_or_else(|| type_error("address", "microsoft.graph.physicalAddress", v))?;
+    let mut a = PhysicalAddress::default();
+    for (k, val) in obj {
+        let slot = match k.as_str() {
+            "street" => &mut a.street,
+            "city" => &mut a.city,
+            "state" => &mut a.state,
+            "countryOrRegion" => &mut a.country_or_region,
+            "postalCode" => &mut a.postal_code,
+            k if k.starts_with('@') => continue,
+            other => return Err(unknown_property(other, "microsoft.graph.physicalAddress")),
+        };
+        *slot = if val.is_null() {
+            None
+        } else {
+            Some(json_str(k, val)?.to_owned())
+        };
+    }
+    Ok(Some(a))
+}
+
+/// `outlookGeoCoordinates` (Edm.Double members); `null` → none.
+fn parse_coordinates(v: &Value) -> GraphResult<Option<GeoCoordinates>> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    let obj = v
+        .as_object()
+        .ok_or_else(|| type_error("coordinates", "microsoft.graph.outlookGeoCoordinates", v))?;
+    let mut c = GeoCoordinates::default();
+    for (k, val) in obj {
+        let slot = match k.as_str() {
+            "latitude" => &mut c.latitude,
+            "longitude" => &mut c.longitude,
+            "altitude" => &mut c.altitude,
+            "accuracy" => &mut c.accuracy,
+            "altitudeAccuracy" => &mut c.altitude_accuracy,
+            k if k.starts_with('@') => continue,
+            other => {
+                return Err(unknown_property(
+                    other,
+                    "microsoft.graph.outlookGeoCoordinates",
+                ));
+            }
+        };
+        *slot = match val {
+            Value::Null => None,
+            Value::Number(n) => Some(n.clone()),
+            other => return Err(type_error(k, "Edm.Double", other)),
+        };
+    }
+    Ok(Some(c))
 }
 
 /// A validated `locationType` member name.
@@ -1015,6 +1193,7 @@ fn default_data(defaults: &EventDefaults) -> EventData {
         sensitivity: Sensitivity::Normal,
         importance: Importance::Normal,
         location: Location::default(),
+        locations: Vec::new(),
         attendees: Vec::new(),
         organizer: defaults.organizer.clone(),
         categories: Vec::new(),
@@ -1119,14 +1298,20 @@ pub fn parse_event_input(
             "showAs" => data.show_as = parse_enum(k, "microsoft.graph.freeBusyStatus", val)?,
             "sensitivity" => data.sensitivity = parse_enum(k, "microsoft.graph.sensitivity", val)?,
             "importance" => data.importance = parse_enum(k, "microsoft.graph.importance", val)?,
-            "location" => data.location = parse_location(val)?,
-            "locations" => {
-                // The first location wins when `location` itself is absent.
-                if !obj.contains_key("location")
-                    && let Some(first) = val.as_array().and_then(|a| a.first())
-                {
-                    data.location = parse_location(first)?;
+            // Graph: `location` and `locations` always correspond; setting `location` alone
+            // replaces `locations` with it.
+            "location" => {
+                data.location = parse_location(val)?;
+                if !obj.contains_key("locations") {
+                    data.locations = Vec::new();
                 }
+            }
+            "locations" => {
+                let list = parse_locations(val)?;
+                if !obj.contains_key("location") {
+                    data.location = primary_location(&list);
+                }
+                data.locations = list;
             }
             "attendees" => data.attendees = parse_attendees(val)?,
             "organizer" => {

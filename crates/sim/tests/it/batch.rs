@@ -220,3 +220,45 @@ async fn sub_requests_may_write_and_use_absolute_urls_only_relatively() {
     assert_eq!(by_id(&v, "3")["status"], 404);
     assert_eq!(by_id(&v, "4")["status"], 400);
 }
+
+#[tokio::test]
+async fn sub_responses_carry_graph_service_headers() {
+    let t = fx::sim().await;
+    let a = fx::mailbox(&t, "alice", MailboxKind::User);
+    let token = t.default_token().await;
+    let create = json!({
+        "id": "2", "method": "POST", "url": format!("/users/{a}/events"),
+        "headers": {"Content-Type": "application/json"},
+        "body": {"subject": "Batched", "start": {"dateTime": "2025-03-10T09:00:00", "timeZone": "UTC"},
+                 "end": {"dateTime": "2025-03-10T10:00:00", "timeZone": "UTC"}}
+    });
+    let mut dependent = sched("4", &a);
+    dependent["dependsOn"] = json!(["3"]);
+    let (s, v) = batch(
+        &t,
+        &token,
+        &json!({"requests": [sched("1", &a), create, sched("3", "ghost@nowhere.example"), dependent]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    // Every sub-response: Cache-Control: no-cache (Microsoft's batching example).
+    for id in ["1", "2", "3", "4"] {
+        assert_eq!(by_id(&v, id)["headers"]["Cache-Control"], "no-cache", "{v}");
+    }
+    // Successful OData answers: OData-Version and the full OData media type.
+    for id in ["1", "2"] {
+        let h = &by_id(&v, id)["headers"];
+        assert_eq!(h["OData-Version"], "4.0", "{h}");
+        assert_eq!(
+            h["Content-Type"],
+            "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
+        );
+    }
+    // Errors: plain application/json, no OData-Version.
+    for id in ["3", "4"] {
+        let r = by_id(&v, id);
+        assert!(r["status"].as_u64().unwrap() >= 400, "{r}");
+        assert_eq!(r["headers"]["Content-Type"], "application/json", "{r}");
+        assert!(r["headers"].get("OData-Version").is_none(), "{r}");
+    }
+}

@@ -890,3 +890,146 @@ async fn read_only_app_cannot_write() {
     assert_eq!(s, 404);
     assert_graph_error(&e, "ErrorInvalidUser");
 }
+
+#[tokio::test]
+async fn locations_keep_addresses_coordinates_and_correspond() {
+    let c = setup().await;
+    let mut body = simple_event("Picnic", 9);
+    body["location"] = json!({"displayName": "Room 3; Fourth Coffee", "locationType": "Default"});
+    body["locations"] = json!([
+        {"displayName": "Room 3"},
+        {"displayName": "Fourth Coffee",
+         "address": {"street": "4567 Main St", "city": "Redmond", "state": "WA",
+                     "countryOrRegion": "US", "postalCode": "32008"},
+         "coordinates": {"latitude": 47.672, "longitude": -102.103}}
+    ]);
+    let ev = c.post_event(&body).await;
+    assert_eq!(ev["location"]["displayName"], "Room 3; Fourth Coffee");
+    assert_eq!(ev["location"]["uniqueIdType"], "private");
+    let locs = ev["locations"].as_array().unwrap();
+    assert_eq!(locs.len(), 2, "{ev}");
+    assert_eq!(locs[0]["uniqueIdType"], "unknown");
+    assert!(locs[0].get("uniqueId").is_none(), "create answer: {ev}");
+    assert!(locs[0].get("address").is_none());
+    assert_eq!(locs[1]["address"]["city"], "Redmond");
+    assert_eq!(locs[1]["address"]["postalCode"], "32008");
+    assert_eq!(
+        locs[1]["coordinates"],
+        json!({"latitude": 47.672, "longitude": -102.103})
+    );
+    assert_eq!(locs[1]["uniqueId"], "Fourth Coffee");
+    assert_eq!(locs[1]["uniqueIdType"], "private");
+
+    // A read shows the name-only entry's empty uniqueId.
+    let id = enc(ev["id"].as_str().unwrap());
+    let (_, _, got) = c.get(&format!("/events/{id}")).await;
+    assert_eq!(got["locations"][0]["uniqueId"], "", "{got}");
+    assert_eq!(got["locations"][1]["coordinates"]["longitude"], -102.103);
+
+    // Setting `location` alone replaces `locations` with it (address included).
+    let (s, up) = c
+        .send(
+            Method::PATCH,
+            &format!("/events/{id}"),
+            &json!({"location": {"displayName": "Town hall",
+                "address": {"city": "Springfield", "countryOrRegion": "United States"},
+                "coordinates": {"latitude": 47.6, "longitude": -122.3, "accuracy": 10}}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{up}");
+    assert_eq!(
+        up["location"]["address"],
+        json!({"city": "Springfield", "countryOrRegion": "United States"})
+    );
+    assert_eq!(up["location"]["coordinates"]["accuracy"], 10);
+    let locs = up["locations"].as_array().unwrap();
+    assert_eq!(locs.len(), 1, "{up}");
+    assert_eq!(locs[0]["displayName"], "Town hall");
+    assert_eq!(locs[0]["address"]["city"], "Springfield");
+
+    // Setting `locations` alone names `location` after them.
+    let (s, up) = c
+        .send(
+            Method::PATCH,
+            &format!("/events/{id}"),
+            &json!({"locations": [{"displayName": "A"}, {"displayName": "B"}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{up}");
+    assert_eq!(up["location"]["displayName"], "A; B");
+    assert!(up["location"].get("address").is_none(), "{up}");
+    assert_eq!(up["locations"].as_array().unwrap().len(), 2);
+
+    // No location: Exchange's empty placeholder.
+    let plain = c.post_event(&simple_event("Nowhere", 10)).await;
+    assert_eq!(
+        plain["location"],
+        json!({"displayName": "", "locationType": "default", "uniqueIdType": "unknown",
+               "address": {}, "coordinates": {}})
+    );
+    assert_eq!(plain["locations"], json!([]));
+
+    // Bad members are 400s, not crashes.
+    for bad in [
+        json!({"location": {"displayName": "x", "coordinates": {"latitude": "north"}}}),
+        json!({"location": {"displayName": "x", "address": {"planet": "Mars"}}}),
+        json!({"location": {"displayName": "x", "address": "1 Main St"}}),
+        json!({"locations": {"displayName": "x"}}),
+    ] {
+        let (s, e) = c.send(Method::PATCH, &format!("/events/{id}"), &bad).await;
+        assert_eq!(s, 400, "{bad} → {e}");
+        assert_graph_error(&e, "RequestBodyRead");
+    }
+}
+
+#[tokio::test]
+async fn calendars_and_event_reads_carry_odata_ids_and_links() {
+    let c = setup().await;
+    let (_, _, me) = c.ts.get(&c.token, &format!("/v1.0/users/{}", c.upn)).await;
+    let oid = me["id"].as_str().unwrap().to_owned();
+    let tenant = c.ts.tenant();
+    let (_, _, cals) = c.get("/calendars").await;
+    let first = &cals["value"][0];
+    let cid = first["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        first["@odata.id"],
+        c.ts.url(&format!("/v1.0/users('{oid}@{tenant}')/calendars('{cid}')")),
+        "{cals}"
+    );
+    let (_, _, def) = c.get("/calendar").await;
+    assert_eq!(def["@odata.id"], first["@odata.id"]);
+
+    let pid = "String {66f5a359-4659-4830-9070-00047ec6ac6e} Name Color";
+    let mut body = simple_event("Linked", 11);
+    body["singleValueExtendedProperties"] = json!([{"id": pid, "value": "Green"}]);
+    let ev = c.post_event(&body).await;
+    assert!(ev.get("calendar@odata.navigationLink").is_none(), "{ev}");
+    let eid = ev["id"].as_str().unwrap().to_owned();
+    let cal_url =
+        c.ts.url(&format!("/v1.0/users('{oid}')/calendars('{cid}')"));
+    let (s, _, got) = c
+        .get(&format!("/events/{}?$select=subject,location", enc(&eid)))
+        .await;
+    assert_eq!(s, 200, "{got}");
+    assert_eq!(got["calendar@odata.navigationLink"], cal_url);
+    assert_eq!(
+        got["calendar@odata.associationLink"],
+        format!("{cal_url}/$ref")
+    );
+    assert!(got.get("@odata.id").is_none(), "only with $expand: {got}");
+
+    let (s, _, got) = c
+        .get(&format!(
+            "/events/{}?$expand=singleValueExtendedProperties($filter=id%20eq%20'{}')",
+            enc(&eid),
+            pid.replace(' ', "%20")
+        ))
+        .await;
+    assert_eq!(s, 200, "{got}");
+    assert_eq!(
+        got["@odata.id"],
+        c.ts.url(&format!("/v1.0/users('{oid}@{tenant}')/events('{eid}')"))
+    );
+    assert_eq!(got["calendar@odata.navigationLink"], cal_url);
+    assert_eq!(got["singleValueExtendedProperties"][0]["value"], "Green");
+}
