@@ -68,8 +68,9 @@ struct KeyState {
     /// Sliding-window buckets: (bucket start, requests in it).
     window: VecDeque<(Instant, u32)>,
     window_count: u64,
-    /// Deadline of the last `Retry-After` issued to this app for this mailbox.
-    retry_not_before: Option<Instant>,
+    /// Window of the last `Retry-After` delivered to this app for this mailbox: requests
+    /// arriving in `[from, until)` are early retries (`from` = delivery + [`DELIVERY_GRACE`]).
+    retry_not_before: Option<(Instant, Instant)>,
     counters: Counters,
     last_retry_after: Option<RetryAfterRecord>,
 }
@@ -191,7 +192,10 @@ impl Throttle {
         let ms = mailboxes.entry(mailbox).or_default();
 
         // Early retry: the app was told to wait and did not.
-        if ks.retry_not_before.is_some_and(|t| now < t) {
+        if ks
+            .retry_not_before
+            .is_some_and(|(from, until)| now >= from && now < until)
+        {
             ks.counters.early_retries += 1;
             ms.counters.early_retries += 1;
         }
@@ -234,7 +238,9 @@ impl Throttle {
             ks.counters.budget_throttled += 1;
             ms.counters.throttled += 1;
             ms.counters.budget_throttled += 1;
-            record(st, ks, ms, app, now, &err, Duration::from_secs(secs));
+            record(st, ks, ms, app, &err, Duration::from_secs(secs));
+            drop(g);
+            self.arm_on_delivery((app, mailbox), Duration::from_secs(secs));
             return Err(err);
         }
 
@@ -249,8 +255,12 @@ impl Throttle {
                 ks,
                 ms,
                 app,
-                now,
                 &err,
+                Duration::from_secs(CONCURRENCY_RETRY_AFTER_S),
+            );
+            drop(g);
+            self.arm_on_delivery(
+                (app, mailbox),
                 Duration::from_secs(CONCURRENCY_RETRY_AFTER_S),
             );
             return Err(err);
@@ -268,7 +278,6 @@ impl Throttle {
 
     /// Records an injected fault answered to `app` for `mailbox` (and its `Retry-After`, if any).
     pub fn note_fault(&self, st: &SimState, app: Uuid, mailbox: Uuid, err: &GraphError) {
-        let now = Instant::now();
         let mut g = lock(&self.inner);
         let Inner { keys, mailboxes } = &mut *g;
         let ks = keys.entry((app, mailbox)).or_default();
@@ -280,7 +289,9 @@ impl Throttle {
             ms.counters.throttled += 1;
         }
         if let Some(d) = err.retry_after.as_deref().and_then(parse_retry_after) {
-            record(st, ks, ms, app, now, err, d);
+            record(st, ks, ms, app, err, d);
+            drop(g);
+            self.arm_on_delivery((app, mailbox), d);
         }
     }
 
@@ -345,12 +356,11 @@ fn record(
     ks: &mut KeyState,
     ms: &mut MailboxState,
     app: Uuid,
-    now: Instant,
     err: &GraphError,
     wait: Duration,
 ) {
-    let deadline = now + wait;
-    ks.retry_not_before = Some(ks.retry_not_before.map_or(deadline, |d| d.max(deadline)));
+    // The deadline itself is armed when the answer has been delivered (see `DeliveryMark`):
+    // a request the client sent before it could see this 429 is not an early retry.
     let issued_at = st.now();
     let not_before = issued_at
         .checked_add(jiff::SignedDuration::try_from(wait).unwrap_or_default())
@@ -365,6 +375,43 @@ fn record(
     };
     ks.last_retry_after = Some(rec.clone());
     ms.last_retry_after = Some(rec);
+}
+
+/// Requests arriving this soon after a 429 left the simulator may have been sent before the
+/// client could read it (other tasks of the same client, already on the wire): not counted.
+pub const DELIVERY_GRACE: Duration = Duration::from_millis(25);
+
+/// Arms a `Retry-After` deadline once the answer that carries it has left the simulator
+/// (after any injected latency): Retry-After counts from when the response is received
+/// (RFC 9110 §10.2.3), so requests already in flight when the 429 was issued are not early.
+struct DeliveryMark {
+    inner: Arc<Mutex<Inner>>,
+    key: Key,
+    wait: Duration,
+}
+
+impl Drop for DeliveryMark {
+    fn drop(&mut self) {
+        let delivered = Instant::now();
+        let deadline = delivered + self.wait;
+        let mut g = lock(&self.inner);
+        if let Some(ks) = g.keys.get_mut(&self.key) {
+            let until = ks
+                .retry_not_before
+                .map_or(deadline, |(_, d)| d.max(deadline));
+            ks.retry_not_before = Some((delivered + DELIVERY_GRACE, until));
+        }
+    }
+}
+
+impl Throttle {
+    fn arm_on_delivery(&self, key: Key, wait: Duration) {
+        crate::server::hold_until_response(DeliveryMark {
+            inner: self.inner.clone(),
+            key,
+            wait,
+        });
+    }
 }
 
 /// One mailbox's counters, across apps and per app.
