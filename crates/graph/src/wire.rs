@@ -1,0 +1,407 @@
+//! Graph and Entra ID JSON, as Microsoft's documentation and real samples show it.
+//!
+//! Everything here is read *leniently*: unknown properties are ignored, and a property of an
+//! unexpected type reads as absent ([`Lenient`]) instead of failing the whole document. What
+//! calgate cannot do without (an event's id, start and end; a page's links) is checked where
+//! the wire types are converted (`convert.rs`), and a missing essential is `InvalidData`, never
+//! a silent default.
+
+use serde::de::{DeserializeOwned, Deserializer};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// `T` if the JSON value has `T`'s shape, else `None` — never an error. Use with
+/// `#[serde(default)]` so that absence is `None` too.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lenient<T>(pub Option<T>);
+
+impl<T> Default for Lenient<T> {
+    fn default() -> Self {
+        Lenient(None)
+    }
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        Ok(Lenient(serde_json::from_value(v).ok()))
+    }
+}
+
+impl<T> Lenient<T> {
+    pub fn get(&self) -> Option<&T> {
+        self.0.as_ref()
+    }
+    pub fn into_inner(self) -> Option<T> {
+        self.0
+    }
+}
+
+impl Lenient<String> {
+    /// The string, `None` when absent, not a string, or empty.
+    pub fn non_empty(&self) -> Option<&str> {
+        self.0.as_deref().filter(|s| !s.trim().is_empty())
+    }
+}
+
+/// A number Entra may send as a JSON number (v2) or as a string (v1: `"expires_in":"3599"`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NumOrString(pub f64);
+
+impl<'de> Deserialize<'de> for NumOrString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Number(n) => n
+                .as_f64()
+                .map(NumOrString)
+                .ok_or_else(|| serde::de::Error::custom("not a number")),
+            Value::String(s) => s
+                .trim()
+                .parse::<f64>()
+                .map(NumOrString)
+                .map_err(|_| serde::de::Error::custom("not a number")),
+            _ => Err(serde::de::Error::custom("not a number")),
+        }
+    }
+}
+
+impl NumOrString {
+    /// Whole seconds, when finite and within a sane range.
+    pub fn as_secs(self) -> Option<i64> {
+        (self.0.is_finite() && self.0 >= 0.0 && self.0 < 1.0e12).then_some(self.0 as i64)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entra ID
+// ---------------------------------------------------------------------------------------------
+
+/// A token endpoint success body, v2 (`expires_in` a number) or v1 (numbers as strings,
+/// `expires_on`, `resource`).
+#[derive(Debug, Deserialize)]
+pub struct TokenResponse {
+    #[serde(default)]
+    pub token_type: Lenient<String>,
+    #[serde(default)]
+    pub access_token: Lenient<String>,
+    #[serde(default)]
+    pub expires_in: Lenient<NumOrString>,
+    #[serde(default)]
+    pub ext_expires_in: Lenient<NumOrString>,
+    /// v1 only: absolute expiry, seconds since the epoch.
+    #[serde(default)]
+    pub expires_on: Lenient<NumOrString>,
+    #[serde(default)]
+    pub resource: Lenient<String>,
+}
+
+/// Entra's error body: `{"error","error_description":"AADSTSnnn: …","error_codes":[nnn],…}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct EntraErrorBody {
+    #[serde(default)]
+    pub error: Lenient<String>,
+    #[serde(default)]
+    pub error_description: Lenient<String>,
+    #[serde(default)]
+    pub error_codes: Lenient<Vec<i64>>,
+    #[serde(default)]
+    pub suberror: Lenient<String>,
+    #[serde(default)]
+    pub trace_id: Lenient<String>,
+    #[serde(default)]
+    pub correlation_id: Lenient<String>,
+    #[serde(default)]
+    pub timestamp: Lenient<String>,
+    #[serde(default)]
+    pub error_uri: Lenient<String>,
+}
+
+impl EntraErrorBody {
+    /// The first AADSTS code: from `error_codes`, else from the `AADSTSnnn:` prefix of the
+    /// description.
+    pub fn aadsts(&self) -> Option<i64> {
+        if let Some(c) = self.error_codes.get().and_then(|c| c.first()) {
+            return Some(*c);
+        }
+        let d = self.error_description.get()?;
+        let rest = d.trim_start().strip_prefix("AADSTS")?;
+        let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+        digits.parse().ok()
+    }
+
+    /// The first line of the description (Entra appends Trace ID, Correlation ID, Timestamp).
+    pub fn summary(&self) -> Option<&str> {
+        self.error_description
+            .non_empty()
+            .and_then(|d| d.split(['\r', '\n']).next())
+            .map(str::trim)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Graph errors
+// ---------------------------------------------------------------------------------------------
+
+/// `{"error":{"code","message","innerError":{…}}}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct GraphErrorBody {
+    #[serde(default)]
+    pub error: Lenient<GraphError>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct GraphError {
+    #[serde(default)]
+    pub code: Lenient<String>,
+    #[serde(default)]
+    pub message: Lenient<String>,
+    /// The service sends `innerError`; the documentation writes `innererror`. Both are read.
+    #[serde(default, rename = "innerError", alias = "innererror")]
+    pub inner_error: Lenient<InnerError>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct InnerError {
+    #[serde(default)]
+    pub code: Lenient<String>,
+    #[serde(default, rename = "request-id")]
+    pub request_id: Lenient<String>,
+    #[serde(default, rename = "client-request-id")]
+    pub client_request_id: Lenient<String>,
+    #[serde(default)]
+    pub date: Lenient<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+// ---------------------------------------------------------------------------------------------
+
+/// `dateTimeTimeZone`: a civil date-time (up to 7 fractional digits) and a zone name, Windows
+/// (what Graph sends) or IANA.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DateTimeTimeZone {
+    pub date_time: String,
+    #[serde(default)]
+    pub time_zone: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct EmailAddress {
+    #[serde(default)]
+    pub name: Lenient<String>,
+    #[serde(default)]
+    pub address: Lenient<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recipient {
+    #[serde(default)]
+    pub email_address: Lenient<EmailAddress>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Location {
+    #[serde(default)]
+    pub display_name: Lenient<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct ExtendedProperty {
+    #[serde(default)]
+    pub id: Lenient<String>,
+    #[serde(default)]
+    pub value: Lenient<String>,
+}
+
+/// An event as `calendarView`, `calendarView/delta`, `instances` and `events` return it.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    #[serde(default, rename = "@removed")]
+    pub removed: Option<Value>,
+    #[serde(default)]
+    pub id: Lenient<String>,
+    #[serde(default, rename = "iCalUId")]
+    pub ical_uid: Lenient<String>,
+    #[serde(default, rename = "type")]
+    pub kind: Lenient<String>,
+    #[serde(default)]
+    pub series_master_id: Lenient<String>,
+    #[serde(default)]
+    pub start: Lenient<DateTimeTimeZone>,
+    #[serde(default)]
+    pub end: Lenient<DateTimeTimeZone>,
+    #[serde(default)]
+    pub is_all_day: Lenient<bool>,
+    #[serde(default)]
+    pub show_as: Lenient<String>,
+    #[serde(default)]
+    pub sensitivity: Lenient<String>,
+    #[serde(default)]
+    pub subject: Lenient<String>,
+    #[serde(default)]
+    pub location: Lenient<Location>,
+    #[serde(default)]
+    pub body_preview: Lenient<String>,
+    #[serde(default)]
+    pub organizer: Lenient<Recipient>,
+    #[serde(default)]
+    pub attendees: Lenient<Vec<Lenient<Recipient>>>,
+    #[serde(default)]
+    pub web_link: Lenient<String>,
+    #[serde(default)]
+    pub change_key: Lenient<String>,
+    #[serde(default)]
+    pub last_modified_date_time: Lenient<String>,
+    #[serde(default)]
+    pub original_start_time_zone: Lenient<String>,
+    #[serde(default)]
+    pub is_cancelled: Lenient<bool>,
+    #[serde(default)]
+    pub transaction_id: Lenient<String>,
+    #[serde(default)]
+    pub single_value_extended_properties: Lenient<Vec<Lenient<ExtendedProperty>>>,
+}
+
+/// A collection page: `value` plus `@odata.nextLink` / `@odata.deltaLink`. `value` is kept
+/// raw so that each item is read on its own and a bad item is reported as such.
+#[derive(Debug, Deserialize)]
+pub struct Page {
+    #[serde(default)]
+    pub value: Option<Value>,
+    #[serde(default, rename = "@odata.nextLink")]
+    pub next_link: Lenient<String>,
+    #[serde(default, rename = "@odata.deltaLink")]
+    pub delta_link: Lenient<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users, mailbox settings, places
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    #[serde(default)]
+    pub id: Lenient<String>,
+    #[serde(default)]
+    pub display_name: Lenient<String>,
+    #[serde(default)]
+    pub mail: Lenient<String>,
+    #[serde(default)]
+    pub user_principal_name: Lenient<String>,
+    #[serde(default)]
+    pub account_enabled: Lenient<bool>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct TimeZoneBase {
+    #[serde(default)]
+    pub name: Lenient<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkingHours {
+    #[serde(default)]
+    pub days_of_week: Lenient<Vec<Lenient<String>>>,
+    #[serde(default)]
+    pub start_time: Lenient<String>,
+    #[serde(default)]
+    pub end_time: Lenient<String>,
+    #[serde(default)]
+    pub time_zone: Lenient<TimeZoneBase>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MailboxSettings {
+    #[serde(default)]
+    pub time_zone: Lenient<String>,
+    #[serde(default)]
+    pub working_hours: Lenient<WorkingHours>,
+    #[serde(default)]
+    pub user_purpose: Lenient<Value>,
+}
+
+/// A number that the documentation's samples sometimes send as a string (`"capacity":"50"`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LenientInt(pub i64);
+
+impl<'de> Deserialize<'de> for LenientInt {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = NumOrString::deserialize(d)?;
+        if n.0.is_finite() && n.0.fract() == 0.0 && n.0.abs() < 1.0e15 {
+            Ok(LenientInt(n.0 as i64))
+        } else {
+            Err(serde::de::Error::custom("not an integer"))
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Place {
+    #[serde(default)]
+    pub id: Lenient<String>,
+    #[serde(default)]
+    pub email_address: Lenient<String>,
+    #[serde(default)]
+    pub display_name: Lenient<String>,
+    #[serde(default)]
+    pub capacity: Lenient<LenientInt>,
+    #[serde(default)]
+    pub building: Lenient<String>,
+    #[serde(default)]
+    pub floor_label: Lenient<String>,
+    #[serde(default)]
+    pub floor_number: Lenient<LenientInt>,
+    #[serde(default)]
+    pub booking_type: Lenient<String>,
+    #[serde(default)]
+    pub nickname: Lenient<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// $batch
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchRequestItem<'a> {
+    pub id: &'a str,
+    pub method: &'a str,
+    pub url: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headers: Option<serde_json::Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<&'a str>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchRequestBody<'a> {
+    pub requests: Vec<BatchRequestItem<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BatchResponseBody {
+    #[serde(default)]
+    pub responses: Option<Vec<Lenient<BatchResponseItem>>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BatchResponseItem {
+    #[serde(default)]
+    pub id: Lenient<String>,
+    #[serde(default)]
+    pub status: Lenient<u16>,
+    #[serde(default)]
+    pub headers: Lenient<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    pub body: Option<Value>,
+}

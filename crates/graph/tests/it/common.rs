@@ -1,0 +1,152 @@
+//! Harness: a simulator per test, a `GraphClient` for one of its apps, control API helpers.
+#![allow(dead_code)]
+
+pub use calgate_graph::*;
+pub use calgate_sim::{Seed, SimHandle, SimOptions};
+pub use serde_json::{Value, json};
+
+pub struct T {
+    pub sim: SimHandle,
+    pub http: reqwest::Client,
+    pub shared: Shared,
+}
+
+pub async fn start() -> T {
+    let sim = calgate_sim::start(SimOptions {
+        seed: Seed::Demo,
+        rng: 7,
+        ..SimOptions::default()
+    })
+    .await
+    .expect("simulator starts");
+    T {
+        sim,
+        http: reqwest::Client::new(),
+        shared: Shared::new().unwrap(),
+    }
+}
+
+impl T {
+    pub fn creds(&self) -> Value {
+        self.sim.credentials()
+    }
+    pub fn tenant(&self) -> String {
+        self.sim.tenant_id()
+    }
+    /// (client_id, secret) of a published app.
+    pub fn app(&self, name: &str) -> (String, String) {
+        let c = self.creds();
+        let a = c["apps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap_or_else(|| panic!("no app {name}: {c}"));
+        (
+            a["client_id"].as_str().unwrap().to_owned(),
+            a["client_secret"].as_str().unwrap().to_owned(),
+        )
+    }
+    pub fn config(&self, client_id: &str, credentials: Vec<Credential>) -> ConnectionConfig {
+        let c = self.creds();
+        ConnectionConfig {
+            tenant: self.tenant(),
+            client_id: client_id.to_owned(),
+            credentials,
+            authority: self.sim.base_url.clone(),
+            graph_url: c["graph_url"].as_str().unwrap().to_owned(),
+            extra_root_ca_pem: None,
+            token_endpoint: TokenEndpoint::V2,
+            graph_resource: None,
+        }
+    }
+    /// A client for the published app `name` with its secret.
+    pub fn client(&self, name: &str) -> GraphClient {
+        let (id, secret) = self.app(name);
+        GraphClient::new(
+            self.config(&id, vec![Credential::secret(secret, None)]),
+            &self.shared,
+        )
+        .unwrap()
+    }
+    /// The `kind` mailboxes of the demo tenant.
+    pub fn mailboxes(&self, kind: &str) -> Vec<String> {
+        self.creds()["mailboxes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["kind"] == kind)
+            .map(|m| m["address"].as_str().unwrap().to_owned())
+            .collect()
+    }
+    pub async fn control(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut r = self
+            .http
+            .request(method, format!("{}/_sim{path}", self.sim.base_url));
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        let r = r.send().await.unwrap();
+        let s = r.status().as_u16();
+        let t = r.text().await.unwrap();
+        (s, serde_json::from_str(&t).unwrap_or(Value::String(t)))
+    }
+    /// Creates an app through the control API: (client_id, secret).
+    pub async fn new_app(&self, name: &str, roles: &[&str]) -> (String, String, Value) {
+        let (s, v) = self
+            .control(
+                reqwest::Method::POST,
+                "/apps",
+                Some(&json!({"name": name, "roles": roles})),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        (
+            v["client_id"].as_str().unwrap().to_owned(),
+            v["client_secret"].as_str().unwrap().to_owned(),
+            v,
+        )
+    }
+    pub async fn app_counters(&self, client_id: &str) -> Value {
+        let (s, v) = self
+            .control(
+                reqwest::Method::GET,
+                &format!("/apps/{client_id}/counters"),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        v
+    }
+    pub async fn mailbox_stats(&self, address: &str) -> Value {
+        let (s, v) = self
+            .control(
+                reqwest::Method::GET,
+                &format!("/mailboxes/{address}/stats"),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        v
+    }
+}
+
+pub fn ts(s: &str) -> jiff::Timestamp {
+    s.parse().unwrap()
+}
+
+/// A window around the simulator's "now" that holds the demo's events.
+pub fn window() -> (jiff::Timestamp, jiff::Timestamp) {
+    let now = jiff::Timestamp::now();
+    (
+        now.checked_sub(jiff::SignedDuration::from_hours(24 * 31))
+            .unwrap(),
+        now.checked_add(jiff::SignedDuration::from_hours(24 * 121))
+            .unwrap(),
+    )
+}
