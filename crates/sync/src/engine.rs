@@ -1,0 +1,557 @@
+//! The scheduler: reads every linked mailbox's state, plans, and executes the plan over all
+//! connections with bounded concurrency, recording each mailbox's status.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use calgate_graph::{ConnectionConfig, Credential, ErrorKind, GraphClient, SecretString, Shared};
+use calgate_store::{
+    Connection, CredentialKind, MailboxId, Store, SyncCounters, SyncOutcome, SyncStatusUpdate,
+};
+use jiff::Timestamp;
+use tokio::sync::{OnceCell, Semaphore};
+
+use crate::Error;
+use crate::executor::{MailboxRun, RoundReport};
+use crate::plan::{LastError, MailboxPlan, MailboxState, Plan, SyncRequest, plan};
+
+/// Default number of mailboxes synced at once (each with ≤ 4 requests in flight).
+pub const DEFAULT_CONCURRENCY: usize = 16;
+/// Default delta page size (`Prefer: odata.maxpagesize`).
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+
+/// How the engine runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// Mailboxes synced at once, over all connections (at least 1).
+    pub concurrency: usize,
+    /// Delta page size asked of Graph.
+    pub page_size: u32,
+    /// An extra trusted root CA (PEM) for every connection, e.g. the simulator's `--tls` CA.
+    pub extra_root_ca_pem: Option<String>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            concurrency: DEFAULT_CONCURRENCY,
+            page_size: DEFAULT_PAGE_SIZE,
+            extra_root_ca_pem: None,
+        }
+    }
+}
+
+/// Running totals of a sync run, as a progress bar shows them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub mailboxes_total: u64,
+    /// Finished, successfully or not.
+    pub mailboxes_done: u64,
+    pub mailboxes_failed: u64,
+    pub events_upserted: u64,
+    pub events_removed: u64,
+    /// HTTP requests to Graph during the run (retries included; from the graph client).
+    pub requests: u64,
+    /// Throttled answers (429) during the run.
+    pub throttled: u64,
+}
+
+/// What just happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProgressEvent {
+    Started,
+    MailboxStarted {
+        address: String,
+    },
+    /// One delta page stored (into the live or the shadow set).
+    Page {
+        address: String,
+        upserts: u64,
+        removals: u64,
+    },
+    MailboxFinished {
+        address: String,
+        /// `None` on success, else the error class.
+        failed: Option<String>,
+    },
+    Finished,
+}
+
+/// A progress report: the event and the totals after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    pub event: ProgressEvent,
+    pub totals: Totals,
+}
+
+/// Receives progress reports; called from several tasks at once, so keep it quick.
+pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// Counts and forwards progress.
+pub(crate) struct Reporter {
+    callback: Option<ProgressFn>,
+    shared: Shared,
+    baseline: calgate_graph::MetricsSnapshot,
+    total: u64,
+    done: AtomicU64,
+    failed: AtomicU64,
+    upserted: AtomicU64,
+    removed: AtomicU64,
+}
+
+impl Reporter {
+    fn new(callback: Option<ProgressFn>, shared: Shared, total: u64) -> Reporter {
+        Reporter {
+            callback,
+            baseline: shared.metrics(),
+            shared,
+            total,
+            done: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            upserted: AtomicU64::new(0),
+            removed: AtomicU64::new(0),
+        }
+    }
+
+    fn totals(&self) -> Totals {
+        let m = self.shared.metrics();
+        Totals {
+            mailboxes_total: self.total,
+            mailboxes_done: self.done.load(Ordering::Relaxed),
+            mailboxes_failed: self.failed.load(Ordering::Relaxed),
+            events_upserted: self.upserted.load(Ordering::Relaxed),
+            events_removed: self.removed.load(Ordering::Relaxed),
+            requests: m.requests_sent.saturating_sub(self.baseline.requests_sent),
+            throttled: m.throttled.saturating_sub(self.baseline.throttled),
+        }
+    }
+
+    pub(crate) fn emit(&self, event: ProgressEvent) {
+        match &event {
+            ProgressEvent::Page {
+                upserts, removals, ..
+            } => {
+                self.upserted.fetch_add(*upserts, Ordering::Relaxed);
+                self.removed.fetch_add(*removals, Ordering::Relaxed);
+            }
+            ProgressEvent::MailboxFinished { failed, .. } => {
+                self.done.fetch_add(1, Ordering::Relaxed);
+                if failed.is_some() {
+                    self.failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            _ => {}
+        }
+        if let Some(cb) = &self.callback {
+            cb(&Progress {
+                event,
+                totals: self.totals(),
+            });
+        }
+    }
+}
+
+/// Why a mailbox failed, as recorded in its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub class: String,
+    /// One line in an administrator's words, with the fix.
+    pub message: String,
+    pub next_action: String,
+}
+
+/// What happened to one mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxOutcome {
+    pub mailbox_id: MailboxId,
+    pub address: String,
+    pub connection: String,
+    /// The plan line that was executed.
+    pub planned: String,
+    pub report: RoundReport,
+    pub failure: Option<Failure>,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub totals: Totals,
+    /// Requests sent again after a throttled or failed attempt (during the run).
+    pub retries: u64,
+    /// The most requests in flight to one mailbox at once (process-wide high-water mark).
+    pub peak_mailbox_concurrency: u64,
+    pub full_resyncs: u64,
+    pub elapsed: Duration,
+    /// Per mailbox, in plan order.
+    pub outcomes: Vec<MailboxOutcome>,
+}
+
+impl Summary {
+    pub fn failures(&self) -> impl Iterator<Item = &MailboxOutcome> {
+        self.outcomes.iter().filter(|o| o.failure.is_some())
+    }
+    pub fn is_success(&self) -> bool {
+        self.totals.mailboxes_failed == 0
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = &self.totals;
+        write!(
+            f,
+            "{} of {} mailboxes synced, {} failed; {} events upserted, {} removed; {} requests, {} throttled; {:.1}s",
+            t.mailboxes_done - t.mailboxes_failed,
+            t.mailboxes_total,
+            t.mailboxes_failed,
+            t.events_upserted,
+            t.events_removed,
+            t.requests,
+            t.throttled,
+            self.elapsed.as_secs_f64()
+        )
+    }
+}
+
+/// The Graph client configuration of a stored connection (credentials newest first).
+pub fn connection_config(
+    c: &Connection,
+    extra_root_ca_pem: Option<&str>,
+) -> Result<ConnectionConfig, calgate_graph::Error> {
+    let mut credentials = Vec::with_capacity(c.credentials.len());
+    for cred in &c.credentials {
+        let secret = SecretString::new(cred.secret.expose());
+        match cred.kind {
+            CredentialKind::Secret => {
+                credentials.push(Credential::secret(secret, cred.expires_at));
+            }
+            CredentialKind::Certificate => {
+                let pem = cred.certificate_pem.clone().ok_or_else(|| {
+                    calgate_graph::Error::config(format!(
+                        "connection '{}' has a certificate credential without its certificate: add it again with `calgate connection secret add`",
+                        c.name
+                    ))
+                })?;
+                let mut made = Credential::certificate(secret, pem)?;
+                if let (Credential::Certificate { expires, .. }, Some(at)) =
+                    (&mut made, cred.expires_at)
+                {
+                    *expires = Some(at);
+                }
+                credentials.push(made);
+            }
+        }
+    }
+    Ok(ConnectionConfig {
+        tenant: c.tenant.clone(),
+        client_id: c.client_id.clone(),
+        credentials,
+        authority: c.authority.clone(),
+        graph_url: c.graph_url.clone(),
+        extra_root_ca_pem: extra_root_ca_pem.map(str::to_owned),
+        token_endpoint: calgate_graph::TokenEndpoint::V2,
+        graph_resource: None,
+    })
+}
+
+type ClientCell = Arc<OnceCell<Result<GraphClient, calgate_graph::Error>>>;
+
+/// The sync engine: plan → execute over every linked mailbox.
+#[derive(Clone)]
+pub struct Engine {
+    store: Arc<dyn Store>,
+    shared: Shared,
+    options: EngineOptions,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn Store>, shared: Shared, options: EngineOptions) -> Engine {
+        Engine {
+            store,
+            shared,
+            options,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// Every linked mailbox's state, read from the store.
+    pub async fn states(&self) -> Result<Vec<MailboxState>, Error> {
+        let mailboxes = self.store.list_mailboxes().await?;
+        let statuses: HashMap<MailboxId, calgate_store::MailboxStatus> = self
+            .store
+            .statuses()
+            .await?
+            .into_iter()
+            .map(|s| (s.mailbox_id, s))
+            .collect();
+        let mut out = Vec::with_capacity(mailboxes.len());
+        for m in mailboxes {
+            let status = statuses.get(&m.id);
+            out.push(MailboxState {
+                mailbox_id: m.id,
+                cursor: self.store.cursor(m.id).await?,
+                resync_in_progress: status.is_some_and(|s| s.resync_in_progress),
+                live_instances: self.store.count_instances(m.id).await?,
+                last_attempt: status.and_then(|s| s.last_attempt),
+                last_success: status.and_then(|s| s.last_success),
+                last_error: status
+                    .and_then(|s| s.last_error.as_ref())
+                    .map(|e| LastError {
+                        class: e.class.clone(),
+                        message: e.message.clone(),
+                    }),
+                address: m.address,
+                connection: m.connection,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The plan for `request` at `now` (`--dry-run` prints it).
+    pub async fn plan(&self, request: &SyncRequest, now: Timestamp) -> Result<Plan, Error> {
+        Ok(plan(&self.states().await?, request, now))
+    }
+
+    /// Plans at the current time and executes.
+    pub async fn sync(
+        &self,
+        request: &SyncRequest,
+        progress: Option<ProgressFn>,
+    ) -> Result<Summary, Error> {
+        let plan = self.plan(request, Timestamp::now()).await?;
+        self.execute(&plan, progress).await
+    }
+
+    /// Executes `plan`: mailboxes start in plan order (fair), at most
+    /// [`EngineOptions::concurrency`] at once; one mailbox's failure never stops the others.
+    /// Each mailbox's status is recorded. `Err` only if the store cannot list connections.
+    pub async fn execute(
+        &self,
+        plan: &Plan,
+        progress: Option<ProgressFn>,
+    ) -> Result<Summary, Error> {
+        let started = Instant::now();
+        let metrics_before = self.shared.metrics();
+        let reporter = Arc::new(Reporter::new(
+            progress,
+            self.shared.clone(),
+            plan.mailboxes.len() as u64,
+        ));
+        reporter.emit(crate::ProgressEvent::Started);
+        let connections: HashMap<String, Connection> = self
+            .store
+            .list_connections()
+            .await?
+            .into_iter()
+            .map(|c| (c.name.to_lowercase(), c))
+            .collect();
+        let connections = Arc::new(connections);
+        let mut cells: HashMap<String, ClientCell> = HashMap::new();
+        let semaphore = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
+        let mut tasks = Vec::with_capacity(plan.mailboxes.len());
+        for mp in &plan.mailboxes {
+            let cell = cells
+                .entry(mp.connection.to_lowercase())
+                .or_default()
+                .clone();
+            let Ok(permit) = semaphore.clone().acquire_owned().await else {
+                break;
+            };
+            let task = MailboxTask {
+                store: self.store.clone(),
+                shared: self.shared.clone(),
+                options: self.options.clone(),
+                connections: connections.clone(),
+                cell,
+                plan: mp.clone(),
+                now: plan.now,
+                reporter: reporter.clone(),
+            };
+            let handle = tokio::spawn(async move {
+                let outcome = task.run().await;
+                drop(permit);
+                outcome
+            });
+            tasks.push((mp, handle));
+        }
+        let mut outcomes = Vec::with_capacity(tasks.len());
+        for (mp, handle) in tasks {
+            match handle.await {
+                Ok(o) => outcomes.push(o),
+                Err(e) => {
+                    tracing::error!(mailbox = %mp.address, error = %e, "a mailbox's sync task failed");
+                    reporter.emit(ProgressEvent::MailboxFinished {
+                        address: mp.address.clone(),
+                        failed: Some("internal".to_owned()),
+                    });
+                    outcomes.push(MailboxOutcome {
+                        mailbox_id: mp.mailbox_id,
+                        address: mp.address.clone(),
+                        connection: mp.connection.clone(),
+                        planned: mp.to_string(),
+                        report: RoundReport::default(),
+                        failure: Some(Failure {
+                            class: "internal".to_owned(),
+                            message: format!("calgate's sync task for {} stopped unexpectedly ({e}); please report this", mp.address),
+                            next_action: "retry on the next run".to_owned(),
+                        }),
+                    });
+                }
+            }
+        }
+        reporter.emit(ProgressEvent::Finished);
+        let after = self.shared.metrics();
+        Ok(Summary {
+            totals: reporter.totals(),
+            retries: after.retries.saturating_sub(metrics_before.retries),
+            peak_mailbox_concurrency: after.peak_mailbox_concurrency,
+            full_resyncs: outcomes.iter().map(|o| o.report.full_resyncs).sum(),
+            elapsed: started.elapsed(),
+            outcomes,
+        })
+    }
+}
+
+/// One mailbox's work, owned by its task.
+struct MailboxTask {
+    store: Arc<dyn Store>,
+    shared: Shared,
+    options: EngineOptions,
+    connections: Arc<HashMap<String, Connection>>,
+    cell: ClientCell,
+    plan: MailboxPlan,
+    now: Timestamp,
+    reporter: Arc<Reporter>,
+}
+
+impl MailboxTask {
+    /// The connection's client, made (and its token acquired) once per run: a wrong secret is
+    /// reported for every mailbox of the connection after one token request, not one each.
+    async fn client(&self) -> Result<GraphClient, Error> {
+        let made = self
+            .cell
+            .get_or_init(|| async {
+                let Some(c) = self.connections.get(&self.plan.connection.to_lowercase()) else {
+                    return Err(calgate_graph::Error::config(format!(
+                        "connection '{}' no longer exists: link {} to another connection or unlink it",
+                        self.plan.connection, self.plan.address
+                    )));
+                };
+                let cfg = connection_config(c, self.options.extra_root_ca_pem.as_deref())?;
+                let client = GraphClient::new(cfg, &self.shared)?;
+                match client.access_token().await {
+                    Ok(_) => Ok(client),
+                    // Transient: let each mailbox try (and retry) on its own.
+                    Err(e) if e.kind == ErrorKind::Retryable => Ok(client),
+                    Err(e) => Err(e),
+                }
+            })
+            .await;
+        made.clone().map_err(Error::Graph)
+    }
+
+    async fn run(self) -> MailboxOutcome {
+        let address = self.plan.address.clone();
+        self.reporter.emit(ProgressEvent::MailboxStarted {
+            address: address.clone(),
+        });
+        let attempted_at = Timestamp::now();
+        let mut report = RoundReport::default();
+        let result = match self.client().await {
+            Ok(client) => {
+                let run = MailboxRun {
+                    store: self.store.as_ref(),
+                    client: &client,
+                    plan: &self.plan,
+                    now: self.now,
+                    page_size: self.options.page_size,
+                    reporter: &self.reporter,
+                };
+                run.run(&mut report).await
+            }
+            Err(e) => Err(e),
+        };
+        let finished = Timestamp::now();
+        let failure = result.as_ref().err().map(|e| Failure {
+            class: e.class().to_owned(),
+            message: e.to_string(),
+            next_action: e.next_action().to_owned(),
+        });
+        match &failure {
+            None => tracing::info!(
+                mailbox = %address,
+                upserts = report.upserts,
+                removals = report.removals,
+                pages = report.pages,
+                "mailbox synced"
+            ),
+            Some(f) => {
+                tracing::warn!(mailbox = %address, class = %f.class, "mailbox sync failed: {}", f.message)
+            }
+        }
+        let update = SyncStatusUpdate {
+            attempted_at,
+            outcome: match &failure {
+                None => SyncOutcome::Success,
+                Some(f) => SyncOutcome::Failure {
+                    class: f.class.clone(),
+                    message: f.message.clone(),
+                },
+            },
+            next_action: Some(match &failure {
+                None => "incremental from the stored deltaLink".to_owned(),
+                Some(f) => f.next_action.clone(),
+            }),
+            next_run_at: None,
+            lag: match &failure {
+                None => Some(finished.duration_since(attempted_at)),
+                Some(_) => self.plan.last_success.map(|s| finished.duration_since(s)),
+            },
+            counters: SyncCounters {
+                rounds: 1,
+                requests: report.pages,
+                throttled: 0,
+                upserts: report.upserts,
+                removals: report.removals,
+                full_resyncs: report.full_resyncs,
+            },
+        };
+        if let Err(e) = self
+            .store
+            .record_status(self.plan.mailbox_id, &update)
+            .await
+        {
+            tracing::warn!(mailbox = %address, error = %e, "could not record the mailbox's sync status");
+        }
+        self.reporter.emit(ProgressEvent::MailboxFinished {
+            address: address.clone(),
+            failed: failure.as_ref().map(|f| f.class.clone()),
+        });
+        MailboxOutcome {
+            mailbox_id: self.plan.mailbox_id,
+            address,
+            connection: self.plan.connection.clone(),
+            planned: self.plan.to_string(),
+            report,
+            failure,
+        }
+    }
+}

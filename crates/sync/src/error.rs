@@ -1,0 +1,58 @@
+//! The sync engine's error: a Graph error (classified by the graph crate), a store error, or a
+//! configuration error of the engine itself.
+
+/// Why a mailbox (or the whole run) could not sync.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Graph or Entra ID refused or failed; the message is in an administrator's words.
+    #[error("{0}")]
+    Graph(#[from] calgate_graph::Error),
+    /// calgate's store failed.
+    #[error("calgate's store failed: {0}")]
+    Store(#[from] calgate_store::Error),
+    /// The engine's or a connection's configuration is unusable.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl Error {
+    /// The class recorded in the mailbox status: the graph crate's error kind
+    /// (`authentication`, `permission`, `retryable`, `not-found`, `invalid-data`,
+    /// `resync-required`, `fatal`), `store` or `config`.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Error::Graph(e) => e.kind.as_str(),
+            Error::Store(_) => "store",
+            Error::Config(_) => "config",
+        }
+    }
+
+    /// The graph error's kind, if this is one.
+    pub fn graph_kind(&self) -> Option<calgate_graph::ErrorKind> {
+        match self {
+            Error::Graph(e) => Some(e.kind),
+            _ => None,
+        }
+    }
+
+    /// What the scheduler does next after this failure, in words for the status page.
+    pub fn next_action(&self) -> &'static str {
+        use calgate_graph::ErrorKind::*;
+        match self {
+            Error::Graph(e) => match e.kind {
+                Retryable => "retry on the next run",
+                Authentication => {
+                    "fix the connection's credentials (see the error; `calgate connection test NAME`), then sync"
+                }
+                Permission => "grant the app access to this mailbox (see the error), then sync",
+                NotFound => {
+                    "check the address (`calgate mailbox verify ADDRESS --connection NAME`) or unlink it"
+                }
+                InvalidData | Fatal => "full resync into a shadow set on the next run",
+                ResyncRequired => "full resync into a shadow set on the next run",
+            },
+            Error::Store(_) => "check the data directory and database, then sync",
+            Error::Config(_) => "fix the configuration, then sync",
+        }
+    }
+}

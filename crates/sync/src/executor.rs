@@ -1,0 +1,246 @@
+//! The executor of one mailbox's plan: delta rounds into the live set or into a shadow set.
+//! All I/O of a mailbox happens here; decisions come from [`crate::plan`] and
+//! [`crate::page::plan_page`].
+
+use calgate_graph::{DeltaNext, DeltaRequest, ErrorKind, GraphClient};
+use calgate_store::{ChangeSet, Cursor, MailboxId, Store, Window};
+use jiff::Timestamp;
+
+use crate::page::plan_page;
+use crate::plan::{Action, MailboxPlan, ResyncReason};
+use crate::{Error, ProgressEvent, Reporter};
+
+/// The most pages one round may take: a guard against a service that never ends a round.
+const MAX_PAGES: u64 = 1_000_000;
+
+/// What kind of round ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoundKind {
+    Initial,
+    Incremental,
+    FullResync(ResyncReason),
+}
+
+/// What one mailbox's run did (also when it failed part-way).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RoundReport {
+    /// The last round that ran (an incremental round that hit 410 reports the full resync).
+    pub round: Option<RoundKind>,
+    /// Delta pages fetched (Graph requests made by this mailbox's rounds, retries excluded).
+    pub pages: u64,
+    /// Instances written (upserts) and removed, into the live set or the shadow set.
+    pub upserts: u64,
+    pub removals: u64,
+    /// Full resyncs committed.
+    pub full_resyncs: u64,
+    /// The window the mailbox is now synced over (on success).
+    pub window: Option<Window>,
+}
+
+/// Everything one mailbox's execution needs.
+pub(crate) struct MailboxRun<'a> {
+    pub store: &'a dyn Store,
+    pub client: &'a GraphClient,
+    pub plan: &'a MailboxPlan,
+    /// The plan's `now`: the base of a re-based window.
+    pub now: Timestamp,
+    pub page_size: u32,
+    pub reporter: &'a Reporter,
+}
+
+impl MailboxRun<'_> {
+    fn id(&self) -> MailboxId {
+        self.plan.mailbox_id
+    }
+
+    fn address(&self) -> &str {
+        &self.plan.address
+    }
+
+    /// Runs the plan. The report is filled in as far as the run got.
+    pub(crate) async fn run(&self, report: &mut RoundReport) -> Result<(), Error> {
+        let target = self.plan.target;
+        let live = match &self.plan.action {
+            Action::Initial => {
+                report.round = Some(RoundKind::Initial);
+                let start = DeltaRequest::Start {
+                    start: target.start,
+                    end: target.end,
+                    page_size: self.page_size,
+                };
+                self.live_round(start, target, self.now, report).await
+            }
+            Action::Incremental {
+                delta_link,
+                window,
+                rebased_at,
+            } => {
+                report.round = Some(RoundKind::Incremental);
+                let follow = DeltaRequest::Follow(delta_link.as_str().to_owned());
+                self.live_round(follow, *window, *rebased_at, report).await
+            }
+            Action::FullResync { reason } => {
+                return self.shadow_round(reason.clone(), report).await;
+            }
+        };
+        match live {
+            Err(Error::Graph(e)) if e.kind == ErrorKind::ResyncRequired => {
+                tracing::info!(
+                    mailbox = self.address(),
+                    "delta token expired: full resync into a shadow set"
+                );
+                self.shadow_round(ResyncReason::DeltaTokenExpired, report)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    /// One page, counted.
+    async fn page(
+        &self,
+        request: DeltaRequest,
+        report: &mut RoundReport,
+    ) -> Result<calgate_graph::DeltaPage, Error> {
+        if report.pages >= MAX_PAGES {
+            return Err(Error::Graph(calgate_graph::Error::invalid_data(format!(
+                "Graph kept sending next links for {} (over {MAX_PAGES} pages)",
+                self.address()
+            ))));
+        }
+        report.pages += 1;
+        Ok(self.client.delta(self.address(), request).await?)
+    }
+
+    fn counted(&self, changes: &ChangeSet, report: &mut RoundReport) {
+        report.upserts += changes.upserts.len() as u64;
+        report.removals += changes.removals.len() as u64;
+        self.reporter.emit(ProgressEvent::Page {
+            address: self.address().to_owned(),
+            upserts: changes.upserts.len() as u64,
+            removals: changes.removals.len() as u64,
+        });
+    }
+
+    /// A delta round written straight into the live set: each page in its own transaction,
+    /// the deltaLink stored with the last page. A failure part-way leaves the old cursor, so
+    /// the next round replays from it (pages are idempotent).
+    async fn live_round(
+        &self,
+        first: DeltaRequest,
+        window: Window,
+        rebased_at: Timestamp,
+        report: &mut RoundReport,
+    ) -> Result<(), Error> {
+        let mut request = first;
+        loop {
+            let page = self.page(request, report).await?;
+            let mut changes = plan_page(&page.items, window);
+            match page.next {
+                DeltaNext::NextLink(next) => {
+                    if !changes.is_empty() {
+                        self.store.apply_changes(self.id(), &changes).await?;
+                    }
+                    self.counted(&changes, report);
+                    request = DeltaRequest::Follow(next);
+                }
+                DeltaNext::DeltaLink(link) => {
+                    changes.cursor = Some(Cursor {
+                        delta_link: link,
+                        window_start: window.start,
+                        window_end: window.end,
+                        rebased_at,
+                    });
+                    self.store.apply_changes(self.id(), &changes).await?;
+                    self.counted(&changes, report);
+                    report.window = Some(window);
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// A full round over the target window into a shadow set, committed atomically at the
+    /// end; the live set stays visible and untouched until then. Any failure aborts the
+    /// shadow. A 410 during the resync itself restarts it once.
+    async fn shadow_round(
+        &self,
+        reason: ResyncReason,
+        report: &mut RoundReport,
+    ) -> Result<(), Error> {
+        report.round = Some(RoundKind::FullResync(reason));
+        let mut restarted = false;
+        loop {
+            let result = self.shadow_attempt(report).await;
+            match result {
+                Ok(()) => {
+                    report.full_resyncs += 1;
+                    report.window = Some(self.plan.target);
+                    return Ok(());
+                }
+                Err(e) => {
+                    if let Err(abort) = self.store.abort_shadow(self.id()).await {
+                        tracing::warn!(
+                            mailbox = self.address(),
+                            error = %abort,
+                            "could not discard the shadow set of a failed full resync"
+                        );
+                    }
+                    let again =
+                        matches!(&e, Error::Graph(g) if g.kind == ErrorKind::ResyncRequired);
+                    if again && !restarted {
+                        restarted = true;
+                        tracing::info!(
+                            mailbox = self.address(),
+                            "delta token expired during the full resync: starting it over"
+                        );
+                        continue;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    async fn shadow_attempt(&self, report: &mut RoundReport) -> Result<(), Error> {
+        let window = self.plan.target;
+        self.store.begin_shadow(self.id(), window).await?;
+        let mut request = DeltaRequest::Start {
+            start: window.start,
+            end: window.end,
+            page_size: self.page_size,
+        };
+        loop {
+            let page = self.page(request, report).await?;
+            let mut changes = plan_page(&page.items, window);
+            match page.next {
+                DeltaNext::NextLink(next) => {
+                    // The progress link is recorded with the page (where a resync could resume).
+                    changes.cursor = Some(Cursor {
+                        delta_link: next.clone(),
+                        window_start: window.start,
+                        window_end: window.end,
+                        rebased_at: self.now,
+                    });
+                    self.store.apply_shadow(self.id(), &changes).await?;
+                    self.counted(&changes, report);
+                    request = DeltaRequest::Follow(next);
+                }
+                DeltaNext::DeltaLink(link) => {
+                    if !changes.is_empty() {
+                        self.store.apply_shadow(self.id(), &changes).await?;
+                    }
+                    self.counted(&changes, report);
+                    let cursor = Cursor {
+                        delta_link: link,
+                        window_start: window.start,
+                        window_end: window.end,
+                        rebased_at: self.now,
+                    };
+                    self.store.commit_shadow(self.id(), &cursor).await?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
