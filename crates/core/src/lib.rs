@@ -254,8 +254,12 @@ mod tests {
             kind: InstanceType::SingleInstance,
             series_master_id: None,
             when: When {
-                start: "2026-01-05T09:00:00Z".parse().unwrap_or(Timestamp::UNIX_EPOCH),
-                end: "2026-01-05T10:00:00Z".parse().unwrap_or(Timestamp::UNIX_EPOCH),
+                start: "2026-01-05T09:00:00Z"
+                    .parse()
+                    .unwrap_or(Timestamp::UNIX_EPOCH),
+                end: "2026-01-05T10:00:00Z"
+                    .parse()
+                    .unwrap_or(Timestamp::UNIX_EPOCH),
                 time_zone: "Europe/Berlin".into(),
                 all_day: None,
             },
@@ -305,7 +309,10 @@ mod tests {
     #[test]
     fn busy_only_drops_details_private_items_always_unless_full_including_private() {
         let normal = inst(ShowAs::Busy, Sensitivity::Normal);
-        assert_eq!(normal.redacted(PrivacyPolicy::Full).subject.as_deref(), Some("Budget"));
+        assert_eq!(
+            normal.redacted(PrivacyPolicy::Full).subject.as_deref(),
+            Some("Budget")
+        );
         let r = normal.redacted(PrivacyPolicy::BusyOnly);
         assert!(r.subject.is_none() && r.location.is_none() && r.organizer.is_none());
         assert!(r.attendees.is_empty() && r.body_preview.is_none());
@@ -315,7 +322,9 @@ mod tests {
             let p = inst(ShowAs::Busy, s);
             assert!(p.redacted(PrivacyPolicy::Full).subject.is_none());
             assert_eq!(
-                p.redacted(PrivacyPolicy::FullIncludingPrivate).subject.as_deref(),
+                p.redacted(PrivacyPolicy::FullIncludingPrivate)
+                    .subject
+                    .as_deref(),
                 Some("Budget")
             );
         }

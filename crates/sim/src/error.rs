@@ -12,12 +12,10 @@ tokio::task_local! {
 
 /// The current request's ids, or fresh ones outside a request.
 pub fn request_ids() -> (String, String) {
-    REQUEST_IDS
-        .try_with(Clone::clone)
-        .unwrap_or_else(|_| {
-            let id = uuid::Uuid::new_v4().to_string();
-            (id.clone(), id)
-        })
+    REQUEST_IDS.try_with(Clone::clone).unwrap_or_else(|_| {
+        let id = uuid::Uuid::new_v4().to_string();
+        (id.clone(), id)
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -94,7 +92,11 @@ impl GraphError {
         }
         inner.insert(
             "date".into(),
-            json!(jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S").to_string()),
+            json!(
+                jiff::Timestamp::now()
+                    .strftime("%Y-%m-%dT%H:%M:%S")
+                    .to_string()
+            ),
         );
         inner.insert("request-id".into(), json!(rid));
         inner.insert("client-request-id".into(), json!(crid));
@@ -104,7 +106,13 @@ impl GraphError {
 
 impl std::fmt::Display for GraphError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
     }
 }
 
@@ -112,10 +120,18 @@ impl IntoResponse for GraphError {
     fn into_response(self) -> Response {
         let mut resp = (self.status, axum::Json(self.body())).into_response();
         let h = resp.headers_mut();
-        if let Some(ra) = self.retry_after.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+        if let Some(ra) = self
+            .retry_after
+            .as_deref()
+            .and_then(|v| HeaderValue::from_str(v).ok())
+        {
             h.insert(header::RETRY_AFTER, ra);
         }
-        if let Some(loc) = self.location.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+        if let Some(loc) = self
+            .location
+            .as_deref()
+            .and_then(|v| HeaderValue::from_str(v).ok())
+        {
             h.insert(header::LOCATION, loc);
         }
         resp

@@ -63,6 +63,9 @@ pub struct SimOptions {
     pub seed: Seed,
     /// Extra mailboxes with a realistic event mix, for benchmarks.
     pub scale: usize,
+    /// Event instances per `scale` mailbox in the window; `None`: the seed's ~150. The five
+    /// series and six all-day events (~62 instances) are always there; the rest are singles.
+    pub scale_events: Option<usize>,
     /// Seed of the random generator: the same value gives the same tenant.
     pub rng: u64,
     pub latency_ms: u64,
@@ -77,6 +80,7 @@ impl Default for SimOptions {
             tls: false,
             seed: Seed::Demo,
             scale: 0,
+            scale_events: None,
             rng: 1,
             latency_ms: 0,
             request_budget: 10_000,

@@ -55,15 +55,15 @@ impl FromRequestParts<St> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
         let Some(h) = parts.headers.get(header::AUTHORIZATION) else {
-            return Err(GraphError::invalid_token(
-                "Access token is empty.",
-            ));
+            return Err(GraphError::invalid_token("Access token is empty."));
         };
         let h = h.to_str().unwrap_or("");
         let token = h
             .strip_prefix("Bearer ")
             .or_else(|| h.strip_prefix("bearer "))
-            .ok_or_else(|| GraphError::invalid_token("Access token validation failure. Invalid audience."))?;
+            .ok_or_else(|| {
+                GraphError::invalid_token("Access token validation failure. Invalid audience.")
+            })?;
         crate::tokens::validate_graph_token(state, token.trim())
     }
 }
@@ -76,19 +76,26 @@ pub enum Need {
 }
 
 const ACCESS_DENIED: &str = "Access is denied. Check credentials and try again.";
-const RAOP_DENIED: &str =
-    "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly AccessPolicy settings.";
+const RAOP_DENIED: &str = "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly AccessPolicy settings.";
 
 fn grants(perms: &BTreeSet<String>, need: Need) -> bool {
-    let rw = perms.iter().any(|p| p.eq_ignore_ascii_case("Calendars.ReadWrite"));
+    let rw = perms
+        .iter()
+        .any(|p| p.eq_ignore_ascii_case("Calendars.ReadWrite"));
     match need {
         Need::Write => rw,
-        Need::Read => rw || perms.iter().any(|p| p.eq_ignore_ascii_case("Calendars.Read")),
+        Need::Read => {
+            rw || perms
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case("Calendars.Read"))
+        }
     }
 }
 
 fn in_group(t: &Tenant, group: Uuid, user: Uuid) -> bool {
-    t.groups.iter().any(|g| g.id == group && g.members.contains(&user))
+    t.groups
+        .iter()
+        .any(|g| g.id == group && g.members.contains(&user))
 }
 
 /// Resolves `user_ref` (id or UPN) in the caller's tenant and checks the caller may read or
@@ -159,7 +166,12 @@ pub fn authorize_mailbox<'d>(
 /// The full pipeline for a mailbox call: authorize, then throttle (the permit is held until the
 /// response has been sent, including injected latency), then injected faults.
 /// Returns the mailbox's user id.
-pub async fn enter_mailbox(st: &St, p: &Principal, user_ref: &str, need: Need) -> GraphResult<Uuid> {
+pub async fn enter_mailbox(
+    st: &St,
+    p: &Principal,
+    user_ref: &str,
+    need: Need,
+) -> GraphResult<Uuid> {
     let user_id = {
         let dir = st.dir();
         authorize_mailbox(&dir, p, user_ref, need)?.id
@@ -177,7 +189,10 @@ pub fn require_role(p: &Principal, any_of: &[&str]) -> GraphResult<()> {
         Some((_, scp)) => scp,
         None => &p.roles,
     };
-    if any_of.iter().any(|r| perms.iter().any(|p| p.eq_ignore_ascii_case(r))) {
+    if any_of
+        .iter()
+        .any(|r| perms.iter().any(|p| p.eq_ignore_ascii_case(r)))
+    {
         Ok(())
     } else {
         Err(GraphError::new(

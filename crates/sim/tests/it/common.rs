@@ -12,7 +12,12 @@ pub struct TestSim {
 
 /// Starts a simulator with the given seed (deterministic rng 7, no latency).
 pub async fn start(seed: Seed) -> TestSim {
-    start_with(SimOptions { seed, rng: 7, ..SimOptions::default() }).await
+    start_with(SimOptions {
+        seed,
+        rng: 7,
+        ..SimOptions::default()
+    })
+    .await
 }
 
 pub async fn start_with(opts: SimOptions) -> TestSim {
@@ -80,10 +85,17 @@ impl TestSim {
     pub async fn default_token(&self) -> String {
         let c = self.creds();
         let a = &c["apps"][0];
-        self.token(a["client_id"].as_str().unwrap(), a["client_secret"].as_str().unwrap())
-            .await
+        self.token(
+            a["client_id"].as_str().unwrap(),
+            a["client_secret"].as_str().unwrap(),
+        )
+        .await
     }
-    pub async fn get(&self, token: &str, path: &str) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    pub async fn get(
+        &self,
+        token: &str,
+        path: &str,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
         let r = self
             .http
             .get(self.url(path))
@@ -94,7 +106,11 @@ impl TestSim {
         let s = r.status();
         let h = r.headers().clone();
         let text = r.text().await.unwrap();
-        let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let v = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (s, h, v)
     }
     pub async fn send_json(
@@ -115,11 +131,20 @@ impl TestSim {
         let s = r.status();
         let h = r.headers().clone();
         let text = r.text().await.unwrap();
-        let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let v = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (s, h, v)
     }
     /// Calls the control API (no auth).
-    pub async fn control(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> (StatusCode, Value) {
+    pub async fn control(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.http.request(method, self.url(&format!("/_sim{path}")));
         if let Some(b) = body {
             req = req.json(b);
@@ -127,7 +152,11 @@ impl TestSim {
         let r = req.send().await.unwrap();
         let s = r.status();
         let text = r.text().await.unwrap();
-        let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let v = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (s, v)
     }
 }
@@ -136,5 +165,8 @@ impl TestSim {
 pub fn assert_graph_error(body: &Value, code: &str) {
     assert_eq!(body["error"]["code"], code, "unexpected error body: {body}");
     assert!(body["error"]["message"].is_string(), "no message: {body}");
-    assert!(body["error"]["innerError"]["request-id"].is_string(), "no innerError.request-id: {body}");
+    assert!(
+        body["error"]["innerError"]["request-id"].is_string(),
+        "no innerError.request-id: {body}"
+    );
 }
