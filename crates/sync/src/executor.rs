@@ -76,7 +76,10 @@ impl MailboxRun<'_> {
                 rebased_at,
             } => {
                 report.round = Some(RoundKind::Incremental);
-                let follow = DeltaRequest::Follow(delta_link.as_str().to_owned());
+                let follow = DeltaRequest::FollowPaged {
+                    link: delta_link.as_str().to_owned(),
+                    page_size: self.page_size,
+                };
                 self.live_round(follow, *window, *rebased_at, report).await
             }
             Action::FullResync { reason } => {
@@ -142,7 +145,10 @@ impl MailboxRun<'_> {
                         self.store.apply_changes(self.id(), &changes).await?;
                     }
                     self.counted(&changes, report);
-                    request = DeltaRequest::Follow(next);
+                    request = DeltaRequest::FollowPaged {
+                        link: next,
+                        page_size: self.page_size,
+                    };
                 }
                 DeltaNext::DeltaLink(link) => {
                     changes.cursor = Some(Cursor {
@@ -224,7 +230,10 @@ impl MailboxRun<'_> {
                     });
                     self.store.apply_shadow(self.id(), &changes).await?;
                     self.counted(&changes, report);
-                    request = DeltaRequest::Follow(next);
+                    request = DeltaRequest::FollowPaged {
+                        link: next,
+                        page_size: self.page_size,
+                    };
                 }
                 DeltaNext::DeltaLink(link) => {
                     if !changes.is_empty() {
