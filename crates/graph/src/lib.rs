@@ -42,6 +42,7 @@
 mod client;
 mod config;
 mod convert;
+mod delegated;
 mod error;
 mod limiter;
 mod secret;
@@ -60,9 +61,14 @@ pub use convert::{
     DeltaItem, DeltaNext, DeltaPage, MailboxSettings, Room, RoomList, UserInfo, UserPurpose,
     WorkingHours, event_to_instance, parse_delta_page, parse_event,
 };
+pub use delegated::{
+    AuthorizationRequest, DEFAULT_DELEGATED_PERMISSIONS, DelegatedOptions, DelegatedSession,
+    DelegatedTokens, RefreshTokenSink, SignedInUser, is_reconnect_needed, pkce_challenge,
+};
 pub use error::{Error, ErrorKind};
 pub use limiter::{MAILBOX_CONCURRENCY, MetricsSnapshot};
 pub use secret::SecretString;
+pub use token::TokenClaims;
 pub use token::{AccessToken, EARLY_REFRESH, parse_token_response};
 
 /// Parses an Entra ID error body and classifies it (exposed for tests and diagnostics).

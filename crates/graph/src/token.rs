@@ -197,7 +197,7 @@ struct AssertionClaims<'a> {
     exp: i64,
 }
 
-fn assertion(
+pub(crate) fn assertion(
     req: &TokenRequest<'_>,
     key_pem: &SecretString,
     cert: &CertificateInfo,
@@ -442,6 +442,73 @@ pub(crate) async fn acquire(
         );
     }
     Err(e)
+}
+
+/// The claims of an access token that matter to an administrator (`connection test`). Access
+/// tokens are opaque by contract: for diagnostics only, never for decisions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenClaims {
+    /// `tid`: the tenant's GUID (also when the connection names the tenant by a domain).
+    pub tenant_id: Option<String>,
+    /// `appid` (v1 tokens) or `azp` (v2).
+    pub app_id: Option<String>,
+    /// `app_displayname`.
+    pub app_display_name: Option<String>,
+    /// `aud`.
+    pub audience: Option<String>,
+    /// `roles`: application permissions.
+    pub roles: Vec<String>,
+    /// `scp`, split: delegated permissions.
+    pub scopes: Vec<String>,
+    /// `idtyp`: `app` or `user`.
+    pub id_type: Option<String>,
+}
+
+impl AccessToken {
+    /// The token's claims, when it is a readable JWT.
+    pub fn claims(&self) -> Option<TokenClaims> {
+        let payload = self.secret.expose().split('.').nth(1)?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload.trim_end_matches('='))
+            .ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+        Some(TokenClaims {
+            tenant_id: s("tid"),
+            app_id: s("appid").or_else(|| s("azp")),
+            app_display_name: s("app_displayname"),
+            audience: s("aud"),
+            roles: v
+                .get("roles")
+                .and_then(|r| r.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|r| r.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            scopes: s("scp")
+                .map(|x| x.split_whitespace().map(str::to_owned).collect())
+                .unwrap_or_default(),
+            id_type: s("idtyp"),
+        })
+    }
+}
+
+// Additive, for delegated tokens (`delegated.rs`).
+impl AccessToken {
+    /// A delegated token carries `scp`, not `roles`: forget the (empty) roles so that Graph
+    /// errors are not explained by missing application permissions.
+    pub(crate) fn without_roles(mut self) -> AccessToken {
+        self.roles = None;
+        self
+    }
+}
+
+impl CredSlot {
+    pub(crate) fn cert(&self) -> Option<&CertificateInfo> {
+        self.cert.as_ref()
+    }
 }
 
 #[cfg(test)]

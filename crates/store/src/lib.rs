@@ -21,6 +21,7 @@
 //! - Instants are stored as UTC microseconds; reads return [`jiff::Timestamp`]s.
 #![forbid(unsafe_code)]
 
+mod accounts;
 mod crypto;
 mod error;
 mod sqlite;
@@ -32,6 +33,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use jiff::Timestamp;
 
+pub use accounts::{Account, AccountEndpoint, AccountId, AccountState, NewAccount};
 pub use crypto::{MASTER_KEY_ENV, MASTER_KEY_FILE, MasterKey};
 pub use error::{Error, ErrorKind, Result};
 pub use sqlite::SqliteStore;
@@ -124,6 +126,35 @@ pub trait Store: Send + Sync {
     /// Every linked mailbox's status, by address.
     async fn statuses(&self) -> Result<Vec<MailboxStatus>>;
     async fn status(&self, mailbox: MailboxId) -> Result<Option<MailboxStatus>>;
+
+    // ---- connected accounts (delegated "Connect account") --------------------------------
+
+    /// Stores a signed-in account: its refresh token sealed, its state `ok`. The same UPN on
+    /// the same connection is replaced (a reconnect keeps the account's id). Unknown connection
+    /// → NotFound; an empty refresh token → InvalidData.
+    async fn save_account(&self, a: &NewAccount) -> Result<AccountId>;
+    /// All connected accounts, by connection name, then UPN; refresh tokens decrypted.
+    async fn list_accounts(&self) -> Result<Vec<Account>>;
+    async fn account(&self, id: AccountId) -> Result<Option<Account>>;
+    /// Replaces the account's refresh token (Entra ID sends a new one with every refresh),
+    /// records the refresh time and sets the state back to `ok`. `false`: no such account.
+    async fn store_refresh_token(
+        &self,
+        id: AccountId,
+        refresh_token: &SecretString,
+        refreshed_at: Timestamp,
+    ) -> Result<bool>;
+    /// Records the account's state and why (e.g. reconnect needed: the cause and the fix).
+    async fn set_account_state(
+        &self,
+        id: AccountId,
+        state: AccountState,
+        message: Option<&str>,
+        at: Timestamp,
+    ) -> Result<bool>;
+    /// Forgets the accounts whose UPN or mail is `address` (on `connection` only, if given):
+    /// their tokens are deleted; mailboxes stay linked. Returns how many were removed.
+    async fn remove_accounts(&self, address: &str, connection: Option<&str>) -> Result<u64>;
 }
 
 /// Options for [`open_with`].

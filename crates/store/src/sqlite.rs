@@ -23,6 +23,8 @@ use crate::crypto::MasterKey;
 use crate::error::{Error, ErrorKind, Result};
 use crate::types::*;
 
+mod accounts;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -1260,5 +1262,43 @@ impl Store for SqliteStore {
             .await
             .ctx("cannot read the sync status")?;
         row.as_ref().map(status_from_row).transpose()
+    }
+
+    // ---- connected accounts: sqlite/accounts.rs ---------------------------------------------
+
+    async fn save_account(&self, a: &crate::NewAccount) -> Result<crate::AccountId> {
+        self.save_account_impl(a).await
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<crate::Account>> {
+        self.list_accounts_impl().await
+    }
+
+    async fn account(&self, id: crate::AccountId) -> Result<Option<crate::Account>> {
+        self.account_impl(id).await
+    }
+
+    async fn store_refresh_token(
+        &self,
+        id: crate::AccountId,
+        refresh_token: &SecretString,
+        refreshed_at: Timestamp,
+    ) -> Result<bool> {
+        self.store_refresh_token_impl(id, refresh_token, refreshed_at)
+            .await
+    }
+
+    async fn set_account_state(
+        &self,
+        id: crate::AccountId,
+        state: crate::AccountState,
+        message: Option<&str>,
+        at: Timestamp,
+    ) -> Result<bool> {
+        self.set_account_state_impl(id, state, message, at).await
+    }
+
+    async fn remove_accounts(&self, address: &str, connection: Option<&str>) -> Result<u64> {
+        self.remove_accounts_impl(address, connection).await
     }
 }

@@ -170,3 +170,55 @@ async fn postgres_urls_are_not_implemented_yet() {
     assert_eq!(e.kind(), ErrorKind::Unsupported);
     assert!(e.to_string().contains("not implemented yet"));
 }
+
+/// A connected account's refresh token never reaches the file in plain text, through a
+/// save, a refresh and a removal.
+#[tokio::test]
+async fn sqlite_file_never_holds_a_refresh_token_in_plain_text() {
+    let f = sqlite_fixture().await;
+    let s = f.store.as_ref();
+    s.add_connection(&new_connection("c", vec![]))
+        .await
+        .expect("add");
+    let rt1 = "1.AQ-refresh-token-ONE-that-must-not-leak";
+    let rt2 = "1.AQ-refresh-token-TWO-that-must-not-leak";
+    let id = s
+        .save_account(&NewAccount {
+            connection: "c".into(),
+            upn: "adele@contoso.example".into(),
+            mail: None,
+            display_name: None,
+            user_id: None,
+            refresh_token: SecretString::new(rt1),
+            scopes: "Calendars.Read".into(),
+            endpoint: AccountEndpoint::V1,
+        })
+        .await
+        .expect("save");
+    s.store_refresh_token(id, &SecretString::new(rt2), jiff::Timestamp::now())
+        .await
+        .expect("refresh");
+    assert_eq!(
+        s.account(id)
+            .await
+            .expect("read")
+            .expect("exists")
+            .refresh_token
+            .expose(),
+        rt2
+    );
+    let dir = std::path::Path::new(&f.location);
+    let mut bytes = Vec::new();
+    for name in [SQLITE_FILE, "calgate.db-wal", "calgate.db-shm"] {
+        if let Ok(b) = std::fs::read(dir.join(name)) {
+            bytes.extend(b);
+        }
+    }
+    assert!(!bytes.is_empty());
+    for rt in [rt1, rt2] {
+        assert!(
+            !contains(&bytes, rt.as_bytes()),
+            "{rt} is on disk in plain text"
+        );
+    }
+}

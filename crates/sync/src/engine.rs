@@ -265,6 +265,8 @@ pub struct Engine {
     store: Arc<dyn Store>,
     shared: Shared,
     options: EngineOptions,
+    /// Connected accounts' clients, kept across runs (delegated.rs).
+    delegated: crate::delegated::DelegatedClients,
 }
 
 impl fmt::Debug for Engine {
@@ -281,6 +283,7 @@ impl Engine {
             store,
             shared,
             options,
+            delegated: Default::default(),
         }
     }
 
@@ -364,14 +367,18 @@ impl Engine {
             .map(|c| (c.name.to_lowercase(), c))
             .collect();
         let connections = Arc::new(connections);
+        // Mailboxes reached through a connected account use its delegated token (delegated.rs).
+        let accounts = self.store.list_accounts().await?;
         let mut cells: HashMap<String, ClientCell> = HashMap::new();
         let semaphore = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
         let mut tasks = Vec::with_capacity(plan.mailboxes.len());
         for mp in &plan.mailboxes {
-            let cell = cells
-                .entry(mp.connection.to_lowercase())
-                .or_default()
-                .clone();
+            let account = crate::delegated::account_for(&accounts, &mp.connection, &mp.address);
+            let key = match account {
+                Some(a) => format!("{}\0account\0{}", mp.connection.to_lowercase(), a.id),
+                None => mp.connection.to_lowercase(),
+            };
+            let cell = cells.entry(key).or_default().clone();
             let Ok(permit) = semaphore.clone().acquire_owned().await else {
                 break;
             };
@@ -381,6 +388,8 @@ impl Engine {
                 options: self.options.clone(),
                 connections: connections.clone(),
                 cell,
+                account: account.cloned(),
+                delegated: self.delegated.clone(),
                 plan: mp.clone(),
                 now: plan.now,
                 reporter: reporter.clone(),
@@ -437,6 +446,9 @@ struct MailboxTask {
     options: EngineOptions,
     connections: Arc<HashMap<String, Connection>>,
     cell: ClientCell,
+    /// The connected account whose delegated token reaches this mailbox, if any.
+    account: Option<calgate_store::Account>,
+    delegated: crate::delegated::DelegatedClients,
     plan: MailboxPlan,
     now: Timestamp,
     reporter: Arc<Reporter>,
@@ -455,8 +467,19 @@ impl MailboxTask {
                         self.plan.connection, self.plan.address
                     )));
                 };
-                let cfg = connection_config(c, self.options.extra_root_ca_pem.as_deref())?;
-                let client = GraphClient::new(cfg, &self.shared)?;
+                let client = match &self.account {
+                    Some(a) => self.delegated.get_or_make(
+                        self.store.clone(),
+                        &self.shared,
+                        c,
+                        a,
+                        self.options.extra_root_ca_pem.as_deref(),
+                    )?,
+                    None => GraphClient::new(
+                        connection_config(c, self.options.extra_root_ca_pem.as_deref())?,
+                        &self.shared,
+                    )?,
+                };
                 match client.access_token().await {
                     Ok(_) => Ok(client),
                     // Transient: let each mailbox try (and retry) on its own.

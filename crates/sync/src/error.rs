@@ -39,6 +39,9 @@ impl Error {
     pub fn next_action(&self) -> &'static str {
         use calgate_graph::ErrorKind::*;
         match self {
+            Error::Graph(e) if calgate_graph::is_reconnect_needed(e) => {
+                "the account's user signs in again with `calgate account connect --connection NAME`, then sync"
+            }
             Error::Graph(e) => match e.kind {
                 Retryable => "retry on the next run",
                 Authentication => {

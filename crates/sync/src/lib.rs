@@ -48,12 +48,14 @@
 //! `Arc<dyn Store>` and a `calgate_graph::Shared`.
 #![forbid(unsafe_code)]
 
+mod delegated;
 mod engine;
 mod error;
 mod executor;
 mod page;
 mod plan;
 
+pub use delegated::{StoreSink, account_for, account_options, delegated_client, reconnect_command};
 pub(crate) use engine::Reporter;
 pub use engine::{
     DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE, Engine, EngineOptions, Failure, MailboxOutcome,

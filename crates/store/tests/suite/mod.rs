@@ -42,6 +42,7 @@ macro_rules! store_suite {
                 status_round_trip,
                 unlink_deletes_everything_of_the_mailbox,
                 concurrent_writers,
+                accounts_sealed_refreshed_marked_and_forgotten,
             );
         }
     };
@@ -1347,4 +1348,125 @@ pub async fn concurrent_writers(f: &Fixture) {
         total += count;
     }
     assert_eq!(total as usize, TASKS * ROUNDS * PER_ROUND);
+}
+
+/// Connected accounts: stored with the refresh token sealed, replaced on reconnect (same id),
+/// refreshed, marked "reconnect needed", forgotten (mailboxes stay linked), removed with their
+/// connection.
+pub async fn accounts_sealed_refreshed_marked_and_forgotten(f: &Fixture) {
+    let s = f.store.as_ref();
+    s.add_connection(&new_connection(
+        "jadu",
+        vec![NewCredential::secret("x", None)],
+    ))
+    .await
+    .expect("connection");
+    let new = |upn: &str, rt: &str| NewAccount {
+        connection: "jadu".into(),
+        upn: upn.into(),
+        mail: Some("Adele.V@contoso.example".into()),
+        display_name: Some("Adele Vance".into()),
+        user_id: Some("oid-1".into()),
+        refresh_token: SecretString::new(rt),
+        scopes: "https://graph.microsoft.com/Calendars.ReadWrite offline_access".into(),
+        endpoint: AccountEndpoint::V2,
+    };
+    let id = s
+        .save_account(&new("Adele@Contoso.example", "rt-1"))
+        .await
+        .expect("save");
+    let a = s.account(id).await.expect("read").expect("exists");
+    assert_eq!(a.refresh_token.expose(), "rt-1");
+    assert_eq!(a.connection, "jadu");
+    assert_eq!(a.state, AccountState::Ok);
+    assert_eq!(a.endpoint, AccountEndpoint::V2);
+    assert!(a.owns("adele@contoso.example") && a.owns("ADELE.V@contoso.example"));
+    assert!(!a.owns("other@contoso.example"));
+    assert!(!format!("{a:?}").contains("rt-1"));
+    // Unknown connection, empty refresh token.
+    let mut bad = new("x@contoso.example", "rt");
+    bad.connection = "nope".into();
+    assert_eq!(
+        s.save_account(&bad).await.expect_err("unknown").kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        s.save_account(&new("x@contoso.example", ""))
+            .await
+            .expect_err("empty")
+            .kind(),
+        ErrorKind::InvalidData
+    );
+    // Refresh: the new token replaces the old one.
+    let later = t("2030-01-01T00:00:00Z");
+    assert!(
+        s.store_refresh_token(id, &SecretString::new("rt-2"), later)
+            .await
+            .expect("store")
+    );
+    let a = s.account(id).await.expect("read").expect("exists");
+    assert_eq!(a.refresh_token.expose(), "rt-2");
+    assert_eq!(a.refreshed_at, later);
+    // Reconnect needed, then a reconnect (same UPN, any case) keeps the id and resets the state.
+    assert!(
+        s.set_account_state(
+            id,
+            AccountState::ReconnectNeeded,
+            Some("must sign in again"),
+            later
+        )
+        .await
+        .expect("state")
+    );
+    let a = s.account(id).await.expect("read").expect("exists");
+    assert_eq!(a.state, AccountState::ReconnectNeeded);
+    assert_eq!(a.state_message.as_deref(), Some("must sign in again"));
+    let again = s
+        .save_account(&new("adele@contoso.example", "rt-3"))
+        .await
+        .expect("save");
+    assert_eq!(again, id);
+    let a = s.account(id).await.expect("read").expect("exists");
+    assert_eq!(
+        (a.state, a.refresh_token.expose()),
+        (AccountState::Ok, "rt-3")
+    );
+    assert!(a.state_message.is_none());
+    assert_eq!(s.list_accounts().await.expect("list").len(), 1);
+    // Forget by mail (case-insensitive); a linked mailbox stays.
+    mailbox_named(s, "adele@contoso.example").await;
+    assert_eq!(
+        s.remove_accounts("adele.v@CONTOSO.example", None)
+            .await
+            .expect("rm"),
+        1
+    );
+    assert!(s.list_accounts().await.expect("list").is_empty());
+    assert!(s.account(id).await.expect("read").is_none());
+    assert!(
+        !s.store_refresh_token(id, &SecretString::new("rt-4"), later)
+            .await
+            .expect("gone")
+    );
+    assert!(
+        s.mailbox("adele@contoso.example")
+            .await
+            .expect("mb")
+            .is_some()
+    );
+    assert_eq!(
+        s.remove_accounts("adele@contoso.example", None)
+            .await
+            .expect("rm"),
+        0
+    );
+    // Removing the connection forgets its accounts.
+    s.save_account(&new("b@contoso.example", "rt-b"))
+        .await
+        .expect("save");
+    for m in s.list_mailboxes().await.expect("list") {
+        s.unlink_mailbox(&m.address).await.expect("unlink");
+    }
+    assert!(s.remove_connection("jadu").await.expect("remove"));
+    assert!(s.list_accounts().await.expect("list").is_empty());
 }
