@@ -1,17 +1,30 @@
 //! The `calgate` command line.
 //!
-//! Exit status: 0 success; 1 failure with one line on stderr that says what failed and what to
-//! do; 2 bad usage (clap).
+//! Exit status: 0 success; 1 failure with one line on stderr per cause (`calgate: …`) that
+//! says what failed and what to do; 2 bad usage (clap, and the few checks clap cannot make).
+//!
+//! Secrets never appear on the command line (they come from an environment variable or a
+//! file) and are never printed.
 #![forbid(unsafe_code)]
 
+mod bench;
+mod connection;
+mod demo;
+mod events;
+mod mailbox;
+mod output;
+mod sim_cmd;
+mod sync_cmd;
+
+use std::fmt;
 use std::io::Write as _;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
-use calgate_sim::{Seed, SimError, SimOptions};
-use clap::{Parser, Subcommand, ValueEnum};
+use calgate_store::{Location, Store};
+use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,93 +33,167 @@ use clap::{Parser, Subcommand, ValueEnum};
     about = "A self-hosted gateway between business applications and Microsoft Exchange calendars"
 )]
 struct Cli {
-    /// Data directory (SQLite file inside it). Default: $CALGATE_DATA_DIR, else ./calgate-data.
+    /// Data directory (SQLite file and master key inside it). Default: $CALGATE_DATA_DIR, else
+    /// ./calgate-data.
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Database URL, instead of the SQLite file in the data directory.
+    /// Database URL (sqlite://FILE), instead of the SQLite file in the data directory.
     #[arg(long, global = true, value_name = "URL", conflicts_with = "data_dir")]
     database: Option<String>,
-    /// Configuration file.
+    /// Configuration file (reserved; not read yet).
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
-impl Cli {
-    /// The data directory: `--data-dir`, else `$CALGATE_DATA_DIR`, else `./calgate-data`.
-    #[allow(dead_code)]
-    fn data_dir(&self) -> PathBuf {
-        self.data_dir
-            .clone()
-            .or_else(|| std::env::var_os("CALGATE_DATA_DIR").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("./calgate-data"))
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start a simulated Microsoft 365 tenant, connect to it, link all its mailboxes and sync.
+    Demo(demo::DemoArgs),
+    /// Run the Microsoft 365 simulator (Entra ID + Microsoft Graph calendars) until Ctrl-C.
+    Sim(sim_cmd::SimArgs),
+    /// Connections: one app registration in one Microsoft 365 tenant.
+    #[command(subcommand)]
+    Connection(connection::ConnectionCommand),
+    /// Mailboxes (people, rooms, equipment) whose calendars calgate keeps.
+    #[command(subcommand)]
+    Mailbox(mailbox::MailboxCommand),
+    /// Bring the stored calendars up to date with Exchange (incremental where possible).
+    Sync(sync_cmd::SyncArgs),
+    /// Show a mailbox's stored events in a time range.
+    Events(events::EventsArgs),
+    /// Benchmarks against a simulator started for the occasion.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// Where the store lives, as the global flags say.
+#[derive(Debug, Clone)]
+pub(crate) struct StoreLocation {
+    /// What `calgate_store::open` takes: a data directory or a URL.
+    pub location: String,
+    /// Directory for files beside the database (extra CA certificates).
+    pub side_dir: Option<PathBuf>,
+}
+
+impl StoreLocation {
+    fn from_cli(cli: &Cli) -> StoreLocation {
+        let location = match (&cli.database, &cli.data_dir) {
+            (Some(url), _) => url.clone(),
+            (None, Some(dir)) => dir.display().to_string(),
+            (None, None) => std::env::var_os("CALGATE_DATA_DIR")
+                .filter(|v| !v.is_empty())
+                .map(|v| PathBuf::from(v).display().to_string())
+                .unwrap_or_else(|| "./calgate-data".to_owned()),
+        };
+        StoreLocation::new(location)
+    }
+
+    pub(crate) fn new(location: String) -> StoreLocation {
+        let side_dir = match Location::parse(&location) {
+            Ok(Location::Sqlite { key_dir, .. }) => Some(key_dir),
+            _ => None,
+        };
+        StoreLocation { location, side_dir }
+    }
+
+    /// Opens (creating when needed) the store.
+    pub(crate) async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        calgate_store::open(&self.location).await.map_err(|e| {
+            let fix = match e.kind() {
+                calgate_store::ErrorKind::MasterKey => {
+                    " — set CALGATE_MASTER_KEY to the key this data was created with, or restore master.key in the data directory"
+                }
+                calgate_store::ErrorKind::Io => {
+                    " — check that the data directory (--data-dir) is writable"
+                }
+                _ => "",
+            };
+            anyhow::anyhow!(
+                "cannot open calgate's store at {}: {}{fix}",
+                self.location,
+                one_line(&format!("{e:#}"))
+            )
+        })
     }
 }
 
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run the Microsoft 365 simulator (Entra ID + Microsoft Graph calendars) until Ctrl-C.
-    Sim(SimArgs),
+/// A failure already explained on stderr (one line per cause): exit 1, print nothing more.
+#[derive(Debug)]
+pub(crate) struct Reported;
+
+impl fmt::Display for Reported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("failure already reported")
+    }
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum SeedArg {
-    /// A realistic organisation: people, rooms in room lists, equipment, months of events.
-    Demo,
-    /// One tenant with one app and no mailboxes.
-    Empty,
+impl std::error::Error for Reported {}
+
+/// Bad usage that clap cannot see (e.g. `--from` after `--to`): exit 2.
+#[derive(Debug)]
+pub(crate) struct Usage(pub String);
+
+impl fmt::Display for Usage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
-#[derive(Debug, clap::Args)]
-struct SimArgs {
-    /// Address to listen on (port 0 picks a free port; the banner shows the real one).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5080")]
-    listen: SocketAddr,
-    /// Serve HTTPS with a generated CA (its PEM is in the credentials file).
-    #[arg(long)]
-    tls: bool,
-    /// Which tenant to start with.
-    #[arg(long, value_enum, default_value = "demo")]
-    seed: SeedArg,
-    /// Extra mailboxes (user00001@…) with ~150 events each, for benchmarks.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    scale: usize,
-    /// Seed of the random generator: the same value gives the same tenant, ids and events.
-    #[arg(long, value_name = "SEED", default_value_t = 1)]
-    rng: u64,
-    /// Latency added to every response, in milliseconds.
-    #[arg(long, value_name = "L", default_value_t = 0)]
-    latency_ms: u64,
-    /// Write tenant id, URLs, app credentials and mailboxes as JSON to FILE (mode 0600).
-    #[arg(long, value_name = "FILE")]
-    credentials_out: Option<PathBuf>,
-    /// Requests per (app, mailbox) per 10 minutes before 429 (Graph: 10000).
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
-    request_budget: u32,
+impl std::error::Error for Usage {}
+
+/// Joins a message's lines into one.
+pub(crate) fn one_line(s: &str) -> String {
+    s.split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Writes one `calgate: …` line on stderr.
+pub(crate) fn error_line(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "calgate: {}", one_line(msg));
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
-    let _ = (&cli.database, &cli.config);
+    // The simulator logs warnings; other commands report failures as `calgate:` lines
+    // themselves, so their logs stay quiet unless RUST_LOG asks.
+    init_tracing(match cli.command {
+        Command::Sim(_) => "warn",
+        _ => "error",
+    });
+    let loc = StoreLocation::from_cli(&cli);
+    let _ = &cli.config;
     let result = match cli.command {
-        Command::Sim(args) => run_async(sim(args)),
+        Command::Sim(args) => run_async(sim_cmd::sim(args)),
+        Command::Connection(cmd) => run_async(connection::run(cmd, loc)),
+        Command::Mailbox(cmd) => run_async(mailbox::run(cmd, loc)),
+        Command::Sync(args) => run_async(sync_cmd::run(args, loc)),
+        Command::Events(args) => run_async(events::run(args, loc)),
+        Command::Demo(args) => run_async(demo::run(args, loc)),
+        Command::Bench(cmd) => run_async(bench::run(cmd)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Reported>() => ExitCode::from(1),
+        Err(e) if e.is::<Usage>() => {
+            error_line(&format!("{e}"));
+            ExitCode::from(2)
+        }
         Err(e) => {
             // One line: what failed and what to do.
-            let msg = format!("{e:#}").replace('\n', " ");
-            let _ = writeln!(std::io::stderr(), "calgate: error: {msg}");
+            error_line(&format!("error: {e:#}"));
             ExitCode::from(1)
         }
     }
 }
 
-fn init_tracing() {
+fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -121,167 +208,6 @@ fn run_async(f: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow
     rt.block_on(f)
 }
 
-/// Turns a start-up failure into one actionable line.
-fn explain_sim_error(e: SimError) -> anyhow::Error {
-    match &e {
-        SimError::Listen { addr, source } => {
-            let hint = match source.kind() {
-                std::io::ErrorKind::AddrInUse => format!(
-                    "address in use — pass --listen {}:0 or another port",
-                    addr.ip()
-                ),
-                std::io::ErrorKind::PermissionDenied => {
-                    "permission denied — use a port above 1023 (e.g. --listen 127.0.0.1:5080)"
-                        .to_owned()
-                }
-                std::io::ErrorKind::AddrNotAvailable => format!(
-                    "{} is not an address of this machine — pass --listen 127.0.0.1:{}",
-                    addr.ip(),
-                    addr.port()
-                ),
-                _ => format!("{source} — check --listen"),
-            };
-            anyhow::anyhow!("cannot listen on {addr}: {hint}")
-        }
-        SimError::Tls(m) => anyhow::anyhow!("cannot set up TLS: {m} — retry without --tls"),
-        SimError::Seed(m) => {
-            anyhow::anyhow!("cannot seed the tenant: {m} — try another --rng or --seed empty")
-        }
-    }
-}
-
-async fn sim(args: SimArgs) -> anyhow::Result<()> {
-    let opts = SimOptions {
-        listen: args.listen,
-        tls: args.tls,
-        seed: match args.seed {
-            SeedArg::Demo => Seed::Demo,
-            SeedArg::Empty => Seed::Empty,
-        },
-        scale: args.scale,
-        rng: args.rng,
-        latency_ms: args.latency_ms,
-        request_budget: args.request_budget,
-    };
-    let handle = calgate_sim::start(opts).await.map_err(explain_sim_error)?;
-    let creds = handle.credentials();
-    if let Some(path) = &args.credentials_out {
-        write_credentials(path, &creds).with_context(|| {
-            format!(
-                "cannot write credentials to {} — check that the directory exists and is writable",
-                path.display()
-            )
-        })?;
-    }
-    print_banner(&handle.base_url, &creds, args.credentials_out.as_deref());
-    tracing::info!(base_url = %handle.base_url, "simulator started");
-
-    wait_for_shutdown().await;
-    let _ = writeln!(std::io::stderr(), "calgate sim: stopping");
-    handle.shutdown().await;
-    Ok(())
-}
-
-/// Writes the JSON atomically (temp file + rename) with mode 0600: it holds client secrets.
-fn write_credentials(path: &Path, creds: &serde_json::Value) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(creds)?;
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "credentials.json".to_owned());
-    let tmp = path.with_file_name(format!(".{file_name}.tmp"));
-    {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        }
-        f.write_all(text.as_bytes())?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })?;
-    Ok(())
-}
-
-/// The start-up banner. Never prints secret values.
-fn print_banner(base_url: &str, creds: &serde_json::Value, creds_file: Option<&Path>) {
-    let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
-    let mailboxes = creds["mailboxes"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
-    let count = |k: &str| mailboxes.iter().filter(|m| m["kind"] == k).count();
-    let mut out = String::new();
-    out.push_str(&format!("calgate sim listening on {base_url}\n"));
-    out.push_str(&format!("  tenant:      {}\n", s(&creds["tenant_id"])));
-    out.push_str(&format!("  authority:   {}\n", s(&creds["authority"])));
-    out.push_str(&format!("  graph:       {}\n", s(&creds["graph_url"])));
-    out.push_str(&format!(
-        "  mailboxes:   {} ({} users, {} rooms, {} equipment)\n",
-        mailboxes.len(),
-        count("user"),
-        count("room"),
-        count("equipment")
-    ));
-    if let Some(apps) = creds["apps"].as_array() {
-        for a in apps {
-            out.push_str(&format!(
-                "  app:         {} (client id {})\n",
-                s(&a["name"]),
-                s(&a["client_id"])
-            ));
-        }
-    }
-    match creds_file {
-        Some(p) => out.push_str(&format!(
-            "  credentials: written to {} (client secrets inside)\n",
-            p.display()
-        )),
-        None => out.push_str(&format!(
-            "  credentials: not written (pass --credentials-out FILE, or GET {base_url}/_sim/credentials)\n"
-        )),
-    }
-    out.push_str(&format!("  control API: {base_url}/_sim/\n"));
-    out.push_str("Press Ctrl-C to stop.\n");
-    let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(out.as_bytes());
-    let _ = stdout.flush();
-}
-
-async fn wait_for_shutdown() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => ctrl_c.await,
-        }
-    }
-    #[cfg(not(unix))]
-    ctrl_c.await;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,5 +216,10 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn one_line_joins() {
+        assert_eq!(one_line("a\n  b\r\n\nc"), "a b c");
     }
 }

@@ -218,3 +218,1120 @@ fn bad_usage_exits_2() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("--credentials-out"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// connection / mailbox / sync / events / demo / bench
+// ---------------------------------------------------------------------------------------------
+
+use std::process::Output;
+
+use calgate_sim::{Seed, SimHandle, SimOptions};
+use serde_json::json;
+
+/// A fresh temp data dir (removed when dropped).
+fn data_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("calgate-cli-")
+        .tempdir()
+        .unwrap()
+}
+
+/// Runs `calgate --data-dir DIR ARGS` with a clean environment (plus `envs`).
+fn calgate_in(dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("CALGATE_MASTER_KEY")
+        .env_remove("CALGATE_DATA_DIR")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// The same, off the async runtime (the in-process simulator keeps serving meanwhile).
+async fn calgate(dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let dir = dir.to_path_buf();
+    let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+    let envs: Vec<(String, String)> = envs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let e: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        calgate_in(&dir, &a, &e)
+    })
+    .await
+    .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+fn assert_exit(o: &Output, code: i32) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// Every byte of every file in `dir`, recursively.
+fn all_bytes(dir: &std::path::Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(all_bytes(&p));
+        } else {
+            out.extend(std::fs::read(&p).unwrap_or_default());
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+async fn demo_sim() -> SimHandle {
+    calgate_sim::start(SimOptions {
+        seed: Seed::Demo,
+        rng: 7,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn app(sim: &SimHandle, name: &str) -> (String, String) {
+    let c = sim.credentials();
+    let a = c["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name)
+        .unwrap_or_else(|| panic!("no app {name}"))
+        .clone();
+    (
+        a["client_id"].as_str().unwrap().to_owned(),
+        a["client_secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// `connection add NAME` against the simulator with the secret in an environment variable.
+async fn add_sim_connection(
+    dir: &std::path::Path,
+    sim: &SimHandle,
+    name: &str,
+    tenant: &str,
+    client_id: &str,
+    secret: &str,
+) {
+    let graph = format!("{}/v1.0", sim.base_url);
+    let o = calgate(
+        dir,
+        &[
+            "connection",
+            "add",
+            name,
+            "--tenant",
+            tenant,
+            "--client-id",
+            client_id,
+            "--client-secret-env",
+            "CG_TEST_SECRET",
+            "--authority",
+            &sim.base_url,
+            "--graph-url",
+            &graph,
+        ],
+        &[("CG_TEST_SECRET", secret)],
+    )
+    .await;
+    assert_exit(&o, 0);
+    assert!(!stdout(&o).contains(secret) && !stderr(&o).contains(secret));
+}
+
+async fn link(dir: &std::path::Path, address: &str, connection: &str, extra: &[&str]) {
+    let mut args = vec!["mailbox", "link", address, "--connection", connection];
+    args.extend_from_slice(extra);
+    let o = calgate(dir, &args, &[]).await;
+    assert_exit(&o, 0);
+}
+
+#[test]
+fn connection_add_list_remove_never_shows_the_secret() {
+    let dir = data_dir();
+    let d = dir.path();
+    let secret = "cg8Q~not-a-real-secret-0123456789abcdefXYZ";
+    let o = calgate_in(
+        d,
+        &[
+            "connection",
+            "add",
+            "contoso",
+            "--tenant",
+            "contoso.onmicrosoft.com",
+            "--client-id",
+            "11111111-2222-3333-4444-555555555555",
+            "--client-secret-env",
+            "CG_SECRET",
+            "--secret-expires",
+            "2031-01-31",
+        ],
+        &[("CG_SECRET", secret)],
+    );
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains("connection 'contoso' added"),
+        "{}",
+        stdout(&o)
+    );
+
+    // From a file, in a national cloud.
+    let file = d.join("secret.txt");
+    std::fs::write(&file, format!("{secret}-2\n")).unwrap();
+    let o = calgate_in(
+        d,
+        &[
+            "connection",
+            "add",
+            "gov",
+            "--tenant",
+            "t2",
+            "--client-id",
+            "c2",
+            "--client-secret-file",
+            file.to_str().unwrap(),
+            "--cloud",
+            "usgov",
+        ],
+        &[],
+    );
+    assert_exit(&o, 0);
+    std::fs::remove_file(&file).unwrap();
+
+    let o = calgate_in(d, &["connection", "list"], &[]);
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    assert!(
+        out.contains("contoso") && out.contains("contoso.onmicrosoft.com"),
+        "{out}"
+    );
+    assert!(
+        out.contains("11111111-2222-3333-4444-555555555555"),
+        "{out}"
+    );
+    assert!(out.contains("https://login.microsoftonline.com"), "{out}");
+    assert!(out.contains("https://login.microsoftonline.us"), "{out}");
+    assert!(out.contains("client secret (expires 2031-01-31"), "{out}");
+    assert!(!out.contains(secret), "{out}");
+
+    // Sealed at rest: not in the database, its WAL or anything else in the data dir.
+    let bytes = all_bytes(d);
+    assert!(!bytes.is_empty());
+    assert!(
+        !contains(&bytes, secret),
+        "the secret is stored in plain text"
+    );
+    assert!(
+        !contains(&bytes, "not-a-real-secret"),
+        "part of the secret is stored in plain text"
+    );
+
+    // A taken name, an unset variable: exit 1, one line.
+    let o = calgate_in(
+        d,
+        &[
+            "connection",
+            "add",
+            "contoso",
+            "--tenant",
+            "t",
+            "--client-id",
+            "c",
+            "--client-secret-env",
+            "CG_SECRET",
+        ],
+        &[("CG_SECRET", "x")],
+    );
+    assert_exit(&o, 1);
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert!(stderr(&o).starts_with("calgate: ") && stderr(&o).contains("already exists"));
+    let o = calgate_in(
+        d,
+        &[
+            "connection",
+            "add",
+            "other",
+            "--tenant",
+            "t",
+            "--client-id",
+            "c",
+            "--client-secret-env",
+            "CG_UNSET_VAR",
+        ],
+        &[],
+    );
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("CG_UNSET_VAR"), "{}", stderr(&o));
+    // No credential, two credentials, a secret on the command line: bad usage.
+    for args in [
+        vec![
+            "connection",
+            "add",
+            "x",
+            "--tenant",
+            "t",
+            "--client-id",
+            "c",
+        ],
+        vec![
+            "connection",
+            "add",
+            "x",
+            "--tenant",
+            "t",
+            "--client-id",
+            "c",
+            "--client-secret-env",
+            "A",
+            "--client-secret-file",
+            "f",
+        ],
+        vec![
+            "connection",
+            "add",
+            "x",
+            "--tenant",
+            "t",
+            "--client-id",
+            "c",
+            "--client-secret",
+            "s",
+        ],
+        vec![
+            "connection",
+            "add",
+            "x",
+            "--tenant",
+            "t",
+            "--client-id",
+            "c",
+            "--client-secret-env",
+            "A",
+            "--cloud",
+            "mars",
+        ],
+    ] {
+        let o = calgate_in(d, &args, &[("A", "v")]);
+        assert_exit(&o, 2);
+    }
+    // Plain http to a host that is not this machine is refused.
+    let o = calgate_in(
+        d,
+        &[
+            "connection",
+            "add",
+            "x",
+            "--tenant",
+            "t",
+            "--client-id",
+            "c",
+            "--client-secret-env",
+            "A",
+            "--authority",
+            "http://login.example.com",
+        ],
+        &[("A", "v")],
+    );
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("https://"), "{}", stderr(&o));
+
+    // A connection in use cannot be removed; an unused one can, once.
+    let o = calgate_in(
+        d,
+        &[
+            "mailbox",
+            "link",
+            "a@contoso.example",
+            "--connection",
+            "gov",
+        ],
+        &[],
+    );
+    assert_exit(&o, 0);
+    let o = calgate_in(d, &["connection", "remove", "gov"], &[]);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("unlink"), "{}", stderr(&o));
+    let o = calgate_in(d, &["connection", "remove", "contoso"], &[]);
+    assert_exit(&o, 0);
+    let o = calgate_in(d, &["connection", "remove", "contoso"], &[]);
+    assert_exit(&o, 1);
+    assert_eq!(stderr(&o).lines().count(), 1);
+    let o = calgate_in(d, &["connection", "list"], &[]);
+    assert!(!stdout(&o).contains("contoso"));
+}
+
+#[test]
+fn mailbox_link_list_unlink() {
+    let dir = data_dir();
+    let d = dir.path();
+    // Unknown connection: exit 1 with the fix.
+    let o = calgate_in(
+        d,
+        &[
+            "mailbox",
+            "link",
+            "room-a@x.example",
+            "--connection",
+            "nope",
+        ],
+        &[],
+    );
+    assert_exit(&o, 1);
+    assert!(
+        stderr(&o).contains("calgate connection add nope"),
+        "{}",
+        stderr(&o)
+    );
+    let o = calgate_in(
+        d,
+        &[
+            "connection",
+            "add",
+            "c",
+            "--tenant",
+            "t",
+            "--client-id",
+            "i",
+            "--client-secret-env",
+            "S",
+        ],
+        &[("S", "secret-value-xyz")],
+    );
+    assert_exit(&o, 0);
+    let o = calgate_in(
+        d,
+        &[
+            "mailbox",
+            "link",
+            "Room-A@x.example",
+            "--connection",
+            "c",
+            "--kind",
+            "room",
+            "--external-id",
+            "R-101",
+            "--privacy",
+            "busy-only",
+        ],
+        &[],
+    );
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains("linked Room-A@x.example (room)"),
+        "{}",
+        stdout(&o)
+    );
+    let o = calgate_in(
+        d,
+        &["mailbox", "link", "bob@x.example", "--connection", "c"],
+        &[],
+    );
+    assert_exit(&o, 0);
+    // Linking again updates.
+    let o = calgate_in(
+        d,
+        &[
+            "mailbox",
+            "link",
+            "bob@x.example",
+            "--connection",
+            "c",
+            "--kind",
+            "equipment",
+        ],
+        &[],
+    );
+    assert_exit(&o, 0);
+    assert!(stdout(&o).starts_with("updated"), "{}", stdout(&o));
+
+    let o = calgate_in(d, &["mailbox", "list", "--json"], &[]);
+    assert_exit(&o, 0);
+    let list: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let room = list
+        .iter()
+        .find(|m| m["address"] == "Room-A@x.example")
+        .unwrap();
+    assert_eq!(room["kind"], "room");
+    assert_eq!(room["privacy"], "busy-only");
+    assert_eq!(room["external_id"], "R-101");
+    assert_eq!(room["connection"], "c");
+    assert_eq!(room["events"], 0);
+    let bob = list
+        .iter()
+        .find(|m| m["address"] == "bob@x.example")
+        .unwrap();
+    assert_eq!(bob["kind"], "equipment");
+    assert_eq!(bob["privacy"], "full");
+
+    let o = calgate_in(d, &["mailbox", "list"], &[]);
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains("never synced"), "{}", stdout(&o));
+
+    // Case-insensitive addresses.
+    let o = calgate_in(d, &["mailbox", "unlink", "room-a@X.example"], &[]);
+    assert_exit(&o, 0);
+    let o = calgate_in(d, &["mailbox", "unlink", "room-a@x.example"], &[]);
+    assert_exit(&o, 1);
+    assert_eq!(stderr(&o).lines().count(), 1);
+    for args in [
+        vec![
+            "mailbox",
+            "link",
+            "x@y",
+            "--connection",
+            "c",
+            "--kind",
+            "bogus",
+        ],
+        vec![
+            "mailbox",
+            "link",
+            "x@y",
+            "--connection",
+            "c",
+            "--privacy",
+            "some",
+        ],
+        vec!["mailbox", "link", "not-an-address", "--connection", "c"],
+        vec!["mailbox", "link", "x@y"],
+    ] {
+        let o = calgate_in(d, &args, &[]);
+        assert_exit(&o, 2);
+    }
+}
+
+/// A Graph `{dateTime, timeZone: "UTC"}` as an instant.
+fn graph_utc(v: &Value) -> jiff::Timestamp {
+    assert_eq!(v["timeZone"], "UTC", "{v}");
+    let dt: jiff::civil::DateTime = v["dateTime"].as_str().unwrap().parse().unwrap();
+    dt.to_zoned(jiff::tz::TimeZone::UTC).unwrap().timestamp()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_then_events_json_equals_the_simulator_and_busy_only_hides_details() {
+    let sim = demo_sim().await;
+    let dir = data_dir();
+    let d = dir.path();
+    let (id, secret) = app(&sim, "calgate");
+    add_sim_connection(d, &sim, "contoso", &sim.tenant_id(), &id, &secret).await;
+    let room = "room-amstel@contoso.example";
+    let person = "anna.devries@contoso.example";
+    link(d, room, "contoso", &["--kind", "room"]).await;
+    link(d, person, "contoso", &["--privacy", "busy-only"]).await;
+
+    let o = calgate(d, &["sync", "--dry-run"], &[]).await;
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains(&format!("{room}: initial sync")),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("nothing was changed"));
+
+    let o = calgate(d, &["sync"], &[]).await;
+    assert_exit(&o, 0);
+    assert_eq!(stderr(&o), "", "no progress bar and no logs off a terminal");
+    let out = stdout(&o);
+    assert_eq!(out.lines().count(), 1, "one summary line: {out}");
+    assert!(
+        out.contains("synced 2 of 2 mailboxes") && out.contains("requests"),
+        "{out}"
+    );
+
+    let now = jiff::Timestamp::now();
+    let from = (now - jiff::SignedDuration::from_hours(24 * 20))
+        .round(jiff::Unit::Second)
+        .unwrap();
+    let to = (now + jiff::SignedDuration::from_hours(24 * 100))
+        .round(jiff::Unit::Second)
+        .unwrap();
+    let (from_s, to_s) = (from.to_string(), to.to_string());
+    let o = calgate(
+        d,
+        &["events", room, "--from", &from_s, "--to", &to_s, "--json"],
+        &[],
+    )
+    .await;
+    assert_exit(&o, 0);
+    let ours: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ours = ours.as_array().unwrap();
+
+    let truth: Value = reqwest::get(format!(
+        "{}/_sim/mailboxes/{room}/events?start={from_s}&end={to_s}",
+        sim.base_url
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let truth = truth["value"].as_array().unwrap();
+    assert!(
+        truth.len() >= 5,
+        "the room should have events: {}",
+        truth.len()
+    );
+    let mut ours_ids: Vec<&str> = ours
+        .iter()
+        .map(|e| e["exchange_id"].as_str().unwrap())
+        .collect();
+    let mut truth_ids: Vec<&str> = truth.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    ours_ids.sort_unstable();
+    truth_ids.sort_unstable();
+    assert_eq!(ours_ids, truth_ids);
+    for t in truth {
+        let id = t["id"].as_str().unwrap();
+        let e = ours.iter().find(|e| e["exchange_id"] == id).unwrap();
+        let ctx = format!("{id}: ours {e} truth {t}");
+        assert_eq!(e["mailbox"], room, "{ctx}");
+        // Private and confidential items are reduced to busy-only under the default policy.
+        if matches!(t["sensitivity"].as_str(), Some("private" | "confidential")) {
+            assert!(
+                e.get("subject").is_none() && e.get("attendees").is_none(),
+                "{ctx}"
+            );
+            assert_eq!(e["details_hidden"], true, "{ctx}");
+        } else {
+            assert_eq!(e["subject"], t["subject"], "{ctx}");
+            assert_eq!(e["location"], t["location"]["displayName"], "{ctx}");
+            assert_eq!(
+                e["organizer"]["address"], t["organizer"]["emailAddress"]["address"],
+                "{ctx}"
+            );
+        }
+        assert_eq!(e["type"], t["type"], "{ctx}");
+        assert_eq!(e["series_master_id"], t["seriesMasterId"], "{ctx}");
+        assert_eq!(e["ical_uid"], t["iCalUId"], "{ctx}");
+        assert_eq!(e["is_all_day"], t["isAllDay"], "{ctx}");
+        assert_eq!(e["show_as"], t["showAs"], "{ctx}");
+        assert_eq!(e["sensitivity"], t["sensitivity"], "{ctx}");
+        assert_eq!(e["web_link"], t["webLink"], "{ctx}");
+        assert_eq!(e["change_key"], t["changeKey"], "{ctx}");
+        let busy = !matches!(t["showAs"].as_str().unwrap(), "free" | "workingElsewhere");
+        assert_eq!(e["busy"], busy, "{ctx}");
+        assert_eq!(e["origin"], "exchange", "{ctx}");
+        if t["isAllDay"] == true {
+            assert!(
+                e["start_date"].is_string() && e["end_date"].is_string(),
+                "{ctx}"
+            );
+        } else {
+            assert!(
+                e.get("start_date").is_none() && e.get("end_date").is_none(),
+                "{ctx}"
+            );
+            let start: jiff::Timestamp = e["start"].as_str().unwrap().parse().unwrap();
+            let end: jiff::Timestamp = e["end"].as_str().unwrap().parse().unwrap();
+            assert_eq!(start, graph_utc(&t["start"]), "{ctx}");
+            assert_eq!(end, graph_utc(&t["end"]), "{ctx}");
+            assert!(e["start"].as_str().unwrap().ends_with('Z'), "{ctx}");
+        }
+        assert!(
+            e["time_zone"].as_str().is_some_and(|z| !z.is_empty()),
+            "{ctx}"
+        );
+        assert!(e["id"].as_str().is_some_and(|z| z.len() == 36), "{ctx}");
+        assert!(e["last_modified"].is_string(), "{ctx}");
+    }
+
+    // busy-only: times and busy, no subject, location, body, organizer or attendees keys.
+    let o = calgate(
+        d,
+        &["events", person, "--from", &from_s, "--to", &to_s, "--json"],
+        &[],
+    )
+    .await;
+    assert_exit(&o, 0);
+    let hidden: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let hidden = hidden.as_array().unwrap();
+    assert!(!hidden.is_empty());
+    for e in hidden {
+        for k in [
+            "subject",
+            "location",
+            "body_preview",
+            "organizer",
+            "attendees",
+        ] {
+            assert!(e.get(k).is_none(), "{k} present under busy-only: {e}");
+        }
+        for k in [
+            "start",
+            "end",
+            "busy",
+            "show_as",
+            "exchange_id",
+            "type",
+            "time_zone",
+        ] {
+            assert!(e.get(k).is_some(), "{k} missing under busy-only: {e}");
+        }
+    }
+    let o = calgate(
+        d,
+        &[
+            "events",
+            person,
+            "--from",
+            &from_s,
+            "--to",
+            &to_s,
+            "--time-zone",
+            "Europe/Amsterdam",
+        ],
+        &[],
+    )
+    .await;
+    assert_exit(&o, 0);
+    let table = stdout(&o);
+    assert!(
+        table.contains("(busy)") && table.contains("Europe/Amsterdam"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .unwrap_or_default()
+            .starts_with("START"),
+        "{table}"
+    );
+
+    // The table for the room shows subjects.
+    let o = calgate(d, &["events", room, "--from", &from_s, "--to", &to_s], &[]).await;
+    assert_exit(&o, 0);
+    let first = truth
+        .iter()
+        .find(|t| t["sensitivity"] == "normal")
+        .and_then(|t| t["subject"].as_str())
+        .unwrap();
+    assert!(stdout(&o).contains(first), "{}", stdout(&o));
+
+    // A second sync is incremental; unknown mailbox and reversed range are errors.
+    let o = calgate(d, &["sync", "--mailbox", room], &[]).await;
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains("synced 1 of 1 mailbox"),
+        "{}",
+        stdout(&o)
+    );
+    let o = calgate(d, &["sync", "--mailbox", "ghost@contoso.example"], &[]).await;
+    assert_exit(&o, 1);
+    assert!(
+        stderr(&o).contains("calgate mailbox link ghost@contoso.example"),
+        "{}",
+        stderr(&o)
+    );
+    let o = calgate(d, &["events", room, "--from", &to_s, "--to", &from_s], &[]).await;
+    assert_exit(&o, 2);
+    let o = calgate(
+        d,
+        &["events", room, "--from", "yesterday", "--to", &to_s],
+        &[],
+    )
+    .await;
+    assert_exit(&o, 2);
+    let o = calgate(
+        d,
+        &[
+            "events",
+            "ghost@contoso.example",
+            "--from",
+            &from_s,
+            "--to",
+            &to_s,
+        ],
+        &[],
+    )
+    .await;
+    assert_exit(&o, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_failures_name_cause_and_fix_while_other_mailboxes_sync() {
+    let sim = demo_sim().await;
+    let dir = data_dir();
+    let d = dir.path();
+    let tenant = sim.tenant_id();
+    let (main_id, main_secret) = app(&sim, "calgate");
+    let (ro_id, ro_secret) = app(&sim, "calgate-readonly");
+    let (exp_id, exp_secret) = app(&sim, "calgate-expired");
+    let (sc_id, sc_secret) = app(&sim, "calgate-scoped");
+    // An app without any permission, made through the control API.
+    let made: Value = reqwest::Client::new()
+        .post(format!("{}/_sim/apps", sim.base_url))
+        .json(&json!({"name": "calgate-noroles", "roles": []}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let nr_id = made["client_id"].as_str().unwrap().to_owned();
+    let nr_secret = made["client_secret"].as_str().unwrap().to_owned();
+
+    add_sim_connection(d, &sim, "good", &tenant, &main_id, &main_secret).await;
+    add_sim_connection(d, &sim, "readonly", &tenant, &ro_id, &ro_secret).await;
+    add_sim_connection(
+        d,
+        &sim,
+        "wrongsecret",
+        &tenant,
+        &main_id,
+        "abc8Q~this-is-not-the-secret-value-000",
+    )
+    .await;
+    add_sim_connection(d, &sim, "expired", &tenant, &exp_id, &exp_secret).await;
+    add_sim_connection(
+        d,
+        &sim,
+        "notenant",
+        "no-such-tenant.example",
+        &main_id,
+        &main_secret,
+    )
+    .await;
+    add_sim_connection(d, &sim, "noroles", &tenant, &nr_id, &nr_secret).await;
+    add_sim_connection(d, &sim, "scoped", &tenant, &sc_id, &sc_secret).await;
+
+    let ok = [
+        ("room-noord@contoso.example", "good"),
+        ("liam.oconnor@contoso.example", "good"),
+        ("room-thames@contoso.example", "readonly"),
+        ("marco.rossi@contoso.example", "scoped"), // inside the RBAC scope
+    ];
+    let failing = [
+        ("room-soho@contoso.example", "wrongsecret", "AADSTS7000215"),
+        (
+            "room-jordaan@contoso.example",
+            "wrongsecret",
+            "AADSTS7000215",
+        ),
+        ("equip-van@contoso.example", "expired", "AADSTS7000222"),
+        ("equip-camera@contoso.example", "notenant", "AADSTS90002"),
+        ("equip-laptops@contoso.example", "noroles", "Calendars.Read"),
+        (
+            "room-zuid@contoso.example",
+            "scoped",
+            "New-ManagementRoleAssignment",
+        ),
+    ];
+    for (a, c) in ok {
+        link(d, a, c, &[]).await;
+    }
+    for (a, c, _) in failing {
+        link(d, a, c, &[]).await;
+    }
+
+    let o = calgate(d, &["sync"], &[]).await;
+    assert_exit(&o, 1);
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().collect();
+    // One line per cause: the wrong secret's two mailboxes share one.
+    assert_eq!(lines.len(), 5, "{err}");
+    for l in &lines {
+        assert!(l.starts_with("calgate: sync failed for "), "{l}");
+    }
+    let line_of = |conn: &str| -> &str {
+        lines
+            .iter()
+            .find(|l| l.contains(&format!("connection '{conn}'")))
+            .unwrap_or_else(|| panic!("no line for {conn}: {err}"))
+    };
+    let wrong = line_of("wrongsecret");
+    assert!(
+        wrong.contains("2 mailboxes") && wrong.contains("AADSTS7000215"),
+        "{wrong}"
+    );
+    assert!(wrong.contains("Certificates & secrets"), "the fix: {wrong}");
+    let expired = line_of("expired");
+    assert!(
+        expired.contains("AADSTS7000222") && expired.contains("expired"),
+        "{expired}"
+    );
+    assert!(
+        expired.contains("create a new secret"),
+        "the fix: {expired}"
+    );
+    let nt = line_of("notenant");
+    assert!(
+        nt.contains("AADSTS90002") && nt.contains("no-such-tenant.example"),
+        "{nt}"
+    );
+    assert!(nt.contains("Directory (tenant) ID"), "the fix: {nt}");
+    let nr = line_of("noroles");
+    assert!(
+        nr.contains("equip-laptops@contoso.example") && nr.contains("Calendars.Read"),
+        "{nr}"
+    );
+    assert!(nr.contains("Grant admin consent"), "the fix: {nr}");
+    let sc = line_of("scoped");
+    assert!(
+        sc.contains("room-zuid@contoso.example") && sc.contains("403"),
+        "{sc}"
+    );
+    assert!(sc.contains("New-ManagementRoleAssignment"), "the fix: {sc}");
+    for (_, _, needle) in failing {
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+    for s in [
+        &main_secret,
+        &ro_secret,
+        &exp_secret,
+        &sc_secret,
+        &nr_secret,
+    ] {
+        assert!(!err.contains(s.as_str()) && !stdout(&o).contains(s.as_str()));
+    }
+    let out = stdout(&o);
+    assert!(out.contains("synced 4 of 10 mailboxes"), "{out}");
+
+    // The others were synced and stored; the failures are in the status.
+    let o = calgate(d, &["mailbox", "list", "--json"], &[]).await;
+    assert_exit(&o, 0);
+    let list: Value = serde_json::from_slice(&o.stdout).unwrap();
+    for (a, _) in ok {
+        let m = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["address"] == a)
+            .unwrap();
+        assert!(m["events"].as_u64().unwrap() > 0, "{m}");
+        assert!(
+            m["last_error"].is_null() && m["last_success"].is_string(),
+            "{m}"
+        );
+    }
+    for (a, _, _) in failing {
+        let m = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["address"] == a)
+            .unwrap();
+        assert_eq!(m["events"], 0, "{m}");
+        assert!(m["last_error"]["message"].is_string(), "{m}");
+    }
+    let now = jiff::Timestamp::now();
+    let from = (now - jiff::SignedDuration::from_hours(24 * 20)).to_string();
+    let to = (now + jiff::SignedDuration::from_hours(24 * 100)).to_string();
+    let o = calgate(
+        d,
+        &[
+            "events",
+            "room-thames@contoso.example",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--json",
+        ],
+        &[],
+    )
+    .await;
+    assert_exit(&o, 0);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(!v.as_array().unwrap().is_empty());
+}
+
+#[test]
+fn demo_no_serve_links_everything_syncs_and_prints_a_summary() {
+    let dir = data_dir();
+    let d = dir.path();
+    let o = calgate_in(d, &["demo", "--no-serve"], &[]);
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    assert!(
+        out.contains("linked 37 mailboxes (25 users, 8 rooms, 4 equipment)"),
+        "{out}"
+    );
+    assert!(out.contains("synced 37 of 37 mailboxes"), "{out}");
+    for k in [
+        "mailboxes:",
+        "events:",
+        "requests:",
+        "time:",
+        "try: calgate --data-dir",
+    ] {
+        assert!(out.contains(k), "{k}: {out}");
+    }
+    assert!(
+        !out.contains("~"),
+        "no secret value (they contain '~'): {out}"
+    );
+    let o = calgate_in(d, &["connection", "list"], &[]);
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains("demo") && stdout(&o).contains("37"),
+        "{}",
+        stdout(&o)
+    );
+    let o = calgate_in(d, &["mailbox", "list", "--json"], &[]);
+    let list: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 37);
+    assert_eq!(list.iter().filter(|m| m["kind"] == "room").count(), 8);
+    assert_eq!(list.iter().filter(|m| m["kind"] == "equipment").count(), 4);
+    assert!(
+        list.iter().all(|m| m["events"].as_u64().unwrap() > 0),
+        "every mailbox has events"
+    );
+}
+
+#[test]
+fn bench_sync_prints_the_figures() {
+    let o = Command::new(BIN)
+        .args([
+            "bench",
+            "sync",
+            "--mailboxes",
+            "3",
+            "--events-per-mailbox",
+            "70",
+            "--latency-ms",
+            "5",
+            "--concurrency",
+            "2",
+        ])
+        .env_remove("CALGATE_MASTER_KEY")
+        .output()
+        .unwrap();
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    for k in [
+        "wall time:",
+        "requests sent:",
+        "requests per second:",
+        "peak concurrency:",
+        "429 responses:",
+        "peak RSS:",
+        "round-trip lower bound:",
+        "mailboxes synced:     3 of 3",
+    ] {
+        assert!(out.contains(k), "{k}: {out}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_credential_over_tls_with_an_extra_ca() {
+    let sim = calgate_sim::start(SimOptions {
+        seed: Seed::Demo,
+        rng: 7,
+        tls: true,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    assert!(sim.base_url.starts_with("https://"), "{}", sim.base_url);
+    let dir = data_dir();
+    let d = dir.path();
+    let (id, _) = app(&sim, "calgate");
+    let http = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(sim.ca_cert_pem.as_deref().unwrap().as_bytes()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let made: Value = http
+        .post(format!("{}/_sim/apps/{id}/certificates", sim.base_url))
+        .json(&json!({"generate": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = made["private_key_pem"].as_str().unwrap();
+    let cert = made["cert_pem"].as_str().unwrap();
+    let pem = d.join("app.pem");
+    std::fs::write(&pem, format!("{key}\n{cert}\n")).unwrap();
+    let ca = d.join("sim-ca.pem");
+    std::fs::write(&ca, sim.ca_cert_pem.as_deref().unwrap()).unwrap();
+    let graph = format!("{}/v1.0", sim.base_url);
+    let o = calgate(
+        d,
+        &[
+            "connection",
+            "add",
+            "cert",
+            "--tenant",
+            &sim.tenant_id(),
+            "--client-id",
+            &id,
+            "--certificate",
+            pem.to_str().unwrap(),
+            "--authority",
+            &sim.base_url,
+            "--graph-url",
+            &graph,
+            "--ca-cert",
+            ca.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains("certificate "), "{}", stdout(&o));
+    let key_body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
+    std::fs::remove_file(&pem).unwrap();
+    assert!(
+        !contains(&all_bytes(d), &key_body[..40]),
+        "the private key is stored in plain text"
+    );
+    let o = calgate(d, &["connection", "list"], &[]).await;
+    assert!(stdout(&o).contains("(expires "), "{}", stdout(&o));
+    link(
+        d,
+        "room-vondel@contoso.example",
+        "cert",
+        &["--kind", "room"],
+    )
+    .await;
+    let o = calgate(d, &["sync"], &[]).await;
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains("synced 1 of 1 mailbox"),
+        "{}",
+        stdout(&o)
+    );
+    // Removing the connection removes its CA file too.
+    let o = calgate(
+        d,
+        &["mailbox", "unlink", "room-vondel@contoso.example"],
+        &[],
+    )
+    .await;
+    assert_exit(&o, 0);
+    let o = calgate(d, &["connection", "remove", "cert"], &[]).await;
+    assert_exit(&o, 0);
+    assert!(!d.join("ca").join("cert.pem").exists());
+}

@@ -63,8 +63,9 @@ pub struct SimOptions {
     pub seed: Seed,
     /// Extra mailboxes with a realistic event mix, for benchmarks.
     pub scale: usize,
-    /// Event instances per `scale` mailbox in the window; `None`: the seed's ~150. The five
-    /// series and six all-day events (~62 instances) are always there; the rest are singles.
+    /// Event instances per `scale` mailbox in the seeding window (30 days back, 120 ahead);
+    /// `None`: the seed's ~150. The five series and six all-day events (~62 instances there)
+    /// are always present; the rest are singles.
     pub scale_events: Option<usize>,
     /// Seed of the random generator: the same value gives the same tenant.
     pub rng: u64,

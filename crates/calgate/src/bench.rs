@@ -1,0 +1,288 @@
+//! `calgate bench sync`: a first sync of M simulated mailboxes, measured.
+//!
+//! The simulator runs as a child process (`calgate sim --seed empty --scale M`), so that the
+//! peak RSS printed for calgate is calgate's alone; both share the machine's cores.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use calgate_core::{MailboxKind, PrivacyPolicy};
+use calgate_store::{NewConnection, NewCredential, NewMailbox};
+use calgate_sync::SyncRequest;
+use clap::builder::TypedValueParser as _;
+use clap::{Args, Subcommand};
+use serde_json::Value;
+
+use crate::output::{print_out, thousands};
+use crate::sync_cmd::{engine, failure_lines, sync_with_progress};
+use crate::{StoreLocation, error_line};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BenchCommand {
+    /// First sync of M mailboxes of a simulator started for the occasion; prints wall time,
+    /// requests, requests per second, peak concurrency per mailbox, 429s, peak RSS and the
+    /// round-trip lower bound.
+    Sync(BenchSyncArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchSyncArgs {
+    /// Mailboxes to sync.
+    #[arg(long, value_name = "M", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub mailboxes: u32,
+    /// Event instances per mailbox in the simulator's seeding window (30 days back to 120
+    /// ahead; default ~150; at least ~62: five series and six all-day events, the rest are
+    /// single meetings). calgate's sync window (30 back, 365 ahead) holds more: the series
+    /// go on (~220 instances per mailbox for E = 150).
+    #[arg(long, value_name = "E", default_value_t = 150)]
+    pub events_per_mailbox: usize,
+    /// Latency the simulator adds to every response, in milliseconds.
+    #[arg(long, value_name = "L", default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Mailboxes synced at once (each with at most 4 requests in flight).
+    #[arg(long, value_name = "C", default_value_t = calgate_sync::DEFAULT_CONCURRENCY,
+          value_parser = clap::value_parser!(u16).range(1..=4096).map(usize::from))]
+    pub concurrency: usize,
+    /// Seed of the simulated tenant.
+    #[arg(long, value_name = "SEED", default_value_t = 1)]
+    pub rng: u64,
+}
+
+pub(crate) async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Sync(args) => bench_sync(args).await,
+    }
+}
+
+/// Kills the simulator when dropped (also on error).
+struct SimChild(Child);
+
+impl Drop for SimChild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `VmHWM` (peak resident set) of a process, in KiB.
+fn peak_rss_kib(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn mib(kib: Option<u64>) -> String {
+    kib.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
+        .unwrap_or_else(|| "n/a (no /proc)".to_owned())
+}
+
+/// Starts `calgate sim` and returns it with its base URL once its banner is out.
+fn start_sim(args: &BenchSyncArgs, creds: &Path) -> anyhow::Result<(SimChild, String)> {
+    let exe = std::env::current_exe().context("cannot find calgate's own executable")?;
+    let mut child = Command::new(exe)
+        .args(["sim", "--seed", "empty", "--listen", "127.0.0.1:0"])
+        .args(["--scale", &args.mailboxes.to_string()])
+        .args(["--events-per-mailbox", &args.events_per_mailbox.to_string()])
+        .args(["--latency-ms", &args.latency_ms.to_string()])
+        .args(["--rng", &args.rng.to_string()])
+        .arg("--credentials-out")
+        .arg(creds)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot start `calgate sim`")?;
+    let stdout = child
+        .stdout
+        .take()
+        .context("no stdout from `calgate sim`")?;
+    let child = SimChild(child);
+    let mut first = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut first)
+        .context("cannot read `calgate sim`'s banner")?;
+    let Some(base) = first.trim().strip_prefix("calgate sim listening on ") else {
+        bail!(
+            "`calgate sim` did not start (it printed: {:?})",
+            first.trim()
+        );
+    };
+    Ok((child, base.to_owned()))
+}
+
+async fn bench_sync(args: BenchSyncArgs) -> anyhow::Result<()> {
+    let dir = tempfile::Builder::new()
+        .prefix("calgate-bench-")
+        .tempdir()
+        .context("cannot create a temporary data directory")?;
+    let creds_path = dir.path().join("sim-credentials.json");
+    let t_sim = Instant::now();
+    let (child, base) = start_sim(&args, &creds_path)?;
+    let sim_pid = child.0.id().to_string();
+    let creds: Value = serde_json::from_str(
+        &std::fs::read_to_string(&creds_path).context("cannot read the simulator's credentials")?,
+    )?;
+    let seeded = t_sim.elapsed();
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    let app = creds["apps"]
+        .as_array()
+        .and_then(|a| a.first())
+        .cloned()
+        .context("the simulator published no app")?;
+
+    let data = dir.path().join("data");
+    let loc = StoreLocation::new(data.display().to_string());
+    let store = loc.open().await?;
+    crate::connection::add(
+        store.as_ref(),
+        &loc,
+        NewConnection {
+            name: "bench".to_owned(),
+            tenant: s(&creds["tenant_id"]),
+            client_id: s(&app["client_id"]),
+            authority: base.clone(),
+            graph_url: s(&creds["graph_url"]),
+            cloud: "custom".to_owned(),
+            credentials: vec![NewCredential::secret(s(&app["client_secret"]), None)],
+        },
+        None,
+    )
+    .await?;
+    let t_link = Instant::now();
+    let mut linked = 0u64;
+    for m in creds["mailboxes"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+    {
+        store
+            .link_mailbox(&NewMailbox {
+                address: s(&m["address"]),
+                connection: "bench".to_owned(),
+                kind: MailboxKind::User,
+                external_id: None,
+                privacy: PrivacyPolicy::Full,
+            })
+            .await?;
+        linked += 1;
+    }
+    let link_time = t_link.elapsed();
+    print_out(&format!(
+        "bench sync: {} mailboxes × ~{} events, simulator latency {} ms, concurrency {} (simulator seeded in {:.1} s, mailboxes linked in {:.1} s)\n",
+        thousands(linked),
+        args.events_per_mailbox,
+        args.latency_ms,
+        args.concurrency,
+        seeded.as_secs_f64(),
+        link_time.as_secs_f64()
+    ));
+
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    let _ = http.post(format!("{base}/_sim/stats/reset")).send().await;
+
+    let engine = engine(store.clone(), &loc, args.concurrency)?;
+    let started = Instant::now();
+    let summary = sync_with_progress(&engine, &SyncRequest::default()).await?;
+    let wall = started.elapsed();
+
+    let stats: Value = http
+        .get(format!("{base}/_sim/stats"))
+        .send()
+        .await
+        .context("cannot read the simulator's stats")?
+        .json()
+        .await
+        .context("the simulator's stats are not JSON")?;
+    let sim_rss = peak_rss_kib(&sim_pid);
+    drop(child);
+    let mut stored = 0u64;
+    for m in store.list_mailboxes().await? {
+        stored += store.count_instances(m.id).await?;
+    }
+
+    let mailboxes = stats["mailboxes"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let peak_per_mailbox = mailboxes
+        .iter()
+        .filter_map(|m| m["peak_concurrency"].as_u64())
+        .max()
+        .unwrap_or(0);
+    let sim_requests: u64 = mailboxes
+        .iter()
+        .filter_map(|m| m["requests"].as_u64())
+        .sum();
+    let sim_429: u64 = mailboxes
+        .iter()
+        .filter_map(|m| m["throttled"].as_u64())
+        .sum();
+    let early: u64 = mailboxes
+        .iter()
+        .filter_map(|m| m["early_retries"].as_u64())
+        .sum();
+    let t = &summary.totals;
+    let secs = wall.as_secs_f64().max(1e-9);
+    let m = f64::from(args.mailboxes);
+    let per_mailbox = sim_requests as f64 / m;
+    let parallel = args.concurrency.min(args.mailboxes as usize) as f64;
+    // Each mailbox's delta pages are sequential (a page's nextLink is needed for the next);
+    // at most `parallel` mailboxes run at once.
+    let waves = (m / parallel).ceil();
+    let bound = waves * per_mailbox * args.latency_ms as f64 / 1000.0;
+
+    print_out(&format!(
+        "wall time:            {:.2} s\n\
+         mailboxes synced:     {} of {} ({} failed)\n\
+         events stored:        {}\n\
+         requests sent:        {} to Graph by calgate (+ {} token), {} seen by the simulator ({:.2} per mailbox)\n\
+         requests per second:  {:.0}\n\
+         peak concurrency:     {} requests in flight per mailbox (simulator's peak over all mailboxes; calgate's own gauge: {})\n\
+         429 responses:        {} (simulator), {} (calgate); early retries: {}\n\
+         peak RSS:             {} calgate, {} simulator (separate process)\n\
+         round-trip lower bound: {:.2} s = ceil({} mailboxes ÷ {} at once) × {:.2} sequential requests per mailbox × {} ms — each mailbox's delta pages follow one another, mailboxes run {} at a time\n\
+         efficiency:           {:.0} % of the lower bound\n",
+        secs,
+        thousands(t.mailboxes_done - t.mailboxes_failed),
+        thousands(t.mailboxes_total),
+        thousands(t.mailboxes_failed),
+        thousands(stored),
+        thousands(t.requests),
+        thousands(engine.shared().metrics().token_requests),
+        thousands(sim_requests),
+        per_mailbox,
+        sim_requests as f64 / secs,
+        peak_per_mailbox,
+        summary.peak_mailbox_concurrency,
+        thousands(sim_429),
+        thousands(t.throttled),
+        thousands(early),
+        mib(peak_rss_kib("self")),
+        mib(sim_rss),
+        bound,
+        thousands(u64::from(args.mailboxes)),
+        parallel as u64,
+        per_mailbox,
+        args.latency_ms,
+        parallel as u64,
+        if secs > 0.0 {
+            100.0 * bound / secs
+        } else {
+            0.0
+        },
+    ));
+    for line in failure_lines(&summary) {
+        error_line(&line);
+    }
+    if !summary.is_success() {
+        return Err(crate::Reported.into());
+    }
+    Ok(())
+}

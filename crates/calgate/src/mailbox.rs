@@ -1,0 +1,255 @@
+//! `calgate mailbox link|unlink|list`.
+
+use std::collections::HashMap;
+
+use anyhow::bail;
+use calgate_core::{MailboxKind, PrivacyPolicy};
+use calgate_store::{ErrorKind as StoreErrorKind, Mailbox, NewMailbox, Store};
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::{Value, json};
+
+use crate::StoreLocation;
+use crate::output::{Table, local_minute, print_out};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MailboxCommand {
+    /// Link a mailbox to a connection (again: update its kind, external id and privacy).
+    Link(LinkArgs),
+    /// Unlink a mailbox and delete everything stored for it.
+    Unlink {
+        /// The mailbox's address (UPN or primary SMTP address).
+        address: String,
+    },
+    /// List linked mailboxes with their sync status.
+    List {
+        /// A JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum KindArg {
+    User,
+    Room,
+    Equipment,
+}
+
+impl From<KindArg> for MailboxKind {
+    fn from(k: KindArg) -> MailboxKind {
+        match k {
+            KindArg::User => MailboxKind::User,
+            KindArg::Room => MailboxKind::Room,
+            KindArg::Equipment => MailboxKind::Equipment,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum PrivacyArg {
+    /// Subject, location, organizer and attendees, except for private and confidential items.
+    Full,
+    /// Times and busy status only.
+    BusyOnly,
+    /// Everything, private and confidential items included.
+    FullIncludingPrivate,
+}
+
+impl From<PrivacyArg> for PrivacyPolicy {
+    fn from(p: PrivacyArg) -> PrivacyPolicy {
+        match p {
+            PrivacyArg::Full => PrivacyPolicy::Full,
+            PrivacyArg::BusyOnly => PrivacyPolicy::BusyOnly,
+            PrivacyArg::FullIncludingPrivate => PrivacyPolicy::FullIncludingPrivate,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LinkArgs {
+    /// The mailbox's address (UPN or primary SMTP address).
+    pub address: String,
+    /// The connection whose app reads this mailbox.
+    #[arg(long, value_name = "NAME")]
+    pub connection: String,
+    #[arg(long, value_enum, default_value = "user")]
+    pub kind: KindArg,
+    /// The host application's id for this person, room or resource.
+    #[arg(long, value_name = "ID")]
+    pub external_id: Option<String>,
+    /// What the host application may see of this mailbox's events.
+    #[arg(long, value_enum, default_value = "full")]
+    pub privacy: PrivacyArg,
+}
+
+pub(crate) async fn run(cmd: MailboxCommand, loc: StoreLocation) -> anyhow::Result<()> {
+    let store = loc.open().await?;
+    match cmd {
+        MailboxCommand::Link(args) => {
+            let address = args.address.trim().to_owned();
+            if !address.contains('@') {
+                return Err(crate::Usage(format!(
+                    "'{address}' is not a mailbox address: give the user's UPN or primary SMTP address (name@domain)"
+                ))
+                .into());
+            }
+            let before = store.mailbox(&address).await?;
+            let m = link(
+                store.as_ref(),
+                NewMailbox {
+                    address: address.clone(),
+                    connection: args.connection.clone(),
+                    kind: args.kind.into(),
+                    external_id: args.external_id.clone(),
+                    privacy: args.privacy.into(),
+                },
+            )
+            .await?;
+            print_out(&format!(
+                "{} {} ({}) to connection '{}', privacy {}{}\n",
+                if before.is_some() {
+                    "updated"
+                } else {
+                    "linked"
+                },
+                m.address,
+                kind_str(m.kind),
+                m.connection,
+                privacy_str(m.privacy),
+                m.external_id
+                    .as_deref()
+                    .map(|e| format!(", external id {e}"))
+                    .unwrap_or_default()
+            ));
+            if before.is_none() {
+                print_out("run `calgate sync` to fetch its events\n");
+            }
+            Ok(())
+        }
+        MailboxCommand::Unlink { address } => {
+            if !store.unlink_mailbox(address.trim()).await? {
+                bail!("{address} is not linked (see `calgate mailbox list`)");
+            }
+            print_out(&format!(
+                "unlinked {address}; its stored events were deleted\n"
+            ));
+            Ok(())
+        }
+        MailboxCommand::List { json } => list(store.as_ref(), json).await,
+    }
+}
+
+/// Links a mailbox, with errors in admin words. Shared with `calgate demo` and `bench`.
+pub(crate) async fn link(store: &dyn Store, m: NewMailbox) -> anyhow::Result<Mailbox> {
+    let address = m.address.clone();
+    let connection = m.connection.clone();
+    store.link_mailbox(&m).await.map_err(|e| match e.kind() {
+        StoreErrorKind::NotFound => anyhow::anyhow!(
+            "there is no connection named '{connection}': add it with `calgate connection add {connection} --tenant ID --client-id ID --client-secret-env VAR` (see `calgate connection list`)"
+        ),
+        StoreErrorKind::Conflict => anyhow::anyhow!(
+            "cannot link {address} to '{connection}': {} — unlink it first with `calgate mailbox unlink {address}`",
+            e.message()
+        ),
+        _ => anyhow::anyhow!("cannot link {address}: {e:#}"),
+    })?;
+    store
+        .mailbox(&address)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("{address} vanished right after it was linked"))
+}
+
+pub(crate) fn kind_str(k: MailboxKind) -> &'static str {
+    match k {
+        MailboxKind::User => "user",
+        MailboxKind::Room => "room",
+        MailboxKind::Equipment => "equipment",
+    }
+}
+
+pub(crate) fn privacy_str(p: PrivacyPolicy) -> &'static str {
+    match p {
+        PrivacyPolicy::Full => "full",
+        PrivacyPolicy::BusyOnly => "busy-only",
+        PrivacyPolicy::FullIncludingPrivate => "full-including-private",
+    }
+}
+
+async fn list(store: &dyn Store, json: bool) -> anyhow::Result<()> {
+    let mailboxes = store.list_mailboxes().await?;
+    let statuses: HashMap<_, _> = store
+        .statuses()
+        .await?
+        .into_iter()
+        .map(|s| (s.mailbox_id, s))
+        .collect();
+    if json {
+        let mut out = Vec::with_capacity(mailboxes.len());
+        for m in &mailboxes {
+            let s = statuses.get(&m.id);
+            out.push(json!({
+                "address": m.address,
+                "kind": kind_str(m.kind),
+                "connection": m.connection,
+                "external_id": m.external_id,
+                "privacy": privacy_str(m.privacy),
+                "linked_at": m.linked_at.to_string(),
+                "events": store.count_instances(m.id).await?,
+                "last_attempt": s.and_then(|s| s.last_attempt).map(|t| t.to_string()),
+                "last_success": s.and_then(|s| s.last_success).map(|t| t.to_string()),
+                "last_error": s.and_then(|s| s.last_error.as_ref()).map(|e| json!({
+                    "class": e.class, "message": e.message, "at": e.at.to_string()
+                })),
+                "next_action": s.and_then(|s| s.next_action.clone()),
+                "resync_in_progress": s.is_some_and(|s| s.resync_in_progress),
+            }));
+        }
+        print_out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&Value::Array(out))?
+        ));
+        return Ok(());
+    }
+    if mailboxes.is_empty() {
+        print_out(
+            "no linked mailboxes: link one with `calgate mailbox link ADDRESS --connection NAME`\n",
+        );
+        return Ok(());
+    }
+    let tz = jiff::tz::TimeZone::system();
+    let mut t = Table::new(&[
+        "ADDRESS",
+        "KIND",
+        "CONNECTION",
+        "PRIVACY",
+        "EXTERNAL ID",
+        "EVENTS",
+        "LAST SYNC",
+        "STATUS",
+    ]);
+    for m in &mailboxes {
+        let s = statuses.get(&m.id);
+        let status = match s {
+            None => "never synced".to_owned(),
+            Some(s) => match (&s.last_error, s.last_attempt) {
+                (Some(e), _) => format!("failing ({})", e.class),
+                (None, Some(_)) => "ok".to_owned(),
+                (None, None) => "never synced".to_owned(),
+            },
+        };
+        t.row(vec![
+            m.address.clone(),
+            kind_str(m.kind).to_owned(),
+            m.connection.clone(),
+            privacy_str(m.privacy).to_owned(),
+            m.external_id.clone().unwrap_or_else(|| "-".to_owned()),
+            store.count_instances(m.id).await?.to_string(),
+            s.and_then(|s| s.last_success)
+                .map(|t| local_minute(t, &tz))
+                .unwrap_or_else(|| "-".to_owned()),
+            status,
+        ]);
+    }
+    t.print();
+    Ok(())
+}
