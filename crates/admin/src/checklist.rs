@@ -139,11 +139,19 @@ mod tests {
     fn passes_only_without_failures_and_renders_fixes() {
         let mut c = Checklist::new("Test settings: contoso");
         c.push(Check::pass("token", "token acquired"));
-        c.push(Check::warn("expiry", "secret expires in 10 days", "add a new secret"));
+        c.push(Check::warn(
+            "expiry",
+            "secret expires in 10 days",
+            "add a new secret",
+        ));
         assert!(c.passed());
         c.push(
-            Check::fail("secret", "the client secret was rejected", "paste the Value")
-                .with_code("AADSTS7000215"),
+            Check::fail(
+                "secret",
+                "the client secret was rejected",
+                "paste the Value",
+            )
+            .with_code("AADSTS7000215"),
         );
         assert!(!c.passed());
         let text = c.render();

@@ -11,6 +11,12 @@
 //! through `calgate-graph` and stores only through `calgate-store`.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod checklist;
+pub mod diagnose;
+pub mod import;
+pub mod lifecycle;
+pub mod rooms;
+pub mod verify;
 
 pub use checklist::{Check, Checklist, Status};
