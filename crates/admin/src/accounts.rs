@@ -342,13 +342,13 @@ async fn callback(
         .into_response()
 }
 
-fn sign_in_fix(code: &str, message: &str, client_id: &str) -> String {
+fn sign_in_fix(code: &str, message: &str, client_id: &str, connection: &str) -> String {
     match code {
         "access_denied" => format!(
-            "the user cancelled or declined consent ({message}): run `calgate account connect` again and accept; or grant admin consent in Entra ID › App registrations › {client_id} › API permissions › Grant admin consent"
+            "the user cancelled or declined consent ({message}): run `calgate account connect --connection {connection}` again and accept; or grant admin consent in Entra ID › App registrations › {client_id} › API permissions › Grant admin consent"
         ),
         "consent_required" | "interaction_required" => format!(
-            "consent is needed ({message}): run `calgate account connect --consent` again, or grant admin consent in Entra ID › App registrations › {client_id} › API permissions"
+            "consent is needed ({message}): run `calgate account connect --connection {connection} --consent` again, or grant admin consent in Entra ID › App registrations › {client_id} › API permissions"
         ),
         "invalid_scope" => format!(
             "Entra ID refused the permissions asked for ({message}): add Microsoft Graph › Delegated › Calendars.ReadWrite (or Calendars.Read) and offline_access in Entra ID › App registrations › {client_id} › API permissions"
@@ -391,7 +391,12 @@ impl PendingConnect {
                 ));
             }
             Ok(Some(Callback::Error { code, message })) => {
-                let fix = sign_in_fix(&code, &message, &self.connection.client_id);
+                let fix = sign_in_fix(
+                    &code,
+                    &message,
+                    &self.connection.client_id,
+                    &self.connection.name,
+                );
                 return Err(AccountError::SignIn { code, message: fix });
             }
             Ok(Some(Callback::Code(c))) => c,

@@ -1139,7 +1139,7 @@ fn mailbox_check(s: &MailboxStatus, now: Timestamp) -> Option<Check> {
         let next = s
             .next_action
             .as_deref()
-            .map(|n| format!("calgate will {n}; "))
+            .map(|n| format!("next: {n}; "))
             .unwrap_or_default();
         let failures = if s.consecutive_failures > 1 {
             format!(" ({} failures in a row)", s.consecutive_failures)
@@ -1175,7 +1175,7 @@ fn mailbox_check(s: &MailboxStatus, now: Timestamp) -> Option<Check> {
                 ago(t, now)
             ),
             format!(
-                "check that `calgate serve` (or the scheduled `calgate sync`) is running; sync now with {retry}"
+                "check that `calgate sync` still runs on its schedule (e.g. from cron); sync now with {retry}"
             ),
         )),
         Some(_) => None,

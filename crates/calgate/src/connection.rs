@@ -1,32 +1,67 @@
-//! `calgate connection add|list|remove`.
+//! `calgate connection add|list|remove|test` and `calgate connection secret add|remove`.
 //!
 //! Secrets come from an environment variable or a file, never from the command line, and are
-//! never printed: the store seals them at rest.
+//! never printed: the store seals them at rest. Reading and checking a credential, the
+//! rotation rules and Test settings live in `calgate-admin`; this module parses and prints.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
-use calgate_graph::{CertificateInfo, Cloud, validate_endpoint};
+use calgate_admin::diagnose::{self, Purpose, TestOptions};
+use calgate_admin::lifecycle::{
+    self, CredentialInput, CredentialOptions, CredentialSummary, LifecycleError, RemoveOptions,
+};
+use calgate_graph::{Cloud, GraphClient, Shared, validate_endpoint};
 use calgate_store::{
-    Connection, CredentialKind, ErrorKind as StoreErrorKind, NewConnection, NewCredential, Store,
+    Connection, ConnectionId, Credential, CredentialId, ErrorKind as StoreErrorKind, NewConnection,
+    NewCredential, Store,
 };
 use clap::{Args, Subcommand, ValueEnum};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
+use serde::Serialize;
 
-use crate::output::{DateArg, Table, print_out, utc_date};
-use crate::{StoreLocation, Usage};
+use crate::output::{DateArg, Table, finish_checklist, print_json, print_out};
+use crate::{Reported, StoreLocation, Usage, error_line};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ConnectionCommand {
     /// Add a connection: an app registration (tenant, client id, credential).
     Add(Box<AddArgs>),
-    /// List connections and their credentials' expiry (never the secrets).
-    List,
+    /// List connections and their credentials: id, expiry, the one in use (never the secrets).
+    List {
+        /// A JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove a connection and its credentials (unlink its mailboxes first).
     Remove {
         /// The connection's name.
         name: String,
+    },
+    /// Test settings: sign in with every credential, check permissions, the directory and
+    /// one mailbox; one ✓/✗ line per step. Exit 0 only when every step passes.
+    Test(TestArgs),
+    /// Secrets and certificates of a connection (rotation without downtime).
+    #[command(subcommand)]
+    Secret(SecretCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SecretCommand {
+    /// Add a client secret or certificate to a connection; it is used from the next token
+    /// request on, the others stay as fallbacks until removed.
+    Add(Box<SecretAddArgs>),
+    /// Remove one credential (by the id `connection list` shows, the Entra Secret ID or the
+    /// certificate thumbprint).
+    Remove {
+        /// The connection's name.
+        name: String,
+        /// `#3` / `3`, the Secret ID, or the thumbprint (a unique prefix of 6+ characters).
+        id: String,
+        /// Remove it even though every credential left has expired.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -53,21 +88,10 @@ impl CloudArg {
     }
 }
 
+/// Where a credential comes from: exactly one of the three.
 #[derive(Debug, Args)]
-#[command(group(
-    clap::ArgGroup::new("credential")
-        .required(true)
-        .args(["client_secret_env", "client_secret_file", "certificate"])
-))]
-pub(crate) struct AddArgs {
-    /// A name for the connection (letters, digits, '.', '_', '-').
-    pub name: String,
-    /// Directory (tenant) ID, or a verified domain of the tenant.
-    #[arg(long, value_name = "ID")]
-    pub tenant: String,
-    /// Application (client) ID of the app registration.
-    #[arg(long, value_name = "ID")]
-    pub client_id: String,
+#[group(required = true, multiple = false)]
+pub(crate) struct CredentialSource {
     /// Read the client secret's value from this environment variable.
     #[arg(long, value_name = "VAR")]
     pub client_secret_env: Option<String>,
@@ -77,6 +101,60 @@ pub(crate) struct AddArgs {
     /// A PEM file holding the certificate and its private key (recommended over secrets).
     #[arg(long, value_name = "FILE")]
     pub certificate: Option<PathBuf>,
+}
+
+impl CredentialSource {
+    fn input(&self) -> anyhow::Result<CredentialInput> {
+        Ok(
+            match (
+                &self.client_secret_env,
+                &self.client_secret_file,
+                &self.certificate,
+            ) {
+                (Some(var), _, _) => CredentialInput::SecretEnv(var.clone()),
+                (_, Some(file), _) => CredentialInput::SecretFile(file.clone()),
+                (_, _, Some(file)) => CredentialInput::Certificate(file.clone()),
+                _ => {
+                    return Err(Usage(
+                        "give one of --client-secret-env VAR, --client-secret-file FILE or --certificate FILE".to_owned(),
+                    )
+                    .into());
+                }
+            },
+        )
+    }
+}
+
+/// Reads the credential the flags name (see `calgate_admin::lifecycle::read_credential`).
+fn read_credential(
+    source: &CredentialSource,
+    expires: Option<DateArg>,
+    secret_id: Option<&str>,
+    now: Timestamp,
+) -> anyhow::Result<NewCredential> {
+    let expires = match expires {
+        Some(d) => Some(d.resolve(&TimeZone::UTC, false).map_err(Usage)?),
+        None => None,
+    };
+    let options = CredentialOptions {
+        expires,
+        secret_id: secret_id.map(str::to_owned),
+    };
+    Ok(lifecycle::read_credential(&source.input()?, &options, now)?)
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AddArgs {
+    /// A name for the connection (letters, digits, '.', '_', '-').
+    pub name: String,
+    /// Directory (tenant) ID, or a verified domain of the tenant.
+    #[arg(long, value_name = "ID")]
+    pub tenant: String,
+    /// Application (client) ID of the app registration.
+    #[arg(long, value_name = "ID")]
+    pub client_id: String,
+    #[command(flatten)]
+    pub credential: CredentialSource,
     /// Entra ID authority host (default: the cloud's, e.g. https://login.microsoftonline.com).
     #[arg(long, value_name = "URL")]
     pub authority: Option<String>,
@@ -89,29 +167,85 @@ pub(crate) struct AddArgs {
     /// When the client secret expires (YYYY-MM-DD or RFC 3339), as Entra ID shows it.
     #[arg(long, value_name = "DATE", value_parser = DateArg::parse)]
     pub secret_expires: Option<DateArg>,
+    /// The secret's Secret ID (a GUID) in Entra ID, to name it as the portal does.
+    #[arg(long, value_name = "ID")]
+    pub secret_id: Option<String>,
     /// An extra root CA to trust (PEM), e.g. the one `calgate sim --tls` writes.
     #[arg(long, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SecretAddArgs {
+    /// The connection's name.
+    pub name: String,
+    #[command(flatten)]
+    pub credential: CredentialSource,
+    /// When the client secret expires (YYYY-MM-DD or RFC 3339), as Entra ID shows it (for a
+    /// certificate: only when earlier than its notAfter).
+    #[arg(long, value_name = "DATE", value_parser = DateArg::parse)]
+    pub secret_expires: Option<DateArg>,
+    /// The secret's Secret ID (a GUID) in Entra ID, to name it as the portal does.
+    #[arg(long, value_name = "ID")]
+    pub secret_id: Option<String>,
+    /// Do not ask Entra ID for a token with the new credential alone.
+    #[arg(long)]
+    pub no_verify: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum PurposeArg {
+    /// Only read calendars (Calendars.Read is enough).
+    Pull,
+    /// Also write the host application's events (needs Calendars.ReadWrite).
+    Push,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TestArgs {
+    /// The connection's name.
+    pub name: String,
+    /// The mailbox to probe (default: the first linked to the connection).
+    #[arg(long, value_name = "ADDRESS")]
+    pub mailbox: Option<String>,
+    /// What the connection is for.
+    #[arg(
+        long = "for",
+        value_enum,
+        value_name = "PURPOSE",
+        default_value = "pull"
+    )]
+    pub purpose: PurposeArg,
+    /// The checklist as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub(crate) async fn run(cmd: ConnectionCommand, loc: StoreLocation) -> anyhow::Result<()> {
     match cmd {
         ConnectionCommand::Add(args) => {
             let store = loc.open().await?;
-            let (conn, ca) = new_connection(&args)?;
+            let now = Timestamp::now();
+            let (conn, ca) = new_connection(&args, now)?;
+            check_client(&conn, ca.as_deref(), now)?;
             let c = add(store.as_ref(), &loc, conn, ca.as_deref()).await?;
+            let creds: Vec<String> = lifecycle::summarize(&c, now)
+                .iter()
+                .map(credential_words)
+                .collect();
             print_out(&format!(
-                "connection '{}' added: tenant {}, client id {}, {}\n",
+                "connection '{}' added: tenant {}, client id {}, {}\ncheck it with `calgate connection test {}`\n",
                 c.name,
                 c.tenant,
                 c.client_id,
-                describe_credentials(&c, Timestamp::now())
+                creds.join(", "),
+                c.name
             ));
             Ok(())
         }
-        ConnectionCommand::List => {
+        ConnectionCommand::List { json } => {
             let store = loc.open().await?;
-            list(store.as_ref()).await
+            list(store.as_ref(), json).await
         }
         ConnectionCommand::Remove { name } => {
             let store = loc.open().await?;
@@ -119,7 +253,89 @@ pub(crate) async fn run(cmd: ConnectionCommand, loc: StoreLocation) -> anyhow::R
             print_out(&format!("connection '{name}' removed\n"));
             Ok(())
         }
+        ConnectionCommand::Test(args) => {
+            let store = loc.open().await?;
+            let opts = TestOptions {
+                mailbox: args.mailbox.clone(),
+                purpose: match args.purpose {
+                    PurposeArg::Pull => Purpose::Pull,
+                    PurposeArg::Push => Purpose::Push,
+                },
+                extra_root_ca_pem: extra_roots(&loc),
+                ..TestOptions::default()
+            };
+            let list = diagnose::test_connection(store.as_ref(), &args.name, &opts).await?;
+            finish_checklist(
+                &list,
+                args.json,
+                &format!("connection test of '{}'", args.name),
+            )
+        }
+        ConnectionCommand::Secret(SecretCommand::Add(args)) => secret_add(&args, &loc).await,
+        ConnectionCommand::Secret(SecretCommand::Remove { name, id, force }) => {
+            let store = loc.open().await?;
+            let removed = lifecycle::remove_credential(
+                store.as_ref(),
+                &name,
+                &id,
+                RemoveOptions { force },
+                Timestamp::now(),
+            )
+            .await
+            .map_err(lifecycle_error)?;
+            print_out(&format!("{}\n", removed.message));
+            Ok(())
+        }
     }
+}
+
+/// A lifecycle error as the one line to print.
+fn lifecycle_error(e: LifecycleError) -> anyhow::Error {
+    match e {
+        LifecycleError::Graph(g) => anyhow::anyhow!("{}", g.message),
+        other => anyhow::anyhow!("{other}"),
+    }
+}
+
+async fn secret_add(args: &SecretAddArgs, loc: &StoreLocation) -> anyhow::Result<()> {
+    let store = loc.open().await?;
+    let now = Timestamp::now();
+    let cred = read_credential(
+        &args.credential,
+        args.secret_expires,
+        args.secret_id.as_deref(),
+        now,
+    )?;
+    let added = lifecycle::add_credential(store.as_ref(), &args.name, cred, now)
+        .await
+        .map_err(lifecycle_error)?;
+    print_out(&format!("{}\n", added.message));
+    if args.no_verify {
+        return Ok(());
+    }
+    let shared = Shared::with_retry_policy(diagnose::diagnostic_retry_policy())
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let list = lifecycle::verify_credential(
+        store.as_ref(),
+        &shared,
+        &args.name,
+        &added.summary.display_id,
+        extra_roots(loc).as_deref(),
+        now,
+    )
+    .await
+    .map_err(lifecycle_error)?;
+    print_out(&list.render());
+    if list.passed() {
+        return Ok(());
+    }
+    error_line(&format!(
+        "{}; it stays configured: fix it in Entra ID and check again with `calgate connection test {n}`, or remove it with `calgate connection secret remove {n} {}`",
+        crate::output::checklist_failure(&list, "verification of the new credential"),
+        added.summary.display_id,
+        n = added.connection.name
+    ));
+    Err(Reported.into())
 }
 
 fn check_name(name: &str) -> anyhow::Result<()> {
@@ -139,7 +355,10 @@ fn check_name(name: &str) -> anyhow::Result<()> {
 
 /// Builds the connection from the arguments: reads the secret (env var or file) or the
 /// certificate, validates URLs. Returns the extra CA's PEM too.
-fn new_connection(args: &AddArgs) -> anyhow::Result<(NewConnection, Option<String>)> {
+fn new_connection(
+    args: &AddArgs,
+    now: Timestamp,
+) -> anyhow::Result<(NewConnection, Option<String>)> {
     check_name(&args.name)?;
     let tenant = args.tenant.trim().to_owned();
     let client_id = args.client_id.trim().to_owned();
@@ -162,34 +381,12 @@ fn new_connection(args: &AddArgs) -> anyhow::Result<(NewConnection, Option<Strin
         }
         None => cloud.graph_url.clone(),
     };
-    let expires = match args.secret_expires {
-        Some(d) => Some(d.resolve(&TimeZone::UTC, false).map_err(Usage)?),
-        None => None,
-    };
-    let credential = if let Some(var) = &args.client_secret_env {
-        let value = std::env::var(var).map_err(|_| {
-            anyhow::anyhow!(
-                "the environment variable {var} is not set (or not UTF-8): set it to the client secret's Value from Entra ID › App registrations › your app › Certificates & secrets"
-            )
-        })?;
-        NewCredential::secret(check_secret(value, &format!("${var}"))?, expires)
-    } else if let Some(file) = &args.client_secret_file {
-        let value = std::fs::read_to_string(file).with_context(|| {
-            format!(
-                "cannot read the client secret file {} — check the path and that it is readable",
-                file.display()
-            )
-        })?;
-        NewCredential::secret(check_secret(value, &file.display().to_string())?, expires)
-    } else if let Some(file) = &args.certificate {
-        certificate_credential(file, expires)?
-    } else {
-        return Err(Usage(
-            "give one of --client-secret-env VAR, --client-secret-file FILE or --certificate FILE"
-                .to_owned(),
-        )
-        .into());
-    };
+    let credential = read_credential(
+        &args.credential,
+        args.secret_expires,
+        args.secret_id.as_deref(),
+        now,
+    )?;
     let ca = match &args.ca_cert {
         Some(path) => {
             let pem = std::fs::read_to_string(path).with_context(|| {
@@ -226,14 +423,37 @@ fn new_connection(args: &AddArgs) -> anyhow::Result<(NewConnection, Option<Strin
     ))
 }
 
-fn check_secret(value: String, from: &str) -> anyhow::Result<String> {
-    let value = value.trim().to_owned();
-    if value.is_empty() {
-        bail!(
-            "the client secret from {from} is empty: paste the secret's Value from Entra ID › App registrations › your app › Certificates & secrets"
-        );
-    }
-    Ok(value)
+/// Checks offline (no request is sent) that the Graph client accepts the connection: URLs,
+/// the extra CA, a certificate's RSA key.
+fn check_client(conn: &NewConnection, ca: Option<&str>, now: Timestamp) -> anyhow::Result<()> {
+    let as_stored = Connection {
+        id: ConnectionId(0),
+        name: conn.name.clone(),
+        tenant: conn.tenant.clone(),
+        client_id: conn.client_id.clone(),
+        authority: conn.authority.clone(),
+        graph_url: conn.graph_url.clone(),
+        cloud: conn.cloud.clone(),
+        created_at: now,
+        credentials: conn
+            .credentials
+            .iter()
+            .map(|c| Credential {
+                id: CredentialId(0),
+                kind: c.kind,
+                secret: c.secret.clone(),
+                certificate_pem: c.certificate_pem.clone(),
+                key_id: c.key_id.clone(),
+                expires_at: c.expires_at,
+                added_at: now,
+            })
+            .collect(),
+    };
+    let cfg = calgate_sync::connection_config(&as_stored, ca)
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let shared = Shared::new().map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    GraphClient::new(cfg, &shared).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    Ok(())
 }
 
 /// The authority host: validated (https, or http to loopback), without a trailing `/` or a
@@ -249,69 +469,6 @@ fn normalize_authority(raw: &str, tenant: &str) -> anyhow::Result<String> {
         }
     }
     Ok(a.trim_end_matches('/').to_owned())
-}
-
-/// A certificate credential from one PEM file holding the certificate and its private key.
-fn certificate_credential(
-    path: &Path,
-    expires: Option<Timestamp>,
-) -> anyhow::Result<NewCredential> {
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "cannot read the certificate file {} — check the path and that it is readable",
-            path.display()
-        )
-    })?;
-    let (key, cert) = split_pem(&text);
-    let Some(key) = key else {
-        bail!(
-            "{} holds no private key: give one PEM file with both the private key (-----BEGIN PRIVATE KEY-----) and the certificate",
-            path.display()
-        );
-    };
-    let Some(cert) = cert else {
-        bail!(
-            "{} holds no certificate: give one PEM file with both the certificate (-----BEGIN CERTIFICATE-----) and its private key",
-            path.display()
-        );
-    };
-    let info = CertificateInfo::from_pem(&cert).map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    // Checks that the key is usable for signing assertions.
-    calgate_graph::Credential::certificate(
-        calgate_graph::SecretString::new(key.clone()),
-        cert.clone(),
-    )
-    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    let mut c = NewCredential::certificate(key, cert, expires.or(Some(info.not_after)));
-    c.key_id = Some(info.thumbprint_hex);
-    Ok(c)
-}
-
-/// The first private key block and every certificate block of a PEM file.
-fn split_pem(text: &str) -> (Option<String>, Option<String>) {
-    let mut key = None;
-    let mut certs = String::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("-----BEGIN ") {
-        let after = &rest[start + 11..];
-        let Some(label_end) = after.find("-----") else {
-            break;
-        };
-        let label = after[..label_end].to_owned();
-        let end_marker = format!("-----END {label}-----");
-        let Some(end) = rest[start..].find(&end_marker) else {
-            break;
-        };
-        let block = &rest[start..start + end + end_marker.len()];
-        if label.ends_with("PRIVATE KEY") {
-            key.get_or_insert_with(|| format!("{block}\n"));
-        } else if label == "CERTIFICATE" {
-            certs.push_str(block);
-            certs.push('\n');
-        }
-        rest = &rest[start + end + end_marker.len()..];
-    }
-    (key, (!certs.is_empty()).then_some(certs))
 }
 
 /// Adds the connection (and its extra CA file). Shared with `calgate demo`.
@@ -360,66 +517,103 @@ pub(crate) async fn remove(
     Ok(())
 }
 
-async fn list(store: &dyn Store) -> anyhow::Result<()> {
+/// One connection as `connection list --json` shows it.
+#[derive(Debug, Serialize)]
+struct ConnectionJson {
+    name: String,
+    tenant: String,
+    client_id: String,
+    authority: String,
+    graph_url: String,
+    cloud: String,
+    mailboxes: usize,
+    /// Newest first; `preferred` marks the one in use.
+    credentials: Vec<CredentialSummary>,
+}
+
+async fn list(store: &dyn Store, json: bool) -> anyhow::Result<()> {
     let conns = store.list_connections().await?;
+    let mailboxes = store.list_mailboxes().await?;
+    let now = Timestamp::now();
+    if json {
+        let out: Vec<ConnectionJson> = conns
+            .iter()
+            .map(|c| ConnectionJson {
+                name: c.name.clone(),
+                tenant: c.tenant.clone(),
+                client_id: c.client_id.clone(),
+                authority: c.authority.clone(),
+                graph_url: c.graph_url.clone(),
+                cloud: c.cloud.clone(),
+                mailboxes: mailboxes.iter().filter(|m| m.connection_id == c.id).count(),
+                credentials: lifecycle::summarize(c, now),
+            })
+            .collect();
+        return print_json(&out);
+    }
     if conns.is_empty() {
         print_out(
             "no connections: add one with `calgate connection add NAME --tenant ID --client-id ID --client-secret-env VAR`\n",
         );
         return Ok(());
     }
-    let mailboxes = store.list_mailboxes().await?;
-    let now = Timestamp::now();
     let mut t = Table::new(&[
         "NAME",
         "TENANT",
         "CLIENT ID",
         "AUTHORITY",
         "MAILBOXES",
-        "CREDENTIALS",
+        "CREDENTIAL",
+        "EXPIRES",
+        "IN USE",
     ]);
     for c in &conns {
         let linked = mailboxes.iter().filter(|m| m.connection_id == c.id).count();
-        t.row(vec![
+        let creds = lifecycle::summarize(c, now);
+        let head = vec![
             c.name.clone(),
             c.tenant.clone(),
             c.client_id.clone(),
             c.authority.clone(),
             linked.to_string(),
-            describe_credentials(c, now),
-        ]);
+        ];
+        if creds.is_empty() {
+            let mut row = head;
+            row.extend(["no credential".to_owned(), String::new(), String::new()]);
+            t.row(row);
+            continue;
+        }
+        for (i, cred) in creds.iter().enumerate() {
+            let mut row = if i == 0 {
+                head.clone()
+            } else {
+                vec![String::new(); head.len()]
+            };
+            row.push(cred.label.clone());
+            row.push(match (cred.expires_at, &cred.expires) {
+                (Some(at), Some(note)) => format!("{}, {note}", lifecycle::utc_date(at)),
+                _ => String::new(),
+            });
+            row.push(if cred.preferred { "✓" } else { "" }.to_owned());
+            t.row(row);
+        }
     }
     t.print();
     Ok(())
 }
 
-/// `client secret (expires 2027-01-31), certificate 1A2B… (expires …, EXPIRED)`.
-pub(crate) fn describe_credentials(c: &Connection, now: Timestamp) -> String {
-    if c.credentials.is_empty() {
-        return "no credential".to_owned();
+/// `secret #1 'abc…' (expires 2027-01-31, in 45 days)`, `certificate #2 (thumbprint 1A2B…)
+/// (EXPIRED 3 days ago, 2026-11-20)`, `secret #3 (ID 0f8f…) (expiry not recorded)`.
+pub(crate) fn credential_words(c: &CredentialSummary) -> String {
+    match (c.expires_at, &c.expires) {
+        (Some(at), Some(note)) if note.starts_with("EXPIRED") => {
+            format!("{} ({note}, {})", c.label, lifecycle::utc_date(at))
+        }
+        (Some(at), Some(note)) => {
+            format!("{} (expires {}, {note})", c.label, lifecycle::utc_date(at))
+        }
+        _ => format!("{} (expiry not recorded)", c.label),
     }
-    c.credentials
-        .iter()
-        .map(|cred| {
-            let what = match cred.kind {
-                CredentialKind::Secret => "client secret".to_owned(),
-                CredentialKind::Certificate => match &cred.key_id {
-                    Some(t) => format!("certificate {}…", t.chars().take(8).collect::<String>()),
-                    None => "certificate".to_owned(),
-                },
-            };
-            match cred.expires_at {
-                None => format!("{what} (expiry unknown)"),
-                Some(at) if at <= now => format!("{what} (EXPIRED {})", utc_date(at)),
-                Some(at) => {
-                    let days = (at.as_second() - now.as_second()) / 86_400;
-                    let warn = if days < 30 { ", renew soon" } else { "" };
-                    format!("{what} (expires {}, in {days} days{warn})", utc_date(at))
-                }
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Where a connection's extra CA is kept: beside the database.
@@ -474,14 +668,5 @@ mod tests {
         let a = normalize_authority("https://login.microsoftonline.com", "t-1").unwrap_or_default();
         assert_eq!(a, "https://login.microsoftonline.com");
         assert!(normalize_authority("http://example.com", "t").is_err());
-    }
-
-    #[test]
-    fn pem_split_finds_key_and_certs() {
-        let text = "junk\n-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nBBB\n-----END PRIVATE KEY-----\n";
-        let (k, c) = split_pem(text);
-        assert!(k.unwrap_or_default().contains("BBB"));
-        assert!(c.unwrap_or_default().contains("AAA"));
-        assert_eq!(split_pem("nothing"), (None, None));
     }
 }

@@ -1,15 +1,21 @@
-//! `calgate mailbox link|unlink|list`.
+//! `calgate mailbox link|unlink|list|verify|import`.
 
 use std::collections::HashMap;
 
+use std::path::PathBuf;
+
 use anyhow::bail;
+use calgate_admin::import::{self, ImportOptions};
+use calgate_admin::verify::{self, VerifyOptions};
 use calgate_core::{MailboxKind, PrivacyPolicy};
+use calgate_graph::Shared;
 use calgate_store::{ErrorKind as StoreErrorKind, Mailbox, NewMailbox, Store};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
-use crate::StoreLocation;
-use crate::output::{Table, local_minute, print_out};
+use crate::connection::extra_roots;
+use crate::output::{Table, finish_checklist, local_minute, print_json, print_out};
+use crate::{Reported, StoreLocation, error_line};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum MailboxCommand {
@@ -26,6 +32,46 @@ pub(crate) enum MailboxCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Verify a mailbox: exists? user, room or equipment? calendar readable? in the app's
+    /// scope? (writable, with --write-probe); its time zone and working hours.
+    Verify(VerifyArgs),
+    /// Link mailboxes in bulk from a CSV file (columns: address,kind,connection,external_id,
+    /// privacy); every row is verified first and reported. Safe to repeat.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// The mailbox's address (UPN or primary SMTP address).
+    pub address: String,
+    /// The connection whose app should reach it.
+    #[arg(long, value_name = "NAME")]
+    pub connection: String,
+    /// Check this calendar (its Graph id) instead of the default one.
+    #[arg(long, value_name = "ID")]
+    pub calendar: Option<String>,
+    /// Also create and delete a probe event (needs write access; nothing is left behind).
+    #[arg(long)]
+    pub write_probe: bool,
+    /// The checklist as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// The CSV file (header row: address,kind,connection,external_id,privacy; any order; only
+    /// address and connection are required).
+    pub file: PathBuf,
+    /// Verify and report, link nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The connection for rows without one (or a file without a connection column).
+    #[arg(long, value_name = "NAME")]
+    pub connection: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -136,7 +182,55 @@ pub(crate) async fn run(cmd: MailboxCommand, loc: StoreLocation) -> anyhow::Resu
             Ok(())
         }
         MailboxCommand::List { json } => list(store.as_ref(), json).await,
+        MailboxCommand::Verify(args) => {
+            let opts = VerifyOptions {
+                calendar: args.calendar.clone(),
+                write_probe: args.write_probe,
+                extra_root_ca_pem: extra_roots(&loc),
+                ..VerifyOptions::default()
+            };
+            let list =
+                verify::verify_mailbox(store.as_ref(), &args.connection, &args.address, &opts)
+                    .await?;
+            finish_checklist(
+                &list,
+                args.json,
+                &format!("verification of {}", args.address.trim()),
+            )
+        }
+        MailboxCommand::Import(args) => import(store.as_ref(), &args, &loc).await,
     }
+}
+
+async fn import(store: &dyn Store, args: &ImportArgs, loc: &StoreLocation) -> anyhow::Result<()> {
+    let shared = Shared::new().map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let opts = ImportOptions {
+        dry_run: args.dry_run,
+        extra_root_ca_pem: extra_roots(loc),
+        default_connection: args.connection.clone(),
+        ..ImportOptions::default()
+    };
+    // One line: the message already holds its cause (no source chain appended).
+    let report = import::import_file(store, &shared, &args.file, &opts)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if args.json {
+        print_json(&report.to_json())?;
+    } else {
+        print_out(&report.render_text());
+    }
+    if report.passed() {
+        return Ok(());
+    }
+    let not_ok = report.rows.iter().filter(|r| !r.outcome.is_ok()).count();
+    error_line(&format!(
+        "{not_ok} of {} rows of {} {} not linked ({}): fix the rows marked above and import the file again (rows already linked are skipped)",
+        report.summary.rows,
+        args.file.display(),
+        if report.dry_run { "would be" } else { "were" },
+        report.summary_line()
+    ));
+    Err(Reported.into())
 }
 
 /// Links a mailbox, with errors in admin words. Shared with `calgate demo` and `bench`.

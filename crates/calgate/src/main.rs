@@ -7,12 +7,15 @@
 //! file) and are never printed.
 #![forbid(unsafe_code)]
 
+mod account;
 mod bench;
 mod connection;
 mod demo;
+mod doctor;
 mod events;
 mod mailbox;
 mod output;
+mod rooms_cmd;
 mod sim_cmd;
 mod sync_cmd;
 
@@ -59,10 +62,19 @@ enum Command {
     /// Mailboxes (people, rooms, equipment) whose calendars calgate keeps.
     #[command(subcommand)]
     Mailbox(mailbox::MailboxCommand),
+    /// Room lists and rooms from Exchange's places API.
+    #[command(subcommand)]
+    Rooms(rooms_cmd::RoomsCommand),
+    /// Connected accounts: users who signed in to let calgate reach their own calendar.
+    #[command(subcommand)]
+    Account(account::AccountCommand),
     /// Bring the stored calendars up to date with Exchange (incremental where possible).
     Sync(sync_cmd::SyncArgs),
     /// Show a mailbox's stored events in a time range.
     Events(events::EventsArgs),
+    /// Health check: credential expiry, connections, mailbox sync status, connected accounts.
+    /// Exit 0 unless a check failed (warnings do not fail).
+    Doctor(doctor::DoctorArgs),
     /// Benchmarks against a simulator started for the occasion.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -171,6 +183,9 @@ fn main() -> ExitCode {
         Command::Sim(args) => run_async(sim_cmd::sim(args)),
         Command::Connection(cmd) => run_async(connection::run(cmd, loc)),
         Command::Mailbox(cmd) => run_async(mailbox::run(cmd, loc)),
+        Command::Rooms(cmd) => run_async(rooms_cmd::run(cmd, loc)),
+        Command::Account(cmd) => run_async(account::run(cmd, loc)),
+        Command::Doctor(args) => run_async(doctor::run(args, loc)),
         Command::Sync(args) => run_async(sync_cmd::run(args, loc)),
         Command::Events(args) => run_async(events::run(args, loc)),
         Command::Demo(args) => run_async(demo::run(args, loc)),

@@ -6,6 +6,10 @@ use jiff::Timestamp;
 use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
 
+use calgate_admin::Checklist;
+
+use crate::{Reported, error_line};
+
 /// A left-aligned plain-text table: columns separated by two spaces, no trailing blanks.
 pub(crate) struct Table {
     header: Vec<String>,
@@ -60,6 +64,52 @@ pub(crate) fn print_out(s: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(s.as_bytes());
     let _ = out.flush();
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub(crate) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    print_out(&format!("{}\n", serde_json::to_string_pretty(value)?));
+    Ok(())
+}
+
+/// Prints a checklist (text, or JSON with `--json`) and turns it into the exit status: `Ok`
+/// when it passed (warnings do not fail), else one `calgate:` line naming the first ✗ and its
+/// fix, and [`Reported`] (exit 1).
+pub(crate) fn finish_checklist(list: &Checklist, json: bool, what: &str) -> anyhow::Result<()> {
+    if json {
+        print_json(list)?;
+    } else {
+        print_out(&list.render());
+    }
+    if list.passed() {
+        return Ok(());
+    }
+    error_line(&checklist_failure(list, what));
+    Err(Reported.into())
+}
+
+/// `connection test of 'contoso' failed: <first ✗> — fix: <its fix> (2 more ✗ above)`.
+pub(crate) fn checklist_failure(list: &Checklist, what: &str) -> String {
+    let failed: Vec<_> = list.failed().collect();
+    let Some(first) = failed.first() else {
+        return format!("{what} failed");
+    };
+    let fix = first
+        .fix
+        .as_deref()
+        .map(|f| format!(" — fix: {f}"))
+        .unwrap_or_default();
+    let more = match failed.len() - 1 {
+        0 => String::new(),
+        n => format!(" ({n} more ✗ above)"),
+    };
+    let code = first
+        .code
+        .as_deref()
+        .filter(|c| !first.summary.contains(c) && !first.fix.as_deref().unwrap_or("").contains(c))
+        .map(|c| format!(" ({c})"))
+        .unwrap_or_default();
+    format!("{what} failed: {}{code}{fix}{more}", first.summary)
 }
 
 /// `2026-01-05 09:30` in `tz`.

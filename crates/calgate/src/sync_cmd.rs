@@ -61,19 +61,53 @@ pub(crate) async fn run(args: SyncArgs, loc: StoreLocation) -> anyhow::Result<()
         mailboxes: (!args.mailbox.is_empty()).then(|| args.mailbox.clone()),
         ..SyncRequest::default()
     };
-    let engine = engine(store, &loc, args.concurrency)?;
+    let engine = engine(store.clone(), &loc, args.concurrency)?;
     if args.dry_run {
         let plan = engine.plan(&request, Timestamp::now()).await?;
         print_out(&plan.to_string());
         print_out("dry run: nothing was changed\n");
         return Ok(());
     }
-    let summary = sync_with_progress(&engine, &request).await?;
+    let summary = sync_with_progress(&engine, &request).await;
+    // Whatever the outcome: an expired secret Entra ID reported (AADSTS7000222) is recorded
+    // as expired, so that `connection list` and `doctor` show it.
+    record_learned_expiries(store.as_ref(), &engine, &loc).await;
+    let summary = summary?;
     print_out(&format!("{}\n", summary_line(&summary)));
     if report_failures(&summary) {
         return Err(Reported.into());
     }
     Ok(())
+}
+
+/// Records the expiries Entra ID reported during the run (see
+/// `calgate_admin::lifecycle::record_learned_expiries`). A failure to record is logged, never
+/// fatal: the sync's own outcome is what the command reports.
+pub(crate) async fn record_learned_expiries(
+    store: &dyn Store,
+    engine: &Engine,
+    loc: &StoreLocation,
+) {
+    let ca = crate::connection::extra_roots(loc);
+    match calgate_admin::lifecycle::record_learned_expiries(
+        store,
+        engine.shared(),
+        ca.as_deref(),
+        Timestamp::now(),
+    )
+    .await
+    {
+        Ok(learned) => {
+            for l in learned {
+                tracing::info!(
+                    connection = %l.connection,
+                    credential = %l.label,
+                    "recorded as expired (Entra ID: AADSTS7000222)"
+                );
+            }
+        }
+        Err(e) => tracing::warn!("could not record credential expiries: {e}"),
+    }
 }
 
 /// The engine over `store`, trusting every connection's extra CA.

@@ -437,7 +437,7 @@ fn connection_add_list_remove_never_shows_the_secret() {
     );
     assert!(out.contains("https://login.microsoftonline.com"), "{out}");
     assert!(out.contains("https://login.microsoftonline.us"), "{out}");
-    assert!(out.contains("client secret (expires 2031-01-31"), "{out}");
+    assert!(out.contains("2031-01-31, in "), "{out}");
     assert!(!out.contains(secret), "{out}");
 
     // Sealed at rest: not in the database, its WAL or anything else in the data dir.
@@ -1308,7 +1308,11 @@ async fn certificate_credential_over_tls_with_an_extra_ca() {
         "the private key is stored in plain text"
     );
     let o = calgate(d, &["connection", "list"], &[]).await;
-    assert!(stdout(&o).contains("(expires "), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("certificate #1 (thumbprint ") && stdout(&o).contains(", in 7"),
+        "{}",
+        stdout(&o)
+    );
     link(
         d,
         "room-vondel@contoso.example",
@@ -1316,6 +1320,12 @@ async fn certificate_credential_over_tls_with_an_extra_ca() {
         &["--kind", "room"],
     )
     .await;
+    // The admin commands trust the connection's extra CA too.
+    let o = calgate(d, &["connection", "test", "cert"], &[]).await;
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains("(certificate"), "{}", stdout(&o));
+    let o = calgate(d, &["rooms", "discover", "--connection", "cert"], &[]).await;
+    assert_exit(&o, 0);
     let o = calgate(d, &["sync"], &[]).await;
     assert_exit(&o, 0);
     assert!(
@@ -1334,4 +1344,691 @@ async fn certificate_credential_over_tls_with_an_extra_ca() {
     let o = calgate(d, &["connection", "remove", "cert"], &[]).await;
     assert_exit(&o, 0);
     assert!(!d.join("ca").join("cert.pem").exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Administrator flows (issue 4): connection test, mailbox verify, import, rooms discover,
+// secret rotation, doctor, connected accounts. The library (calgate-admin) has the thorough
+// tests; these run the real binary end to end.
+// ---------------------------------------------------------------------------------------------
+
+/// The one `calgate:` line on stderr (asserts there is exactly one).
+#[track_caller]
+fn one_error_line(o: &Output) -> String {
+    let err = stderr(o);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line on stderr: {err}");
+    assert!(lines[0].starts_with("calgate: "), "{err}");
+    lines[0].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_test_and_mailbox_verify_print_checklists() {
+    let sim = demo_sim().await;
+    let dir = data_dir();
+    let d = dir.path();
+    let tenant = sim.tenant_id();
+    let (main_id, main_secret) = app(&sim, "calgate");
+    let (ro_id, ro_secret) = app(&sim, "calgate-readonly");
+    add_sim_connection(d, &sim, "good", &tenant, &main_id, &main_secret).await;
+    add_sim_connection(
+        d,
+        &sim,
+        "wrong",
+        &tenant,
+        &main_id,
+        "abc8Q~this-is-not-the-secret-value-000",
+    )
+    .await;
+    add_sim_connection(d, &sim, "readonly", &tenant, &ro_id, &ro_secret).await;
+    link(d, "liam.oconnor@contoso.example", "good", &[]).await;
+
+    // A correct setup: every step ✓, exit 0; --json says the same.
+    let o = calgate(d, &["connection", "test", "good"], &[]).await;
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    assert!(out.starts_with("Test settings: connection 'good'"), "{out}");
+    assert!(!out.contains('✗') && !out.contains("  ! "), "{out}");
+    assert!(out.contains("✓ token acquired"), "{out}");
+    assert!(out.contains("liam.oconnor@contoso.example"), "{out}");
+    let o = calgate(d, &["connection", "test", "good", "--json"], &[]).await;
+    assert_exit(&o, 0);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let checks = v["checks"].as_array().unwrap();
+    assert!(checks.len() >= 8, "{v}");
+    assert!(checks.iter().all(|c| c["status"] == "pass"), "{v}");
+
+    // The wrong secret: a ✗ with Entra's code and the fix; one line on stderr; exit 1.
+    let o = calgate(d, &["connection", "test", "wrong"], &[]).await;
+    assert_exit(&o, 1);
+    let out = stdout(&o);
+    assert!(out.contains("✗ credential 1 of 1"), "{out}");
+    assert!(
+        out.contains("Certificates & secrets")
+            && out.contains("calgate connection secret add wrong --client-secret-env VAR"),
+        "the fix: {out}"
+    );
+    let line = one_error_line(&o);
+    assert!(
+        line.starts_with("calgate: connection test of 'wrong' failed: ")
+            && line.contains("AADSTS7000215")
+            && line.contains("fix: "),
+        "{line}"
+    );
+    let o = calgate(d, &["connection", "test", "wrong", "--json"], &[]).await;
+    assert_exit(&o, 1);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let failed = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["status"] == "fail")
+        .unwrap()
+        .clone();
+    assert_eq!(failed["code"], "AADSTS7000215", "{v}");
+    assert!(failed["fix"].as_str().unwrap().contains("Value"), "{v}");
+
+    // Calendars.Read is not enough for pushing.
+    let o = calgate(
+        d,
+        &[
+            "connection",
+            "test",
+            "readonly",
+            "--for",
+            "push",
+            "--mailbox",
+            "room-thames@contoso.example",
+        ],
+        &[],
+    )
+    .await;
+    assert_exit(&o, 1);
+    assert!(stdout(&o).contains("Calendars.ReadWrite"), "{}", stdout(&o));
+    for args in [
+        vec!["connection", "test", "good", "--for", "sideways"],
+        vec!["connection", "test"],
+    ] {
+        assert_exit(&calgate(d, &args, &[]).await, 2);
+    }
+    let o = calgate(d, &["connection", "test", "nosuch"], &[]).await;
+    assert_exit(&o, 1);
+    assert!(one_error_line(&o).contains("no connection named 'nosuch'"));
+
+    // Verify: a room is a room; an unknown address fails with the reason.
+    let o = calgate(
+        d,
+        &[
+            "mailbox",
+            "verify",
+            "room-vondel@contoso.example",
+            "--connection",
+            "good",
+        ],
+        &[],
+    )
+    .await;
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    assert!(out.contains("is a room mailbox"), "{out}");
+    assert!(!out.contains('✗'), "{out}");
+    let o = calgate(
+        d,
+        &[
+            "mailbox",
+            "verify",
+            "equip-van@contoso.example",
+            "--connection",
+            "good",
+            "--json",
+        ],
+        &[],
+    )
+    .await;
+    assert_exit(&o, 0);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let kind = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "kind")
+        .unwrap();
+    assert!(
+        kind["summary"].as_str().unwrap().contains("equipment"),
+        "{v}"
+    );
+    let o = calgate(
+        d,
+        &[
+            "mailbox",
+            "verify",
+            "nobody@contoso.example",
+            "--connection",
+            "good",
+        ],
+        &[],
+    )
+    .await;
+    assert_exit(&o, 1);
+    assert!(stdout(&o).contains("✗ nobody@contoso.example was not found"));
+    let line = one_error_line(&o);
+    assert!(
+        line.contains("verification of nobody@contoso.example failed"),
+        "{line}"
+    );
+    // Nothing secret anywhere.
+    for s in [&main_secret, &ro_secret] {
+        assert!(!out.contains(s.as_str()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_reports_each_row_and_is_idempotent_then_rooms_discover_links() {
+    let sim = demo_sim().await;
+    let dir = data_dir();
+    let d = dir.path();
+    let (id, secret) = app(&sim, "calgate");
+    add_sim_connection(d, &sim, "good", &sim.tenant_id(), &id, &secret).await;
+    let csv = d.join("staff.csv");
+    std::fs::write(
+        &csv,
+        "address,kind,connection,external_id,privacy\n\
+         anna.devries@contoso.example,user,good,E-1,full\n\
+         room-amstel@contoso.example,room,good,R-1,busy-only\n\
+         not-an-address,user,good,,\n\
+         nobody@contoso.example,user,good,,\n",
+    )
+    .unwrap();
+    let file = csv.to_str().unwrap();
+
+    // A dry run writes nothing.
+    let o = calgate(d, &["mailbox", "import", file, "--dry-run"], &[]).await;
+    assert_exit(&o, 1);
+    assert!(stdout(&o).contains("dry run"), "{}", stdout(&o));
+    let o = calgate(d, &["mailbox", "list", "--json"], &[]).await;
+    assert_eq!(o.stdout.trim_ascii(), b"[]");
+
+    let o = calgate(d, &["mailbox", "import", file], &[]).await;
+    assert_exit(&o, 1);
+    let out = stdout(&o);
+    let row = |addr: &str| -> String {
+        out.lines()
+            .find(|l| l.contains(addr))
+            .unwrap_or_else(|| panic!("no row for {addr}: {out}"))
+            .to_owned()
+    };
+    assert!(row("anna.devries@").contains("linked"), "{out}");
+    assert!(row("room-amstel@").contains("linked"), "{out}");
+    assert!(row("not-an-address").contains("bad row"), "{out}");
+    assert!(row("nobody@").contains("not found"), "{out}");
+    assert!(
+        out.contains("4 rows: 2 linked, 1 not found, 1 bad row"),
+        "{out}"
+    );
+    let line = one_error_line(&o);
+    assert!(line.contains("2 of 4 rows"), "{line}");
+
+    // Only the good rows, as the file says.
+    let o = calgate(d, &["mailbox", "list", "--json"], &[]).await;
+    let list: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2, "{list:?}");
+    let amstel = list
+        .iter()
+        .find(|m| m["address"] == "room-amstel@contoso.example")
+        .unwrap();
+    assert_eq!(amstel["kind"], "room");
+    assert_eq!(amstel["privacy"], "busy-only");
+    assert_eq!(amstel["external_id"], "R-1");
+
+    // Again: nothing changes; --json is the report.
+    let o = calgate(d, &["mailbox", "import", file, "--json"], &[]).await;
+    assert_exit(&o, 1);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["summary"]["already_linked"], 2, "{v}");
+    assert_eq!(v["summary"]["linked"], 0, "{v}");
+    let o = calgate(
+        d,
+        &["mailbox", "import", d.join("none.csv").to_str().unwrap()],
+        &[],
+    )
+    .await;
+    assert_exit(&o, 1);
+    assert!(one_error_line(&o).contains("cannot read"));
+
+    // Room lists: show, then link every room; room-amstel keeps its privacy.
+    let o = calgate(d, &["rooms", "discover", "--connection", "good"], &[]).await;
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    assert!(out.contains("Room list rooms-hq@contoso.example"), "{out}");
+    assert!(out.contains("2 room lists, 8 rooms (add --link"), "{out}");
+    let o = calgate(
+        d,
+        &["rooms", "discover", "--connection", "good", "--link"],
+        &[],
+    )
+    .await;
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains("8 rooms: 7 linked, 1 already linked"),
+        "{}",
+        stdout(&o)
+    );
+    let o = calgate(
+        d,
+        &[
+            "rooms",
+            "discover",
+            "--connection",
+            "good",
+            "--room-list",
+            "rooms-lon@contoso.example",
+            "--link",
+            "--json",
+        ],
+        &[],
+    )
+    .await;
+    assert_exit(&o, 0);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["summary"]["already_linked"], 3, "{v}");
+    let o = calgate(d, &["mailbox", "list", "--json"], &[]).await;
+    let list: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.iter().filter(|m| m["kind"] == "room").count(), 8);
+    let amstel = list
+        .iter()
+        .find(|m| m["address"] == "room-amstel@contoso.example")
+        .unwrap();
+    assert_eq!(amstel["privacy"], "busy-only");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_rotation_doctor_thresholds_and_learned_expiry() {
+    let dir = data_dir();
+    let d = dir.path();
+    let in_days = |days: i64| {
+        (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * days)).to_string()
+    };
+    // Offline: a connection whose secret expires in 60 days.
+    let o = calgate(
+        d,
+        &[
+            "connection",
+            "add",
+            "contoso",
+            "--tenant",
+            "contoso.onmicrosoft.com",
+            "--client-id",
+            "11111111-2222-3333-4444-555555555555",
+            "--client-secret-env",
+            "CG_SECRET",
+            "--secret-expires",
+            &in_days(60),
+        ],
+        &[("CG_SECRET", "old8Q~not-a-real-secret-0123456789abcdef")],
+    )
+    .await;
+    assert_exit(&o, 0);
+    let o = calgate(d, &["doctor"], &[]).await;
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains("✓ secret #1"), "{}", stdout(&o));
+
+    // The Secret ID pasted as the value is refused with the explanation.
+    let o = calgate(
+        d,
+        &[
+            "connection",
+            "secret",
+            "add",
+            "contoso",
+            "--client-secret-env",
+            "CG_SECRET",
+            "--no-verify",
+        ],
+        &[("CG_SECRET", "0f8fad5b-d9cb-469f-a165-70867728950e")],
+    )
+    .await;
+    assert_exit(&o, 1);
+    assert!(one_error_line(&o).contains("looks like the secret's ID"));
+
+    // A second secret expiring in 10 days: used first, and doctor warns (exit 0).
+    let o = calgate(
+        d,
+        &[
+            "connection",
+            "secret",
+            "add",
+            "contoso",
+            "--client-secret-env",
+            "CG_SECRET",
+            "--secret-expires",
+            &in_days(10),
+            "--secret-id",
+            "0f8fad5b-d9cb-469f-a165-70867728950e",
+            "--no-verify",
+        ],
+        &[("CG_SECRET", "new8Q~not-a-real-secret-0123456789abcdef")],
+    )
+    .await;
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains("added secret #2 (ID 0f8fad5b…) to connection 'contoso'"),
+        "{}",
+        stdout(&o)
+    );
+    let o = calgate(d, &["connection", "list"], &[]).await;
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    let line2 = out.lines().find(|l| l.contains("secret #2")).unwrap();
+    assert!(
+        line2.contains("under 14 days: rotate") && line2.trim_end().ends_with('✓'),
+        "{out}"
+    );
+    let line1 = out.lines().find(|l| l.contains("secret #1")).unwrap();
+    assert!(!line1.trim_end().ends_with('✓'), "{out}");
+    assert!(!out.contains("not-a-real-secret"), "{out}");
+    let o = calgate(d, &["connection", "list", "--json"], &[]).await;
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let creds = v[0]["credentials"].as_array().unwrap();
+    assert_eq!(creds.len(), 2);
+    assert_eq!(creds[0]["display_id"], "#2");
+    assert_eq!(creds[0]["preferred"], true);
+    assert_eq!(creds[0]["level"], "within14");
+
+    let o = calgate(d, &["doctor"], &[]).await;
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    assert!(
+        out.contains("! secret #2 (ID 0f8fad5b…) of connection 'contoso' expires in")
+            && out.contains("within 14 days"),
+        "{out}"
+    );
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+    let o = calgate(d, &["doctor", "--json"], &[]).await;
+    assert_exit(&o, 0);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let c = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "credential:contoso:2")
+        .unwrap();
+    assert_eq!(c["status"], "warn", "{v}");
+
+    // Remove the old one (by its id as listed); the last one cannot go.
+    let o = calgate(d, &["connection", "secret", "remove", "contoso", "#1"], &[]).await;
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains("removed secret #1"), "{}", stdout(&o));
+    let o = calgate(
+        d,
+        &["connection", "secret", "remove", "contoso", "0f8fad5b"],
+        &[],
+    )
+    .await;
+    assert_exit(&o, 1);
+    assert!(one_error_line(&o).contains("only credential"));
+    assert_exit(
+        &calgate(d, &["connection", "secret", "remove", "contoso"], &[]).await,
+        2,
+    );
+
+    // Against the simulator: a new secret made in "Entra ID" is verified on its own (✓); an
+    // expired secret is learned by `sync` and makes doctor fail.
+    let sim = demo_sim().await;
+    let tenant = sim.tenant_id();
+    let (id, secret) = app(&sim, "calgate");
+    add_sim_connection(d, &sim, "good", &tenant, &id, &secret).await;
+    let made: Value = reqwest::Client::new()
+        .post(format!("{}/_sim/apps/{id}/secrets", sim.base_url))
+        .json(&json!({"expires_in_seconds": 90 * 86_400}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let new_secret = made["value"].as_str().unwrap();
+    let o = calgate(
+        d,
+        &[
+            "connection",
+            "secret",
+            "add",
+            "good",
+            "--client-secret-env",
+            "CG_SECRET",
+            "--secret-expires",
+            made["expires"].as_str().unwrap(),
+            "--secret-id",
+            made["key_id"].as_str().unwrap(),
+        ],
+        &[("CG_SECRET", new_secret)],
+    )
+    .await;
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains("✓ Entra ID issued a token for secret #"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!stdout(&o).contains(new_secret));
+
+    let (exp_id, exp_secret) = app(&sim, "calgate-expired");
+    add_sim_connection(d, &sim, "expired", &tenant, &exp_id, &exp_secret).await;
+    link(d, "equip-van@contoso.example", "expired", &[]).await;
+    let o = calgate(d, &["sync"], &[]).await;
+    assert_exit(&o, 1);
+    let o = calgate(d, &["connection", "list"], &[]).await;
+    let out = stdout(&o);
+    let exp_line = out.lines().find(|l| l.starts_with("expired ")).unwrap();
+    assert!(exp_line.contains("EXPIRED"), "learned from Entra ID: {out}");
+    let o = calgate(d, &["doctor", "--json"], &[]).await;
+    assert_exit(&o, 1);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let c = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "connection:expired")
+        .unwrap();
+    assert_eq!(c["status"], "fail", "{v}");
+    assert_eq!(c["code"], "AADSTS7000222", "{v}");
+    let line = one_error_line(&o);
+    assert!(line.starts_with("calgate: doctor failed: "), "{line}");
+    assert!(
+        line.contains("calgate connection secret add expired"),
+        "{line}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_connect_list_and_disconnect() {
+    let sim = demo_sim().await;
+    let dir = data_dir();
+    let d = dir.path();
+    // An empty store.
+    let o = calgate(d, &["account", "list"], &[]).await;
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains("no connected accounts"),
+        "{}",
+        stdout(&o)
+    );
+    let o = calgate(d, &["account", "list", "--json"], &[]).await;
+    assert_exit(&o, 0);
+    assert_eq!(o.stdout.trim_ascii(), b"[]");
+    assert_exit(
+        &calgate(
+            d,
+            &["account", "connect", "--connection", "x", "--kind", "room"],
+            &[],
+        )
+        .await,
+        2,
+    );
+
+    let (id, secret) = app(&sim, "calgate");
+    add_sim_connection(d, &sim, "jadu", &sim.tenant_id(), &id, &secret).await;
+    let user = "anna.devries@contoso.example";
+    let mut child = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(d)
+        .args([
+            "account",
+            "connect",
+            "--connection",
+            "jadu",
+            "--login-hint",
+            user,
+            "--link",
+            "--timeout",
+            "60",
+        ])
+        .env_remove("CALGATE_MASTER_KEY")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let running = Running(child);
+    let (url, rx) = tokio::task::spawn_blocking(move || {
+        loop {
+            let l = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the sign-in URL within 30 s");
+            if let Some(u) = l.trim().strip_prefix(&"http".to_owned()) {
+                return (format!("http{u}"), rx);
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(url.contains("code_challenge="), "{url}");
+
+    // Play the browser: sign in (and consent if asked), then follow the redirect to calgate.
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let parsed = reqwest::Url::parse(&url).unwrap();
+    let mut form: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
+    let mut action = parsed.clone();
+    action.set_query(None);
+    form.push(("step".into(), "signin".into()));
+    form.push(("login".into(), user.into()));
+    let mut r = browser
+        .post(action.clone())
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    if r.status() == 200 {
+        form.retain(|(k, _)| k != "step");
+        form.push(("step".into(), "consent".into()));
+        form.push(("accept".into(), "yes".into()));
+        r = browser.post(action).form(&form).send().await.unwrap();
+    }
+    assert_eq!(r.status(), 302);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with("http://127.0.0.1:"), "{location}");
+    let page = browser.get(&location).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+
+    let mut running = running;
+    let (status, err, rest) = tokio::task::spawn_blocking(move || {
+        let status = running.0.wait().unwrap();
+        let mut err = String::new();
+        if let Some(mut e) = running.0.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        let rest: Vec<String> = rx.iter().collect();
+        (status, err, rest.join("\n"))
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.code(), Some(0), "{rest}\n{err}");
+    assert!(
+        rest.contains(&format!("Connect account: {user} via jadu")),
+        "{rest}"
+    );
+    assert!(rest.contains("✓ refresh token stored encrypted"), "{rest}");
+    assert!(
+        rest.contains(&format!("✓ mailbox {user} linked to jadu")),
+        "{rest}"
+    );
+
+    let o = calgate(d, &["account", "list"], &[]).await;
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains(&format!("✓ {user} via jadu — ok")),
+        "{}",
+        stdout(&o)
+    );
+    let o = calgate(d, &["sync"], &[]).await;
+    assert_exit(&o, 0);
+    let o = calgate(d, &["doctor"], &[]).await;
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains("1 of 1 connected account"),
+        "{}",
+        stdout(&o)
+    );
+
+    // The refresh token expires in "Entra ID": the next sync marks the account, and doctor
+    // fails with the reconnect command.
+    let r = reqwest::Client::new()
+        .post(format!("{}/_sim/tokens/expire", sim.base_url))
+        .json(&json!({"user": user}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let o = calgate(d, &["sync"], &[]).await;
+    assert_exit(&o, 1);
+    let o = calgate(d, &["account", "list"], &[]).await;
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains(&format!("✗ {user} via jadu — reconnect needed")),
+        "{}",
+        stdout(&o)
+    );
+    let o = calgate(d, &["doctor"], &[]).await;
+    assert_exit(&o, 1);
+    let out = stdout(&o);
+    let line = out
+        .lines()
+        .find(|l| {
+            l.contains(&format!(
+                "✗ connected account {user} (connection 'jadu') must sign in again"
+            ))
+        })
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains("AADSTS70008"), "{line}");
+    assert!(
+        out.contains(&format!(
+            "calgate account connect --connection jadu --login-hint {user}"
+        )),
+        "{out}"
+    );
+
+    let o = calgate(d, &["account", "disconnect", user], &[]).await;
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains(&format!("mailbox {user} stays linked")));
+    let o = calgate(d, &["account", "disconnect", user], &[]).await;
+    assert_exit(&o, 1);
+    assert!(one_error_line(&o).contains("no connected account"));
+    let o = calgate(d, &["account", "list", "--json"], &[]).await;
+    assert_eq!(o.stdout.trim_ascii(), b"[]");
 }
