@@ -5,7 +5,7 @@
 //! Correlation ID: …\r\nTimestamp: …","error_codes":[nnn],"timestamp","trace_id",
 //! "correlation_id","error_uri"}`, HTTP 400 (401 for `invalid_client`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use axum::Router;
@@ -42,6 +42,10 @@ pub fn routes() -> Router<St> {
         .route(
             "/{tenant}/oauth2/v2.0/authorize",
             get(authorize_get).post(authorize_post),
+        )
+        .route(
+            "/{tenant}/oauth2/authorize",
+            get(authorize_v1_get).post(authorize_v1_post),
         )
 }
 
@@ -867,25 +871,26 @@ fn invalid_grant(code: u32, msg: impl Into<String>) -> AadError {
     AadError::new("invalid_grant", code, msg)
 }
 
-/// Delegated permissions consented for (app, user): tenant-wide admin consent ∪ the user's own.
-fn consented(st: &SimState, app: &App, user: Uuid) -> BTreeSet<String> {
-    let mut s: BTreeSet<String> = app
-        .delegated_consent
-        .iter()
-        .map(|x| x.to_ascii_lowercase())
-        .collect();
+/// Delegated permissions consented for (app, user): tenant-wide admin consent ∪ the user's own,
+/// keyed by lowercase name (permission names are case-insensitive), valued as consented.
+fn consented(st: &SimState, app: &App, user: Uuid) -> BTreeMap<String, String> {
+    let mut s: BTreeMap<String, String> = BTreeMap::new();
+    let mut add = |x: &String| {
+        s.entry(x.to_ascii_lowercase()).or_insert_with(|| x.clone());
+    };
+    app.delegated_consent.iter().for_each(&mut add);
     if let Some(u) = st.tokens.inner().user_consent.get(&(app.client_id, user)) {
-        s.extend(u.iter().map(|x| x.to_ascii_lowercase()));
+        u.iter().for_each(&mut add);
     }
     s
 }
 
 /// The delegated permissions a request asks for (`.default` = everything consented).
-fn wanted_perms(req: &ScopeReq, consent: &BTreeSet<String>) -> Vec<String> {
+fn wanted_perms(req: &ScopeReq, consent: &BTreeMap<String, String>) -> Vec<String> {
     let mut out = Vec::new();
     for p in &req.perms {
         if p == ".default" {
-            out.extend(consent.iter().cloned());
+            out.extend(consent.values().cloned());
         } else {
             out.push(p.clone());
         }
@@ -929,7 +934,7 @@ fn delegated_response(
     let consent = consented(st, app, user_id);
     let mut granted: Vec<String> = Vec::new();
     for w in wanted_perms(&req, &consent) {
-        if !consent.contains(&w.to_ascii_lowercase()) {
+        if !consent.contains_key(&w.to_ascii_lowercase()) {
             return Err(consent_error(app));
         }
         if !granted.iter().any(|g| g.eq_ignore_ascii_case(&w)) {
@@ -1012,6 +1017,53 @@ fn delegated_response(
     Ok(out)
 }
 
+/// The scopes a delegated grant is redeemed for. v2: the request's `scope`, else the grant's.
+/// v1 (`scope` is not a v1 parameter): the grant's scopes, or — when `resource=` names another
+/// resource than the grant's, or the authorize request had none — `{resource}/.default` (the
+/// app's configured, consented permissions on it) with the grant's OIDC scopes. `resource` is
+/// required in one of the authorize and token requests (900144). v1 always returns a refresh
+/// token (`offline_access` implied).
+fn grant_scopes(
+    p: &Params,
+    grant: &[String],
+    seg: &str,
+    ep: Endpoint,
+) -> Result<Vec<String>, AadError> {
+    if ep == Endpoint::V2 {
+        return Ok(match p.get("scope") {
+            Some(s) => s.split_whitespace().map(str::to_owned).collect(),
+            None => grant.to_vec(),
+        });
+    }
+    let is_oidc = |s: &str| OIDC_SCOPES.iter().any(|o| o.eq_ignore_ascii_case(s));
+    let grant_resource = if grant.iter().any(|s| !is_oidc(s)) {
+        Some(parse_scope(&grant.join(" "), seg, false)?.resource)
+    } else {
+        None
+    };
+    let mut out: Vec<String> = match (p.get("resource"), grant_resource) {
+        (None, None) => return Err(missing("resource")),
+        (None, Some(_)) => grant.to_vec(),
+        (Some(r), g) => {
+            let canon = canonical_resource(r).ok_or_else(|| resource_not_found(r, seg))?;
+            if g.as_deref() == Some(canon) {
+                grant.to_vec()
+            } else {
+                grant
+                    .iter()
+                    .filter(|s| is_oidc(s))
+                    .cloned()
+                    .chain([format!("{canon}/.default")])
+                    .collect()
+            }
+        }
+    };
+    if !out.iter().any(|s| s.eq_ignore_ascii_case("offline_access")) {
+        out.push("offline_access".into());
+    }
+    Ok(out)
+}
+
 fn pkce_ok(challenge: &(String, String), verifier: &str) -> bool {
     let (c, method) = challenge;
     if method.eq_ignore_ascii_case("S256") {
@@ -1042,7 +1094,7 @@ fn authorization_code(
         .ok_or_else(|| missing("redirect_uri"))?;
     let auth = authenticate_client(st, tenant, app, p, true)?;
     let now = st.now();
-    let grant = {
+    let (grant, scopes) = {
         let mut inner = st.tokens.inner();
         let Some(c) = inner.codes.get_mut(code) else {
             return Err(invalid_grant(
@@ -1091,12 +1143,9 @@ fn authorization_code(
                 ));
             }
         }
+        let scopes = grant_scopes(p, &c.scopes, seg, ep)?;
         c.redeemed = true;
-        c.clone()
-    };
-    let scopes = match p.get("scope") {
-        Some(s) => s.split_whitespace().map(str::to_owned).collect(),
-        None => grant.scopes.clone(),
+        (c.clone(), scopes)
     };
     delegated_response(
         st,
@@ -1162,10 +1211,7 @@ fn refresh_token(
             ),
         ));
     }
-    let scopes = match p.get("scope") {
-        Some(s) => s.split_whitespace().map(str::to_owned).collect(),
-        None => grant.scopes.clone(),
-    };
+    let scopes = grant_scopes(p, &grant.scopes, seg, ep)?;
     delegated_response(st, tenant, app, grant.user_id, &scopes, None, auth, ep)
 }
 
@@ -1194,12 +1240,13 @@ impl AuthzReq {
 }
 
 /// The values carried through the page's hidden fields.
-const AUTHZ_KEYS: [&str; 11] = [
+const AUTHZ_KEYS: [&str; 12] = [
     "client_id",
     "response_type",
     "redirect_uri",
     "response_mode",
     "scope",
+    "resource",
     "state",
     "code_challenge",
     "code_challenge_method",
@@ -1334,17 +1381,34 @@ async fn authorize_get(
     Path(seg): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    authorize(&st, &seg, AuthzReq { q })
+    authorize(&st, &seg, AuthzReq { q }, Endpoint::V2)
 }
 
 async fn authorize_post(State(st): State<St>, Path(seg): Path<String>, body: Bytes) -> Response {
+    authorize(&st, &seg, form_req(&body), Endpoint::V2)
+}
+
+/// v1 (`/oauth2/authorize`): `resource=` instead of `scope`, same pages.
+async fn authorize_v1_get(
+    State(st): State<St>,
+    Path(seg): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    authorize(&st, &seg, AuthzReq { q }, Endpoint::V1)
+}
+
+async fn authorize_v1_post(State(st): State<St>, Path(seg): Path<String>, body: Bytes) -> Response {
+    authorize(&st, &seg, form_req(&body), Endpoint::V1)
+}
+
+fn form_req(body: &[u8]) -> AuthzReq {
     let mut q = HashMap::new();
-    if let Ok(pairs) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) {
+    if let Ok(pairs) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(body) {
         for (k, v) in pairs {
             q.entry(k).or_insert(v);
         }
     }
-    authorize(&st, &seg, AuthzReq { q })
+    AuthzReq { q }
 }
 
 fn hidden_fields(req: &AuthzReq) -> String {
@@ -1361,10 +1425,15 @@ fn hidden_fields(req: &AuthzReq) -> String {
         .collect()
 }
 
-/// One handler for the whole page flow. The `step` field of a POST drives it:
+/// One handler for the whole page flow (v2 and v1). The `step` field of a POST drives it:
 /// (none) → sign-in page; `signin` (with `login`) → consent page or code; `consent` (with
 /// `accept=yes|no`) → code or `access_denied`.
-fn authorize(st: &SimState, seg: &str, req: AuthzReq) -> Response {
+///
+/// v1 ignores `scope` (permissions are configured on the app): the request is for `resource`'s
+/// configured delegated permissions — `{resource}/.default` — and the code always carries
+/// `openid` and `offline_access` (v1 returns an ID token and a refresh token). Without
+/// `resource`, the token request must name it.
+fn authorize(st: &SimState, seg: &str, req: AuthzReq, ep: Endpoint) -> Response {
     let (tid, redirect_uri) = match authz_app(st, seg, &req) {
         Ok(v) => v,
         Err(e) => return error_page(st, &e),
@@ -1378,13 +1447,33 @@ fn authorize(st: &SimState, seg: &str, req: AuthzReq) -> Response {
             "AADSTS700054: response_type 'code' is required by the simulator; the implicit flow is not supported.",
         );
     }
-    let Some(scope) = req.get("scope").map(str::to_owned) else {
-        return redirect_error(
-            &req,
-            &redirect_uri,
-            "invalid_request",
-            "AADSTS900144: The request body must contain the following parameter: 'scope'.",
-        );
+    let scope = match ep {
+        Endpoint::V2 => match req.get("scope") {
+            Some(s) => s.to_owned(),
+            None => {
+                return redirect_error(
+                    &req,
+                    &redirect_uri,
+                    "invalid_request",
+                    "AADSTS900144: The request body must contain the following parameter: 'scope'.",
+                );
+            }
+        },
+        Endpoint::V1 => match req.get("resource") {
+            None => "openid offline_access".to_owned(),
+            Some(r) => match canonical_resource(r) {
+                Some(canon) => format!("{canon}/.default openid offline_access"),
+                None => {
+                    let e = resource_not_found(r, &tid.to_string());
+                    return redirect_error(
+                        &req,
+                        &redirect_uri,
+                        e.error,
+                        &format!("AADSTS{}: {}", e.code, e.message),
+                    );
+                }
+            },
+        },
     };
     if let Some(m) = req.get("code_challenge_method")
         && !m.eq_ignore_ascii_case("S256")
@@ -1407,7 +1496,13 @@ fn authorize(st: &SimState, seg: &str, req: AuthzReq) -> Response {
         );
     }
     let tstr = tid.to_string();
-    let sreq = match parse_scope(&scope, &tstr, false) {
+    // v1 without `resource`: nothing to consent to beyond what is configured.
+    let parsed = if ep == Endpoint::V1 && req.get("resource").is_none() {
+        parse_scope(&format!("{scope} .default"), &tstr, false)
+    } else {
+        parse_scope(&scope, &tstr, false)
+    };
+    let sreq = match parsed {
         Ok(s) => s,
         Err(e) => {
             return redirect_error(
@@ -1419,7 +1514,10 @@ fn authorize(st: &SimState, seg: &str, req: AuthzReq) -> Response {
         }
     };
     let step = req.get("step").unwrap_or("");
-    let action = format!("{}/{seg}/oauth2/v2.0/authorize", st.base_url());
+    let action = match ep {
+        Endpoint::V2 => format!("{}/{seg}/oauth2/v2.0/authorize", st.base_url()),
+        Endpoint::V1 => format!("{}/{seg}/oauth2/authorize", st.base_url()),
+    };
     // Who signs in.
     let user = {
         let dir = st.dir();
@@ -1500,10 +1598,16 @@ fn authorize(st: &SimState, seg: &str, req: AuthzReq) -> Response {
     let missing_perms: Vec<String> = sreq
         .perms
         .iter()
-        .filter(|p| p.as_str() != ".default" && !consent.contains(&p.to_ascii_lowercase()))
+        .filter(|p| p.as_str() != ".default" && !consent.contains_key(&p.to_ascii_lowercase()))
         .cloned()
         .collect();
-    let force_consent = req.get("prompt") == Some("consent") && step == "signin";
+    let force_consent = step == "signin"
+        && match req.get("prompt") {
+            Some("consent") => true,
+            // v1 only; the simulator has no administrators: it is a user consent prompt.
+            Some("admin_consent") => ep == Endpoint::V1,
+            _ => false,
+        };
     if step == "consent" {
         match req.get("accept") {
             Some("yes") => {
@@ -1542,8 +1646,12 @@ fn authorize(st: &SimState, seg: &str, req: AuthzReq) -> Response {
                 ),
             );
         }
-        let list: String = sreq
-            .perms
+        // v1: the app's configured delegated permissions (those consented for it).
+        let perms = match ep {
+            Endpoint::V2 => sreq.perms.clone(),
+            Endpoint::V1 => wanted_perms(&sreq, &consent),
+        };
+        let list: String = perms
             .iter()
             .map(|p| format!("<li>{}</li>", esc(p)))
             .collect();

@@ -1803,3 +1803,134 @@ async fn msal_python_style_assertion_is_accepted() {
     let (s, v) = cc_assertion(&ts, &tenant, &id, &format!("{msg}.{sig}")).await;
     assert_eq!(s, 200, "{v}");
 }
+
+/// v1 (`/oauth2/authorize`, `/oauth2/token`): `resource=` instead of `scope`; the request is
+/// for the app's configured delegated permissions; numbers are strings; a refresh token always.
+#[tokio::test]
+async fn v1_authorize_code_and_token_with_resource() {
+    let ts = start(Seed::Demo).await;
+    let f = Flow::new(&ts, &["Calendars.ReadWrite", "User.Read"]).await;
+    let v1_token = |form: Vec<(&'static str, String)>| {
+        let req = ts
+            .http
+            .post(ts.url(&format!("/{}/oauth2/token", f.tenant)))
+            .form(&form);
+        async move { json_of(req.send().await.unwrap()).await }
+    };
+    let challenge = s256(VERIFIER);
+    let base = [
+        ("client_id", f.client_id.as_str()),
+        ("response_type", "code"),
+        ("redirect_uri", REDIRECT),
+        ("resource", "https://graph.microsoft.com"),
+        ("state", "st-v1"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let v1_url = ts.url(&format!("/{}/oauth2/authorize", f.tenant));
+    // The sign-in page posts back to the v1 endpoint.
+    let r = f.nohttp.get(&v1_url).query(&base).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains(&format!("/{}/oauth2/authorize\"", f.tenant))
+            && html.contains("name=\"resource\"")
+            && html.contains(&f.upn),
+        "{html}"
+    );
+    // Sign in (admin consent covers the configured permissions: no consent page).
+    let mut p = base.to_vec();
+    p.extend([("step", "signin"), ("login", f.upn.as_str())]);
+    let r = f.nohttp.post(&v1_url).form(&p).send().await.unwrap();
+    assert_eq!(r.status(), 302, "{:?}", r.text().await);
+    let q = redirect_params(&r);
+    assert_eq!(q["state"], "st-v1");
+    assert!(q.contains_key("session_state"));
+    let form = |code: &str| {
+        vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("client_id", f.client_id.clone()),
+            ("client_secret", f.secret.clone()),
+            ("code", code.to_owned()),
+            ("redirect_uri", REDIRECT.to_owned()),
+            ("code_verifier", VERIFIER.to_owned()),
+            ("resource", "https://graph.microsoft.com".to_owned()),
+        ]
+    };
+    let (s, v) = v1_token(form(&q["code"])).await;
+    assert_eq!(s, 200, "{v}");
+    for k in ["expires_in", "ext_expires_in", "expires_on", "not_before"] {
+        let n: i64 = v[k]
+            .as_str()
+            .unwrap_or_else(|| panic!("{k} is a string: {v}"))
+            .parse()
+            .unwrap();
+        assert!(n > 0);
+    }
+    assert_eq!(v["token_type"], "Bearer");
+    assert_eq!(v["resource"], "https://graph.microsoft.com");
+    let rt = v["refresh_token"]
+        .as_str()
+        .expect("v1 always returns a refresh token")
+        .to_owned();
+    let (_, idc) = decode(v["id_token"].as_str().expect("v1 returns an ID token"));
+    assert_eq!(idc["aud"], f.client_id);
+    let at = v["access_token"].as_str().unwrap().to_owned();
+    let (_, c) = decode(&at);
+    assert_eq!(c["aud"], "https://graph.microsoft.com");
+    assert_eq!(c["idtyp"], "user");
+    let scp: Vec<&str> = c["scp"].as_str().unwrap().split(' ').collect();
+    assert!(
+        scp.contains(&"Calendars.ReadWrite") && scp.contains(&"User.Read"),
+        "{c}"
+    );
+    let exp_on: i64 = v["expires_on"].as_str().unwrap().parse().unwrap();
+    assert_eq!(exp_on, c["exp"].as_i64().unwrap());
+    let (s, _, v) = ts.get(&at, &events_path(&f.upn)).await;
+    assert_eq!(s, 200, "{v}");
+    // Refresh at v1 with resource=.
+    let (s, v) = v1_token(vec![
+        ("grant_type", "refresh_token".to_owned()),
+        ("client_id", f.client_id.clone()),
+        ("client_secret", f.secret.clone()),
+        ("refresh_token", rt.clone()),
+        ("resource", "https://graph.microsoft.com".to_owned()),
+    ])
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(
+        v["expires_in"].is_string() && v["refresh_token"].is_string(),
+        "{v}"
+    );
+    assert_ne!(v["refresh_token"], rt);
+    // `scope` is ignored on v1 (no 900144 without it); an unknown resource → invalid_resource
+    // on the redirect.
+    let mut bad = base.to_vec();
+    bad.retain(|(k, _)| *k != "resource");
+    bad.extend([
+        ("resource", "https://nowhere.example"),
+        ("step", "signin"),
+        ("login", f.upn.as_str()),
+    ]);
+    let r = f.nohttp.post(&v1_url).form(&bad).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    let q = redirect_params(&r);
+    assert_eq!(q["error"], "invalid_resource", "{q:?}");
+    assert!(q["error_description"].starts_with("AADSTS500011"), "{q:?}");
+    // No resource at /authorize: the token request must name it (900144).
+    let mut none = base.to_vec();
+    none.retain(|(k, _)| *k != "resource");
+    none.extend([("step", "signin"), ("login", f.upn.as_str())]);
+    let r = f.nohttp.post(&v1_url).form(&none).send().await.unwrap();
+    assert_eq!(r.status(), 302, "{:?}", r.text().await);
+    let code = redirect_params(&r)["code"].clone();
+    let mut no_res = form(&code);
+    no_res.retain(|(k, _)| *k != "resource");
+    let (s, v) = v1_token(no_res).await;
+    assert_aad(s, &v, 400, "invalid_request", 900144);
+    // The code was not consumed by the malformed request; with resource= it is redeemed.
+    let (s, v) = v1_token(form(&code)).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["resource"], "https://graph.microsoft.com");
+    assert!(v["refresh_token"].is_string(), "{v}");
+}
