@@ -8,7 +8,7 @@
 //! | `authority` | Entra ID answers at the connection's authority |
 //! | `tenant` | the tenant exists (AADSTS90002 / 9001023 otherwise) |
 //! | `app` | the application is registered in the tenant (AADSTS700016 otherwise) |
-//! | `credential-N` | each secret / certificate, newest first, gets a token of its own (7000215, the secret's *ID* pasted, 7000222, 700024 clock skew, 700027) |
+//! | `credential-N` | each secret / certificate, newest first, gets a token of its own (7000215, the secret's *ID* pasted, 7000222, 700024 clock skew, 700027); named `secret #3` by calgate's id, as `connection list` does (`N` is only the position) |
 //! | `token` | a token was acquired; its application permissions (`roles`) are decoded |
 //! | `permissions` | the permissions fit the purpose (`--for pull`: Calendars.Read; `--for push`: Calendars.ReadWrite) |
 //! | `consent` | ✗ instead of `permissions` when the token has no calendar permission *and* Exchange refuses the mailbox |
@@ -158,17 +158,32 @@ pub async fn test_connection(
             return Ok(list);
         }
     };
-    let labels = conn
+    // Credentials are named as `connection list`, `doctor` and `secret remove` name them:
+    // `#` + calgate's id (the configuration keeps the stored order, newest first).
+    let names = conn
         .credentials
         .iter()
-        .map(|c| format!("added {}", c.added_at.strftime("%Y-%m-%d")))
+        .map(|c| CredName {
+            id: Some(crate::lifecycle::display_id(c)),
+            note: Some(format!("added {}", c.added_at.strftime("%Y-%m-%d"))),
+        })
         .collect::<Vec<_>>();
-    test_settings(name, cfg, &labels, &linked, opts, &mut list).await?;
+    test_settings(name, cfg, &names, &linked, opts, &mut list).await?;
     Ok(list)
 }
 
+/// How the checklist names one credential: calgate's `#id` once stored, plus a note.
+#[derive(Debug, Clone, Default)]
+struct CredName {
+    /// `#3` (stored credentials only).
+    id: Option<String>,
+    /// `added 2026-01-31`.
+    note: Option<String>,
+}
+
 /// Test settings of a connection that is not (yet) stored, e.g. before `connection add`
-/// saves it. `labels[i]` describes credential `i` (may be shorter than the list);
+/// saves it. `labels[i]` describes credential `i` (may be shorter than the list); having no
+/// calgate id yet, credentials are named by position (`credential 1 of 2`).
 /// `linked` are the connection's mailboxes (the first is probed unless `opts.mailbox`).
 pub async fn test_config(
     name: &str,
@@ -178,7 +193,14 @@ pub async fn test_config(
     opts: &TestOptions,
 ) -> Result<Checklist, AdminError> {
     let mut list = Checklist::new(title(name, &cfg.tenant, &cfg.client_id, opts.purpose));
-    test_settings(name, cfg, labels, linked, opts, &mut list).await?;
+    let names = labels
+        .iter()
+        .map(|l| CredName {
+            id: None,
+            note: Some(l.clone()),
+        })
+        .collect::<Vec<_>>();
+    test_settings(name, cfg, &names, linked, opts, &mut list).await?;
     Ok(list)
 }
 
@@ -245,7 +267,7 @@ enum CredOutcome {
 async fn test_settings(
     name: &str,
     cfg: ConnectionConfig,
-    labels: &[String],
+    names: &[CredName],
     linked: &[String],
     opts: &TestOptions,
     list: &mut Checklist,
@@ -274,7 +296,7 @@ async fn test_settings(
 
     // ---- tokens, one credential at a time, newest first -----------------------------------
     let outcomes = token_per_credential(&cfg, &shared).await;
-    let Some(token) = report_tokens(&ctx, &cfg, labels, &outcomes, list) else {
+    let Some(token) = report_tokens(&ctx, &cfg, names, &outcomes, list) else {
         return Ok(());
     };
     // The probes run with the credentials that could be used at all.
@@ -448,7 +470,7 @@ async fn token_per_credential(cfg: &ConnectionConfig, shared: &Shared) -> Vec<Cr
 fn report_tokens(
     ctx: &Ctx<'_>,
     cfg: &ConnectionConfig,
-    labels: &[String],
+    names: &[CredName],
     outcomes: &[CredOutcome],
     list: &mut Checklist,
 ) -> Option<AccessToken> {
@@ -538,7 +560,9 @@ fn report_tokens(
         let Some(cred) = cfg.credentials.get(i) else {
             continue;
         };
-        let label = cred_label(cred, i, n, labels.get(i));
+        let cname = names.get(i).cloned().unwrap_or_default();
+        let label = cred_label(cred, i, n, &cname);
+        // The check id stays positional (`credential-N`): scripts rely on it.
         let id = format!("credential-{}", i + 1);
         let check = match outcome {
             CredOutcome::Token(_) => credential_ok(ctx, &id, &label, cred),
@@ -564,10 +588,16 @@ fn report_tokens(
                         "{} — a newer credential works, so nothing is broken",
                         c.summary
                     );
-                    c.fix = Some(format!(
-                        "remove it: calgate connection secret remove {} … (see `calgate connection list` for its id)",
-                        ctx.name
-                    ));
+                    c.fix = Some(match &cname.id {
+                        Some(cid) => format!(
+                            "remove it: calgate connection secret remove {} {cid}",
+                            ctx.name
+                        ),
+                        None => format!(
+                            "remove it: calgate connection secret remove {} … (see `calgate connection list` for its id)",
+                            ctx.name
+                        ),
+                    });
                 }
                 c
             }
@@ -583,11 +613,17 @@ fn report_tokens(
     };
     let mut roles = claims.roles.clone();
     roles.sort_by_key(|r| r.to_ascii_lowercase());
+    let by = match (
+        cfg.credentials.get(i),
+        names.get(i).and_then(|c| c.id.as_deref()),
+    ) {
+        (Some(cred), Some(cid)) => format!("{} {cid}", kind_word(cred)),
+        _ => format!("credential {} of {n}", i + 1),
+    };
     list.push(Check::pass(
         "token",
         format!(
-            "token acquired with credential {} of {n}; application permissions in it: {}",
-            i + 1,
+            "token acquired with {by}; application permissions in it: {}",
             if roles.is_empty() {
                 "none".to_owned()
             } else {
@@ -607,18 +643,36 @@ fn tenant_ok(ctx: &Ctx<'_>, claims: &TokenClaims) -> String {
     }
 }
 
-fn cred_label(cred: &Credential, i: usize, n: usize, extra: Option<&String>) -> String {
-    let mut parts = vec![cred.kind_name().to_owned()];
+/// `secret` / `certificate`, the words `connection list` puts before `#id`.
+fn kind_word(cred: &Credential) -> &'static str {
+    match cred {
+        Credential::Secret { .. } => "secret",
+        Credential::Certificate { .. } => "certificate",
+    }
+}
+
+/// `secret #3 (newest, added 2026-01-31, expires 2027-01-31)` — stored credentials by
+/// calgate's id, as `connection list` shows it; `credential 1 of 2 (secret, newest, …)` for a
+/// configuration not stored yet.
+fn cred_label(cred: &Credential, i: usize, n: usize, name: &CredName) -> String {
+    let mut parts = Vec::new();
+    if name.id.is_none() {
+        parts.push(cred.kind_name().to_owned());
+    }
     if n > 1 && i == 0 {
         parts.push("newest".to_owned());
     }
-    if let Some(x) = extra {
+    if let Some(x) = &name.note {
         parts.push(x.clone());
     }
     if let Some(exp) = cred.expires() {
         parts.push(format!("expires {}", exp.strftime("%Y-%m-%d")));
     }
-    format!("credential {} of {n} ({})", i + 1, parts.join(", "))
+    match &name.id {
+        Some(cid) if parts.is_empty() => format!("{} {cid}", kind_word(cred)),
+        Some(cid) => format!("{} {cid} ({})", kind_word(cred), parts.join(", ")),
+        None => format!("credential {} of {n} ({})", i + 1, parts.join(", ")),
+    }
 }
 
 fn credential_ok(ctx: &Ctx<'_>, id: &str, label: &str, cred: &Credential) -> Check {

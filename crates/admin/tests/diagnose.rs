@@ -660,11 +660,27 @@ async fn credentials_are_tested_one_by_one_newest_first() {
     );
     assert!(list.get("credential-1").unwrap().summary.contains("newest"));
     assert_eq!(list.get("credential-2").unwrap().status, Status::Pass);
+    // Named by calgate's id, as `connection list` shows it (newest first).
+    let conn = h.store.connection("rot").await.unwrap().unwrap();
+    let (newest, older) = (
+        format!("secret #{} (newest", conn.credentials[0].id),
+        format!("secret #{}", conn.credentials[1].id),
+    );
+    let summary = |id: &str| list.get(id).unwrap().summary.clone();
     assert!(
-        list.get("token")
-            .unwrap()
-            .summary
-            .contains("credential 2 of 2")
+        summary("credential-1").starts_with(&newest),
+        "{}",
+        list.render()
+    );
+    assert!(
+        summary("credential-2").starts_with(&older),
+        "{}",
+        list.render()
+    );
+    assert!(
+        summary("token").contains(&format!("token acquired with {older};")),
+        "{}",
+        list.render()
     );
     assert_eq!(list.get("mailbox").unwrap().status, Status::Pass);
 
@@ -686,11 +702,14 @@ async fn credentials_are_tested_one_by_one_newest_first() {
     assert!(list.passed(), "{}", list.render());
     let old = list.get("credential-2").unwrap();
     assert_eq!(old.status, Status::Warn, "{}", list.render());
+    let conn = h.store.connection("rot").await.unwrap().unwrap();
     assert!(
-        old.fix
-            .as_deref()
-            .unwrap()
-            .contains("calgate connection secret remove rot")
+        old.fix.as_deref().unwrap().contains(&format!(
+            "calgate connection secret remove rot #{}",
+            conn.credentials[1].id
+        )),
+        "{}",
+        list.render()
     );
 }
 

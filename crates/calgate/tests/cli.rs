@@ -1323,7 +1323,7 @@ async fn certificate_credential_over_tls_with_an_extra_ca() {
     // The admin commands trust the connection's extra CA too.
     let o = calgate(d, &["connection", "test", "cert"], &[]).await;
     assert_exit(&o, 0);
-    assert!(stdout(&o).contains("(certificate"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("✓ certificate #"), "{}", stdout(&o));
     let o = calgate(d, &["rooms", "discover", "--connection", "cert"], &[]).await;
     assert_exit(&o, 0);
     let o = calgate(d, &["sync"], &[]).await;
@@ -1402,7 +1402,7 @@ async fn connection_test_and_mailbox_verify_print_checklists() {
     let o = calgate(d, &["connection", "test", "wrong"], &[]).await;
     assert_exit(&o, 1);
     let out = stdout(&o);
-    assert!(out.contains("✗ credential 1 of 1"), "{out}");
+    assert!(out.contains("✗ secret #"), "{out}");
     assert!(
         out.contains("Certificates & secrets")
             && out.contains("calgate connection secret add wrong --client-secret-env VAR"),
