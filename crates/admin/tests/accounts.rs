@@ -3,101 +3,55 @@
 //! sign-in and consent forms as a person would.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::time::Duration;
 
 use calgate_admin::accounts::{
     AccountError, ConnectOptions, LinkOptions, begin_connect, disconnect_account, list_accounts,
     render_accounts,
 };
-use calgate_core::{MailboxKind, PrivacyPolicy};
+use calgate_core::MailboxKind;
 use calgate_graph::Shared;
-use calgate_sim::{Seed, SimHandle, SimOptions};
-use calgate_store::{
-    AccountState, MasterKey, NewConnection, NewCredential, NewMailbox, OpenOptions, Store,
-};
-use calgate_sync::{Engine, EngineOptions, SyncRequest};
+use calgate_store::AccountState;
+use calgate_sync::{Engine, SyncRequest};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+mod common;
+
 struct Env {
-    sim: SimHandle,
-    http: reqwest::Client,
+    h: common::Env,
     /// A browser that does not follow redirects (it hands the redirect to the callback itself).
     browser: reqwest::Client,
-    store: Arc<dyn Store>,
-    shared: Shared,
-    db: std::path::PathBuf,
-    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Env {
+    type Target = common::Env;
+    fn deref(&self) -> &common::Env {
+        &self.h
+    }
 }
 
 async fn env() -> Env {
-    let sim = calgate_sim::start(SimOptions {
-        seed: Seed::Demo,
-        rng: 11,
-        ..SimOptions::default()
-    })
-    .await
-    .expect("simulator starts");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("calgate.db");
-    let (key, _) = MasterKey::generate().expect("key");
-    let store = calgate_store::open_with(
-        &format!("sqlite://{}", db.display()),
-        OpenOptions {
-            master_key: Some(key),
-            ..OpenOptions::default()
-        },
+    let h = common::Env::start(
+        common::demo(11),
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("http"),
+        Shared::new().expect("shared"),
     )
-    .await
-    .expect("store opens");
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("http");
+    .await;
     let browser = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(20))
         .build()
         .expect("browser");
-    Env {
-        sim,
-        http,
-        browser,
-        store,
-        shared: Shared::new().expect("shared"),
-        db,
-        _dir: dir,
-    }
+    Env { h, browser }
 }
 
 impl Env {
     fn base(&self) -> &str {
         &self.sim.base_url
-    }
-
-    async fn control(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut rb = self
-            .http
-            .request(method, format!("{}/_sim{path}", self.base()));
-        if let Some(b) = body {
-            rb = rb.json(&b);
-        }
-        let r = rb.send().await.expect("control request");
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    /// The people of the demo tenant.
-    fn users(&self) -> Vec<String> {
-        self.sim.credentials()["mailboxes"]
-            .as_array()
-            .expect("mailboxes")
-            .iter()
-            .filter(|m| m["kind"] == "user")
-            .map(|m| m["address"].as_str().expect("address").to_owned())
-            .collect()
     }
 
     /// An app with NO application permissions (so only a delegated token can read a
@@ -120,21 +74,6 @@ impl Env {
         let secret = app["client_secret"].as_str().expect("secret").to_owned();
         self.add_connection(name, &client_id, &secret).await;
         client_id
-    }
-
-    async fn add_connection(&self, name: &str, client_id: &str, secret: &str) {
-        self.store
-            .add_connection(&NewConnection {
-                name: name.to_owned(),
-                tenant: self.sim.tenant_id(),
-                client_id: client_id.to_owned(),
-                authority: self.base().to_owned(),
-                graph_url: format!("{}/v1.0", self.base()),
-                cloud: "custom".to_owned(),
-                credentials: vec![NewCredential::secret(secret, None)],
-            })
-            .await
-            .expect("add connection");
     }
 
     /// Plays the browser: opens the sign-in URL, signs in as `login` (consenting or declining
@@ -212,28 +151,7 @@ impl Env {
     }
 
     fn engine(&self) -> Engine {
-        Engine::new(
-            self.store.clone(),
-            self.shared.clone(),
-            EngineOptions {
-                concurrency: 4,
-                page_size: 100,
-                extra_root_ca_pem: None,
-            },
-        )
-    }
-
-    async fn link(&self, address: &str, connection: &str) {
-        self.store
-            .link_mailbox(&NewMailbox {
-                address: address.to_owned(),
-                connection: connection.to_owned(),
-                kind: MailboxKind::User,
-                external_id: None,
-                privacy: PrivacyPolicy::Full,
-            })
-            .await
-            .expect("link");
+        self.engine_with(4, 100)
     }
 
     /// Every byte calgate wrote to disk: the database, its WAL and shared memory.
@@ -362,10 +280,10 @@ async fn connect_sync_refresh_reconnect_and_disconnect() {
     let engine = e.engine();
     let users = e.users();
     let (upn, other) = (users[0].clone(), users[1].clone());
-    e.link(&other, "main").await;
+    e.link(&other, "main", MailboxKind::User).await;
 
     // Before connecting, the delegated-only app cannot read the mailbox app-only.
-    e.link(&upn, "jadu").await;
+    e.link(&upn, "jadu", MailboxKind::User).await;
     let s = engine
         .sync(&SyncRequest::default(), None)
         .await

@@ -1,91 +1,41 @@
 //! `mailbox import`: real HTTP to the in-process simulator, a real SQLite file.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use calgate_admin::import::{self, ImportOptions, ImportReport, Outcome};
 use calgate_core::{MailboxKind, PrivacyPolicy};
 use calgate_graph::{RetryPolicy, Shared};
-use calgate_sim::{Seed, SimHandle, SimOptions};
-use calgate_store::{MasterKey, NewConnection, NewCredential, NewMailbox, OpenOptions, Store};
-use serde_json::{Value, json};
+use calgate_sim::SimOptions;
+use calgate_store::NewMailbox;
+use serde_json::json;
 
-struct Env {
-    sim: SimHandle,
-    http: reqwest::Client,
-    store: Arc<dyn Store>,
-    shared: Shared,
-    _dir: tempfile::TempDir,
-}
+mod common;
+use common::Env;
 
 async fn env(scale: usize, retry: Option<RetryPolicy>) -> Env {
-    let sim = calgate_sim::start(SimOptions {
-        seed: Seed::Demo,
-        scale,
-        scale_events: Some(0),
-        rng: 11,
-        ..SimOptions::default()
-    })
-    .await
-    .expect("simulator starts");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (key, _) = MasterKey::generate().expect("key");
-    let location = format!("sqlite://{}", dir.path().join("calgate.db").display());
-    let store = calgate_store::open_with(
-        &location,
-        OpenOptions {
-            master_key: Some(key),
-            ..OpenOptions::default()
-        },
-    )
-    .await
-    .expect("store opens");
     let shared = match retry {
         Some(r) => Shared::with_retry_policy(r),
         None => Shared::new(),
     }
     .expect("shared");
-    Env {
-        sim,
-        http: reqwest::Client::new(),
-        store,
+    Env::start(
+        SimOptions {
+            scale,
+            scale_events: Some(0),
+            ..common::demo(11)
+        },
+        reqwest::Client::new(),
         shared,
-        _dir: dir,
-    }
+    )
+    .await
 }
 
 impl Env {
-    fn app(&self, name: &str) -> (String, String) {
-        let c = self.sim.credentials();
-        let a = c["apps"]
-            .as_array()
-            .and_then(|apps| apps.iter().find(|a| a["name"] == name))
-            .unwrap_or_else(|| panic!("no app {name}"))
-            .clone();
-        (
-            a["client_id"].as_str().expect("id").to_owned(),
-            a["client_secret"].as_str().expect("secret").to_owned(),
-        )
-    }
-
-    async fn control(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let url = format!("{}/_sim{path}", self.sim.base_url);
-        let mut req = self.http.request(method, &url);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("control call");
-        let status = resp.status();
-        let v: Value = resp.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "{path}: {status} {v}");
-        v
-    }
-
     /// A new app registration with `roles`: (client id, secret).
     async fn new_app(&self, name: &str, roles: &[&str]) -> (String, String) {
         let v = self
-            .control(
+            .control_ok(
                 reqwest::Method::POST,
                 "/apps",
                 Some(json!({"name": name, "roles": roles})),
@@ -95,21 +45,6 @@ impl Env {
             v["client_id"].as_str().expect("client_id").to_owned(),
             v["client_secret"].as_str().expect("secret").to_owned(),
         )
-    }
-
-    async fn add_connection(&self, name: &str, client_id: &str, secret: &str) {
-        self.store
-            .add_connection(&NewConnection {
-                name: name.to_owned(),
-                tenant: self.sim.tenant_id(),
-                client_id: client_id.to_owned(),
-                authority: self.sim.base_url.clone(),
-                graph_url: format!("{}/v1.0", self.sim.base_url),
-                cloud: "custom".to_owned(),
-                credentials: vec![NewCredential::secret(secret, None)],
-            })
-            .await
-            .expect("add connection");
     }
 
     async fn import(&self, csv: &str, dry_run: bool) -> ImportReport {
@@ -235,7 +170,7 @@ async fn thousand_rows_with_ten_percent_bad_are_classified_linked_once_and_dry_r
             &["Calendars.Read", "User.Read.All", "MailboxSettings.Read"],
         )
         .await;
-    env.control(
+    env.control_ok(
         reqwest::Method::PUT,
         &format!("/apps/{restricted_id}/access-policy"),
         Some(json!({"access_right": "RestrictAccess", "group": "calgate-scope@contoso.example"})),
@@ -248,7 +183,7 @@ async fn thousand_rows_with_ten_percent_bad_are_classified_linked_once_and_dry_r
     let extra_scope: Vec<String> = (946..=950)
         .map(|n| format!("user{n:05}@contoso.example"))
         .collect();
-    env.control(
+    env.control_ok(
         reqwest::Method::POST,
         "/groups/calgate-scope@contoso.example/members",
         Some(json!({"members": extra_scope})),
@@ -690,7 +625,7 @@ async fn transient_failures_and_broken_connections_are_not_verified_and_not_link
     let (bare_id, bare_secret) = env.new_app("calendars-only", &["Calendars.Read"]).await;
     env.add_connection("bare", &bare_id, &bare_secret).await;
     // Every call to one mailbox answers 503 (Retry-After 0.3 s, longer than the policy waits).
-    env.control(
+    env.control_ok(
         reqwest::Method::PUT,
         "/faults",
         Some(
@@ -782,7 +717,8 @@ async fn transient_failures_and_broken_connections_are_not_verified_and_not_link
     );
 
     // Once the fault is gone a re-run links the rest.
-    env.control(reqwest::Method::DELETE, "/faults", None).await;
+    env.control_ok(reqwest::Method::DELETE, "/faults", None)
+        .await;
     let again = env.import(csv, false).await;
     let eva = again
         .rows

@@ -12,54 +12,28 @@ use calgate_admin::lifecycle::{
 };
 use calgate_core::{MailboxKind, PrivacyPolicy};
 use calgate_graph::Shared;
-use calgate_sim::{Seed, SimHandle, SimOptions};
 use calgate_store::{
-    Connection, MasterKey, NewConnection, NewCredential, NewMailbox, OpenOptions, Store,
-    SyncCounters, SyncOutcome, SyncStatusUpdate,
+    Connection, NewConnection, NewCredential, NewMailbox, Store, SyncCounters, SyncOutcome,
+    SyncStatusUpdate,
 };
-use calgate_sync::{Engine, EngineOptions, ProgressEvent, SyncRequest};
+use calgate_sync::{Engine, ProgressEvent, SyncRequest};
 use jiff::{SignedDuration, Timestamp};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-struct Env {
-    sim: SimHandle,
-    http: reqwest::Client,
-    store: Arc<dyn Store>,
-    shared: Shared,
-    dir: tempfile::TempDir,
-}
+mod common;
+use common::Env;
 
 async fn env() -> Env {
-    let sim = calgate_sim::start(SimOptions {
-        seed: Seed::Demo,
-        rng: 11,
-        ..SimOptions::default()
-    })
-    .await
-    .expect("simulator starts");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (key, _) = MasterKey::generate().expect("key");
-    let location = format!("sqlite://{}", dir.path().join("calgate.db").display());
-    let store = calgate_store::open_with(
-        &location,
-        OpenOptions {
-            master_key: Some(key),
-            ..OpenOptions::default()
-        },
-    )
-    .await
-    .expect("store opens");
-    Env {
-        sim,
-        http: reqwest::Client::builder()
+    Env::start(
+        common::demo(11),
+        reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
             .build()
             .expect("http"),
-        store,
-        shared: Shared::new().expect("shared"),
-        dir,
-    }
+        Shared::new().expect("shared"),
+    )
+    .await
 }
 
 /// A new app registration in the simulator: (client id, its first secret {key_id, value, expires}).
@@ -69,10 +43,6 @@ struct App {
 }
 
 impl Env {
-    async fn control(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        control(&self.http, &self.sim.base_url, method, path, body).await
-    }
-
     async fn new_app(&self, name: &str) -> App {
         let (s, v) = self
             .control(
@@ -123,21 +93,6 @@ impl Env {
         v
     }
 
-    async fn add_connection(&self, name: &str, app: &App, credentials: Vec<NewCredential>) {
-        self.store
-            .add_connection(&NewConnection {
-                name: name.to_owned(),
-                tenant: self.sim.tenant_id(),
-                client_id: app.client_id.clone(),
-                authority: self.sim.base_url.clone(),
-                graph_url: format!("{}/v1.0", self.sim.base_url),
-                cloud: "custom".to_owned(),
-                credentials,
-            })
-            .await
-            .expect("add connection");
-    }
-
     async fn connection(&self, name: &str) -> Connection {
         self.store
             .connection(name)
@@ -148,40 +103,15 @@ impl Env {
 
     /// Links the first `n` demo people to `connection`; returns their addresses.
     async fn link_people(&self, connection: &str, n: usize) -> Vec<String> {
-        let creds = self.sim.credentials();
-        let people: Vec<String> = creds["mailboxes"]
-            .as_array()
-            .expect("mailboxes")
-            .iter()
-            .filter(|m| m["kind"] == "user")
-            .take(n)
-            .map(|m| m["address"].as_str().expect("address").to_owned())
-            .collect();
+        let people: Vec<String> = self.users().into_iter().take(n).collect();
         for a in &people {
-            self.store
-                .link_mailbox(&NewMailbox {
-                    address: a.clone(),
-                    connection: connection.to_owned(),
-                    kind: MailboxKind::User,
-                    external_id: None,
-                    privacy: PrivacyPolicy::Full,
-                })
-                .await
-                .expect("link");
+            self.link(a, connection, MailboxKind::User).await;
         }
         people
     }
 
     fn engine(&self) -> Engine {
-        Engine::new(
-            self.store.clone(),
-            self.shared.clone(),
-            EngineOptions {
-                concurrency: 1,
-                page_size: 50,
-                extra_root_ca_pem: None,
-            },
-        )
+        self.engine_with(1, 50)
     }
 
     /// Writes `content` to a file in the temp dir.
@@ -190,23 +120,6 @@ impl Env {
         std::fs::write(&p, content).expect("write file");
         p
     }
-}
-
-async fn control(
-    http: &reqwest::Client,
-    base: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut rb = http.request(method, format!("{base}/_sim{path}"));
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    let r = rb.send().await.expect("control request");
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 fn secret_of(v: &Value, now: Timestamp) -> NewCredential {
@@ -243,7 +156,7 @@ async fn sync_with_clock_jump(env: &Env, after: u32, advance_secs: i64) -> calga
             // The engine starts the next mailbox only after this returns (concurrency 1).
             tokio::task::block_in_place(|| {
                 tokio::runtime::Handle::current().block_on(async {
-                    let (s, v) = control(
+                    let (s, v) = common::control(
                         &http,
                         &base,
                         Method::POST,
@@ -295,7 +208,7 @@ async fn rotation_old_secret_expires_mid_run_sync_carries_on_with_the_new_one() 
     let env = env().await;
     let now = Timestamp::now();
     let app = env.new_app("rotation").await;
-    env.add_connection("contoso", &app, vec![secret_of(&app.secret, now)])
+    env.add_connection_with("contoso", &app.client_id, vec![secret_of(&app.secret, now)])
         .await;
     let people = env.link_people("contoso", 6).await;
     let first = env
@@ -407,7 +320,7 @@ async fn expiring_secret_in_use_falls_back_mid_run_and_its_expiry_is_learned() {
     // Old without a recorded expiry (the administrator never gave one), listed first.
     let mut old = secret_of(&app.secret, now);
     old.expires_at = None;
-    env.add_connection("contoso", &app, vec![secret_of(&new, now), old])
+    env.add_connection_with("contoso", &app.client_id, vec![secret_of(&new, now), old])
         .await;
     let conn = env.connection("contoso").await;
     let old_key = app.secret["key_id"].as_str().expect("key_id");
@@ -538,7 +451,7 @@ async fn certificate_credential_records_its_not_after_and_signs_in() {
     let env = env().await;
     let now = Timestamp::now();
     let app = env.new_app("cert").await;
-    env.add_connection("contoso", &app, vec![secret_of(&app.secret, now)])
+    env.add_connection_with("contoso", &app.client_id, vec![secret_of(&app.secret, now)])
         .await;
     let (s, cert) = env
         .control(
@@ -654,7 +567,7 @@ async fn secret_add_refuses_bad_input_and_verify_learns_an_expired_secret() {
     let env = env().await;
     let now = Timestamp::now();
     let app = env.new_app("input").await;
-    env.add_connection("contoso", &app, vec![secret_of(&app.secret, now)])
+    env.add_connection_with("contoso", &app.client_id, vec![secret_of(&app.secret, now)])
         .await;
     let opts = CredentialOptions::default();
 
@@ -791,16 +704,7 @@ async fn plain_connection(store: &dyn Store, name: &str, credentials: Vec<NewCre
 #[tokio::test]
 async fn doctor_warns_at_exactly_30_14_7_days_and_fails_at_expiry() {
     let dir = tempfile::tempdir().expect("dir");
-    let (key, _) = MasterKey::generate().expect("key");
-    let store = calgate_store::open_with(
-        &format!("sqlite://{}", dir.path().join("calgate.db").display()),
-        OpenOptions {
-            master_key: Some(key),
-            ..OpenOptions::default()
-        },
-    )
-    .await
-    .expect("store");
+    let store = common::open_sqlite(&dir.path().join("calgate.db")).await;
     let now = t("2026-11-23T12:00:00Z");
     let days = |n: i64| now + SignedDuration::from_hours(24 * n);
 
@@ -997,16 +901,7 @@ async fn doctor_warns_at_exactly_30_14_7_days_and_fails_at_expiry() {
 #[tokio::test]
 async fn doctor_reports_mailbox_errors_and_stale_syncs() {
     let dir = tempfile::tempdir().expect("dir");
-    let (key, _) = MasterKey::generate().expect("key");
-    let store = calgate_store::open_with(
-        &format!("sqlite://{}", dir.path().join("calgate.db").display()),
-        OpenOptions {
-            master_key: Some(key),
-            ..OpenOptions::default()
-        },
-    )
-    .await
-    .expect("store");
+    let store = common::open_sqlite(&dir.path().join("calgate.db")).await;
     let now = t("2026-11-23T12:00:00Z");
     let r = lifecycle::doctor(store.as_ref(), now)
         .await

@@ -1,96 +1,26 @@
 //! `rooms discover`: real HTTP to the in-process simulator, a real SQLite file.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use calgate_admin::rooms::{self, LinkOutcome, RoomsError, RoomsOptions, RoomsReport};
 use calgate_core::{MailboxKind, PrivacyPolicy};
 use calgate_graph::Shared;
-use calgate_sim::{Seed, SimHandle, SimOptions};
-use calgate_store::{MasterKey, NewConnection, NewCredential, NewMailbox, OpenOptions, Store};
-use serde_json::{Value, json};
+use calgate_store::NewMailbox;
+use serde_json::json;
 
-struct Env {
-    sim: SimHandle,
-    http: reqwest::Client,
-    store: Arc<dyn Store>,
-    shared: Shared,
-    _dir: tempfile::TempDir,
-}
+mod common;
+use common::Env;
 
 async fn env() -> Env {
-    let sim = calgate_sim::start(SimOptions {
-        seed: Seed::Demo,
-        rng: 5,
-        ..SimOptions::default()
-    })
-    .await
-    .expect("simulator starts");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (key, _) = MasterKey::generate().expect("key");
-    let location = format!("sqlite://{}", dir.path().join("calgate.db").display());
-    let store = calgate_store::open_with(
-        &location,
-        OpenOptions {
-            master_key: Some(key),
-            ..OpenOptions::default()
-        },
+    Env::start(
+        common::demo(5),
+        reqwest::Client::new(),
+        Shared::new().expect("shared"),
     )
     .await
-    .expect("store opens");
-    Env {
-        sim,
-        http: reqwest::Client::new(),
-        store,
-        shared: Shared::new().expect("shared"),
-        _dir: dir,
-    }
 }
 
 impl Env {
-    fn app(&self, name: &str) -> (String, String) {
-        let c = self.sim.credentials();
-        let a = c["apps"]
-            .as_array()
-            .and_then(|apps| apps.iter().find(|a| a["name"] == name))
-            .unwrap_or_else(|| panic!("no app {name}"))
-            .clone();
-        (
-            a["client_id"].as_str().expect("id").to_owned(),
-            a["client_secret"].as_str().expect("secret").to_owned(),
-        )
-    }
-
-    async fn control(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let url = format!("{}/_sim{path}", self.sim.base_url);
-        let resp = self
-            .http
-            .request(method, &url)
-            .json(&body)
-            .send()
-            .await
-            .expect("control call");
-        let status = resp.status();
-        let v: Value = resp.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "{path}: {status} {v}");
-        v
-    }
-
-    async fn add_connection(&self, name: &str, client_id: &str, secret: &str) {
-        self.store
-            .add_connection(&NewConnection {
-                name: name.to_owned(),
-                tenant: self.sim.tenant_id(),
-                client_id: client_id.to_owned(),
-                authority: self.sim.base_url.clone(),
-                graph_url: format!("{}/v1.0", self.sim.base_url),
-                cloud: "custom".to_owned(),
-                credentials: vec![NewCredential::secret(secret, None)],
-            })
-            .await
-            .expect("add connection");
-    }
-
     async fn discover(
         &self,
         connection: &str,
@@ -140,11 +70,13 @@ async fn discover_lists_room_lists_filters_and_links_rooms_idempotently() {
     let (rid, rsecret) = env.app("calgate-readonly");
     env.add_connection("other", &rid, &rsecret).await;
     // A room in no room list.
-    env.control(
+    env.control_ok(
         reqwest::Method::POST,
         "/mailboxes",
-        json!({"address": "room-annex@contoso.example", "display_name": "Annex Studio",
+        Some(
+            json!({"address": "room-annex@contoso.example", "display_name": "Annex Studio",
                "kind": "room", "room": {"capacity": 3, "building": "Annex", "floor_label": "G"}}),
+        ),
     )
     .await;
 
@@ -344,10 +276,10 @@ async fn discover_lists_room_lists_filters_and_links_rooms_idempotently() {
 async fn an_app_without_place_read_all_gets_the_fix() {
     let env = env().await;
     let v = env
-        .control(
+        .control_ok(
             reqwest::Method::POST,
             "/apps",
-            json!({"name": "calendars-only", "roles": ["Calendars.ReadWrite"]}),
+            Some(json!({"name": "calendars-only", "roles": ["Calendars.ReadWrite"]})),
         )
         .await;
     let id = v["client_id"].as_str().expect("id").to_owned();

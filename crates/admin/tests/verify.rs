@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use calgate_admin::verify::{PROBE_SUBJECT, VerifyOptions, verify_mailbox};
 use calgate_admin::{Checklist, Status};
-use calgate_core::{MailboxKind, PrivacyPolicy};
-use calgate_sim::{Seed, SimHandle, SimOptions};
-use calgate_store::{NewConnection, NewCredential, NewMailbox, Store};
+use calgate_core::MailboxKind;
+use calgate_sim::SimHandle;
+use calgate_store::{NewCredential, Store};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
+
+mod common;
 
 const ANNA: &str = "anna.devries@contoso.example";
 /// A member of `calgate-scope` (the RBAC scope of `calgate-scoped`).
@@ -23,13 +25,7 @@ struct H {
 }
 
 async fn start() -> H {
-    let sim = calgate_sim::start(SimOptions {
-        seed: Seed::Demo,
-        rng: 13,
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
+    let sim = calgate_sim::start(common::demo(13)).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = calgate_store::open(dir.path().to_str().unwrap())
         .await
@@ -59,41 +55,13 @@ impl H {
     }
     /// A connection named like the published app `app`, with its secret.
     async fn connect(&self, app: &str) {
-        let c = self.creds();
-        let a = c["apps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["name"] == app)
-            .unwrap()
-            .clone();
-        self.store
-            .add_connection(&NewConnection {
-                name: app.to_owned(),
-                tenant: self.sim.tenant_id(),
-                client_id: a["client_id"].as_str().unwrap().to_owned(),
-                authority: self.sim.base_url.clone(),
-                graph_url: c["graph_url"].as_str().unwrap().to_owned(),
-                cloud: "custom".to_owned(),
-                credentials: vec![NewCredential::secret(
-                    a["client_secret"].as_str().unwrap(),
-                    None,
-                )],
-            })
-            .await
-            .unwrap();
+        let (client_id, secret) = common::published_app(&self.sim, app);
+        let credentials = vec![NewCredential::secret(&secret, None)];
+        common::add_sim_connection(self.store.as_ref(), &self.sim, app, &client_id, credentials)
+            .await;
     }
     async fn link(&self, address: &str, connection: &str, kind: MailboxKind) {
-        self.store
-            .link_mailbox(&NewMailbox {
-                address: address.to_owned(),
-                connection: connection.to_owned(),
-                kind,
-                external_id: None,
-                privacy: PrivacyPolicy::Full,
-            })
-            .await
-            .unwrap();
+        common::link(self.store.as_ref(), address, connection, kind).await;
     }
     async fn verify(&self, connection: &str, address: &str, opts: VerifyOptions) -> Checklist {
         let list = verify_mailbox(self.store.as_ref(), connection, address, &opts)
@@ -105,15 +73,8 @@ impl H {
         list
     }
     async fn control(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut r = self
-            .http
-            .request(method, format!("{}/_sim{path}", self.sim.base_url));
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let r = r.send().await.unwrap();
-        let status = r.status();
-        let text = r.text().await.unwrap();
+        let (status, text) =
+            common::control_text(&self.http, &self.sim.base_url, method, path, body).await;
         assert!(status.is_success(), "{path}: {status} {text}");
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }

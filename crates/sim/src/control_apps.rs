@@ -436,6 +436,15 @@ struct SetExpiry {
     expires_in_seconds: Option<i64>,
 }
 
+/// The expiry a `PATCH` of a secret or certificate asks for (one of the two fields is required).
+fn requested_expiry(st: &St, body: &Bytes) -> Result<Timestamp, GraphError> {
+    let b: SetExpiry = parse(body)?;
+    if b.expires.is_none() && b.expires_in_seconds.is_none() {
+        return Err(bad("Give expires (RFC 3339) or expires_in_seconds."));
+    }
+    expiry(st.now(), b.expires.as_deref(), b.expires_in_seconds, 0)
+}
+
 fn key_uuid(key: &str) -> Result<Uuid, GraphError> {
     Uuid::parse_str(key).map_err(|_| not_found("key", key))
 }
@@ -445,11 +454,7 @@ async fn patch_secret(
     Path((id, key)): Path<(String, String)>,
     body: Bytes,
 ) -> Res {
-    let b: SetExpiry = parse(&body)?;
-    if b.expires.is_none() && b.expires_in_seconds.is_none() {
-        return Err(bad("Give expires (RFC 3339) or expires_in_seconds."));
-    }
-    let expires = expiry(st.now(), b.expires.as_deref(), b.expires_in_seconds, 0)?;
+    let expires = requested_expiry(&st, &body)?;
     let k = key_uuid(&key)?;
     with_app(&st, &id, |t, i| {
         let a = app_mut(t, i)?;
@@ -587,11 +592,7 @@ async fn patch_cert(
     Path((id, key)): Path<(String, String)>,
     body: Bytes,
 ) -> Res {
-    let b: SetExpiry = parse(&body)?;
-    if b.expires.is_none() && b.expires_in_seconds.is_none() {
-        return Err(bad("Give expires (RFC 3339) or expires_in_seconds."));
-    }
-    let expires = expiry(st.now(), b.expires.as_deref(), b.expires_in_seconds, 0)?;
+    let expires = requested_expiry(&st, &body)?;
     let k = key_uuid(&key)?;
     with_app(&st, &id, |t, i| {
         let a = app_mut(t, i)?;

@@ -148,6 +148,16 @@ fn address_taken(t: &Tenant, address: &str, except: Option<Uuid>) -> bool {
             .any(|l| l.email.eq_ignore_ascii_case(address) && Some(l.id) != except)
 }
 
+/// Refuses an `address` already used by a mailbox, group or room list (other than `except`).
+fn ensure_address_free(t: &Tenant, address: &str, except: Option<Uuid>) -> Result<(), GraphError> {
+    if address_taken(t, address, except) {
+        return Err(conflict(format!(
+            "A mailbox, group or room list with address '{address}' already exists."
+        )));
+    }
+    Ok(())
+}
+
 fn check_zone(z: &str) -> Result<String, GraphError> {
     if calgate_tz::to_iana(z).is_some() {
         Ok(z.trim().to_owned())
@@ -452,11 +462,7 @@ async fn create_mailbox(State(st): State<St>, body: Bytes) -> Res {
     let mut dir = st.dir();
     let t = pick_tenant(&mut dir, b.tenant.as_deref())?;
     let address = check_address(t, &b.address)?;
-    if address_taken(t, &address, None) {
-        return Err(conflict(format!(
-            "A mailbox, group or room list with address '{address}' already exists."
-        )));
-    }
+    ensure_address_free(t, &address, None)?;
     let display_name = match b.display_name {
         Some(d) if d.trim().is_empty() => return Err(bad("display_name must not be empty.")),
         Some(d) => d,
@@ -543,11 +549,7 @@ async fn patch_mailbox(State(st): State<St>, Path(id): Path<String>, body: Bytes
     let mut u = t.user(&id).cloned().ok_or_else(|| no_mailbox(&id))?;
     if let Some(a) = p.address {
         let a = check_address(t, &a)?;
-        if address_taken(t, &a, Some(u.id)) {
-            return Err(conflict(format!(
-                "A mailbox, group or room list with address '{a}' already exists."
-            )));
-        }
+        ensure_address_free(t, &a, Some(u.id))?;
         u.mail = a.clone();
         u.upn = a;
     }
@@ -689,11 +691,7 @@ async fn create_group(State(st): State<St>, body: Bytes) -> Res {
     let mut dir = st.dir();
     let t = pick_tenant(&mut dir, b.tenant.as_deref())?;
     let mail = check_address(t, &b.mail)?;
-    if address_taken(t, &mail, None) {
-        return Err(conflict(format!(
-            "A mailbox, group or room list with address '{mail}' already exists."
-        )));
-    }
+    ensure_address_free(t, &mail, None)?;
     let members: BTreeSet<Uuid> = resolve_all(t, &b.members)?.into_iter().collect();
     let g = Group {
         id: Uuid::new_v4(),
@@ -822,11 +820,7 @@ async fn create_room_list(State(st): State<St>, body: Bytes) -> Res {
     let mut dir = st.dir();
     let t = pick_tenant(&mut dir, b.tenant.as_deref())?;
     let email = check_address(t, &b.email)?;
-    if address_taken(t, &email, None) {
-        return Err(conflict(format!(
-            "A mailbox, group or room list with address '{email}' already exists."
-        )));
-    }
+    ensure_address_free(t, &email, None)?;
     let mut rooms = Vec::new();
     for id in resolve_rooms(t, &b.rooms)? {
         if !rooms.contains(&id) {

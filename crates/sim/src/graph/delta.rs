@@ -29,10 +29,8 @@ use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
 use axum::Router;
-use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use base64::Engine as _;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -40,7 +38,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::view::{self, CalSel, Collected, Target, ViewItem, Who, Window};
+use super::route_util;
+use super::view::{self, Collected, Target, ViewItem, Window};
 use super::wire::{self, PreferTz};
 use super::{Principal, St};
 use crate::error::{GraphError, GraphResult};
@@ -471,108 +470,9 @@ fn top_not_supported() -> GraphError {
 // ---------------------------------------------------------------------------------------------
 
 pub fn routes() -> Router<St> {
-    Router::new()
-        .route("/users/{id}/calendarView/delta", get(delta_root))
-        .route(
-            "/users/{id}/calendar/calendarView/delta",
-            get(delta_default),
-        )
-        .route(
-            "/users/{id}/calendars/{cid}/calendarView/delta",
-            get(delta_by_id),
-        )
-        .route("/me/calendarView/delta", get(me_delta_root))
-        .route("/me/calendar/calendarView/delta", get(me_delta_default))
-        .route(
-            "/me/calendars/{cid}/calendarView/delta",
-            get(me_delta_by_id),
-        )
-}
-
-async fn delta_root(
-    State(st): State<St>,
-    p: Principal,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let t = Target {
-        who: Who::User(id),
-        cal: CalSel::Root,
-    };
-    respond(delta(&st, &p, &t, q.as_deref(), &headers).await)
-}
-
-async fn delta_default(
-    State(st): State<St>,
-    p: Principal,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let t = Target {
-        who: Who::User(id),
-        cal: CalSel::Default,
-    };
-    respond(delta(&st, &p, &t, q.as_deref(), &headers).await)
-}
-
-async fn delta_by_id(
-    State(st): State<St>,
-    p: Principal,
-    Path((id, cid)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let t = Target {
-        who: Who::User(id),
-        cal: CalSel::Id(cid),
-    };
-    respond(delta(&st, &p, &t, q.as_deref(), &headers).await)
-}
-
-async fn me_delta_root(
-    State(st): State<St>,
-    p: Principal,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let t = Target {
-        who: Who::Me,
-        cal: CalSel::Root,
-    };
-    respond(delta(&st, &p, &t, q.as_deref(), &headers).await)
-}
-
-async fn me_delta_default(
-    State(st): State<St>,
-    p: Principal,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let t = Target {
-        who: Who::Me,
-        cal: CalSel::Default,
-    };
-    respond(delta(&st, &p, &t, q.as_deref(), &headers).await)
-}
-
-async fn me_delta_by_id(
-    State(st): State<St>,
-    p: Principal,
-    Path(cid): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let t = Target {
-        who: Who::Me,
-        cal: CalSel::Id(cid),
-    };
-    respond(delta(&st, &p, &t, q.as_deref(), &headers).await)
-}
-
-fn respond(r: GraphResult<Response>) -> Response {
-    r.unwrap_or_else(IntoResponse::into_response)
+    route_util::calendar_routes("calendarView/delta", |st, p, t, q, headers| async move {
+        delta(&st, &p, &t, q.as_deref(), &headers).await
+    })
 }
 
 /// Fingerprint of a rendered instance.

@@ -22,6 +22,7 @@ pub mod batch;
 pub mod delta;
 pub mod events;
 pub mod places;
+mod route_util;
 pub mod schedule;
 pub mod view;
 pub mod wire;

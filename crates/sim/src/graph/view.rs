@@ -17,14 +17,13 @@
 use std::cmp::Ordering;
 
 use axum::Router;
-use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use super::route_util;
 use super::wire::{self, PreferTz};
 use super::{Need, Principal, St};
 use crate::error::{GraphError, GraphResult};
@@ -36,13 +35,9 @@ pub const DEFAULT_PAGE_SIZE: usize = 10;
 pub const MAX_TOP: usize = 1000;
 
 pub fn routes() -> Router<St> {
-    Router::new()
-        .route("/users/{id}/calendarView", get(view_default))
-        .route("/users/{id}/calendar/calendarView", get(view_calendar))
-        .route("/users/{id}/calendars/{cid}/calendarView", get(view_by_id))
-        .route("/me/calendarView", get(me_view_default))
-        .route("/me/calendar/calendarView", get(me_view_calendar))
-        .route("/me/calendars/{cid}/calendarView", get(me_view_by_id))
+    route_util::calendar_routes("calendarView", |st, p, t, q, headers| async move {
+        calendar_view(&st, &p, &t, q.as_deref(), &headers).await
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -464,92 +459,6 @@ fn parse_count(name: &str, v: &str) -> GraphResult<usize> {
              The {name} query option requires a non-negative integer value."
         ))
     })
-}
-
-async fn view_default(
-    State(st): State<St>,
-    p: Principal,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let t = Target {
-        who: Who::User(id),
-        cal: CalSel::Root,
-    };
-    respond(calendar_view(&st, &p, &t, q.as_deref(), &headers).await)
-}
-
-async fn view_calendar(
-    State(st): State<St>,
-    p: Principal,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let t = Target {
-        who: Who::User(id),
-        cal: CalSel::Default,
-    };
-    respond(calendar_view(&st, &p, &t, q.as_deref(), &headers).await)
-}
-
-async fn view_by_id(
-    State(st): State<St>,
-    p: Principal,
-    Path((id, cid)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let t = Target {
-        who: Who::User(id),
-        cal: CalSel::Id(cid),
-    };
-    respond(calendar_view(&st, &p, &t, q.as_deref(), &headers).await)
-}
-
-async fn me_view_default(
-    State(st): State<St>,
-    p: Principal,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let t = Target {
-        who: Who::Me,
-        cal: CalSel::Root,
-    };
-    respond(calendar_view(&st, &p, &t, q.as_deref(), &headers).await)
-}
-
-async fn me_view_calendar(
-    State(st): State<St>,
-    p: Principal,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let t = Target {
-        who: Who::Me,
-        cal: CalSel::Default,
-    };
-    respond(calendar_view(&st, &p, &t, q.as_deref(), &headers).await)
-}
-
-async fn me_view_by_id(
-    State(st): State<St>,
-    p: Principal,
-    Path(cid): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let t = Target {
-        who: Who::Me,
-        cal: CalSel::Id(cid),
-    };
-    respond(calendar_view(&st, &p, &t, q.as_deref(), &headers).await)
-}
-
-fn respond(r: GraphResult<Response>) -> Response {
-    r.unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn calendar_view(
