@@ -4,7 +4,7 @@ use crate::common::*;
 
 #[tokio::test]
 async fn storm_is_survived_without_early_retries_or_a_fifth_request() {
-    let t = start().await;
+    let t = start_for_storm().await;
     let c = t.client("calgate");
     let mb = t.mailboxes("user")[2].clone();
     let (a, b) = window();
@@ -100,7 +100,7 @@ async fn retry_after_longer_than_the_policy_goes_back_to_the_caller() {
 
 #[tokio::test]
 async fn storm_over_many_mailboxes_read_like_the_sync_engine_has_zero_early_retries() {
-    let t = start().await;
+    let t = start_for_storm().await;
     let c = t.client("calgate");
     let mbs: Vec<String> = t.mailboxes("user").into_iter().take(6).collect();
     let (s, _) = t
