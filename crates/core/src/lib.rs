@@ -9,6 +9,42 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
+mod address;
+pub use address::{AddressError, MAX_ADDRESS_LEN, check_address, printable};
+
+/// Defines an enum's one string form (`as_str`, `FromStr`, `Display`): the spelling calgate
+/// stores, prints and accepts. Serde's names are derived to match.
+macro_rules! string_forms {
+    ($t:ident, $what:literal, { $($v:ident => $s:literal),* $(,)? }) => {
+        impl $t {
+            /// calgate's spelling (stored, printed, accepted on input).
+            pub fn as_str(self) -> &'static str {
+                match self { $($t::$v => $s),* }
+            }
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$t] = &[$($t::$v),*];
+        }
+        impl std::str::FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($s => Ok($t::$v),)*
+                    other => Err(format!(
+                        concat!("unknown ", $what, " '{}' (expected {})"),
+                        other,
+                        [$($s),*].join(", ")
+                    )),
+                }
+            }
+        }
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 /// Exchange's free/busy status of an event (`showAs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -34,18 +70,16 @@ impl ShowAs {
             _ => ShowAs::Unknown,
         }
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ShowAs::Free => "free",
-            ShowAs::Tentative => "tentative",
-            ShowAs::Busy => "busy",
-            ShowAs::Oof => "oof",
-            ShowAs::WorkingElsewhere => "workingElsewhere",
-            ShowAs::Unknown => "unknown",
-        }
-    }
 }
+
+string_forms!(ShowAs, "showAs", {
+    Free => "free",
+    Tentative => "tentative",
+    Busy => "busy",
+    Oof => "oof",
+    WorkingElsewhere => "workingElsewhere",
+    Unknown => "unknown",
+});
 
 /// How `showAs` maps to "busy" for the host application.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -91,6 +125,13 @@ impl Sensitivity {
     }
 }
 
+string_forms!(Sensitivity, "sensitivity", {
+    Normal => "normal",
+    Personal => "personal",
+    Private => "private",
+    Confidential => "confidential",
+});
+
 /// What the host application may see of a mailbox's events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -104,17 +145,26 @@ pub enum PrivacyPolicy {
     FullIncludingPrivate,
 }
 
-impl std::str::FromStr for PrivacyPolicy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "full" => Ok(PrivacyPolicy::Full),
-            "busy-only" => Ok(PrivacyPolicy::BusyOnly),
-            "full-including-private" => Ok(PrivacyPolicy::FullIncludingPrivate),
-            other => Err(format!(
-                "unknown privacy policy '{other}' (expected full, busy-only or full-including-private)"
-            )),
+string_forms!(PrivacyPolicy, "privacy policy", {
+    Full => "full",
+    BusyOnly => "busy-only",
+    FullIncludingPrivate => "full-including-private",
+});
+
+impl PrivacyPolicy {
+    /// How much the policy reveals: busy-only < full < full-including-private.
+    fn rank(self) -> u8 {
+        match self {
+            PrivacyPolicy::BusyOnly => 0,
+            PrivacyPolicy::Full => 1,
+            PrivacyPolicy::FullIncludingPrivate => 2,
         }
+    }
+
+    /// Whether `self` shows details that `other` hides (switching from `other` to `self`
+    /// needs the details fetched again: they were never stored).
+    pub fn reveals_more_than(self, other: PrivacyPolicy) -> bool {
+        self.rank() > other.rank()
     }
 }
 
@@ -127,19 +177,11 @@ pub enum MailboxKind {
     Equipment,
 }
 
-impl std::str::FromStr for MailboxKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "user" => Ok(MailboxKind::User),
-            "room" => Ok(MailboxKind::Room),
-            "equipment" => Ok(MailboxKind::Equipment),
-            other => Err(format!(
-                "unknown mailbox kind '{other}' (expected user, room or equipment)"
-            )),
-        }
-    }
-}
+string_forms!(MailboxKind, "mailbox kind", {
+    User => "user",
+    Room => "room",
+    Equipment => "equipment",
+});
 
 /// Graph's `type` of an event as calendarView shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -150,6 +192,12 @@ pub enum InstanceType {
     Exception,
 }
 
+string_forms!(InstanceType, "instance type", {
+    SingleInstance => "singleInstance",
+    Occurrence => "occurrence",
+    Exception => "exception",
+});
+
 /// Where an event was created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -157,6 +205,11 @@ pub enum Origin {
     Exchange,
     Calgate,
 }
+
+string_forms!(Origin, "origin", {
+    Exchange => "exchange",
+    Calgate => "calgate",
+});
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Person {
@@ -281,6 +334,39 @@ mod tests {
             last_modified: None,
             origin: Origin::Exchange,
         }
+    }
+
+    /// The one string form of each enum is also its serde name, and parses back.
+    #[test]
+    fn string_forms_match_serde_and_round_trip() {
+        fn check<T>(all: &[T])
+        where
+            T: Copy
+                + Serialize
+                + std::str::FromStr
+                + std::fmt::Display
+                + PartialEq
+                + std::fmt::Debug,
+        {
+            for v in all {
+                let s = v.to_string();
+                assert_eq!(serde_json::to_string(v).ok(), Some(format!("\"{s}\"")));
+                assert_eq!(s.parse::<T>().ok(), Some(*v), "{s}");
+            }
+        }
+        check(ShowAs::ALL);
+        check(Sensitivity::ALL);
+        check(PrivacyPolicy::ALL);
+        check(MailboxKind::ALL);
+        check(InstanceType::ALL);
+        check(Origin::ALL);
+        assert!(
+            "Busy".parse::<ShowAs>().is_err(),
+            "strict: the lenient parser is ShowAs::parse"
+        );
+        assert!(PrivacyPolicy::Full.reveals_more_than(PrivacyPolicy::BusyOnly));
+        assert!(PrivacyPolicy::FullIncludingPrivate.reveals_more_than(PrivacyPolicy::Full));
+        assert!(!PrivacyPolicy::BusyOnly.reveals_more_than(PrivacyPolicy::Full));
     }
 
     #[test]
