@@ -70,22 +70,13 @@ pub enum AccountError {
     Listener(String),
 }
 
-/// How to link the account's mailbox after it is connected (`--link`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How to link the account's mailbox after it is connected (`--link`). `None`: the default
+/// for a new link (user, full), unchanged for a mailbox already linked.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LinkOptions {
-    pub kind: MailboxKind,
+    pub kind: Option<MailboxKind>,
     pub external_id: Option<String>,
-    pub privacy: PrivacyPolicy,
-}
-
-impl Default for LinkOptions {
-    fn default() -> Self {
-        LinkOptions {
-            kind: MailboxKind::User,
-            external_id: None,
-            privacy: PrivacyPolicy::Full,
-        }
-    }
+    pub privacy: Option<PrivacyPolicy>,
 }
 
 /// `calgate account connect` options.

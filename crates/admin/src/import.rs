@@ -296,7 +296,7 @@ impl ImportReport {
                     r.line.to_string(),
                     r.address.clone(),
                     r.connection.clone().unwrap_or_else(|| "-".to_owned()),
-                    r.kind.map_or("-", kind_name).to_owned(),
+                    r.kind.map_or("-", MailboxKind::as_str).to_owned(),
                     r.outcome.as_str().to_owned(),
                     r.reason.clone(),
                 ]
@@ -345,22 +345,6 @@ pub(crate) fn table<const N: usize>(headers: &[&str; N], rows: &[[String; N]]) -
     out
 }
 
-pub(crate) fn kind_name(k: MailboxKind) -> &'static str {
-    match k {
-        MailboxKind::User => "user",
-        MailboxKind::Room => "room",
-        MailboxKind::Equipment => "equipment",
-    }
-}
-
-fn privacy_name(p: PrivacyPolicy) -> &'static str {
-    match p {
-        PrivacyPolicy::Full => "full",
-        PrivacyPolicy::BusyOnly => "busy-only",
-        PrivacyPolicy::FullIncludingPrivate => "full-including-private",
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Entry points
 // ---------------------------------------------------------------------------------------------
@@ -372,12 +356,30 @@ pub async fn import_file(
     path: &Path,
     opts: &ImportOptions,
 ) -> Result<ImportReport, ImportError> {
-    let bytes = tokio::fs::read(path).await.map_err(|e| ImportError::Read {
+    use tokio::io::AsyncReadExt as _;
+    let read_error = |e| ImportError::Read {
         path: path.display().to_string(),
         source: e,
-    })?;
+    };
+    let file = tokio::fs::File::open(path).await.map_err(read_error)?;
+    // Read at most one byte past the limit: a huge file (or /dev/zero) is refused, not loaded.
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(ImportError::Format(format!(
+            "{} is larger than {} MB: split it into several files and import them one by one",
+            path.display(),
+            MAX_FILE_BYTES / 1_000_000
+        )));
+    }
     import_bytes(store, shared, &bytes, opts).await
 }
+
+/// The largest CSV file `import_file` reads (about 100,000 rows of long addresses).
+pub const MAX_FILE_BYTES: u64 = 10_000_000;
 
 /// Imports CSV data (see the module docs).
 pub async fn import_bytes(
@@ -386,6 +388,12 @@ pub async fn import_bytes(
     csv_data: &[u8],
     opts: &ImportOptions,
 ) -> Result<ImportReport, ImportError> {
+    if csv_data.len() as u64 > MAX_FILE_BYTES {
+        return Err(ImportError::Format(format!(
+            "the data is larger than {} MB: split it into several files and import them one by one",
+            MAX_FILE_BYTES / 1_000_000
+        )));
+    }
     let text = std::str::from_utf8(csv_data).map_err(|e| {
         ImportError::Format(format!(
             "the file is not UTF-8 text (byte {}): save it as \"CSV UTF-8 (comma delimited)\"",
@@ -524,7 +532,7 @@ pub async fn import_bytes(
         let (outcome, reason) = match &changes {
             Some(c) if c.is_empty() => (
                 Outcome::AlreadyLinked,
-                format!("already linked as {} (nothing to do)", kind_name(kind)),
+                format!("already linked as {} (nothing to do)", kind.as_str()),
             ),
             Some(c) if opts.dry_run => (
                 Outcome::Updated,
@@ -533,18 +541,18 @@ pub async fn import_bytes(
             Some(c) => (Outcome::Updated, format!("updated: {}", c.join(", "))),
             None if opts.dry_run => (
                 Outcome::Linked,
-                format!("would be linked as {} ({how}; dry run)", kind_name(kind)),
+                format!("would be linked as {} ({how}; dry run)", kind.as_str()),
             ),
             None => (
                 Outcome::Linked,
-                format!("linked as {} ({how})", kind_name(kind)),
+                format!("linked as {} ({how})", kind.as_str()),
             ),
         };
         if outcome != Outcome::AlreadyLinked && !opts.dry_run {
             let new = NewMailbox {
                 address: row.address.clone(),
                 connection: row.connection.clone(),
-                kind,
+                kind: Some(kind),
                 external_id: row.external_id.clone(),
                 privacy: row.privacy,
             };
@@ -577,9 +585,11 @@ pub async fn import_bytes(
 fn differences(m: &Mailbox, kind: MailboxKind, row: &Row) -> Vec<String> {
     let mut out = Vec::new();
     if m.kind != kind {
-        out.push(format!("kind {} → {}", kind_name(m.kind), kind_name(kind)));
+        out.push(format!("kind {} → {}", m.kind.as_str(), kind.as_str()));
     }
-    if m.external_id != row.external_id {
+    if let Some(e) = &row.external_id
+        && m.external_id.as_ref() != Some(e)
+    {
         let show = |v: &Option<String>| {
             v.as_deref()
                 .map_or("(none)".to_owned(), |s| format!("'{s}'"))
@@ -590,12 +600,10 @@ fn differences(m: &Mailbox, kind: MailboxKind, row: &Row) -> Vec<String> {
             show(&row.external_id)
         ));
     }
-    if m.privacy != row.privacy {
-        out.push(format!(
-            "privacy {} → {}",
-            privacy_name(m.privacy),
-            privacy_name(row.privacy)
-        ));
+    if let Some(p) = row.privacy
+        && m.privacy != p
+    {
+        out.push(format!("privacy {} → {}", m.privacy.as_str(), p.as_str()));
     }
     out
 }
@@ -612,7 +620,8 @@ struct Row {
     kind: Option<MailboxKind>,
     connection: String,
     external_id: Option<String>,
-    privacy: PrivacyPolicy,
+    /// `None`: not given (a new mailbox gets `full`, a linked one keeps its policy).
+    privacy: Option<PrivacyPolicy>,
 }
 
 impl Row {
@@ -809,9 +818,9 @@ fn parse(
             },
         };
         let privacy = match cell(header.privacy) {
-            "" => PrivacyPolicy::Full,
+            "" => None,
             p => match p.to_ascii_lowercase().parse::<PrivacyPolicy>() {
-                Ok(p) => p,
+                Ok(p) => Some(p),
                 Err(why) => {
                     out.push(Err(bad(line, address, Some(connection), why)));
                     continue;
@@ -844,42 +853,9 @@ fn parse(
     Ok(out)
 }
 
-/// Checks the shape of an SMTP address / UPN; `Err` says what is wrong.
+/// The one address check of calgate (`calgate_core::check_address`), in the report's words.
 fn check_address(a: &str) -> Result<(), String> {
-    if a.is_empty() {
-        return Err("the address is empty".to_owned());
-    }
-    if a.len() > 254 {
-        return Err(format!("'{a}' is longer than an email address can be"));
-    }
-    if let Some(c) = a.chars().find(|c| {
-        c.is_whitespace()
-            || c.is_control()
-            || matches!(
-                c,
-                '<' | '>' | '(' | ')' | ',' | ';' | ':' | '"' | '[' | ']' | '\\'
-            )
-    }) {
-        return Err(format!(
-            "'{a}' is not an email address (it contains {c:?}): give the mailbox's primary SMTP address or UPN"
-        ));
-    }
-    let Some((local, domain)) = a.split_once('@') else {
-        return Err(format!(
-            "'{a}' is not an email address (no '@'): give the mailbox's primary SMTP address or UPN"
-        ));
-    };
-    let domain_ok = !domain.contains('@')
-        && domain.contains('.')
-        && domain
-            .split('.')
-            .all(|l| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-'));
-    if local.is_empty() || local.starts_with('.') || local.ends_with('.') || !domain_ok {
-        return Err(format!(
-            "'{a}' is not an email address: give the mailbox's primary SMTP address or UPN (name@domain)"
-        ));
-    }
-    Ok(())
+    calgate_core::check_address(a).map_err(|e| e.to_string())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1119,8 +1095,8 @@ async fn verify(ctx: &ConnCtx, row: &Row) -> Verdict {
                 outcome: Outcome::WrongKind,
                 reason: format!(
                     "the file says {} but Exchange says {} ({source}): fix the kind column or leave it empty",
-                    kind_name(k),
-                    kind_name(actual)
+                    k.as_str(),
+                    actual.as_str()
                 ),
                 code: None,
                 detail: None,
@@ -1151,7 +1127,7 @@ detail: None,
                         outcome: Outcome::WrongKind,
                         reason: format!(
                             "the file says {} but Exchange lists it as a room (Graph places): fix the kind column or leave it empty",
-                            kind_name(k)
+                            k.as_str()
                         ),
                         code: None,
 detail: None,
@@ -1205,7 +1181,7 @@ mod tests {
         let r = rows("\u{feff}Privacy, Address ,connection\nbusy-only,a@b.example,c\n");
         let row = r[0].as_ref().expect("good row");
         assert_eq!(row.address, "a@b.example");
-        assert_eq!(row.privacy, PrivacyPolicy::BusyOnly);
+        assert_eq!(row.privacy, Some(PrivacyPolicy::BusyOnly));
         assert_eq!(row.line, 2);
     }
 

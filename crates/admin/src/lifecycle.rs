@@ -1189,6 +1189,37 @@ fn mailbox_check(s: &MailboxStatus, now: Timestamp) -> Option<Check> {
 /// sync in 24 hours; the healthy ones on one ✓ line). `now` is injected.
 pub async fn doctor(store: &dyn Store, now: Timestamp) -> Result<Checklist, LifecycleError> {
     let mut list = Checklist::new("calgate doctor");
+    // The database itself first: nothing else it says can be trusted if it is damaged.
+    let fix = "stop every calgate process, restore the data directory from a backup (or rebuild it: keep master.key, `sqlite3 calgate.db .recover | sqlite3 recovered.db`), then `calgate sync --full`";
+    match store.check_integrity().await {
+        Ok(problems) if problems.is_empty() => {
+            list.push(Check::pass(
+                "database",
+                "the database passed its integrity check",
+            ));
+        }
+        Ok(problems) => {
+            list.push(Check::fail(
+                "database",
+                format!(
+                    "the database is damaged ({} problem{} found, e.g. {})",
+                    problems.len(),
+                    if problems.len() == 1 { "" } else { "s" },
+                    problems[0]
+                ),
+                fix,
+            ));
+            return Ok(list);
+        }
+        Err(e) => {
+            list.push(Check::fail(
+                "database",
+                format!("the database is damaged or unreadable: {e}"),
+                fix,
+            ));
+            return Ok(list);
+        }
+    }
     let connections = store.list_connections().await?;
     if connections.is_empty() {
         list.push(Check::warn(

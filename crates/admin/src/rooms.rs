@@ -8,12 +8,12 @@
 
 use std::collections::HashMap;
 
-use calgate_core::{MailboxKind, PrivacyPolicy};
+use calgate_core::MailboxKind;
 use calgate_graph::{ErrorKind as GraphErrorKind, GraphClient, Room, Shared};
 use calgate_store::{Mailbox, NewMailbox, Store};
 use serde::Serialize;
 
-use crate::import::{kind_name, table};
+use crate::import::table;
 
 /// How to run a discovery.
 #[derive(Debug, Clone, Default)]
@@ -393,12 +393,12 @@ pub async fn discover(
                     let new = NewMailbox {
                         address: m.address.clone(),
                         connection: conn.name.clone(),
-                        kind: MailboxKind::Room,
-                        external_id: m.external_id.clone(),
-                        privacy: m.privacy,
+                        kind: Some(MailboxKind::Room),
+                        external_id: None,
+                        privacy: None,
                     };
                     store.link_mailbox(&new).await?;
-                    let reason = format!("kind {} → room", kind_name(m.kind));
+                    let reason = format!("kind {} → room", m.kind.as_str());
                     if let Some(m) = existing.get_mut(&key) {
                         m.kind = MailboxKind::Room;
                     }
@@ -408,9 +408,9 @@ pub async fn discover(
                     let new = NewMailbox {
                         address: r.email.clone(),
                         connection: conn.name.clone(),
-                        kind: MailboxKind::Room,
+                        kind: Some(MailboxKind::Room),
                         external_id: None,
-                        privacy: PrivacyPolicy::Full,
+                        privacy: None,
                     };
                     store.link_mailbox(&new).await?;
                     if let Some(m) = store.mailbox(&r.email).await? {

@@ -67,15 +67,7 @@ fn step_name(id: &str) -> &str {
 fn a_kind(k: MailboxKind) -> String {
     match k {
         MailboxKind::Equipment => "an equipment".to_owned(),
-        other => format!("a {}", kind_str(other)),
-    }
-}
-
-fn kind_str(k: MailboxKind) -> &'static str {
-    match k {
-        MailboxKind::User => "user",
-        MailboxKind::Room => "room",
-        MailboxKind::Equipment => "equipment",
+        other => format!("a {}", other.as_str()),
     }
 }
 
@@ -475,12 +467,12 @@ async fn kind_check(
                 format!(
                     "{mb} is {} mailbox ({source}), but it is linked as {}",
                     a_kind(kind),
-                    kind_str(linked)
+                    linked.as_str()
                 ),
                 format!(
                     "link it again with the right kind: calgate mailbox link {mb} --connection {} --kind {}",
                     ctx.name,
-                    kind_str(kind)
+                    kind.as_str()
                 ),
             ),
             _ => Check::pass(

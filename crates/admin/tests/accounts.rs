@@ -219,13 +219,16 @@ impl Env {
             .iter()
             .map(|e| {
                 let start = e["start"]["dateTime"].as_str().expect("start");
+                // Linked with the `full` policy: private and confidential subjects are not stored.
+                let restricted =
+                    matches!(e["sensitivity"].as_str(), Some("private" | "confidential"));
                 (
                     e["id"].as_str().expect("id").to_owned(),
                     (
                         e["subject"]
                             .as_str()
                             .map(str::to_owned)
-                            .filter(|s| !s.is_empty()),
+                            .filter(|s| !s.is_empty() && !restricted),
                         start.chars().take(19).collect(),
                     ),
                 )

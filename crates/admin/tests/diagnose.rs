@@ -31,7 +31,7 @@ async fn start() -> H {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store = calgate_store::open(dir.path().to_str().unwrap())
+    let store = calgate_store::open_or_create(dir.path().to_str().unwrap())
         .await
         .unwrap();
     H {
@@ -147,9 +147,9 @@ impl H {
             .link_mailbox(&NewMailbox {
                 address: address.to_owned(),
                 connection: connection.to_owned(),
-                kind: MailboxKind::User,
+                kind: Some(MailboxKind::User),
                 external_id: None,
-                privacy: PrivacyPolicy::Full,
+                privacy: Some(PrivacyPolicy::Full),
             })
             .await
             .unwrap();

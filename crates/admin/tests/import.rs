@@ -639,9 +639,9 @@ async fn transient_failures_and_broken_connections_are_not_verified_and_not_link
         .link_mailbox(&NewMailbox {
             address: "lars.bakker@contoso.example".into(),
             connection: "bare".into(),
-            kind: MailboxKind::User,
+            kind: Some(MailboxKind::User),
             external_id: None,
-            privacy: PrivacyPolicy::Full,
+            privacy: Some(PrivacyPolicy::Full),
         })
         .await
         .expect("pre-link");

@@ -933,9 +933,9 @@ async fn doctor_reports_mailbox_errors_and_stale_syncs() {
                 .link_mailbox(&NewMailbox {
                     address: a.to_owned(),
                     connection: "contoso".to_owned(),
-                    kind: MailboxKind::User,
+                    kind: Some(MailboxKind::User),
                     external_id: None,
-                    privacy: PrivacyPolicy::Full,
+                    privacy: Some(PrivacyPolicy::Full),
                 })
                 .await
                 .expect("link"),

@@ -169,9 +169,9 @@ async fn discover_lists_room_lists_filters_and_links_rooms_idempotently() {
             .link_mailbox(&NewMailbox {
                 address: addr.into(),
                 connection: conn.into(),
-                kind: MailboxKind::User,
+                kind: Some(MailboxKind::User),
                 external_id: Some("desk-7".into()),
-                privacy: PrivacyPolicy::BusyOnly,
+                privacy: Some(PrivacyPolicy::BusyOnly),
             })
             .await
             .expect("pre-link");

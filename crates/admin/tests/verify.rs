@@ -27,7 +27,7 @@ struct H {
 async fn start() -> H {
     let sim = calgate_sim::start(common::demo(13)).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store = calgate_store::open(dir.path().to_str().unwrap())
+    let store = calgate_store::open_or_create(dir.path().to_str().unwrap())
         .await
         .unwrap();
     H {

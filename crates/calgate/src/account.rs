@@ -95,9 +95,9 @@ pub(crate) async fn run(cmd: AccountCommand, loc: StoreLocation) -> anyhow::Resu
                 login_hint: args.login_hint.clone(),
                 force_consent: args.consent,
                 link: args.link.then(|| LinkOptions {
-                    kind: args.kind.unwrap_or(KindArg::User).into(),
+                    kind: args.kind.map(Into::into),
                     external_id: args.external_id.clone(),
-                    privacy: args.privacy.unwrap_or(PrivacyArg::Full).into(),
+                    privacy: args.privacy.map(Into::into),
                 }),
                 timeout: Duration::from_secs(args.timeout),
                 extra_root_ca_pem: extra_roots(&loc),

@@ -137,7 +137,7 @@ async fn bench_sync(args: BenchSyncArgs) -> anyhow::Result<()> {
 
     let data = dir.path().join("data");
     let loc = StoreLocation::new(data.display().to_string());
-    let store = loc.open().await?;
+    let store = loc.open_or_create().await?;
     crate::connection::add(
         store.as_ref(),
         &loc,
@@ -164,9 +164,9 @@ async fn bench_sync(args: BenchSyncArgs) -> anyhow::Result<()> {
             .link_mailbox(&NewMailbox {
                 address: s(&m["address"]),
                 connection: "bench".to_owned(),
-                kind: MailboxKind::User,
+                kind: Some(MailboxKind::User),
                 external_id: None,
-                privacy: PrivacyPolicy::Full,
+                privacy: Some(PrivacyPolicy::Full),
             })
             .await?;
         linked += 1;

@@ -224,10 +224,11 @@ pub(crate) struct TestArgs {
 pub(crate) async fn run(cmd: ConnectionCommand, loc: StoreLocation) -> anyhow::Result<()> {
     match cmd {
         ConnectionCommand::Add(args) => {
-            let store = loc.open().await?;
+            // Check everything first: a bad invocation sets nothing up.
             let now = Timestamp::now();
             let (conn, ca) = new_connection(&args, now)?;
             check_client(&conn, ca.as_deref(), now)?;
+            let store = loc.open_or_create().await?;
             let c = add(store.as_ref(), &loc, conn, ca.as_deref()).await?;
             let creds: Vec<String> = lifecycle::summarize(&c, now)
                 .iter()

@@ -62,7 +62,7 @@ pub(crate) async fn run(args: DemoArgs, loc: StoreLocation) -> anyhow::Result<()
         tenant, sim.base_url
     ));
 
-    let store = loc.open().await?;
+    let store = loc.open_or_create().await?;
     // Replace an earlier demo connection: its simulator is gone (new port, new token keys).
     let mut replaced = 0usize;
     let existed = store.connection(DEMO_CONNECTION).await?.is_some();
@@ -127,9 +127,9 @@ pub(crate) async fn run(args: DemoArgs, loc: StoreLocation) -> anyhow::Result<()
             NewMailbox {
                 address: address.clone(),
                 connection: DEMO_CONNECTION.to_owned(),
-                kind,
+                kind: Some(kind),
                 external_id: None,
-                privacy: PrivacyPolicy::Full,
+                privacy: Some(PrivacyPolicy::Full),
             },
         )
         .await;

@@ -64,7 +64,7 @@ pub(crate) async fn run(args: EventsArgs, loc: StoreLocation) -> anyhow::Result<
     print_out(&format!(
         "{} ({}): {} from {} to {} (times in {}){}\n",
         mailbox.address,
-        crate::mailbox::kind_str(mailbox.kind),
+        mailbox.kind.as_str(),
         plural(stored.len() as u64, "event", "events"),
         local_minute(from, &tz),
         local_minute(to, &tz),

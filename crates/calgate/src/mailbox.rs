@@ -118,14 +118,16 @@ pub(crate) struct LinkArgs {
     /// The connection whose app reads this mailbox.
     #[arg(long, value_name = "NAME")]
     pub connection: String,
-    #[arg(long, value_enum, default_value = "user")]
-    pub kind: KindArg,
-    /// The host application's id for this person, room or resource.
+    /// The mailbox's kind (new mailboxes: user; a linked mailbox keeps its kind unless given).
+    #[arg(long, value_enum)]
+    pub kind: Option<KindArg>,
+    /// The host application's id for this person, room or resource ('' clears it).
     #[arg(long, value_name = "ID")]
     pub external_id: Option<String>,
-    /// What the host application may see of this mailbox's events.
-    #[arg(long, value_enum, default_value = "full")]
-    pub privacy: PrivacyArg,
+    /// What the host application may see of this mailbox's events (new mailboxes: full; a
+    /// linked mailbox keeps its policy unless given).
+    #[arg(long, value_enum)]
+    pub privacy: Option<PrivacyArg>,
 }
 
 pub(crate) async fn run(cmd: MailboxCommand, loc: StoreLocation) -> anyhow::Result<()> {
@@ -133,35 +135,30 @@ pub(crate) async fn run(cmd: MailboxCommand, loc: StoreLocation) -> anyhow::Resu
     match cmd {
         MailboxCommand::Link(args) => {
             let address = args.address.trim().to_owned();
-            if !address.contains('@') {
-                return Err(crate::Usage(format!(
-                    "'{address}' is not a mailbox address: give the user's UPN or primary SMTP address (name@domain)"
-                ))
-                .into());
-            }
+            calgate_core::check_address(&address).map_err(|e| crate::Usage(e.to_string()))?;
             let before = store.mailbox(&address).await?;
             let m = link(
                 store.as_ref(),
                 NewMailbox {
                     address: address.clone(),
                     connection: args.connection.clone(),
-                    kind: args.kind.into(),
+                    kind: args.kind.map(Into::into),
                     external_id: args.external_id.clone(),
-                    privacy: args.privacy.into(),
+                    privacy: args.privacy.map(Into::into),
                 },
             )
             .await?;
+            let verb = match &before {
+                None => "linked",
+                Some(b) if *b == m => "already linked, nothing changed:",
+                Some(_) => "updated",
+            };
             print_out(&format!(
-                "{} {} ({}) to connection '{}', privacy {}{}\n",
-                if before.is_some() {
-                    "updated"
-                } else {
-                    "linked"
-                },
+                "{verb} {} ({}) to connection '{}', privacy {}{}\n",
                 m.address,
-                kind_str(m.kind),
+                m.kind.as_str(),
                 m.connection,
-                privacy_str(m.privacy),
+                m.privacy.as_str(),
                 m.external_id
                     .as_deref()
                     .map(|e| format!(", external id {e}"))
@@ -169,6 +166,14 @@ pub(crate) async fn run(cmd: MailboxCommand, loc: StoreLocation) -> anyhow::Resu
             ));
             if before.is_none() {
                 print_out("run `calgate sync` to fetch its events\n");
+            } else if let Some(why) = &m.pending_resync
+                && before
+                    .as_ref()
+                    .is_none_or(|b| b.pending_resync.as_ref() != Some(why))
+            {
+                print_out(&format!(
+                    "{why}: the next `calgate sync` resyncs it in full\n"
+                ));
             }
             Ok(())
         }
@@ -253,22 +258,6 @@ pub(crate) async fn link(store: &dyn Store, m: NewMailbox) -> anyhow::Result<Mai
         .ok_or_else(|| anyhow::anyhow!("{address} vanished right after it was linked"))
 }
 
-pub(crate) fn kind_str(k: MailboxKind) -> &'static str {
-    match k {
-        MailboxKind::User => "user",
-        MailboxKind::Room => "room",
-        MailboxKind::Equipment => "equipment",
-    }
-}
-
-pub(crate) fn privacy_str(p: PrivacyPolicy) -> &'static str {
-    match p {
-        PrivacyPolicy::Full => "full",
-        PrivacyPolicy::BusyOnly => "busy-only",
-        PrivacyPolicy::FullIncludingPrivate => "full-including-private",
-    }
-}
-
 async fn list(store: &dyn Store, json: bool) -> anyhow::Result<()> {
     let mailboxes = store.list_mailboxes().await?;
     let statuses: HashMap<_, _> = store
@@ -283,10 +272,10 @@ async fn list(store: &dyn Store, json: bool) -> anyhow::Result<()> {
             let s = statuses.get(&m.id);
             out.push(json!({
                 "address": m.address,
-                "kind": kind_str(m.kind),
+                "kind": m.kind.as_str(),
                 "connection": m.connection,
                 "external_id": m.external_id,
-                "privacy": privacy_str(m.privacy),
+                "privacy": m.privacy.as_str(),
                 "linked_at": m.linked_at.to_string(),
                 "events": store.count_instances(m.id).await?,
                 "last_attempt": s.and_then(|s| s.last_attempt).map(|t| t.to_string()),
@@ -333,9 +322,9 @@ async fn list(store: &dyn Store, json: bool) -> anyhow::Result<()> {
         };
         t.row(vec![
             m.address.clone(),
-            kind_str(m.kind).to_owned(),
+            m.kind.as_str().to_owned(),
             m.connection.clone(),
-            privacy_str(m.privacy).to_owned(),
+            m.privacy.as_str().to_owned(),
             m.external_id.clone().unwrap_or_else(|| "-".to_owned()),
             store.count_instances(m.id).await?.to_string(),
             s.and_then(|s| s.last_success)

@@ -110,24 +110,44 @@ impl StoreLocation {
         StoreLocation { location, side_dir }
     }
 
-    /// Opens (creating when needed) the store.
+    /// Opens the existing store; a missing one is an error naming the place and the fix
+    /// (a mistyped or unmounted data directory must not look like an empty installation).
     pub(crate) async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
-        calgate_store::open(&self.location).await.map_err(|e| {
-            let fix = match e.kind() {
-                calgate_store::ErrorKind::MasterKey => {
-                    " — set CALGATE_MASTER_KEY to the key this data was created with, or restore master.key in the data directory"
+        self.open_with(false).await
+    }
+
+    /// Opens the store, creating it when there is none: for the commands that set calgate up
+    /// (`connection add`, `demo`).
+    pub(crate) async fn open_or_create(&self) -> anyhow::Result<Arc<dyn Store>> {
+        self.open_with(true).await
+    }
+
+    async fn open_with(&self, create: bool) -> anyhow::Result<Arc<dyn Store>> {
+        let options = calgate_store::OpenOptions {
+            create,
+            ..calgate_store::OpenOptions::default()
+        };
+        calgate_store::open_with(&self.location, options)
+            .await
+            .map_err(|e| {
+                use calgate_store::ErrorKind as K;
+                match e.kind() {
+                    // These messages already say where and what to do.
+                    K::Missing | K::MasterKey | K::DiskFull => {
+                        anyhow::anyhow!("{}", one_line(e.message()))
+                    }
+                    K::Io => anyhow::anyhow!(
+                        "cannot open calgate's store at {}: {} — check that the data directory (--data-dir) exists and is writable",
+                        self.location,
+                        one_line(e.message())
+                    ),
+                    _ => anyhow::anyhow!(
+                        "cannot open calgate's store at {}: {}",
+                        self.location,
+                        one_line(&format!("{e:#}"))
+                    ),
                 }
-                calgate_store::ErrorKind::Io => {
-                    " — check that the data directory (--data-dir) is writable"
-                }
-                _ => "",
-            };
-            anyhow::anyhow!(
-                "cannot open calgate's store at {}: {}{fix}",
-                self.location,
-                one_line(&format!("{e:#}"))
-            )
-        })
+            })
     }
 }
 

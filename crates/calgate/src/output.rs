@@ -152,21 +152,32 @@ impl DateArg {
     }
 
     /// The instant, reading dates and date-times in `tz`; a date means its midnight, or with
-    /// `end_of_day` the next midnight (so `--to 2026-01-05` includes that day).
+    /// `end_of_day` the next midnight (so `--to 2026-01-05` includes that day). Dates at the
+    /// edge of the calendar (`--to 9999-12-31`: "everything") clamp to the last (or first)
+    /// instant calgate can represent instead of failing.
     pub(crate) fn resolve(self, tz: &TimeZone, end_of_day: bool) -> Result<Timestamp, String> {
+        let edge = |year: i16| {
+            if year > 0 {
+                Timestamp::MAX
+            } else {
+                Timestamp::MIN
+            }
+        };
         match self {
             DateArg::Instant(t) => Ok(t),
-            DateArg::Civil(dt) => tz
-                .to_timestamp(dt)
-                .map_err(|e| format!("{dt} does not exist in {}: {e}", zone_name(tz))),
+            DateArg::Civil(dt) => Ok(tz.to_timestamp(dt).unwrap_or_else(|_| edge(dt.year()))),
             DateArg::Date(d) => {
                 let d = if end_of_day {
-                    d.tomorrow().map_err(|e| format!("{d}: {e}"))?
+                    match d.tomorrow() {
+                        Ok(next) => next,
+                        Err(_) => return Ok(edge(d.year())),
+                    }
                 } else {
                     d
                 };
-                tz.to_timestamp(d.to_datetime(jiff::civil::Time::midnight()))
-                    .map_err(|e| format!("{d} does not exist in {}: {e}", zone_name(tz)))
+                Ok(tz
+                    .to_timestamp(d.to_datetime(jiff::civil::Time::midnight()))
+                    .unwrap_or_else(|_| edge(d.year())))
             }
         }
     }
@@ -242,5 +253,19 @@ mod tests {
             Ok(DateArg::Civil(_))
         ));
         assert!(DateArg::parse("tomorrow").is_err());
+    }
+
+    /// `--to 9999-12-31` means "everything ahead", not a jiff range error.
+    #[test]
+    fn dates_at_the_edge_of_the_calendar_clamp() {
+        let tz = TimeZone::get("Pacific/Kiritimati").unwrap_or(TimeZone::UTC);
+        for (s, end, want) in [
+            ("9999-12-31", true, Timestamp::MAX),
+            ("9999-12-31T23:00", false, Timestamp::MAX),
+            ("-009999-01-01", false, Timestamp::MIN),
+        ] {
+            let d = DateArg::parse(s).unwrap_or(DateArg::Instant(Timestamp::UNIX_EPOCH));
+            assert_eq!(d.resolve(&tz, end), Ok(want), "{s}");
+        }
     }
 }

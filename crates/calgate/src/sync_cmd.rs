@@ -74,6 +74,9 @@ pub(crate) async fn run(args: SyncArgs, loc: StoreLocation) -> anyhow::Result<()
     record_learned_expiries(store.as_ref(), &engine, &loc).await;
     let summary = summary?;
     print_out(&format!("{}\n", summary_line(&summary)));
+    for line in skipped_lines(&summary) {
+        error_line(&line);
+    }
     if report_failures(&summary) {
         return Err(Reported.into());
     }
@@ -175,15 +178,67 @@ pub(crate) fn summary_line(s: &Summary) -> String {
         return "nothing to sync: no linked mailbox (link one with `calgate mailbox link ADDRESS --connection NAME`)".to_owned();
     }
     format!(
-        "synced {} of {}: {} stored, {} removed; {}, {} throttled; {:.1} s",
-        t.mailboxes_done - t.mailboxes_failed,
+        "synced {} of {}{}: {} stored, {} removed; {}, {} throttled; {:.1} s",
+        t.mailboxes_done - t.mailboxes_failed - t.mailboxes_skipped,
         plural(t.mailboxes_total, "mailbox", "mailboxes"),
+        if t.mailboxes_skipped > 0 {
+            format!(
+                " ({} skipped: being synced by another calgate process)",
+                t.mailboxes_skipped
+            )
+        } else {
+            String::new()
+        },
         plural(t.events_upserted, "event", "events"),
         thousands(t.events_removed),
         plural(t.requests, "request", "requests"),
         thousands(t.throttled),
         s.elapsed.as_secs_f64()
     )
+}
+
+/// One line per other process whose leases made this run skip mailboxes:
+/// `room-a@x is being synced by another calgate process (pid 4242 on host) since 17:03:12 UTC;
+/// skipped`.
+pub(crate) fn skipped_lines(s: &Summary) -> Vec<String> {
+    let mut by_holder: Vec<(&calgate_store::LeaseInfo, Vec<&str>)> = Vec::new();
+    for (o, lease) in s.skipped() {
+        match by_holder.iter_mut().find(|(l, _)| l.holder == lease.holder) {
+            Some((first, addresses)) => {
+                if lease.since < first.since {
+                    *first = lease;
+                }
+                addresses.push(&o.address);
+            }
+            None => by_holder.push((lease, vec![&o.address])),
+        }
+    }
+    by_holder
+        .into_iter()
+        .map(|(lease, addresses)| {
+            let since = lease.since.strftime("%Y-%m-%d %H:%M:%S UTC");
+            if let [one] = addresses.as_slice() {
+                format!(
+                    "{one} is being synced by another calgate process ({}) since {since}; skipped it",
+                    lease.holder
+                )
+            } else {
+                let shown: Vec<&str> = addresses.iter().take(3).copied().collect();
+                let more = addresses.len() - shown.len();
+                format!(
+                    "{} mailboxes ({}{}) are being synced by another calgate process ({}) since {since}; skipped them",
+                    addresses.len(),
+                    shown.join(", "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    },
+                    lease.holder
+                )
+            }
+        })
+        .collect()
 }
 
 /// Prints one `calgate:` line per failing cause (connection + class + message, with the
@@ -207,7 +262,7 @@ pub(crate) fn failure_lines(s: &Summary) -> Vec<String> {
     let mut groups: BTreeMap<(String, String, String), Group> = BTreeMap::new();
     for (i, o) in s.outcomes.iter().enumerate() {
         let Some(f) = &o.failure else { continue };
-        let template = replace_ci(&f.message, &o.address, "<mailbox>");
+        let template = replace_ci(&f.message, &o.address, "the mailbox");
         let key = (
             o.connection.to_lowercase(),
             f.class.clone(),
@@ -277,11 +332,48 @@ fn replace_ci(haystack: &str, needle: &str, with: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Two mailboxes failing for one cause share a line that reads as words, with no
+    /// placeholder left in it.
+    #[test]
+    fn grouped_failures_read_as_words() {
+        let outcome = |a: &str| calgate_sync::MailboxOutcome {
+            mailbox_id: calgate_store::MailboxId(1),
+            address: a.to_owned(),
+            connection: "c".to_owned(),
+            planned: String::new(),
+            report: Default::default(),
+            failure: Some(calgate_sync::Failure {
+                class: "permission".to_owned(),
+                message: format!("{a} is outside the app's RBAC scope: add {a} to the group"),
+                next_action: String::new(),
+            }),
+            skipped: None,
+        };
+        let s = Summary {
+            totals: Default::default(),
+            retries: 0,
+            peak_mailbox_concurrency: 0,
+            full_resyncs: 0,
+            elapsed: Duration::ZERO,
+            outcomes: vec![outcome("a@x.example"), outcome("B@x.example")],
+        };
+        let lines = failure_lines(&s);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(
+            lines[0],
+            "sync failed for 2 mailboxes of connection 'c' (a@x.example, B@x.example): the mailbox is outside the app's RBAC scope: add the mailbox to the group"
+        );
+    }
+
     #[test]
     fn replace_is_case_insensitive() {
         assert_eq!(
-            replace_ci("Room-A@x is outside; add room-a@X", "room-a@x", "<mailbox>"),
-            "<mailbox> is outside; add <mailbox>"
+            replace_ci(
+                "Room-A@x is outside; add room-a@X",
+                "room-a@x",
+                "the mailbox"
+            ),
+            "the mailbox is outside; add the mailbox"
         );
     }
 }

@@ -590,6 +590,22 @@ fn connection_add_list_remove_never_shows_the_secret() {
 fn mailbox_link_list_unlink() {
     let dir = data_dir();
     let d = dir.path();
+    let o = calgate_in(
+        d,
+        &[
+            "connection",
+            "add",
+            "c",
+            "--tenant",
+            "t",
+            "--client-id",
+            "i",
+            "--client-secret-env",
+            "S",
+        ],
+        &[("S", "secret-value-xyz")],
+    );
+    assert_exit(&o, 0);
     // Unknown connection: exit 1 with the fix.
     let o = calgate_in(
         d,
@@ -608,22 +624,6 @@ fn mailbox_link_list_unlink() {
         "{}",
         stderr(&o)
     );
-    let o = calgate_in(
-        d,
-        &[
-            "connection",
-            "add",
-            "c",
-            "--tenant",
-            "t",
-            "--client-id",
-            "i",
-            "--client-secret-env",
-            "S",
-        ],
-        &[("S", "secret-value-xyz")],
-    );
-    assert_exit(&o, 0);
     let o = calgate_in(
         d,
         &[
@@ -669,6 +669,21 @@ fn mailbox_link_list_unlink() {
     );
     assert_exit(&o, 0);
     assert!(stdout(&o).starts_with("updated"), "{}", stdout(&o));
+    // Linking again without settings changes nothing: the room stays a busy-only room with
+    // its external id (defaults apply only when a mailbox is first linked).
+    let o = calgate_in(
+        d,
+        &["mailbox", "link", "room-a@x.example", "--connection", "c"],
+        &[],
+    );
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).starts_with("already linked, nothing changed: Room-A@x.example (room)")
+            && stdout(&o).contains("privacy busy-only")
+            && stdout(&o).contains("external id R-101"),
+        "{}",
+        stdout(&o)
+    );
 
     let o = calgate_in(d, &["mailbox", "list", "--json"], &[]);
     assert_exit(&o, 0);
@@ -726,6 +741,27 @@ fn mailbox_link_list_unlink() {
         let o = calgate_in(d, &args, &[]);
         assert_exit(&o, 2);
     }
+    // Hostile addresses: one validation (shared with import), one printable line, nothing
+    // echoed raw to the terminal, nothing stored.
+    let long = format!("{}@x.example", "a".repeat(10_000));
+    for bad in [
+        long.as_str(),
+        "\"quoted\"@x.example",
+        "a/b@x.example",
+        "a?b@x.example",
+        "a#b@x.example",
+        "evil\u{1b}]0;pwned\u{7}\u{1b}[2J@x.example",
+    ] {
+        let o = calgate_in(d, &["mailbox", "link", bad, "--connection", "c"], &[]);
+        assert_exit(&o, 2);
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("not an email address"), "{err}");
+        assert!(!err.contains('\u{1b}') && err.len() < 500, "{err:?}");
+    }
+    let o = calgate_in(d, &["mailbox", "list", "--json"], &[]);
+    let list: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "nothing was linked");
 }
 
 /// A Graph `{dateTime, timeZone: "UTC"}` as an instant.
@@ -1059,6 +1095,7 @@ async fn sync_failures_name_cause_and_fix_while_other_mailboxes_sync() {
     assert_eq!(lines.len(), 5, "{err}");
     for l in &lines {
         assert!(l.starts_with("calgate: sync failed for "), "{l}");
+        assert!(!l.contains("<mailbox>"), "no placeholder: {l}");
     }
     let line_of = |conn: &str| -> &str {
         lines
@@ -1847,7 +1884,18 @@ async fn account_connect_list_and_disconnect() {
     let sim = demo_sim().await;
     let dir = data_dir();
     let d = dir.path();
-    // An empty store.
+    assert_exit(
+        &calgate(
+            d,
+            &["account", "connect", "--connection", "x", "--kind", "room"],
+            &[],
+        )
+        .await,
+        2,
+    );
+    let (id, secret) = app(&sim, "calgate");
+    add_sim_connection(d, &sim, "jadu", &sim.tenant_id(), &id, &secret).await;
+    // No account yet.
     let o = calgate(d, &["account", "list"], &[]).await;
     assert_exit(&o, 0);
     assert!(
@@ -1858,18 +1906,7 @@ async fn account_connect_list_and_disconnect() {
     let o = calgate(d, &["account", "list", "--json"], &[]).await;
     assert_exit(&o, 0);
     assert_eq!(o.stdout.trim_ascii(), b"[]");
-    assert_exit(
-        &calgate(
-            d,
-            &["account", "connect", "--connection", "x", "--kind", "room"],
-            &[],
-        )
-        .await,
-        2,
-    );
 
-    let (id, secret) = app(&sim, "calgate");
-    add_sim_connection(d, &sim, "jadu", &sim.tenant_id(), &id, &secret).await;
     let user = "anna.devries@contoso.example";
     let mut child = Command::new(BIN)
         .arg("--data-dir")
@@ -2031,4 +2068,618 @@ async fn account_connect_list_and_disconnect() {
     assert!(one_error_line(&o).contains("no connected account"));
     let o = calgate(d, &["account", "list", "--json"], &[]).await;
     assert_eq!(o.stdout.trim_ascii(), b"[]");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 7: nothing lost, nothing exposed.
+// ---------------------------------------------------------------------------------------------
+
+/// Starts `calgate --data-dir DIR ARGS` as a child (clean environment), not waiting for it.
+fn spawn_calgate(dir: &std::path::Path, args: &[&str]) -> Child {
+    Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("CALGATE_MASTER_KEY")
+        .env_remove("CALGATE_DATA_DIR")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// A simulator with `mailboxes` scale mailboxes of ~260 instances each (3 delta pages of 100),
+/// a data dir with a connection to it and every mailbox linked, and a first sync done.
+async fn scale_setup(mailboxes: usize) -> (SimHandle, tempfile::TempDir, Vec<String>) {
+    let sim = calgate_sim::start(SimOptions {
+        seed: Seed::Empty,
+        scale: mailboxes,
+        scale_events: Some(260),
+        rng: 11,
+        latency_ms: 1,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let creds = sim.credentials();
+    let app = &creds["apps"][0];
+    let dir = data_dir();
+    let d = dir.path();
+    add_sim_connection(
+        d,
+        &sim,
+        "c",
+        &sim.tenant_id(),
+        app["client_id"].as_str().unwrap(),
+        app["client_secret"].as_str().unwrap(),
+    )
+    .await;
+    let addresses: Vec<String> = creds["mailboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["address"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(addresses.len(), mailboxes);
+    for a in &addresses {
+        link(d, a, "c", &[]).await;
+    }
+    let o = calgate(d, &["sync"], &[]).await;
+    assert_exit(&o, 0);
+    (sim, dir, addresses)
+}
+
+/// The store (read directly with the library) equals the simulator's truth for every mailbox,
+/// over each mailbox's synced window: the same instance ids with the same start and end.
+async fn assert_store_equals_truth(
+    sim: &SimHandle,
+    dir: &std::path::Path,
+    addresses: &[String],
+    label: &str,
+) {
+    let store = calgate_store::open_with(
+        &dir.display().to_string(),
+        calgate_store::OpenOptions {
+            key_file_only: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    for a in addresses {
+        let m = store.mailbox(a).await.unwrap().unwrap();
+        let c = store
+            .cursor(m.id)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{label}: {a} has no cursor"));
+        let truth: Value = http
+            .get(format!("{}/_sim/mailboxes/{a}/events", sim.base_url))
+            .query(&[
+                ("start", c.window_start.to_string()),
+                ("end", c.window_end.to_string()),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        // All-day instances compare by date, the others by instant.
+        let want: std::collections::BTreeMap<String, String> = truth["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let start = if e["isAllDay"] == true {
+                    e["start"]["dateTime"].as_str().unwrap()[..10].to_owned()
+                } else {
+                    graph_utc(&e["start"]).to_string()
+                };
+                (e["id"].as_str().unwrap().to_owned(), start)
+            })
+            .collect();
+        let got: std::collections::BTreeMap<String, String> = store
+            .instances(m.id, c.window_start, c.window_end)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| {
+                let w = &s.instance.when;
+                let start = match w.all_day {
+                    Some((d, _)) => d.to_string(),
+                    None => w.start.to_string(),
+                };
+                (s.instance.exchange_id.clone(), start)
+            })
+            .collect();
+        let missing = want.keys().filter(|k| !got.contains_key(*k)).count();
+        let extra = got.keys().filter(|k| !want.contains_key(*k)).count();
+        assert!(
+            want == got,
+            "{label}: {a}: {} in the simulator, {} stored, {missing} missing, {extra} extra",
+            want.len(),
+            got.len()
+        );
+    }
+    assert!(
+        store.leases().await.unwrap().is_empty(),
+        "{label}: no lease is left behind"
+    );
+}
+
+/// Defect 1: two `calgate` processes syncing at once — `sync --full` twice, and two plain
+/// syncs while Graph expires every delta token (410) — used to lose whole pages of events for
+/// good. Now each mailbox's round runs under a lease in the store: 20 trials of each end with
+/// the store equal to the simulator, and the process that meets a leased mailbox names its
+/// holder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_sync_processes_lose_nothing_and_name_the_lease_holder() {
+    const TRIALS: usize = 20;
+    let (sim, dir, addresses) = scale_setup(6).await;
+    let d = dir.path();
+    let http = reqwest::Client::new();
+    let mut named = [0usize; 2];
+    for (scenario, named) in named.iter_mut().enumerate() {
+        for trial in 0..TRIALS {
+            let args: &[&str] = if scenario == 0 {
+                &["sync", "--full", "--concurrency", "3"]
+            } else {
+                for a in &addresses {
+                    let r = http
+                        .post(format!("{}/_sim/mailboxes/{a}/delta-faults", sim.base_url))
+                        .json(&json!({"gone_on_next": true}))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 200);
+                }
+                &["sync", "--concurrency", "3"]
+            };
+            let (a, b) = (spawn_calgate(d, args), spawn_calgate(d, args));
+            let (oa, ob) = tokio::task::spawn_blocking(move || {
+                (a.wait_with_output().unwrap(), b.wait_with_output().unwrap())
+            })
+            .await
+            .unwrap();
+            for o in [&oa, &ob] {
+                assert_exit(o, 0);
+                let err = stderr(o);
+                assert!(!err.contains("begin_shadow"), "{err}");
+                for line in err.lines() {
+                    assert!(
+                        line.contains("being synced by another calgate process (pid ")
+                            && line.contains(" on ")
+                            && line.contains(" since "),
+                        "scenario {scenario}, trial {trial}: unexpected line: {line}"
+                    );
+                    *named += 1;
+                }
+            }
+            let label = format!("scenario {scenario}, trial {trial}");
+            assert_store_equals_truth(&sim, d, &addresses, &label).await;
+            if trial % 5 == 4 {
+                // And the next run finds nothing to do.
+                let o = calgate(d, &["sync"], &[]).await;
+                assert_exit(&o, 0);
+                assert!(
+                    stdout(&o).contains(": 0 events stored, 0 removed"),
+                    "{label}: {}",
+                    stdout(&o)
+                );
+            }
+        }
+    }
+    assert!(
+        named.iter().all(|n| *n > 0),
+        "in both scenarios some process met a leased mailbox and named its holder: {named:?}"
+    );
+}
+
+/// Defects 2 and 3: a busy-only room stores no subject, location, body, organizer or attendees
+/// (not in any row, not anywhere in the database's bytes); every file calgate creates in an
+/// existing 0755 data directory is 0600; re-linking without `--privacy` keeps busy-only; and
+/// switching to full takes effect through a full resync of that mailbox.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_only_stores_no_details_files_are_private_and_widening_resyncs() {
+    use std::os::unix::fs::PermissionsExt;
+    let sim = demo_sim().await;
+    let parent = data_dir();
+    let d = parent.path().join("data");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (id, secret) = app(&sim, "calgate");
+    add_sim_connection(&d, &sim, "c", &sim.tenant_id(), &id, &secret).await;
+    let room = "room-amstel@contoso.example";
+    link(&d, room, "c", &["--kind", "room", "--privacy", "busy-only"]).await;
+    let o = calgate(&d, &["sync"], &[]).await;
+    assert_exit(&o, 0);
+    for name in [
+        "calgate.db",
+        "calgate.db-wal",
+        "calgate.db-shm",
+        "master.key",
+    ] {
+        let mode = std::fs::metadata(d.join(name))
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(mode, 0o600, "{name}");
+    }
+    // The room's details as Exchange has them.
+    let truth: Value = reqwest::get(format!(
+        "{}/_sim/mailboxes/{room}/events?start=2026-01-01T00:00:00Z&end=2028-01-01T00:00:00Z",
+        sim.base_url
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let mut details: Vec<String> = Vec::new();
+    for e in truth["value"].as_array().unwrap() {
+        for v in [
+            &e["subject"],
+            &e["location"]["displayName"],
+            &e["bodyPreview"],
+        ] {
+            if let Some(s) = v.as_str().filter(|s| s.len() >= 6) {
+                details.push(s.to_owned());
+            }
+        }
+        if let Some(o) = e["organizer"]["emailAddress"]["address"].as_str() {
+            details.push(o.to_owned());
+        }
+    }
+    details.retain(|s| s != room);
+    details.sort();
+    details.dedup();
+    assert!(
+        details.len() > 3,
+        "the room has details to hide: {details:?}"
+    );
+    let bytes = all_bytes(&d);
+    for s in &details {
+        assert!(
+            !contains(&bytes, s),
+            "{s:?} is in the data directory's files"
+        );
+    }
+    // Rows read directly: times and busy status, no details.
+    let store = calgate_store::open_with(
+        &d.display().to_string(),
+        calgate_store::OpenOptions {
+            key_file_only: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let m = store.mailbox(room).await.unwrap().unwrap();
+    let rows = store
+        .instances(m.id, jiff::Timestamp::MIN, jiff::Timestamp::MAX)
+        .await
+        .unwrap();
+    assert!(!rows.is_empty());
+    for r in &rows {
+        let i = &r.instance;
+        assert!(
+            i.subject.is_none()
+                && i.location.is_none()
+                && i.body_preview.is_none()
+                && i.organizer.is_none()
+                && i.attendees.is_empty(),
+            "{i:?}"
+        );
+    }
+    for sm in store.series_masters(m.id).await.unwrap() {
+        assert!(sm.subject.is_none() && sm.location.is_none() && sm.organizer.is_none());
+    }
+    drop(store);
+
+    // Re-linking (also with another kind of flag) keeps busy-only.
+    let o = calgate(&d, &["mailbox", "link", room, "--connection", "c"], &[]).await;
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains("privacy busy-only"), "{}", stdout(&o));
+    // Widening: a full resync of that mailbox brings the subjects.
+    let o = calgate(
+        &d,
+        &[
+            "mailbox",
+            "link",
+            room,
+            "--connection",
+            "c",
+            "--privacy",
+            "full",
+        ],
+        &[],
+    )
+    .await;
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains("next `calgate sync` resyncs it in full"),
+        "{}",
+        stdout(&o)
+    );
+    let o = calgate(&d, &["sync", "--dry-run"], &[]).await;
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains("full resync into shadow (privacy changed from busy-only to full"),
+        "{}",
+        stdout(&o)
+    );
+    let o = calgate(&d, &["sync"], &[]).await;
+    assert_exit(&o, 0);
+    let o = calgate(
+        &d,
+        &[
+            "events",
+            room,
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2028-01-01",
+            "--json",
+        ],
+        &[],
+    )
+    .await;
+    assert_exit(&o, 0);
+    let events: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let with_subject = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["subject"].is_string())
+        .count();
+    assert!(with_subject > 0, "subjects are back after the resync");
+    let o = calgate(&d, &["sync", "--dry-run"], &[]).await;
+    assert!(stdout(&o).contains("incremental"), "{}", stdout(&o));
+}
+
+/// Defect 4: a mistyped or missing data directory is an error that names it, for every command
+/// that only reads or syncs; nothing is created. Setting up (`connection add`) creates it.
+#[test]
+fn a_mistyped_data_dir_fails_with_one_line_and_creates_nothing() {
+    let parent = data_dir();
+    let typo = parent.path().join("calgate-dta");
+    for args in [
+        vec!["sync"],
+        vec!["sync", "--dry-run"],
+        vec![
+            "events",
+            "a@x.example",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-02-01",
+        ],
+        vec!["mailbox", "list"],
+        vec!["mailbox", "link", "a@x.example", "--connection", "c"],
+        vec!["connection", "list"],
+        vec!["doctor"],
+        vec!["account", "list"],
+    ] {
+        let o = calgate_in(&typo, &args, &[]);
+        assert_exit(&o, 1);
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.contains(&format!(
+                "there is no calgate data directory at {}",
+                typo.display()
+            )) && err.contains("--data-dir"),
+            "{args:?}: {err}"
+        );
+        assert!(!typo.exists(), "{args:?} created {}", typo.display());
+    }
+    // An existing directory without a store says so too.
+    let o = calgate_in(parent.path(), &["sync"], &[]);
+    assert_exit(&o, 1);
+    assert!(
+        stderr(&o).contains("holds no calgate store"),
+        "{}",
+        stderr(&o)
+    );
+    // Setting up creates it, private.
+    let o = calgate_in(
+        &typo,
+        &[
+            "connection",
+            "add",
+            "c",
+            "--tenant",
+            "t",
+            "--client-id",
+            "i",
+            "--client-secret-env",
+            "S",
+        ],
+        &[("S", "s3cr3t-value")],
+    );
+    assert_exit(&o, 0);
+    assert!(typo.join("calgate.db").is_file());
+    let o = calgate_in(&typo, &["sync"], &[]);
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains("nothing to sync"), "{}", stdout(&o));
+}
+
+/// Defect 6: the smaller ones — import size limit (and /dev/zero), a deleted or garbled
+/// master.key, a corrupt page found by `doctor`, `--to 9999-12-31`.
+#[test]
+fn import_limits_key_damage_corruption_and_far_dates() {
+    let dir = data_dir();
+    let d = dir.path();
+    let o = calgate_in(
+        d,
+        &[
+            "connection",
+            "add",
+            "c",
+            "--tenant",
+            "t",
+            "--client-id",
+            "i",
+            "--client-secret-env",
+            "S",
+        ],
+        &[("S", "s3cr3t-value")],
+    );
+    assert_exit(&o, 0);
+    // A 12 MB import and /dev/zero: refused at once, one line, nothing linked.
+    let big = d.join("big.csv");
+    let mut text = String::from("address,connection\n");
+    while text.len() < 12_000_000 {
+        text.push_str("someone.with.a.long.address@contoso.example,c\n");
+    }
+    std::fs::write(&big, text).unwrap();
+    for file in [big.to_str().unwrap(), "/dev/zero"] {
+        let started = std::time::Instant::now();
+        let o = calgate_in(d, &["mailbox", "import", file], &[]);
+        assert_exit(&o, 1);
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("larger than 10 MB"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{file} was refused quickly"
+        );
+    }
+    // `--to 9999-12-31` means "everything ahead".
+    let o = calgate_in(
+        d,
+        &["mailbox", "link", "a@x.example", "--connection", "c"],
+        &[],
+    );
+    assert_exit(&o, 0);
+    let o = calgate_in(
+        d,
+        &[
+            "events",
+            "a@x.example",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "9999-12-31",
+            "--json",
+        ],
+        &[],
+    );
+    assert_exit(&o, 0);
+    assert_eq!(o.stdout.trim_ascii(), b"[]");
+    // doctor checks the database itself.
+    let o = calgate_in(d, &["doctor", "--json"], &[]);
+    assert!(stdout(&o).contains("integrity check"), "{}", stdout(&o));
+
+    // A deleted master.key is not replaced: every command says to restore it.
+    let key = d.join("master.key");
+    let saved = std::fs::read(&key).unwrap();
+    std::fs::remove_file(&key).unwrap();
+    for args in [
+        vec!["mailbox", "list"],
+        vec!["sync"],
+        vec!["connection", "list"],
+    ] {
+        let o = calgate_in(d, &args, &[]);
+        assert_exit(&o, 1);
+        let err = stderr(&o);
+        assert!(
+            err.contains("master key file") && err.contains("restore"),
+            "{err}"
+        );
+        assert!(!key.exists(), "{args:?} wrote a new key");
+    }
+    // A garbled one is a key problem, not "check that the data directory is writable".
+    std::fs::write(&key, [0xde, 0xad, 0xbe, 0xef, 0x00, 0xff]).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let o = calgate_in(d, &["mailbox", "list"], &[]);
+    assert_exit(&o, 1);
+    let err = stderr(&o);
+    assert!(
+        err.contains("not valid base64") && !err.contains("writable"),
+        "{err}"
+    );
+    std::fs::write(&key, &saved).unwrap();
+    let o = calgate_in(d, &["mailbox", "list"], &[]);
+    assert_exit(&o, 0);
+}
+
+/// Defect 6: a page damaged in the middle of the database is found by `doctor` (an integrity
+/// check), which fails with the fix instead of reporting all is well.
+#[test]
+fn doctor_finds_a_damaged_page() {
+    use std::io::{Seek as _, SeekFrom, Write as _};
+    let dir = data_dir();
+    let d = dir.path();
+    let o = calgate_in(d, &["demo", "--no-serve"], &[]);
+    assert_exit(&o, 0);
+    let o = calgate_in(d, &["doctor"], &[]);
+    assert_exit(&o, 0);
+    let db = d.join("calgate.db");
+    // Everything into the database file (a clean close checkpoints the WAL).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = calgate_store::open_with(
+            &d.display().to_string(),
+            calgate_store::OpenOptions {
+                key_file_only: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        store.close().await;
+    });
+    assert!(!d.join("calgate.db-wal").exists(), "checkpointed");
+    let len = std::fs::metadata(&db).unwrap().len();
+    assert!(
+        len > 1_000_000,
+        "the demo store has many pages ({len} bytes)"
+    );
+    let page = 4096u64;
+    let middle = (len / page / 2) * page;
+    let mut f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+    f.seek(SeekFrom::Start(middle)).unwrap();
+    f.write_all(&[0xA5; 4096]).unwrap();
+    drop(f);
+    let o = calgate_in(d, &["doctor"], &[]);
+    assert_exit(&o, 1);
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(all.contains("the database is damaged"), "{all}");
+    assert!(
+        all.contains("restore the data directory from a backup"),
+        "{all}"
+    );
+}
+
+/// A process killed with SIGKILL mid-round leaves its leases behind; on the same host the next
+/// `calgate sync` sees that their holder is gone and takes them at once (no waiting for the
+/// lease to lapse, nothing skipped), and the store ends equal to the simulator.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_of_a_killed_process_are_taken_over_at_once() {
+    let (sim, dir, addresses) = scale_setup(4).await;
+    let d = dir.path();
+    for trial in 0..6u64 {
+        let mut child = spawn_calgate(d, &["sync", "--full", "--concurrency", "2"]);
+        tokio::time::sleep(Duration::from_millis(60 + trial * 40)).await;
+        let _ = child.kill();
+        let _ = child.wait();
+        let o = calgate(d, &["sync"], &[]).await;
+        assert_exit(&o, 0);
+        assert!(
+            !stderr(&o).contains("being synced by another"),
+            "trial {trial}: {}",
+            stderr(&o)
+        );
+        assert_store_equals_truth(&sim, d, &addresses, &format!("kill trial {trial}")).await;
+    }
 }

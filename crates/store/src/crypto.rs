@@ -75,14 +75,36 @@ impl MasterKey {
         Ok((key, STANDARD.encode(bytes)))
     }
 
+    /// `CALGATE_MASTER_KEY`'s value, when it is set (and not empty).
+    pub fn env_value() -> Result<Option<String>> {
+        std::env::var_os(MASTER_KEY_ENV)
+            .filter(|v| !v.is_empty())
+            .map(|v| v.into_string().map_err(|_| ()))
+            .transpose()
+            .map_err(|_| key_error(format!("{MASTER_KEY_ENV} is not valid UTF-8")))
+    }
+
     /// The key from `CALGATE_MASTER_KEY` when it is set, else from `key_file` (created on
     /// first use when `key_file` is given), else an error.
     pub fn from_env_or_file(key_file: Option<&Path>) -> Result<MasterKey> {
-        let env = std::env::var_os(MASTER_KEY_ENV)
-            .map(|v| v.into_string().map_err(|_| ()))
-            .transpose()
-            .map_err(|_| key_error(format!("{MASTER_KEY_ENV} is not valid UTF-8")))?;
+        let env = MasterKey::env_value()?;
         MasterKey::resolve(env.as_deref(), key_file)
+    }
+
+    /// Reads the key file of a store that already holds data sealed with it: a missing file is
+    /// an error naming the fix, never replaced by a new key (which could not open that data).
+    pub fn load_existing(path: &Path) -> Result<MasterKey> {
+        match std::fs::symlink_metadata(path) {
+            Ok(_) => MasterKey::load(path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(key_error(format!(
+                "the master key file {} is missing, but this store holds secrets sealed with it: restore master.key from your backup, or set {MASTER_KEY_ENV} to that key (a new key could not open them)",
+                path.display()
+            ))),
+            Err(e) => Err(Error::io(
+                format!("cannot read the master key file {}", path.display()),
+                e,
+            )),
+        }
     }
 
     /// [`MasterKey::from_env_or_file`] with the environment value passed in (for tests).
@@ -111,13 +133,15 @@ impl MasterKey {
 
     fn load(path: &Path) -> Result<MasterKey> {
         check_private(path)?;
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::io(
-                format!("cannot read the master key file {}", path.display()),
-                e,
-            )
+        let what = format!("the master key file {}", path.display());
+        let bytes = std::fs::read(path).map_err(|e| Error::io(format!("cannot read {what}"), e))?;
+        // Garbage is a damaged key, not an I/O problem.
+        let text = String::from_utf8(bytes).map_err(|_| {
+            key_error(format!(
+                "{what} is not valid base64 (it holds binary data): restore master.key from your backup, or set {MASTER_KEY_ENV} to the key this data was created with"
+            ))
         })?;
-        MasterKey::from_base64(&text, &format!("the master key file {}", path.display()))
+        MasterKey::from_base64(&text, &what)
     }
 
     fn create(path: &Path) -> Result<MasterKey> {

@@ -19,8 +19,15 @@ pub enum ErrorKind {
     Unsupported,
     /// The data directory or a file in it could not be used.
     Io,
-    /// The database failed (locked for too long, corrupt, disk full, …).
+    /// The database failed (locked for too long, corrupt, …).
     Database,
+    /// There is no store at the location, and the caller did not ask to create one.
+    Missing,
+    /// The disk (or the database's size limit) is full.
+    DiskFull,
+    /// The round's sync lease was taken over by another process (it lapsed): its write was
+    /// refused so that it cannot overwrite the newer round's work.
+    LeaseLost,
 }
 
 impl fmt::Display for ErrorKind {
@@ -33,6 +40,9 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Io => "i/o",
             ErrorKind::Database => "database",
+            ErrorKind::Missing => "missing",
+            ErrorKind::DiskFull => "disk full",
+            ErrorKind::LeaseLost => "lease lost",
         })
     }
 }
@@ -76,6 +86,14 @@ impl Error {
 
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The same error (kind and cause) with another message.
+    pub fn reworded(self, message: impl Into<String>) -> Error {
+        Error {
+            message: message.into(),
+            ..self
+        }
     }
 
     pub(crate) fn not_found(message: impl Into<String>) -> Error {

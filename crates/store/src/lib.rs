@@ -31,12 +31,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 
 pub use accounts::{Account, AccountEndpoint, AccountId, AccountState, NewAccount};
 pub use crypto::{MASTER_KEY_ENV, MASTER_KEY_FILE, MasterKey};
 pub use error::{Error, ErrorKind, Result};
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteOptions, SqliteStore};
 pub use types::*;
 
 /// The SQLite file's name inside a data directory.
@@ -71,10 +71,13 @@ pub trait Store: Send + Sync {
 
     // ---- mailboxes ---------------------------------------------------------------------
 
-    /// Links a mailbox (idempotent): a new address is inserted; an address already linked to
-    /// the same connection keeps its id and data and gets the given kind, external id and
-    /// privacy; an address linked to another connection → [`ErrorKind::Conflict`]. Unknown
-    /// connection → NotFound.
+    /// Links a mailbox (idempotent): a new address is inserted with the given settings (the
+    /// defaults for those not given); an address already linked to the same connection keeps
+    /// its id, its data and every setting not given. A narrower privacy policy removes the
+    /// details it hides at once; a wider one asks for a full resync (see
+    /// [`Mailbox::pending_resync`]). An address linked to another connection →
+    /// [`ErrorKind::Conflict`]; unknown connection → NotFound; an address that is not one →
+    /// InvalidData.
     async fn link_mailbox(&self, m: &NewMailbox) -> Result<MailboxId>;
     /// Unlinks a mailbox and deletes everything stored for it; `false` if it was not linked.
     async fn unlink_mailbox(&self, address: &str) -> Result<bool>;
@@ -82,21 +85,45 @@ pub trait Store: Send + Sync {
     async fn list_mailboxes(&self) -> Result<Vec<Mailbox>>;
     async fn mailbox(&self, address: &str) -> Result<Option<Mailbox>>;
 
-    // ---- instances and sync state --------------------------------------------------------
+    // ---- sync leases ---------------------------------------------------------------------
 
-    /// Applies upserts, removals and the new cursor in one transaction. Unknown mailbox →
-    /// NotFound; invalid data (end before start, bad window) → InvalidData, nothing changed.
-    async fn apply_changes(&self, mailbox: MailboxId, changes: &ChangeSet) -> Result<()>;
-    /// Starts (or restarts, discarding the previous one) a full resync into an empty shadow set.
-    async fn begin_shadow(&self, mailbox: MailboxId, window: Window) -> Result<()>;
-    /// Applies changes to the shadow set (readers keep seeing the live set). No shadow →
-    /// NotFound. `changes.cursor`, if any, is recorded as the resync's progress.
-    async fn apply_shadow(&self, mailbox: MailboxId, changes: &ChangeSet) -> Result<()>;
-    /// Atomically replaces the live instances and series masters by the shadow set and stores
-    /// `cursor`. Instance ids present before keep calgate's [`StoredInstance::id`].
-    async fn commit_shadow(&self, mailbox: MailboxId, cursor: &Cursor) -> Result<()>;
+    /// Takes the mailbox's sync lease for `ttl`, unless another holder's lease is live (its
+    /// deadline not passed, and its process not known to be gone): then [`LeaseGrant::Held`]
+    /// says who holds it. One round of a mailbox runs at a time, across processes. Each grant
+    /// gets a larger fencing token. Unknown mailbox → NotFound.
+    async fn acquire_lease(
+        &self,
+        mailbox: MailboxId,
+        holder: &LeaseHolder,
+        ttl: SignedDuration,
+    ) -> Result<LeaseGrant>;
+    /// Extends the lease by its ttl from now. Taken over → [`ErrorKind::LeaseLost`].
+    async fn renew_lease(&self, lease: &Lease) -> Result<()>;
+    /// Gives the lease up; `false` if it was no longer this holder's.
+    async fn release_lease(&self, lease: &Lease) -> Result<bool>;
+    /// The live leases held by others or by this process, by address.
+    async fn leases(&self) -> Result<Vec<LeaseInfo>>;
+
+    // ---- instances and sync state (writes fenced by the round's lease) ---------------------
+
+    /// Applies upserts, removals and the new cursor in one transaction, if `lease` is still
+    /// the mailbox's current one (else [`ErrorKind::LeaseLost`], nothing written). Details the
+    /// mailbox's privacy policy hides are not stored. Unknown mailbox → NotFound; invalid data
+    /// (end before start, bad window) → InvalidData, nothing changed.
+    async fn apply_changes(&self, lease: &Lease, changes: &ChangeSet) -> Result<()>;
+    /// Starts a full resync into an empty shadow set owned by `lease`'s round (a shadow set
+    /// left by a dead round is discarded).
+    async fn begin_shadow(&self, lease: &Lease, window: Window) -> Result<()>;
+    /// Applies changes to the round's shadow set (readers keep seeing the live set). No shadow
+    /// → NotFound; another round's → LeaseLost. `changes.cursor`, if any, is recorded as the
+    /// resync's progress.
+    async fn apply_shadow(&self, lease: &Lease, changes: &ChangeSet) -> Result<()>;
+    /// Atomically replaces the live instances and series masters by the round's shadow set and
+    /// stores `cursor`; a pending resync requested before the resync began is cleared.
+    /// Instance ids present before keep calgate's [`StoredInstance::id`].
+    async fn commit_shadow(&self, lease: &Lease, cursor: &Cursor) -> Result<()>;
     /// Discards the shadow set; the live set is untouched. `false` if there was none.
-    async fn abort_shadow(&self, mailbox: MailboxId) -> Result<bool>;
+    async fn abort_shadow(&self, lease: &Lease) -> Result<bool>;
     /// The resync in progress, if any.
     async fn shadow(&self, mailbox: MailboxId) -> Result<Option<ShadowState>>;
     /// Live instances overlapping `[from, to)` (a zero-length instance at `from` counts),
@@ -126,6 +153,12 @@ pub trait Store: Send + Sync {
     /// Every linked mailbox's status, by address.
     async fn statuses(&self) -> Result<Vec<MailboxStatus>>;
     async fn status(&self, mailbox: MailboxId) -> Result<Option<MailboxStatus>>;
+    /// Closes the store: waits for work in flight, then releases the database (SQLite:
+    /// checkpoints the WAL into the file). Later calls fail.
+    async fn close(&self);
+    /// Checks the database's own structure (SQLite: `PRAGMA integrity_check`): the problems
+    /// found, empty when it is sound.
+    async fn check_integrity(&self) -> Result<Vec<String>>;
 
     // ---- connected accounts (delegated "Connect account") --------------------------------
 
@@ -160,21 +193,31 @@ pub trait Store: Send + Sync {
 /// Options for [`open_with`].
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
+    /// Create the store when there is none (setting up: `connection add`, `demo`). Without it
+    /// a missing data directory or database is [`ErrorKind::Missing`], never an empty store.
+    pub create: bool,
     /// The master key; `None`: `CALGATE_MASTER_KEY`, else `master.key` beside the database
-    /// (created on first use).
+    /// (created with a new store only: a store that holds sealed data never gets a new key).
     pub master_key: Option<MasterKey>,
     /// Pool size (SQLite default 8).
     pub max_connections: Option<u32>,
     /// Ignore `CALGATE_MASTER_KEY` and use the key file beside the database (tests of the
     /// key-file behaviour run the same whatever the environment holds).
     pub key_file_only: bool,
+    /// SQLite: a cap on the database's size in pages (see [`SqliteOptions::max_page_count`]).
+    pub max_page_count: Option<u64>,
 }
 
 /// Where a location points.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
-    /// An SQLite database file; the key file lives in `key_dir`.
-    Sqlite { file: PathBuf, key_dir: PathBuf },
+    /// An SQLite database file; the key file lives in `key_dir`; `data_dir` when the location
+    /// was a data directory rather than `sqlite://FILE`.
+    Sqlite {
+        file: PathBuf,
+        key_dir: PathBuf,
+        data_dir: bool,
+    },
     /// A PostgreSQL URL.
     Postgres(String),
 }
@@ -205,7 +248,11 @@ impl Location {
                 Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
                 _ => PathBuf::from("."),
             };
-            return Ok(Location::Sqlite { file, key_dir });
+            return Ok(Location::Sqlite {
+                file,
+                key_dir,
+                data_dir: false,
+            });
         }
         if let Some((scheme, _)) = location.split_once("://") {
             return Err(Error::invalid(format!(
@@ -216,32 +263,74 @@ impl Location {
         Ok(Location::Sqlite {
             file: dir.join(SQLITE_FILE),
             key_dir: dir.to_path_buf(),
+            data_dir: true,
         })
     }
 }
 
-/// Opens (creating and migrating when needed) the store at `location`: a data directory,
-/// `sqlite://FILE`, or `postgres://URL` (not implemented yet). The master key comes from
-/// `CALGATE_MASTER_KEY`, else from `master.key` in the data directory (created with mode 0600).
+/// Opens the existing store at `location`: a data directory, `sqlite://FILE`, or
+/// `postgres://URL` (not implemented yet). A missing one is [`ErrorKind::Missing`]. The master
+/// key comes from `CALGATE_MASTER_KEY`, else from `master.key` in the data directory.
 pub async fn open(location: &str) -> Result<Arc<dyn Store>> {
     open_with(location, OpenOptions::default()).await
+}
+
+/// Opens the store at `location`, creating (and migrating) it when there is none — for the
+/// commands that set calgate up. A new data directory and its files are private (0700/0600).
+pub async fn open_or_create(location: &str) -> Result<Arc<dyn Store>> {
+    open_with(
+        location,
+        OpenOptions {
+            create: true,
+            ..OpenOptions::default()
+        },
+    )
+    .await
 }
 
 /// [`open`] with explicit options.
 pub async fn open_with(location: &str, options: OpenOptions) -> Result<Arc<dyn Store>> {
     match Location::parse(location)? {
-        Location::Sqlite { file, key_dir } => {
-            if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
-                create_private_dir(parent)?;
-            }
-            let key = match options.master_key {
-                Some(k) => k,
-                None if options.key_file_only => {
-                    MasterKey::resolve(None, Some(&key_dir.join(MASTER_KEY_FILE)))?
+        Location::Sqlite {
+            file,
+            key_dir,
+            data_dir,
+        } => {
+            let parent = file
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(Path::to_path_buf);
+            if options.create {
+                if let Some(parent) = &parent {
+                    create_private_dir(parent)?;
                 }
-                None => MasterKey::from_env_or_file(Some(&key_dir.join(MASTER_KEY_FILE)))?,
+            } else if let Some(missing) = missing_store(&file, parent.as_deref(), data_dir) {
+                return Err(Error::new(ErrorKind::Missing, missing));
+            }
+            let key_file = key_dir.join(MASTER_KEY_FILE);
+            let given = options.master_key;
+            let key_file_only = options.key_file_only;
+            let key = move |initialized: bool| match given {
+                Some(k) => Ok(k),
+                None => {
+                    let env = if key_file_only {
+                        None
+                    } else {
+                        MasterKey::env_value()?
+                    };
+                    match env {
+                        Some(text) => MasterKey::from_base64(&text, MASTER_KEY_ENV),
+                        None if initialized => MasterKey::load_existing(&key_file),
+                        None => MasterKey::load_or_create(&key_file),
+                    }
+                }
             };
-            let store = SqliteStore::open(&file, key, options.max_connections).await?;
+            let sqlite = SqliteOptions {
+                create: options.create,
+                max_connections: options.max_connections,
+                max_page_count: options.max_page_count,
+            };
+            let store = SqliteStore::open(&file, key, &sqlite).await?;
             Ok(Arc::new(store))
         }
         Location::Postgres(_) => Err(Error::new(
@@ -249,6 +338,25 @@ pub async fn open_with(location: &str, options: OpenOptions) -> Result<Arc<dyn S
             "PostgreSQL storage is not implemented yet: use a data directory or sqlite://FILE",
         )),
     }
+}
+
+/// Why there is no store at the location, in words with the fix; `None` when there is one.
+fn missing_store(file: &Path, dir: Option<&Path>, data_dir: bool) -> Option<String> {
+    if file.is_file() {
+        return None;
+    }
+    let fix = "check --data-dir (or CALGATE_DATA_DIR / --database), or set calgate up there with `calgate connection add` or `calgate demo`";
+    Some(match dir {
+        Some(d) if data_dir && !d.exists() => format!(
+            "there is no calgate data directory at {}: {fix}",
+            d.display()
+        ),
+        Some(d) if data_dir => format!(
+            "{} holds no calgate store (no {SQLITE_FILE}): {fix}",
+            d.display()
+        ),
+        _ => format!("there is no calgate database at {}: {fix}", file.display()),
+    })
 }
 
 /// Creates a missing data directory readable by its owner only (event details live there).
@@ -279,21 +387,24 @@ mod tests {
             Location::parse("sqlite:///var/lib/calgate/x.db").expect("sqlite"),
             Location::Sqlite {
                 file: "/var/lib/calgate/x.db".into(),
-                key_dir: "/var/lib/calgate".into()
+                key_dir: "/var/lib/calgate".into(),
+                data_dir: false,
             }
         );
         assert_eq!(
             Location::parse("sqlite://x.db?mode=rwc").expect("relative"),
             Location::Sqlite {
                 file: "x.db".into(),
-                key_dir: ".".into()
+                key_dir: ".".into(),
+                data_dir: false,
             }
         );
         assert_eq!(
             Location::parse("./calgate-data").expect("dir"),
             Location::Sqlite {
                 file: "./calgate-data/calgate.db".into(),
-                key_dir: "./calgate-data".into()
+                key_dir: "./calgate-data".into(),
+                data_dir: true,
             }
         );
         assert!(matches!(

@@ -166,17 +166,38 @@ pub struct Connection {
     pub credentials: Vec<Credential>,
 }
 
-/// A mailbox to link to a connection.
+/// A mailbox to link to a connection, or the settings to change on one already linked.
+///
+/// `None` means "not given": a new mailbox gets the default (user, no external id, full), an
+/// already linked one keeps what it has. Changing a setting is explicit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMailbox {
     /// The SMTP address / UPN; unique case-insensitively.
     pub address: String,
     /// The connection's name.
     pub connection: String,
-    pub kind: MailboxKind,
-    /// The host application's id for this person, room or resource.
+    pub kind: Option<MailboxKind>,
+    /// The host application's id for this person, room or resource (`Some("")` clears it).
     pub external_id: Option<String>,
-    pub privacy: PrivacyPolicy,
+    pub privacy: Option<PrivacyPolicy>,
+}
+
+impl NewMailbox {
+    /// A mailbox with every setting given explicitly.
+    pub fn new(
+        address: impl Into<String>,
+        connection: impl Into<String>,
+        kind: MailboxKind,
+        privacy: PrivacyPolicy,
+    ) -> NewMailbox {
+        NewMailbox {
+            address: address.into(),
+            connection: connection.into(),
+            kind: Some(kind),
+            external_id: None,
+            privacy: Some(privacy),
+        }
+    }
 }
 
 /// A linked mailbox.
@@ -191,6 +212,9 @@ pub struct Mailbox {
     pub external_id: Option<String>,
     pub privacy: PrivacyPolicy,
     pub linked_at: Timestamp,
+    /// A full resync the next round must make, and why (e.g. the privacy policy now shows
+    /// details that were never stored). Cleared by the commit of a resync begun after it.
+    pub pending_resync: Option<String>,
 }
 
 /// A sync window, `[start, end)`.
@@ -232,6 +256,26 @@ pub struct SeriesMaster {
     pub web_link: Option<String>,
     pub change_key: Option<String>,
     pub last_modified: Option<Timestamp>,
+}
+
+impl SeriesMaster {
+    /// The master as `policy` lets it be stored and shown: subject, location and organizer
+    /// absent when the policy hides the series' details.
+    pub fn visible(&self, policy: PrivacyPolicy) -> std::borrow::Cow<'_, SeriesMaster> {
+        let hidden = match policy {
+            PrivacyPolicy::BusyOnly => true,
+            PrivacyPolicy::Full => self.sensitivity.is_some_and(Sensitivity::is_restricted),
+            PrivacyPolicy::FullIncludingPrivate => false,
+        };
+        if !hidden {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut out = self.clone();
+        out.subject = None;
+        out.location = None;
+        out.organizer = None;
+        std::borrow::Cow::Owned(out)
+    }
 }
 
 /// One round's worth of changes to one mailbox, applied atomically by
@@ -282,6 +326,8 @@ pub struct StoredInstance {
 /// A full resync in progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShadowState {
+    /// The fencing token of the round that owns it (see [`Lease`]).
+    pub lease_token: i64,
     pub window: Window,
     /// The resync's last recorded progress link (the `delta_link` of the `ChangeSet::cursor`
     /// last given to `apply_shadow`): where an interrupted resync may resume.
@@ -353,4 +399,94 @@ pub struct StatusError {
     pub class: String,
     pub message: String,
     pub at: Timestamp,
+}
+
+/// Who holds (or asks for) a mailbox's sync lease: one calgate process.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LeaseHolder {
+    /// Unique per process (random), so that two processes with the same pid on two hosts, or a
+    /// restarted process that got its old pid back, are told apart.
+    pub id: String,
+    pub pid: u32,
+    pub host: String,
+}
+
+impl LeaseHolder {
+    /// This process (the same value for its whole life).
+    pub fn this_process() -> LeaseHolder {
+        static THIS: std::sync::OnceLock<LeaseHolder> = std::sync::OnceLock::new();
+        THIS.get_or_init(|| LeaseHolder {
+            id: uuid::Uuid::new_v4().to_string(),
+            pid: std::process::id(),
+            host: this_host(),
+        })
+        .clone()
+    }
+
+    /// Whether the holder is a process of this host that no longer runs (killed, crashed):
+    /// its leases need not wait for their deadline. `false` when it cannot be known (another
+    /// host, or no `/proc`).
+    pub fn is_gone(&self) -> bool {
+        let proc_fs = std::path::Path::new("/proc/self");
+        if self.host != this_host() || !proc_fs.exists() {
+            return false;
+        }
+        if self.pid == std::process::id() {
+            return self.id != LeaseHolder::this_process().id;
+        }
+        !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+}
+
+impl fmt::Display for LeaseHolder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pid {} on {}", self.pid, self.host)
+    }
+}
+
+/// This machine's host name (`/proc/sys/kernel/hostname`, `$HOSTNAME`, else `localhost`).
+fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// A held sync lease: the right to run one round of one mailbox. Every write of the round
+/// (pages, the shadow set and its swap, the cursor) presents it; the store refuses a write
+/// whose token is no longer the mailbox's current one (another process took over after the
+/// lease expired), and extends the deadline of one that is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub mailbox: MailboxId,
+    /// The fencing token: larger for every new holder of this mailbox's lease.
+    pub token: i64,
+    pub holder: LeaseHolder,
+    /// How long the lease lasts after each write or renewal.
+    pub ttl: SignedDuration,
+    pub acquired_at: Timestamp,
+}
+
+/// Someone else's lease, as a refused [`Store::acquire_lease`](crate::Store::acquire_lease)
+/// or [`Store::leases`](crate::Store::leases) shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseInfo {
+    pub mailbox: MailboxId,
+    pub address: String,
+    pub holder: LeaseHolder,
+    pub token: i64,
+    /// When the holder acquired it.
+    pub since: Timestamp,
+    /// When it lapses unless renewed.
+    pub deadline: Timestamp,
+}
+
+/// The answer to [`Store::acquire_lease`](crate::Store::acquire_lease).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseGrant {
+    Acquired(Lease),
+    /// Another holder's lease is live: skip the mailbox (or try again later).
+    Held(LeaseInfo),
 }

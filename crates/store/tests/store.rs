@@ -14,6 +14,7 @@ async fn sqlite_fixture() -> Fixture {
         &location,
         OpenOptions {
             master_key: Some(key.clone()),
+            create: true,
             ..Default::default()
         },
     )
@@ -107,9 +108,15 @@ async fn data_dir_key_file_is_created_0600_and_refused_when_readable_by_others()
         key_file_only: true,
         ..OpenOptions::default()
     };
-    let store = open_with(&location, file_only())
-        .await
-        .expect("open data dir");
+    let store = open_with(
+        &location,
+        OpenOptions {
+            create: true,
+            ..file_only()
+        },
+    )
+    .await
+    .expect("open data dir");
     store
         .add_connection(&new_connection("c", vec![NewCredential::secret("s", None)]))
         .await
@@ -151,14 +158,131 @@ async fn data_dir_key_file_is_created_0600_and_refused_when_readable_by_others()
     assert!(msg.contains("chmod 600") && msg.contains("0640"), "{msg}");
     assert!(!msg.contains('\n'));
 
-    // A different key file → the database refuses it rather than returning garbage.
+    // A deleted key file is not replaced by a new one (which could not open the secrets).
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let saved = std::fs::read(&key).expect("key");
     std::fs::remove_file(&key).expect("rm");
+    for create in [false, true] {
+        let e = open_with(
+            &location,
+            OpenOptions {
+                create,
+                ..file_only()
+            },
+        )
+        .await
+        .err()
+        .expect("missing key refused");
+        assert_eq!(e.kind(), ErrorKind::MasterKey);
+        let msg = e.to_string();
+        assert!(msg.contains("missing") && msg.contains("restore"), "{msg}");
+        assert!(!key.exists(), "no new key file was written");
+    }
+    // A garbled key file is a key problem, not an I/O one.
+    std::fs::write(&key, [0xff, 0xfe, 0x00, 0x9c]).expect("garble");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     let e = open_with(&location, file_only())
         .await
         .err()
-        .expect("new key refused");
+        .expect("garbled");
+    assert_eq!(e.kind(), ErrorKind::MasterKey);
+    assert!(e.to_string().contains("not valid base64"), "{e}");
+    // Another valid key → the database refuses it rather than returning garbage.
+    let (_, other) = MasterKey::generate().expect("key");
+    std::fs::write(&key, other).expect("other key");
+    let e = open_with(&location, file_only())
+        .await
+        .err()
+        .expect("other key");
     assert_eq!(e.kind(), ErrorKind::MasterKey);
     assert!(e.to_string().contains("does not match"), "{e}");
+    std::fs::write(&key, saved).expect("restore");
+    open_with(&location, file_only())
+        .await
+        .expect("restored key opens");
+}
+
+/// Without `create`, a missing data directory, an empty one, or a missing database file is an
+/// error naming the place and the fix — never a fresh empty store with a fresh key.
+#[tokio::test]
+async fn a_missing_store_is_an_error_not_a_new_empty_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let typo = dir.path().join("calgate-dta");
+    for (location, needle) in [
+        (
+            typo.display().to_string(),
+            "there is no calgate data directory at",
+        ),
+        (dir.path().display().to_string(), "holds no calgate store"),
+        (
+            format!("sqlite://{}", dir.path().join("x.db").display()),
+            "there is no calgate database at",
+        ),
+    ] {
+        let e = open(&location).await.err().expect("missing");
+        assert_eq!(e.kind(), ErrorKind::Missing, "{location}");
+        let msg = e.to_string();
+        assert!(msg.contains(needle), "{msg}");
+        assert!(
+            msg.contains("--data-dir") && msg.contains("calgate connection add"),
+            "{msg}"
+        );
+    }
+    assert!(!typo.exists(), "nothing was created");
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+}
+
+/// In a data directory that already exists with mode 0755 and a umask of 022, the database,
+/// its WAL and shared-memory files and the key file are all 0600; files left looser by an
+/// earlier version are tightened on open.
+#[cfg(unix)]
+#[tokio::test]
+async fn every_file_is_private_even_in_an_existing_open_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let location = data.display().to_string();
+    let opts = || OpenOptions {
+        create: true,
+        key_file_only: true,
+        ..OpenOptions::default()
+    };
+    let mode = |name: &str| {
+        std::fs::metadata(data.join(name))
+            .map(|m| m.permissions().mode() & 0o777)
+            .ok()
+    };
+    let store = open_with(&location, opts()).await.expect("create");
+    store
+        .add_connection(&new_connection("c", vec![NewCredential::secret("s", None)]))
+        .await
+        .expect("write");
+    for name in [
+        SQLITE_FILE,
+        "calgate.db-wal",
+        "calgate.db-shm",
+        MASTER_KEY_FILE,
+    ] {
+        assert_eq!(mode(name), Some(0o600), "{name}");
+    }
+    drop(store);
+    std::fs::set_permissions(
+        data.join(SQLITE_FILE),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .expect("loosen");
+    let _again = open_with(
+        &location,
+        OpenOptions {
+            create: false,
+            ..opts()
+        },
+    )
+    .await
+    .expect("reopen");
+    assert_eq!(mode(SQLITE_FILE), Some(0o600), "tightened on open");
 }
 
 #[tokio::test]
@@ -221,4 +345,95 @@ async fn sqlite_file_never_holds_a_refresh_token_in_plain_text() {
             "{rt} is on disk in plain text"
         );
     }
+}
+
+/// After "disk full", every later write reports the real cause with the database's path —
+/// the connection whose COMMIT failed is not handed to the next writer (it used to fail with
+/// "attempted to call begin_with at non-zero transaction depth") — and nothing half-written
+/// remains.
+#[tokio::test]
+async fn disk_full_is_reported_as_such_by_every_later_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let location = dir.path().display().to_string();
+    let (key, _) = MasterKey::generate().expect("key");
+    let opts = |pages| OpenOptions {
+        master_key: Some(key.clone()),
+        create: true,
+        max_connections: Some(2),
+        max_page_count: pages,
+        ..Default::default()
+    };
+    drop(open_with(&location, opts(None)).await.expect("create"));
+    let s = open_with(&location, opts(Some(40))).await.expect("capped");
+    s.add_connection(&new_connection("c", vec![]))
+        .await
+        .expect("c");
+    let mut mailboxes = Vec::new();
+    for n in 0..4 {
+        mailboxes.push(suite::mailbox_named(&*s, &format!("m{n}@contoso.com")).await);
+    }
+    let body = "x".repeat(2_000);
+    let mut full_at = None;
+    let mut errors = Vec::new();
+    for round in 0..200 {
+        let mb = mailboxes[round % mailboxes.len()];
+        let mut i = suite::instance(
+            &format!("big-{round}"),
+            "2026-01-05T09:00:00Z",
+            "2026-01-05T10:00:00Z",
+        );
+        i.body_preview = Some(body.clone());
+        let l = suite::lease(&*s, mb).await;
+        let r = s
+            .apply_changes(
+                &l,
+                &ChangeSet {
+                    upserts: vec![i],
+                    ..Default::default()
+                },
+            )
+            .await;
+        if let Err(e) = r {
+            full_at.get_or_insert(round);
+            errors.push(e);
+            if errors.len() == 8 {
+                break;
+            }
+        }
+    }
+    assert!(full_at.is_some(), "the cap was reached");
+    for e in &errors {
+        assert_eq!(e.kind(), ErrorKind::DiskFull, "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("is full") && msg.contains(SQLITE_FILE),
+            "{msg}"
+        );
+        assert!(!msg.contains("transaction depth"), "{msg}");
+    }
+    // Reads and status still work; lifting the cap lets writes through again.
+    let before = s.count_instances(mailboxes[0]).await.expect("count");
+    drop(s);
+    let s = open_with(&location, opts(None)).await.expect("uncapped");
+    assert_eq!(
+        s.count_instances(mailboxes[0]).await.expect("count"),
+        before
+    );
+    assert_eq!(
+        s.check_integrity().await.expect("check"),
+        Vec::<String>::new()
+    );
+    s.apply_changes(
+        &suite::lease(&*s, mailboxes[0]).await,
+        &ChangeSet {
+            upserts: vec![suite::instance(
+                "after",
+                "2026-01-05T09:00:00Z",
+                "2026-01-05T10:00:00Z",
+            )],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("writes work again");
 }

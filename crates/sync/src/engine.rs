@@ -9,19 +9,24 @@ use std::time::{Duration, Instant};
 
 use calgate_graph::{ConnectionConfig, Credential, ErrorKind, GraphClient, SecretString, Shared};
 use calgate_store::{
-    Connection, CredentialKind, MailboxId, Store, SyncCounters, SyncOutcome, SyncStatusUpdate,
+    Connection, CredentialKind, Lease, LeaseGrant, LeaseHolder, LeaseInfo, Mailbox, MailboxId,
+    MailboxStatus, Store, SyncCounters, SyncOutcome, SyncStatusUpdate,
 };
 use jiff::Timestamp;
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::Error;
 use crate::executor::{MailboxRun, RoundReport};
-use crate::plan::{LastError, MailboxPlan, MailboxState, Plan, SyncRequest, plan};
+use crate::plan::{LastError, MailboxPlan, MailboxState, Plan, SyncRequest, plan, plan_mailbox};
 
 /// Default number of mailboxes synced at once (each with ≤ 4 requests in flight).
 pub const DEFAULT_CONCURRENCY: usize = 16;
 /// Default delta page size (`Prefer: odata.maxpagesize`).
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
+/// How long a mailbox's sync lease lasts without a write or renewal (renewed every third of
+/// it while the round runs). A process that dies holds its leases at most this long — less on
+/// the same host, where a dead process's leases are taken at once.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(60);
 
 /// How the engine runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +37,10 @@ pub struct EngineOptions {
     pub page_size: u32,
     /// An extra trusted root CA (PEM) for every connection, e.g. the simulator's `--tls` CA.
     pub extra_root_ca_pem: Option<String>,
+    /// How long a mailbox's sync lease lasts between renewals.
+    pub lease_ttl: Duration,
+    /// Who holds the leases this engine takes (this process unless a test says otherwise).
+    pub lease_holder: LeaseHolder,
 }
 
 impl Default for EngineOptions {
@@ -40,6 +49,8 @@ impl Default for EngineOptions {
             concurrency: DEFAULT_CONCURRENCY,
             page_size: DEFAULT_PAGE_SIZE,
             extra_root_ca_pem: None,
+            lease_ttl: DEFAULT_LEASE_TTL,
+            lease_holder: LeaseHolder::this_process(),
         }
     }
 }
@@ -48,9 +59,11 @@ impl Default for EngineOptions {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Totals {
     pub mailboxes_total: u64,
-    /// Finished, successfully or not.
+    /// Finished, successfully or not, or skipped.
     pub mailboxes_done: u64,
     pub mailboxes_failed: u64,
+    /// Left alone because another process holds their sync lease.
+    pub mailboxes_skipped: u64,
     pub events_upserted: u64,
     pub events_removed: u64,
     /// HTTP requests to Graph during the run (retries included; from the graph client).
@@ -77,6 +90,12 @@ pub enum ProgressEvent {
         /// `None` on success, else the error class.
         failed: Option<String>,
     },
+    /// Another process holds the mailbox's sync lease: this run leaves it alone.
+    MailboxSkipped {
+        address: String,
+        /// Who holds it (`pid N on HOST`).
+        holder: String,
+    },
     Finished,
 }
 
@@ -98,6 +117,7 @@ pub(crate) struct Reporter {
     total: u64,
     done: AtomicU64,
     failed: AtomicU64,
+    skipped: AtomicU64,
     upserted: AtomicU64,
     removed: AtomicU64,
 }
@@ -111,6 +131,7 @@ impl Reporter {
             total,
             done: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
             upserted: AtomicU64::new(0),
             removed: AtomicU64::new(0),
         }
@@ -122,6 +143,7 @@ impl Reporter {
             mailboxes_total: self.total,
             mailboxes_done: self.done.load(Ordering::Relaxed),
             mailboxes_failed: self.failed.load(Ordering::Relaxed),
+            mailboxes_skipped: self.skipped.load(Ordering::Relaxed),
             events_upserted: self.upserted.load(Ordering::Relaxed),
             events_removed: self.removed.load(Ordering::Relaxed),
             requests: m.requests_sent.saturating_sub(self.baseline.requests_sent),
@@ -142,6 +164,10 @@ impl Reporter {
                 if failed.is_some() {
                     self.failed.fetch_add(1, Ordering::Relaxed);
                 }
+            }
+            ProgressEvent::MailboxSkipped { .. } => {
+                self.done.fetch_add(1, Ordering::Relaxed);
+                self.skipped.fetch_add(1, Ordering::Relaxed);
             }
             _ => {}
         }
@@ -173,6 +199,8 @@ pub struct MailboxOutcome {
     pub planned: String,
     pub report: RoundReport,
     pub failure: Option<Failure>,
+    /// Set when the mailbox was skipped: another process holds its sync lease.
+    pub skipped: Option<LeaseInfo>,
 }
 
 /// The result of a run.
@@ -193,6 +221,12 @@ impl Summary {
     pub fn failures(&self) -> impl Iterator<Item = &MailboxOutcome> {
         self.outcomes.iter().filter(|o| o.failure.is_some())
     }
+    /// The mailboxes left alone because another process was syncing them.
+    pub fn skipped(&self) -> impl Iterator<Item = (&MailboxOutcome, &LeaseInfo)> {
+        self.outcomes
+            .iter()
+            .filter_map(|o| o.skipped.as_ref().map(|l| (o, l)))
+    }
     pub fn is_success(&self) -> bool {
         self.totals.mailboxes_failed == 0
     }
@@ -203,10 +237,11 @@ impl fmt::Display for Summary {
         let t = &self.totals;
         write!(
             f,
-            "{} of {} mailboxes synced, {} failed; {} events upserted, {} removed; {} requests, {} throttled; {:.1}s",
-            t.mailboxes_done - t.mailboxes_failed,
+            "{} of {} mailboxes synced, {} failed, {} skipped; {} events upserted, {} removed; {} requests, {} throttled; {:.1}s",
+            t.mailboxes_done - t.mailboxes_failed - t.mailboxes_skipped,
             t.mailboxes_total,
             t.mailboxes_failed,
+            t.mailboxes_skipped,
             t.events_upserted,
             t.events_removed,
             t.requests,
@@ -298,7 +333,7 @@ impl Engine {
     /// Every linked mailbox's state, read from the store.
     pub async fn states(&self) -> Result<Vec<MailboxState>, Error> {
         let mailboxes = self.store.list_mailboxes().await?;
-        let statuses: HashMap<MailboxId, calgate_store::MailboxStatus> = self
+        let statuses: HashMap<MailboxId, MailboxStatus> = self
             .store
             .statuses()
             .await?
@@ -308,22 +343,7 @@ impl Engine {
         let mut out = Vec::with_capacity(mailboxes.len());
         for m in mailboxes {
             let status = statuses.get(&m.id);
-            out.push(MailboxState {
-                mailbox_id: m.id,
-                cursor: self.store.cursor(m.id).await?,
-                resync_in_progress: status.is_some_and(|s| s.resync_in_progress),
-                live_instances: self.store.count_instances(m.id).await?,
-                last_attempt: status.and_then(|s| s.last_attempt),
-                last_success: status.and_then(|s| s.last_success),
-                last_error: status
-                    .and_then(|s| s.last_error.as_ref())
-                    .map(|e| LastError {
-                        class: e.class.clone(),
-                        message: e.message.clone(),
-                    }),
-                address: m.address,
-                connection: m.connection,
-            });
+            out.push(mailbox_state(self.store.as_ref(), m, status).await?);
         }
         Ok(out)
     }
@@ -391,6 +411,7 @@ impl Engine {
                 account: account.cloned(),
                 delegated: self.delegated.clone(),
                 plan: mp.clone(),
+                request: plan.request.clone(),
                 now: plan.now,
                 reporter: reporter.clone(),
             };
@@ -422,6 +443,7 @@ impl Engine {
                             message: format!("calgate's sync task for {} stopped unexpectedly ({e}); please report this", mp.address),
                             next_action: "retry on the next run".to_owned(),
                         }),
+                        skipped: None,
                     });
                 }
             }
@@ -439,6 +461,31 @@ impl Engine {
     }
 }
 
+/// What the planner needs of one mailbox, read from the store.
+async fn mailbox_state(
+    store: &dyn Store,
+    m: Mailbox,
+    status: Option<&MailboxStatus>,
+) -> Result<MailboxState, Error> {
+    Ok(MailboxState {
+        mailbox_id: m.id,
+        cursor: store.cursor(m.id).await?,
+        resync_in_progress: status.is_some_and(|s| s.resync_in_progress),
+        live_instances: store.count_instances(m.id).await?,
+        last_attempt: status.and_then(|s| s.last_attempt),
+        last_success: status.and_then(|s| s.last_success),
+        last_error: status
+            .and_then(|s| s.last_error.as_ref())
+            .map(|e| LastError {
+                class: e.class.clone(),
+                message: e.message.clone(),
+            }),
+        pending_resync: m.pending_resync,
+        address: m.address,
+        connection: m.connection,
+    })
+}
+
 /// One mailbox's work, owned by its task.
 struct MailboxTask {
     store: Arc<dyn Store>,
@@ -450,6 +497,7 @@ struct MailboxTask {
     account: Option<calgate_store::Account>,
     delegated: crate::delegated::DelegatedClients,
     plan: MailboxPlan,
+    request: SyncRequest,
     now: Timestamp,
     reporter: Arc<Reporter>,
 }
@@ -491,27 +539,124 @@ impl MailboxTask {
         made.clone().map_err(Error::Graph)
     }
 
-    async fn run(self) -> MailboxOutcome {
+    /// The mailbox's plan made again from its state now that the lease is held: another
+    /// process may have synced it since the run was planned. `None`: it was unlinked.
+    async fn fresh_plan(&self) -> Result<Option<MailboxPlan>, Error> {
+        let Some(m) = self.store.mailbox(&self.plan.address).await? else {
+            return Ok(None);
+        };
+        let status = self.store.status(m.id).await?;
+        let state = mailbox_state(self.store.as_ref(), m, status.as_ref()).await?;
+        Ok(Some(plan_mailbox(&state, &self.request, self.now)))
+    }
+
+    fn outcome(&self, report: RoundReport, failure: Option<Failure>) -> MailboxOutcome {
+        MailboxOutcome {
+            mailbox_id: self.plan.mailbox_id,
+            address: self.plan.address.clone(),
+            connection: self.plan.connection.clone(),
+            planned: self.plan.to_string(),
+            report,
+            failure,
+            skipped: None,
+        }
+    }
+
+    async fn run(mut self) -> MailboxOutcome {
         let address = self.plan.address.clone();
         self.reporter.emit(ProgressEvent::MailboxStarted {
             address: address.clone(),
         });
         let attempted_at = Timestamp::now();
-        let mut report = RoundReport::default();
-        let result = match self.client().await {
-            Ok(client) => {
-                let run = MailboxRun {
-                    store: self.store.as_ref(),
-                    client: &client,
-                    plan: &self.plan,
-                    now: self.now,
-                    page_size: self.options.page_size,
-                    reporter: &self.reporter,
-                };
-                run.run(&mut report).await
+        let ttl = jiff::SignedDuration::try_from(self.options.lease_ttl)
+            .unwrap_or(jiff::SignedDuration::from_secs(60));
+        let grant = self
+            .store
+            .acquire_lease(self.plan.mailbox_id, &self.options.lease_holder, ttl)
+            .await;
+        let lease = match grant {
+            Ok(LeaseGrant::Acquired(l)) => l,
+            Ok(LeaseGrant::Held(info)) => {
+                tracing::info!(mailbox = %address, holder = %info.holder, "skipped: another process is syncing it");
+                self.reporter.emit(ProgressEvent::MailboxSkipped {
+                    address: address.clone(),
+                    holder: info.holder.to_string(),
+                });
+                let mut o = self.outcome(RoundReport::default(), None);
+                o.skipped = Some(info);
+                return o;
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                return self
+                    .finish(attempted_at, RoundReport::default(), Err(e.into()))
+                    .await;
+            }
         };
+        let result = match self.fresh_plan().await {
+            Ok(Some(p)) => {
+                self.plan = p;
+                let mut report = RoundReport::default();
+                let r = self.run_leased(&lease, &mut report).await;
+                (report, r)
+            }
+            Ok(None) => (
+                RoundReport::default(),
+                Err(Error::Config(format!(
+                    "{address} was unlinked while the sync ran"
+                ))),
+            ),
+            Err(e) => (RoundReport::default(), Err(e)),
+        };
+        let outcome = self.finish(attempted_at, result.0, result.1).await;
+        if let Err(e) = self.store.release_lease(&lease).await {
+            tracing::warn!(mailbox = %address, error = %e, "could not release the sync lease (it lapses by itself)");
+        }
+        outcome
+    }
+
+    /// The round, with the lease renewed every third of its ttl while it runs; a lease taken
+    /// over meanwhile stops the round.
+    async fn run_leased(&self, lease: &Lease, report: &mut RoundReport) -> Result<(), Error> {
+        let client = self.client().await?;
+        let run = MailboxRun {
+            store: self.store.as_ref(),
+            lease,
+            client: &client,
+            plan: &self.plan,
+            now: self.now,
+            page_size: self.options.page_size,
+            reporter: &self.reporter,
+        };
+        let every = (self.options.lease_ttl / 3).max(Duration::from_millis(10));
+        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let round = run.run(report);
+        tokio::pin!(round);
+        loop {
+            tokio::select! {
+                r = &mut round => return r,
+                _ = renew.tick() => {
+                    if let Err(e) = self.store.renew_lease(lease).await {
+                        match e.kind() {
+                            calgate_store::ErrorKind::LeaseLost | calgate_store::ErrorKind::NotFound => {
+                                return Err(e.into());
+                            }
+                            _ => tracing::warn!(mailbox = %self.plan.address, error = %e, "could not renew the sync lease"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records the mailbox's status (unless another process took the mailbox over, which
+    /// records its own) and reports the outcome.
+    async fn finish(
+        &self,
+        attempted_at: Timestamp,
+        report: RoundReport,
+        result: Result<(), Error>,
+    ) -> MailboxOutcome {
+        let address = self.plan.address.clone();
         let finished = Timestamp::now();
         let failure = result.as_ref().err().map(|e| Failure {
             class: e.class().to_owned(),
@@ -530,6 +675,7 @@ impl MailboxTask {
                 tracing::warn!(mailbox = %address, class = %f.class, "mailbox sync failed: {}", f.message)
             }
         }
+        let lease_lost = matches!(&result, Err(Error::Store(e)) if e.kind() == calgate_store::ErrorKind::LeaseLost);
         let update = SyncStatusUpdate {
             attempted_at,
             outcome: match &failure {
@@ -557,10 +703,11 @@ impl MailboxTask {
                 full_resyncs: report.full_resyncs,
             },
         };
-        if let Err(e) = self
-            .store
-            .record_status(self.plan.mailbox_id, &update)
-            .await
+        if !lease_lost
+            && let Err(e) = self
+                .store
+                .record_status(self.plan.mailbox_id, &update)
+                .await
         {
             tracing::warn!(mailbox = %address, error = %e, "could not record the mailbox's sync status");
         }
@@ -568,13 +715,6 @@ impl MailboxTask {
             address: address.clone(),
             failed: failure.as_ref().map(|f| f.class.clone()),
         });
-        MailboxOutcome {
-            mailbox_id: self.plan.mailbox_id,
-            address,
-            connection: self.plan.connection.clone(),
-            planned: self.plan.to_string(),
-            report,
-            failure,
-        }
+        self.outcome(report, failure)
     }
 }

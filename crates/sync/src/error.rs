@@ -8,7 +8,7 @@ pub enum Error {
     #[error("{0}")]
     Graph(#[from] calgate_graph::Error),
     /// calgate's store failed.
-    #[error("calgate's store failed: {0}")]
+    #[error("{}", store_message(.0))]
     Store(#[from] calgate_store::Error),
     /// The engine's or a connection's configuration is unusable.
     #[error("{0}")]
@@ -22,6 +22,8 @@ impl Error {
     pub fn class(&self) -> &'static str {
         match self {
             Error::Graph(e) => e.kind.as_str(),
+            Error::Store(e) if e.kind() == calgate_store::ErrorKind::LeaseLost => "lease-lost",
+            Error::Store(e) if e.kind() == calgate_store::ErrorKind::DiskFull => "disk-full",
             Error::Store(_) => "store",
             Error::Config(_) => "config",
         }
@@ -54,8 +56,24 @@ impl Error {
                 InvalidData | Fatal => "full resync into a shadow set on the next run",
                 ResyncRequired => "full resync into a shadow set on the next run",
             },
+            Error::Store(e) if e.kind() == calgate_store::ErrorKind::LeaseLost => {
+                "none: the process that took the lease over syncs the mailbox"
+            }
+            Error::Store(e) if e.kind() == calgate_store::ErrorKind::DiskFull => {
+                "free space on the data directory's disk, then sync"
+            }
             Error::Store(_) => "check the data directory and database, then sync",
             Error::Config(_) => "fix the configuration, then sync",
         }
+    }
+}
+
+/// A store error in words: the ones whose message already says what happened and what to do
+/// stand alone; others say that the store failed.
+fn store_message(e: &calgate_store::Error) -> String {
+    use calgate_store::ErrorKind::*;
+    match e.kind() {
+        LeaseLost | DiskFull | Missing => e.to_string(),
+        _ => format!("calgate's store failed: {e}"),
     }
 }

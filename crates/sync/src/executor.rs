@@ -3,7 +3,7 @@
 //! [`crate::page::plan_page`].
 
 use calgate_graph::{DeltaNext, DeltaRequest, ErrorKind, GraphClient};
-use calgate_store::{ChangeSet, Cursor, MailboxId, Store, Window};
+use calgate_store::{ChangeSet, Cursor, Lease, Store, Window};
 use jiff::Timestamp;
 
 use crate::page::plan_page;
@@ -40,6 +40,8 @@ pub struct RoundReport {
 /// Everything one mailbox's execution needs.
 pub(crate) struct MailboxRun<'a> {
     pub store: &'a dyn Store,
+    /// The mailbox's sync lease: every write of the round presents it.
+    pub lease: &'a Lease,
     pub client: &'a GraphClient,
     pub plan: &'a MailboxPlan,
     /// The plan's `now`: the base of a re-based window.
@@ -49,10 +51,6 @@ pub(crate) struct MailboxRun<'a> {
 }
 
 impl MailboxRun<'_> {
-    fn id(&self) -> MailboxId {
-        self.plan.mailbox_id
-    }
-
     fn address(&self) -> &str {
         &self.plan.address
     }
@@ -142,7 +140,7 @@ impl MailboxRun<'_> {
             match page.next {
                 DeltaNext::NextLink(next) => {
                     if !changes.is_empty() {
-                        self.store.apply_changes(self.id(), &changes).await?;
+                        self.store.apply_changes(self.lease, &changes).await?;
                     }
                     self.counted(&changes, report);
                     request = DeltaRequest::FollowPaged {
@@ -157,7 +155,7 @@ impl MailboxRun<'_> {
                         window_end: window.end,
                         rebased_at,
                     });
-                    self.store.apply_changes(self.id(), &changes).await?;
+                    self.store.apply_changes(self.lease, &changes).await?;
                     self.counted(&changes, report);
                     report.window = Some(window);
                     return Ok(());
@@ -185,7 +183,7 @@ impl MailboxRun<'_> {
                     return Ok(());
                 }
                 Err(e) => {
-                    if let Err(abort) = self.store.abort_shadow(self.id()).await {
+                    if let Err(abort) = self.store.abort_shadow(self.lease).await {
                         tracing::warn!(
                             mailbox = self.address(),
                             error = %abort,
@@ -210,7 +208,7 @@ impl MailboxRun<'_> {
 
     async fn shadow_attempt(&self, report: &mut RoundReport) -> Result<(), Error> {
         let window = self.plan.target;
-        self.store.begin_shadow(self.id(), window).await?;
+        self.store.begin_shadow(self.lease, window).await?;
         let mut request = DeltaRequest::Start {
             start: window.start,
             end: window.end,
@@ -228,7 +226,7 @@ impl MailboxRun<'_> {
                         window_end: window.end,
                         rebased_at: self.now,
                     });
-                    self.store.apply_shadow(self.id(), &changes).await?;
+                    self.store.apply_shadow(self.lease, &changes).await?;
                     self.counted(&changes, report);
                     request = DeltaRequest::FollowPaged {
                         link: next,
@@ -237,7 +235,7 @@ impl MailboxRun<'_> {
                 }
                 DeltaNext::DeltaLink(link) => {
                     if !changes.is_empty() {
-                        self.store.apply_shadow(self.id(), &changes).await?;
+                        self.store.apply_shadow(self.lease, &changes).await?;
                     }
                     self.counted(&changes, report);
                     let cursor = Cursor {
@@ -246,7 +244,7 @@ impl MailboxRun<'_> {
                         window_end: window.end,
                         rebased_at: self.now,
                     };
-                    self.store.commit_shadow(self.id(), &cursor).await?;
+                    self.store.commit_shadow(self.lease, &cursor).await?;
                     return Ok(());
                 }
             }

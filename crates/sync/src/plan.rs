@@ -139,6 +139,8 @@ pub struct MailboxState {
     pub last_success: Option<Timestamp>,
     /// The last attempt's failure (`None` if it succeeded or none was made).
     pub last_error: Option<LastError>,
+    /// A full resync the store asks for, and why (e.g. the privacy policy was widened).
+    pub pending_resync: Option<String>,
 }
 
 /// A deltaLink. Opaque and not a credential, but it embeds a token: `Debug` does not print it.
@@ -181,6 +183,8 @@ pub enum ResyncReason {
     /// Graph said the delta token is gone (410 Gone / SyncStateNotFound). Decided by the
     /// executor during a round, never by the planner.
     DeltaTokenExpired,
+    /// The store asks for one (a setting changed that needs what was never fetched).
+    Pending { why: String },
 }
 
 /// What to do for one mailbox.
@@ -227,6 +231,9 @@ impl MailboxPlan {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub now: Timestamp,
+    /// What was asked for: each mailbox is planned again from fresh state once its lease is
+    /// held (another process may have synced it meanwhile).
+    pub request: SyncRequest,
     pub mailboxes: Vec<MailboxPlan>,
 }
 
@@ -237,6 +244,11 @@ pub fn plan_mailbox(state: &MailboxState, request: &SyncRequest, now: Timestamp)
     let action = match (&state.cursor, request.mode) {
         _ if state.resync_in_progress => Action::FullResync {
             reason: ResyncReason::Interrupted,
+        },
+        (Some(_), _) if state.pending_resync.is_some() => Action::FullResync {
+            reason: ResyncReason::Pending {
+                why: state.pending_resync.clone().unwrap_or_default(),
+            },
         },
         (None, _) if state.live_instances == 0 => Action::Initial,
         (None, _) => Action::FullResync {
@@ -310,6 +322,7 @@ pub fn plan(states: &[MailboxState], request: &SyncRequest, now: Timestamp) -> P
     });
     Plan {
         now,
+        request: request.clone(),
         mailboxes: round_robin(chosen)
             .into_iter()
             .map(|s| plan_mailbox(s, request, now))
@@ -383,6 +396,7 @@ impl fmt::Display for ResyncReason {
             ResyncReason::DeltaTokenExpired => {
                 f.write_str("the delta token expired (410 Gone / SyncStateNotFound)")
             }
+            ResyncReason::Pending { why } => f.write_str(why),
         }
     }
 }

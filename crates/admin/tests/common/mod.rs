@@ -32,6 +32,7 @@ pub async fn open_sqlite(db: &Path) -> Arc<dyn Store> {
         &format!("sqlite://{}", db.display()),
         OpenOptions {
             master_key: Some(key),
+            create: true,
             ..OpenOptions::default()
         },
     )
@@ -92,9 +93,9 @@ pub async fn link(store: &dyn Store, address: &str, connection: &str, kind: Mail
         .link_mailbox(&NewMailbox {
             address: address.to_owned(),
             connection: connection.to_owned(),
-            kind,
+            kind: Some(kind),
             external_id: None,
-            privacy: PrivacyPolicy::Full,
+            privacy: Some(PrivacyPolicy::Full),
         })
         .await
         .expect("link");
@@ -210,7 +211,7 @@ impl Env {
             EngineOptions {
                 concurrency,
                 page_size,
-                extra_root_ca_pem: None,
+                ..EngineOptions::default()
             },
         )
     }

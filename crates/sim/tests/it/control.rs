@@ -1,5 +1,6 @@
 //! The control API for events (`/_sim/mailboxes/{addr}/events…`): changes made as a person in
-//! Outlook would, the truth endpoint, random changes, delta faults, and their errors.
+//! Outlook would, the truth endpoint, random changes, delta faults, and their errors; and the
+//! body shape every control endpoint that takes JSON insists on (an object).
 use std::collections::BTreeSet;
 
 use crate::common::*;
@@ -335,4 +336,138 @@ async fn random_changes_are_deterministic_and_varied() {
         summaries.push((kinds, b["counts"].clone(), truth.len()));
     }
     assert_eq!(summaries[0], summaries[1], "same seed, same changes");
+}
+
+#[tokio::test]
+async fn control_bodies_that_are_not_json_objects_get_400() {
+    let f = fixture("shape").await;
+    let t = &f.ts;
+    let m = |x: &str| reqwest::Method::from_bytes(x.as_bytes()).unwrap();
+    // Resources the paths below need.
+    let cid = t.creds()["apps"][0]["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, app) = t
+        .control(m("GET"), &format!("/apps/{cid}"), None)
+        .await;
+    let key = app["secrets"][0]["key_id"].as_str().unwrap().to_owned();
+    let (s, b) = t
+        .control(
+            m("POST"),
+            "/mailboxes",
+            Some(&json!({"address": "room1@contoso.example", "kind": "room"})),
+        )
+        .await;
+    assert!(s.is_success(), "{b}");
+    let (s, b) = t
+        .control(
+            m("POST"),
+            "/groups",
+            Some(&json!({"display_name": "G", "mail": "g@contoso.example", "members": []})),
+        )
+        .await;
+    assert!(s.is_success(), "{b}");
+    let (s, b) = t
+        .control(
+            m("POST"),
+            "/room-lists",
+            Some(&json!({"email": "rl@contoso.example", "display_name": "RL",
+                "rooms": ["room1@contoso.example"]})),
+        )
+        .await;
+    assert!(s.is_success(), "{b}");
+    let ev = f
+        .create(series(
+            "Standup",
+            "2031-03-02T09:00:00",
+            "2031-03-02T09:15:00",
+            3,
+        ))
+        .await;
+    let mb = format!("/mailboxes/{}", f.addr);
+    let cases: Vec<(&str, String)> = vec![
+        ("PUT", "/faults".into()),
+        ("POST", "/faults".into()),
+        ("PUT", "/settings".into()),
+        ("PATCH", "/settings".into()),
+        ("POST", "/apps".into()),
+        ("PATCH", format!("/apps/{cid}")),
+        ("POST", format!("/apps/{cid}/secrets")),
+        ("PATCH", format!("/apps/{cid}/secrets/{key}")),
+        ("POST", format!("/apps/{cid}/certificates")),
+        ("POST", format!("/apps/{cid}/roles")),
+        ("PUT", format!("/apps/{cid}/roles")),
+        ("POST", format!("/apps/{cid}/consent")),
+        ("PUT", format!("/apps/{cid}/consent")),
+        ("POST", format!("/apps/{cid}/rbac")),
+        ("DELETE", format!("/apps/{cid}/rbac")),
+        ("PUT", format!("/apps/{cid}/access-policy")),
+        ("POST", "/tokens/revoke".into()),
+        ("POST", "/tokens/expire".into()),
+        ("POST", "/mailboxes".into()),
+        ("PATCH", mb.clone()),
+        ("POST", "/groups".into()),
+        ("POST", "/groups/g@contoso.example/members".into()),
+        ("POST", "/room-lists".into()),
+        ("POST", "/room-lists/rl@contoso.example/rooms".into()),
+        ("POST", "/clock".into()),
+        ("POST", format!("{mb}/events")),
+        ("PATCH", format!("{mb}/events/{ev}")),
+        (
+            "PATCH",
+            format!("{mb}/events/{ev}/occurrences/2031-03-03T08:00:00Z"),
+        ),
+        ("PUT", format!("{mb}/events/{ev}/recurrence")),
+        ("POST", format!("{mb}/random-changes")),
+        ("POST", format!("{mb}/delta-faults")),
+    ];
+    let bodies = [
+        json!([]),
+        json!([1000]),
+        json!([{"latency_ms": 1000}]),
+        json!(null),
+        json!(42),
+        json!("text"),
+        json!(true),
+    ];
+    for (method, path) in &cases {
+        for body in &bodies {
+            let (s, v) = t.control(m(method), path, Some(body)).await;
+            assert_eq!(s, 400, "{method} {path} {body} → {v}");
+            assert!(v["error"]["code"].is_string(), "{method} {path}: {v}");
+            let msg = v["error"]["message"].as_str().unwrap_or_default();
+            assert!(
+                msg.contains("JSON object"),
+                "{method} {path} {body}: the message must say an object is expected: {msg}"
+            );
+        }
+    }
+    // None of them changed anything.
+    let (_, v) = t.control(m("GET"), "/faults", None).await;
+    assert_eq!(v["faults"]["latency_ms"], 0, "{v}");
+    let (_, v) = t.control(m("GET"), "/settings", None).await;
+    assert_eq!(v["latency_ms"], 0, "{v}");
+    assert_eq!(f.truth(WS, WE).await.len(), 3);
+    // An object is still fine, and an empty body keeps meaning what it meant.
+    let (s, v) = t
+        .control(m("PUT"), "/faults", Some(&json!({"latency_ms": 0})))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let r = t
+        .http
+        .put(t.url("/_sim/faults"))
+        .body("  ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = t
+        .http
+        .post(t.url("/_sim/mailboxes"))
+        .body("")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
 }

@@ -576,3 +576,115 @@ async fn dropped_connection_after_the_server_acted() {
     assert_eq!(v["dropped_connections"], 1, "{v}");
     assert!(v["faults"]["drop_connection"].is_null(), "{v}");
 }
+
+/// Asserts a `400 BadRequest` whose message names `field` and `limit`.
+fn assert_rejected_naming(s: StatusCode, v: &Value, field: &str, limit: &str) {
+    assert_eq!(s, 400, "{field}: {v}");
+    assert_graph_error(v, "BadRequest");
+    let msg = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains(field) && msg.contains(limit),
+        "the message must name {field} and {limit}: {msg}"
+    );
+}
+
+#[tokio::test]
+async fn fault_and_setting_durations_and_counts_are_bounded() {
+    let t = fx::sim().await;
+    let a = fx::mailbox(&t, "alice", MailboxKind::User);
+    let token = t.default_token().await;
+    // 2^63 ms of injected latency would make every later call hang.
+    for body in [
+        json!({"latency_ms": 1u64 << 63}),
+        json!({"latency_ms": u64::MAX}),
+        json!({"latency_ms": 120_001}),
+    ] {
+        let (s, v) = t.control(reqwest::Method::PUT, "/faults", Some(&body)).await;
+        assert_rejected_naming(s, &v, "latency_ms", "120000");
+    }
+    for body in [
+        json!({"drop_connection": {"count": 10_001}}),
+        json!({"drop_connection": {"count": u32::MAX}}),
+    ] {
+        let (s, v) = t.control(reqwest::Method::POST, "/faults", Some(&body)).await;
+        assert_rejected_naming(s, &v, "drop_connection.count", "10000");
+    }
+    for field in ["error_retry_after", "throttle_retry_after"] {
+        for value in ["86401", "1e300", "soon"] {
+            let (s, v) = t
+                .control(
+                    reqwest::Method::PUT,
+                    "/faults",
+                    Some(&json!({ field: value })),
+                )
+                .await;
+            assert_rejected_naming(s, &v, field, "86400");
+        }
+    }
+    // Nothing of that was applied: calls are answered at once.
+    let (_, v) = t.control(reqwest::Method::GET, "/faults", None).await;
+    assert_eq!(v["faults"]["latency_ms"], 0, "{v}");
+    assert!(v["faults"]["drop_connection"].is_null(), "{v}");
+    let started = std::time::Instant::now();
+    assert_eq!(fx::call(&t, &token, &a).await.0, 200);
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // The limits themselves are accepted.
+    let (s, v) = t
+        .control(
+            reqwest::Method::PUT,
+            "/faults",
+            Some(&json!({"latency_ms": 120_000, "drop_connection": {"count": 10_000},
+                "error_retry_after": "86400", "throttle_retry_after": "0.5"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["faults"]["latency_ms"], 120_000, "{v}");
+    let (s, _) = t.control(reqwest::Method::DELETE, "/faults", None).await;
+    assert_eq!(s, 204);
+
+    // Settings: the same latency limit.
+    for body in [
+        json!({"latency_ms": 1u64 << 63}),
+        json!({"latency_ms": 120_001}),
+    ] {
+        let (s, v) = t
+            .control(reqwest::Method::PATCH, "/settings", Some(&body))
+            .await;
+        assert_rejected_naming(s, &v, "latency_ms", "120000");
+    }
+    let (_, v) = t.control(reqwest::Method::GET, "/settings", None).await;
+    assert_eq!(v["latency_ms"], 0, "{v}");
+
+    // Delta faults: replays are a count too.
+    let (s, v) = t
+        .control(
+            reqwest::Method::POST,
+            &format!("/mailboxes/{a}/delta-faults"),
+            Some(&json!({"replay": u32::MAX})),
+        )
+        .await;
+    assert_rejected_naming(s, &v, "replay", "10000");
+    let (s, v) = t
+        .control(
+            reqwest::Method::POST,
+            &format!("/mailboxes/{a}/delta-faults"),
+            Some(&json!({"replay": 10_000})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+}
+
+#[tokio::test]
+async fn start_up_latency_is_capped_at_the_settings_limit() {
+    let t = start_with(SimOptions {
+        seed: Seed::Empty,
+        latency_ms: 1 << 63,
+        ..SimOptions::default()
+    })
+    .await;
+    let (s, v) = t.control(reqwest::Method::GET, "/settings", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["latency_ms"], calgate_sim::MAX_LATENCY_MS, "{v}");
+    assert_eq!(calgate_sim::MAX_LATENCY_MS, 120_000);
+}

@@ -43,6 +43,11 @@ macro_rules! store_suite {
                 unlink_deletes_everything_of_the_mailbox,
                 concurrent_writers,
                 accounts_sealed_refreshed_marked_and_forgotten,
+                relink_keeps_settings_not_given,
+                privacy_is_applied_when_writing_and_when_it_changes,
+                one_lease_per_mailbox_fences_every_write_of_a_round,
+                shadow_set_belongs_to_its_round,
+                integrity_check_of_a_sound_store_finds_nothing,
             );
         }
     };
@@ -136,15 +141,40 @@ pub async fn mailbox_named(s: &dyn Store, address: &str) -> MailboxId {
             .await
             .expect("add connection");
     }
-    s.link_mailbox(&NewMailbox {
-        address: address.into(),
-        connection: "c".into(),
-        kind: MailboxKind::User,
-        external_id: None,
-        privacy: PrivacyPolicy::Full,
-    })
+    s.link_mailbox(&NewMailbox::new(
+        address,
+        "c",
+        MailboxKind::User,
+        PrivacyPolicy::Full,
+    ))
     .await
     .expect("link")
+}
+
+/// The holder the suite's rounds run as (another host: never taken for a dead process).
+pub fn suite_holder() -> LeaseHolder {
+    LeaseHolder {
+        id: "suite".into(),
+        pid: 1,
+        host: "suite-host".into(),
+    }
+}
+
+/// The suite holder's lease on `mb`: taken on first use, the same one after (idempotent).
+pub async fn lease(s: &dyn Store, mb: MailboxId) -> Lease {
+    let holder = suite_holder();
+    let ttl = SignedDuration::from_hours(1);
+    match s.acquire_lease(mb, &holder, ttl).await.expect("lease") {
+        LeaseGrant::Acquired(l) => l,
+        LeaseGrant::Held(i) if i.holder == holder => Lease {
+            mailbox: mb,
+            token: i.token,
+            holder,
+            ttl,
+            acquired_at: i.since,
+        },
+        LeaseGrant::Held(i) => panic!("mailbox {mb} is leased by {}", i.holder),
+    }
 }
 
 pub async fn connections_crud_with_two_credentials(f: &Fixture) {
@@ -248,9 +278,9 @@ pub async fn connections_crud_with_two_credentials(f: &Fixture) {
     s.link_mailbox(&NewMailbox {
         address: "room1@contoso.com".into(),
         connection: "contoso".into(),
-        kind: MailboxKind::Room,
+        kind: Some(MailboxKind::Room),
         external_id: None,
-        privacy: PrivacyPolicy::BusyOnly,
+        privacy: Some(PrivacyPolicy::BusyOnly),
     })
     .await
     .expect("link");
@@ -311,9 +341,9 @@ pub async fn mailboxes_link_unlink_idempotent_and_case_insensitive(f: &Fixture) 
     let m = |address: &str, connection: &str, kind, privacy| NewMailbox {
         address: address.into(),
         connection: connection.into(),
-        kind,
+        kind: Some(kind),
         external_id: Some("ext-1".into()),
-        privacy,
+        privacy: Some(privacy),
     };
     let id = s
         .link_mailbox(&m(
@@ -418,7 +448,16 @@ pub async fn mailboxes_link_unlink_idempotent_and_case_insensitive(f: &Fixture) 
 
 pub async fn instances_round_trip_every_field(f: &Fixture) {
     let s = &*f.store;
+    // Everything is stored for a mailbox whose policy shows everything (confidential included).
     let mb = mailbox(s).await;
+    s.link_mailbox(&NewMailbox::new(
+        "a@contoso.com",
+        "c",
+        MailboxKind::User,
+        PrivacyPolicy::FullIncludingPrivate,
+    ))
+    .await
+    .expect("full-including-private");
     let mut full = instance("AAMk-full", "2026-03-29T00:30:00Z", "2026-03-29T02:15:00Z");
     full.kind = InstanceType::Exception;
     full.series_master_id = Some("AAMk-master".into());
@@ -478,7 +517,7 @@ pub async fn instances_round_trip_every_field(f: &Fixture) {
     };
     let before = Timestamp::now();
     s.apply_changes(
-        mb,
+        &lease(s, mb).await,
         &ChangeSet {
             upserts: vec![full.clone(), all_day.clone()],
             masters: vec![master.clone()],
@@ -512,7 +551,7 @@ pub async fn instances_round_trip_every_field(f: &Fixture) {
     moved.when.end = t("2026-03-30T01:00:00Z");
     moved.change_key = Some("ck2".into());
     s.apply_changes(
-        mb,
+        &lease(s, mb).await,
         &ChangeSet {
             upserts: vec![moved],
             removals: vec!["never-seen".into()],
@@ -540,7 +579,7 @@ pub async fn apply_changes_is_atomic(f: &Fixture) {
     let a = instance("A", "2026-01-05T09:00:00Z", "2026-01-05T10:00:00Z");
     let b = instance("B", "2026-01-05T11:00:00Z", "2026-01-05T12:00:00Z");
     s.apply_changes(
-        mb,
+        &lease(s, mb).await,
         &ChangeSet {
             upserts: vec![a.clone(), b.clone()],
             cursor: Some(cursor("link-1")),
@@ -557,7 +596,7 @@ pub async fn apply_changes_is_atomic(f: &Fixture) {
     let bad = instance("BAD", "2026-01-05T12:00:00Z", "2026-01-05T11:00:00Z");
     let e = s
         .apply_changes(
-            mb,
+            &lease(s, mb).await,
             &ChangeSet {
                 removals: vec!["A".into()],
                 upserts: vec![
@@ -597,7 +636,7 @@ pub async fn apply_changes_is_atomic(f: &Fixture) {
     bad_cursor.window_end = t("2025-01-01T00:00:00Z");
     let e = s
         .apply_changes(
-            mb,
+            &lease(s, mb).await,
             &ChangeSet {
                 removals: vec!["A".into(), "B".into()],
                 upserts: vec![instance(
@@ -617,7 +656,13 @@ pub async fn apply_changes_is_atomic(f: &Fixture) {
     // 3. An unknown mailbox.
     let e = s
         .apply_changes(
-            MailboxId(987_654),
+            &Lease {
+                mailbox: MailboxId(987_654),
+                token: 1,
+                holder: suite_holder(),
+                ttl: SignedDuration::from_hours(1),
+                acquired_at: Timestamp::now(),
+            },
             &ChangeSet {
                 upserts: vec![instance(
                     "Q",
@@ -634,7 +679,7 @@ pub async fn apply_changes_is_atomic(f: &Fixture) {
 
     // The same set without the bad instance lands whole.
     s.apply_changes(
-        mb,
+        &lease(s, mb).await,
         &ChangeSet {
             removals: vec!["A".into()],
             upserts: vec![
@@ -677,7 +722,7 @@ pub async fn shadow_resync_swaps_atomically(f: &Fixture) {
     let mb = mailbox(&*s).await;
     let old = ["A", "B", "C"];
     s.apply_changes(
-        mb,
+        &lease(&*s, mb).await,
         &ChangeSet {
             upserts: old
                 .iter()
@@ -728,7 +773,9 @@ pub async fn shadow_resync_swaps_atomically(f: &Fixture) {
         start: t("2026-01-01T00:00:00Z"),
         end: t("2026-02-01T00:00:00Z"),
     };
-    s.begin_shadow(mb, window).await.expect("begin");
+    s.begin_shadow(&lease(&*s, mb).await, window)
+        .await
+        .expect("begin");
     let mut c2 = instance("C", "2026-01-03T09:00:00Z", "2026-01-03T11:00:00Z");
     c2.subject = Some("C moved".into());
     for (n, chunk) in [
@@ -747,7 +794,7 @@ pub async fn shadow_resync_swaps_atomically(f: &Fixture) {
     .enumerate()
     {
         s.apply_shadow(
-            mb,
+            &lease(&*s, mb).await,
             &ChangeSet {
                 upserts: chunk,
                 cursor: Some(cursor(&format!("next-{n}"))),
@@ -761,7 +808,7 @@ pub async fn shadow_resync_swaps_atomically(f: &Fixture) {
     }
     // Removals in the shadow set affect the shadow set only.
     s.apply_shadow(
-        mb,
+        &lease(&*s, mb).await,
         &ChangeSet {
             removals: vec!["E".into(), "A".into()],
             ..Default::default()
@@ -786,7 +833,7 @@ pub async fn shadow_resync_swaps_atomically(f: &Fixture) {
             .resync_in_progress
     );
 
-    s.commit_shadow(mb, &cursor("new-link"))
+    s.commit_shadow(&lease(&*s, mb).await, &cursor("new-link"))
         .await
         .expect("commit");
     done.store(true, Ordering::SeqCst);
@@ -816,12 +863,12 @@ pub async fn shadow_resync_swaps_atomically(f: &Fixture) {
 
     // Without a shadow in progress, shadow writes are refused and change nothing.
     let e = s
-        .apply_shadow(mb, &ChangeSet::default())
+        .apply_shadow(&lease(&*s, mb).await, &ChangeSet::default())
         .await
         .expect_err("no shadow");
     assert_eq!(e.kind(), ErrorKind::NotFound);
     let e = s
-        .commit_shadow(mb, &cursor("x"))
+        .commit_shadow(&lease(&*s, mb).await, &cursor("x"))
         .await
         .expect_err("no shadow");
     assert_eq!(e.kind(), ErrorKind::NotFound);
@@ -832,7 +879,7 @@ pub async fn abort_shadow_keeps_the_live_set(f: &Fixture) {
     let s = &*f.store;
     let mb = mailbox(s).await;
     s.apply_changes(
-        mb,
+        &lease(s, mb).await,
         &ChangeSet {
             upserts: vec![instance(
                 "A",
@@ -849,9 +896,11 @@ pub async fn abort_shadow_keeps_the_live_set(f: &Fixture) {
         start: t("2026-01-01T00:00:00Z"),
         end: t("2026-02-01T00:00:00Z"),
     };
-    s.begin_shadow(mb, window).await.expect("begin");
+    s.begin_shadow(&lease(s, mb).await, window)
+        .await
+        .expect("begin");
     s.apply_shadow(
-        mb,
+        &lease(s, mb).await,
         &ChangeSet {
             upserts: vec![instance(
                 "Z",
@@ -864,10 +913,12 @@ pub async fn abort_shadow_keeps_the_live_set(f: &Fixture) {
     .await
     .expect("shadow");
     // Restarting discards the previous shadow set.
-    s.begin_shadow(mb, window).await.expect("restart");
+    s.begin_shadow(&lease(s, mb).await, window)
+        .await
+        .expect("restart");
     assert_eq!(s.shadow(mb).await.expect("s").expect("s").instances, 0);
     s.apply_shadow(
-        mb,
+        &lease(s, mb).await,
         &ChangeSet {
             upserts: vec![instance(
                 "Y",
@@ -879,8 +930,12 @@ pub async fn abort_shadow_keeps_the_live_set(f: &Fixture) {
     )
     .await
     .expect("shadow");
-    assert!(s.abort_shadow(mb).await.expect("abort"));
-    assert!(!s.abort_shadow(mb).await.expect("abort again"));
+    assert!(s.abort_shadow(&lease(s, mb).await).await.expect("abort"));
+    assert!(
+        !s.abort_shadow(&lease(s, mb).await)
+            .await
+            .expect("abort again")
+    );
     assert_eq!(ids(s, mb).await, set(&["A"]));
     assert_eq!(
         s.cursor(mb).await.expect("c").expect("c").delta_link,
@@ -889,7 +944,7 @@ pub async fn abort_shadow_keeps_the_live_set(f: &Fixture) {
     // A bad window is refused.
     let e = s
         .begin_shadow(
-            mb,
+            &lease(s, mb).await,
             Window {
                 start: window.end,
                 end: window.start,
@@ -985,7 +1040,7 @@ pub async fn overlap_query_edges(f: &Fixture) {
         .map(|(id, a, b, _)| instance(id, a, b))
         .collect();
     s.apply_changes(
-        mb,
+        &lease(s, mb).await,
         &ChangeSet {
             upserts: upserts.clone(),
             ..Default::default()
@@ -995,7 +1050,7 @@ pub async fn overlap_query_edges(f: &Fixture) {
     .expect("seed");
     // The other mailbox's instance must never show up.
     s.apply_changes(
-        other,
+        &lease(s, other).await,
         &ChangeSet {
             upserts: vec![instance(
                 "inside",
@@ -1075,7 +1130,7 @@ pub async fn cursor_round_trip(f: &Fixture) {
         rebased_at: t("2026-01-05T03:00:00.654321Z"),
     };
     s.apply_changes(
-        mb,
+        &lease(s, mb).await,
         &ChangeSet {
             cursor: Some(c1.clone()),
             ..Default::default()
@@ -1088,7 +1143,7 @@ pub async fn cursor_round_trip(f: &Fixture) {
     c2.delta_link.push_str("&2");
     c2.rebased_at = t("2026-01-06T03:00:00Z");
     s.apply_changes(
-        mb,
+        &lease(s, mb).await,
         &ChangeSet {
             cursor: Some(c2.clone()),
             ..Default::default()
@@ -1220,7 +1275,7 @@ pub async fn unlink_deletes_everything_of_the_mailbox(f: &Fixture) {
     let keep = mailbox_named(s, "b@contoso.com").await;
     for m in [mb, keep] {
         s.apply_changes(
-            m,
+            &lease(s, m).await,
             &ChangeSet {
                 upserts: vec![instance(
                     "A",
@@ -1248,7 +1303,7 @@ pub async fn unlink_deletes_everything_of_the_mailbox(f: &Fixture) {
         .expect("status");
     }
     s.begin_shadow(
-        mb,
+        &lease(s, mb).await,
         Window {
             start: t("2026-01-01T00:00:00Z"),
             end: t("2026-02-01T00:00:00Z"),
@@ -1305,7 +1360,7 @@ pub async fn concurrent_writers(f: &Fixture) {
                     })
                     .collect();
                 s.apply_changes(
-                    mb,
+                    &lease(&*s, mb).await,
                     &ChangeSet {
                         upserts,
                         cursor: Some(cursor(&format!("t{task}-r{round}"))),
@@ -1469,4 +1524,429 @@ pub async fn accounts_sealed_refreshed_marked_and_forgotten(f: &Fixture) {
     }
     assert!(s.remove_connection("jadu").await.expect("remove"));
     assert!(s.list_accounts().await.expect("list").is_empty());
+}
+
+fn detailed(id: &str, sensitivity: Sensitivity) -> Instance {
+    let mut i = instance(id, "2026-01-05T09:00:00Z", "2026-01-05T10:00:00Z");
+    i.sensitivity = sensitivity;
+    i.subject = Some(format!("Secret subject {id}"));
+    i.location = Some("Boardroom".into());
+    i.body_preview = Some("body".into());
+    i.organizer = Some(Person {
+        name: "Org".into(),
+        address: "org@contoso.com".into(),
+    });
+    i.attendees = vec![Person {
+        name: "Att".into(),
+        address: "att@contoso.com".into(),
+    }];
+    i
+}
+
+fn master(id: &str, sensitivity: Sensitivity) -> SeriesMaster {
+    SeriesMaster {
+        exchange_id: id.into(),
+        ical_uid: None,
+        subject: Some("Series subject".into()),
+        location: Some("Series room".into()),
+        organizer: Some(Person {
+            name: "Org".into(),
+            address: "org@contoso.com".into(),
+        }),
+        recurrence: None,
+        start: None,
+        end: None,
+        time_zone: None,
+        show_as: Some(ShowAs::Busy),
+        sensitivity: Some(sensitivity),
+        web_link: None,
+        change_key: None,
+        last_modified: None,
+    }
+}
+
+fn has_details(i: &Instance) -> bool {
+    i.subject.is_some()
+        || i.location.is_some()
+        || i.body_preview.is_some()
+        || i.organizer.is_some()
+        || !i.attendees.is_empty()
+}
+
+/// Linking again changes only what is given: a room linked busy-only keeps its kind, privacy
+/// and external id when re-linked without them.
+pub async fn relink_keeps_settings_not_given(f: &Fixture) {
+    let s = &*f.store;
+    s.add_connection(&new_connection("c", vec![]))
+        .await
+        .expect("add");
+    let mut first = NewMailbox::new(
+        "room@contoso.com",
+        "c",
+        MailboxKind::Room,
+        PrivacyPolicy::BusyOnly,
+    );
+    first.external_id = Some("R-1".into());
+    let id = s.link_mailbox(&first).await.expect("link");
+    let bare = NewMailbox {
+        address: "ROOM@contoso.com".into(),
+        connection: "c".into(),
+        kind: None,
+        external_id: None,
+        privacy: None,
+    };
+    assert_eq!(s.link_mailbox(&bare).await.expect("relink"), id);
+    let m = s
+        .mailbox("room@contoso.com")
+        .await
+        .expect("get")
+        .expect("m");
+    assert_eq!(m.kind, MailboxKind::Room);
+    assert_eq!(m.privacy, PrivacyPolicy::BusyOnly);
+    assert_eq!(m.external_id.as_deref(), Some("R-1"));
+    assert_eq!(m.pending_resync, None);
+    // A new mailbox without settings gets the defaults.
+    s.link_mailbox(&NewMailbox {
+        address: "new@contoso.com".into(),
+        ..bare.clone()
+    })
+    .await
+    .expect("link new");
+    let n = s.mailbox("new@contoso.com").await.expect("get").expect("n");
+    assert_eq!(
+        (n.kind, n.privacy, n.external_id),
+        (MailboxKind::User, PrivacyPolicy::Full, None)
+    );
+    // An explicit empty external id clears it; explicit settings change.
+    s.link_mailbox(&NewMailbox {
+        external_id: Some(String::new()),
+        kind: Some(MailboxKind::Equipment),
+        ..bare.clone()
+    })
+    .await
+    .expect("clear");
+    let m = s
+        .mailbox("room@contoso.com")
+        .await
+        .expect("get")
+        .expect("m");
+    assert_eq!(m.external_id, None);
+    assert_eq!(m.kind, MailboxKind::Equipment);
+    assert_eq!(m.privacy, PrivacyPolicy::BusyOnly);
+    // A malformed address is refused with a printable message.
+    let e = s
+        .link_mailbox(&NewMailbox {
+            address: "a\u{1b}[2J/b@contoso.com".into(),
+            ..bare
+        })
+        .await
+        .expect_err("bad address");
+    assert_eq!(e.kind(), ErrorKind::InvalidData);
+    assert!(!e.to_string().contains('\u{1b}'), "{e}");
+}
+
+/// Busy-only stores no subject, location, body, organizer or attendees (nor series details);
+/// `full` does not store private and confidential items' details. Narrowing a policy scrubs
+/// what is stored at once; widening asks for a full resync, which a resync begun afterwards
+/// satisfies.
+pub async fn privacy_is_applied_when_writing_and_when_it_changes(f: &Fixture) {
+    let s = &*f.store;
+    let mb = mailbox(s).await;
+    let busy = s
+        .link_mailbox(&NewMailbox::new(
+            "room@contoso.com",
+            "c",
+            MailboxKind::Room,
+            PrivacyPolicy::BusyOnly,
+        ))
+        .await
+        .expect("room");
+    for m in [mb, busy] {
+        s.apply_changes(
+            &lease(s, m).await,
+            &ChangeSet {
+                upserts: vec![
+                    detailed("N", Sensitivity::Normal),
+                    detailed("P", Sensitivity::Private),
+                ],
+                masters: vec![master("M", Sensitivity::Normal)],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("apply");
+    }
+    let stored = |m| async move {
+        s.instances(m, t(ALL_FROM), t(ALL_TO))
+            .await
+            .expect("read")
+            .into_iter()
+            .map(|i| (i.instance.exchange_id.clone(), has_details(&i.instance)))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        stored(mb).await,
+        vec![("N".to_owned(), true), ("P".to_owned(), false)],
+        "full: private details not stored"
+    );
+    assert_eq!(
+        stored(busy).await,
+        vec![("N".to_owned(), false), ("P".to_owned(), false)],
+        "busy-only: no details at all"
+    );
+    let masters = s.series_masters(busy).await.expect("masters");
+    assert!(masters[0].subject.is_none() && masters[0].organizer.is_none());
+    assert!(s.series_masters(mb).await.expect("m")[0].subject.is_some());
+    // Times and busy status survive.
+    let one = s.instance(busy, "N").await.expect("get").expect("N");
+    assert_eq!(one.instance.show_as, ShowAs::Busy);
+    assert_eq!(one.instance.when.start, t("2026-01-05T09:00:00Z"));
+
+    // Narrowing full → busy-only scrubs now; nothing pending.
+    let relink = |privacy| NewMailbox {
+        address: "a@contoso.com".into(),
+        connection: "c".into(),
+        kind: None,
+        external_id: None,
+        privacy: Some(privacy),
+    };
+    s.link_mailbox(&relink(PrivacyPolicy::BusyOnly))
+        .await
+        .expect("narrow");
+    assert_eq!(
+        stored(mb).await,
+        vec![("N".to_owned(), false), ("P".to_owned(), false)]
+    );
+    assert!(s.series_masters(mb).await.expect("m")[0].subject.is_none());
+    let m = s.mailbox("a@contoso.com").await.expect("get").expect("m");
+    assert_eq!(m.pending_resync, None);
+
+    // Widening asks for a full resync; a resync begun before the request does not clear it.
+    let l = lease(s, mb).await;
+    s.begin_shadow(&l, window()).await.expect("early resync");
+    s.link_mailbox(&relink(PrivacyPolicy::Full))
+        .await
+        .expect("widen");
+    let m = s.mailbox("a@contoso.com").await.expect("get").expect("m");
+    let why = m.pending_resync.expect("pending");
+    assert!(why.contains("busy-only") && why.contains("full"), "{why}");
+    s.commit_shadow(&l, &cursor("early")).await.expect("commit");
+    assert!(
+        s.mailbox("a@contoso.com")
+            .await
+            .expect("get")
+            .expect("m")
+            .pending_resync
+            .is_some(),
+        "the early resync did not fetch the details"
+    );
+    s.begin_shadow(&l, window()).await.expect("resync");
+    s.apply_shadow(
+        &l,
+        &ChangeSet {
+            upserts: vec![detailed("N", Sensitivity::Normal)],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("shadow");
+    s.commit_shadow(&l, &cursor("late")).await.expect("commit");
+    let m = s.mailbox("a@contoso.com").await.expect("get").expect("m");
+    assert_eq!(m.pending_resync, None);
+    assert_eq!(stored(mb).await, vec![("N".to_owned(), true)]);
+}
+
+fn window() -> Window {
+    Window {
+        start: t("2026-01-01T00:00:00Z"),
+        end: t("2027-01-01T00:00:00Z"),
+    }
+}
+
+fn holder(id: &str) -> LeaseHolder {
+    LeaseHolder {
+        id: id.into(),
+        pid: 4242,
+        host: "other-host".into(),
+    }
+}
+
+async fn grant(s: &dyn Store, mb: MailboxId, h: &LeaseHolder, ttl: SignedDuration) -> LeaseGrant {
+    s.acquire_lease(mb, h, ttl).await.expect("acquire")
+}
+
+/// One holder at a time; the second is told who holds it; tokens grow; a lapsed lease is taken
+/// over and the old holder's writes (changes, cursor, renewal) are refused; a released lease is
+/// free at once.
+pub async fn one_lease_per_mailbox_fences_every_write_of_a_round(f: &Fixture) {
+    let s = &*f.store;
+    let mb = mailbox(s).await;
+    let minute = SignedDuration::from_mins(1);
+    let (a, b) = (holder("A"), holder("B"));
+    let LeaseGrant::Acquired(la) = grant(s, mb, &a, minute).await else {
+        panic!("A gets it")
+    };
+    let LeaseGrant::Held(info) = grant(s, mb, &b, minute).await else {
+        panic!("B is refused")
+    };
+    assert_eq!(info.holder, a);
+    assert_eq!(info.address, "a@contoso.com");
+    assert_eq!(info.token, la.token);
+    assert!(info.deadline > Timestamp::now());
+    assert_eq!(s.leases().await.expect("leases").len(), 1);
+    let LeaseGrant::Held(_) = grant(s, mb, &a, minute).await else {
+        panic!("not re-entrant: one round at a time, even in one process")
+    };
+    s.apply_changes(
+        &la,
+        &ChangeSet {
+            upserts: vec![detailed("X", Sensitivity::Normal)],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("A writes");
+    s.renew_lease(&la).await.expect("renew");
+    assert!(s.release_lease(&la).await.expect("release"));
+    assert!(s.leases().await.expect("leases").is_empty());
+    let LeaseGrant::Acquired(lb) = grant(s, mb, &b, SignedDuration::from_millis(50)).await else {
+        panic!("free after release")
+    };
+    assert!(lb.token > la.token, "fencing tokens grow");
+    // A's old lease no longer writes anything.
+    let e = s
+        .apply_changes(
+            &la,
+            &ChangeSet {
+                removals: vec!["X".into()],
+                cursor: Some(cursor("stale")),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect_err("stale");
+    assert_eq!(e.kind(), ErrorKind::LeaseLost);
+    assert!(e.to_string().contains("pid 4242 on other-host"), "{e}");
+    assert!(s.instance(mb, "X").await.expect("get").is_some());
+    assert!(s.cursor(mb).await.expect("cursor").is_none());
+    assert_eq!(
+        s.renew_lease(&la).await.expect_err("renew").kind(),
+        ErrorKind::LeaseLost
+    );
+    assert!(!s.release_lease(&la).await.expect("release stale"));
+    // B's short lease lapses: A takes over, and B's writes are refused.
+    tokio::time::sleep(std::time::Duration::from_millis(80)).await;
+    let LeaseGrant::Acquired(la2) = grant(s, mb, &a, minute).await else {
+        panic!("a lapsed lease is taken over")
+    };
+    assert!(la2.token > lb.token);
+    let e = s
+        .apply_changes(&lb, &ChangeSet::default())
+        .await
+        .expect_err("lapsed");
+    assert_eq!(e.kind(), ErrorKind::LeaseLost);
+    // Writes extend the lease; unknown mailbox → NotFound.
+    s.apply_changes(&la2, &ChangeSet::default())
+        .await
+        .expect("write");
+    assert_eq!(
+        s.acquire_lease(MailboxId(987_654), &a, minute)
+            .await
+            .expect_err("unknown")
+            .kind(),
+        ErrorKind::NotFound
+    );
+    // Unlinking takes the lease with it.
+    assert!(s.unlink_mailbox("a@contoso.com").await.expect("unlink"));
+    assert_eq!(
+        s.apply_changes(&la2, &ChangeSet::default())
+            .await
+            .expect_err("unlinked")
+            .kind(),
+        ErrorKind::NotFound
+    );
+}
+
+/// A round cannot write into, swap in, or discard another round's shadow set: the defect of two
+/// overlapping `sync --full` (the second `begin_shadow` wiping the first's pages, the first then
+/// swapping in an incomplete set) cannot happen.
+pub async fn shadow_set_belongs_to_its_round(f: &Fixture) {
+    let s = &*f.store;
+    let mb = mailbox(s).await;
+    let short = SignedDuration::from_millis(50);
+    let (a, b) = (holder("A"), holder("B"));
+    s.apply_changes(
+        &lease(s, mb).await,
+        &ChangeSet {
+            upserts: vec![detailed("OLD", Sensitivity::Normal)],
+            cursor: Some(cursor("old")),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("live");
+    s.release_lease(&lease(s, mb).await).await.expect("release");
+    let LeaseGrant::Acquired(la) = grant(s, mb, &a, short).await else {
+        panic!("A")
+    };
+    s.begin_shadow(&la, window()).await.expect("A begins");
+    s.apply_shadow(
+        &la,
+        &ChangeSet {
+            upserts: vec![detailed("A1", Sensitivity::Normal)],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("A page");
+    assert_eq!(
+        s.shadow(mb).await.expect("s").expect("s").lease_token,
+        la.token
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(80)).await;
+    let LeaseGrant::Acquired(lb) = grant(s, mb, &b, SignedDuration::from_mins(1)).await else {
+        panic!("B takes over the lapsed lease")
+    };
+    s.begin_shadow(&lb, window()).await.expect("B begins");
+    for e in [
+        s.apply_shadow(&la, &ChangeSet::default()).await.err(),
+        s.commit_shadow(&la, &cursor("A")).await.err(),
+        s.abort_shadow(&la).await.err(),
+    ] {
+        assert_eq!(e.expect("refused").kind(), ErrorKind::LeaseLost);
+    }
+    assert_eq!(ids(s, mb).await, set(&["OLD"]), "live set untouched");
+    s.apply_shadow(
+        &lb,
+        &ChangeSet {
+            upserts: vec![
+                detailed("B1", Sensitivity::Normal),
+                detailed("B2", Sensitivity::Normal),
+            ],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("B page");
+    s.commit_shadow(&lb, &cursor("B")).await.expect("B commits");
+    assert_eq!(ids(s, mb).await, set(&["B1", "B2"]));
+    assert_eq!(s.cursor(mb).await.expect("c").expect("c").delta_link, "B");
+}
+
+pub async fn integrity_check_of_a_sound_store_finds_nothing(f: &Fixture) {
+    let s = &*f.store;
+    let mb = mailbox(s).await;
+    s.apply_changes(
+        &lease(s, mb).await,
+        &ChangeSet {
+            upserts: vec![detailed("X", Sensitivity::Normal)],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("write");
+    assert_eq!(
+        s.check_integrity().await.expect("check"),
+        Vec::<String>::new()
+    );
 }

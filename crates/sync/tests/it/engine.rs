@@ -265,3 +265,192 @@ async fn the_window_rebases_daily_through_a_shadow_without_loss_or_duplicates() 
         "{plan}"
     );
 }
+
+/// Two engines of two "processes" (two lease holders) syncing the same mailboxes with `--full`
+/// at once: each mailbox's round runs under one lease at a time, a mailbox leased by the other
+/// is skipped with the holder named, nothing fails, and the store ends equal to the simulator
+/// (the shadow of one round can no longer be wiped by the other's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_full_syncs_of_two_processes_lose_nothing() {
+    let env = env(2, None).await;
+    env.add_main_connection().await;
+    let mailboxes = env.mailboxes();
+    for (a, _) in &mailboxes {
+        env.link(a, "contoso").await;
+    }
+    assert!(
+        env.sync(&env.engine(8), &SyncRequest::default())
+            .await
+            .is_success()
+    );
+    let engine_as = |name: &str| {
+        calgate_sync::Engine::new(
+            env.store.clone(),
+            env.shared.clone(),
+            calgate_sync::EngineOptions {
+                concurrency: 8,
+                page_size: 10,
+                lease_holder: calgate_store::LeaseHolder {
+                    id: name.into(),
+                    pid: 7,
+                    host: format!("host-{name}"),
+                },
+                ..calgate_sync::EngineOptions::default()
+            },
+        )
+    };
+    let (a, b) = (engine_as("a"), engine_as("b"));
+    let full = SyncRequest {
+        mode: calgate_sync::SyncMode::Full,
+        ..SyncRequest::default()
+    };
+    let (sa, sb) = tokio::join!(a.sync(&full, None), b.sync(&full, None));
+    let (sa, sb) = (sa.expect("a runs"), sb.expect("b runs"));
+    for (s, other) in [(&sa, "host-b"), (&sb, "host-a")] {
+        assert_eq!(
+            s.totals.mailboxes_failed,
+            0,
+            "{s}: {:?}",
+            s.failures().collect::<Vec<_>>()
+        );
+        for (o, holder) in s.skipped() {
+            assert_eq!(holder.holder.host, other, "{}", o.address);
+            assert!(o.failure.is_none());
+        }
+    }
+    assert!(
+        sa.totals.mailboxes_skipped + sb.totals.mailboxes_skipped > 0,
+        "the two runs overlapped ({sa}; {sb})"
+    );
+    // Every mailbox was synced by at least one of them; then an incremental round changes
+    // nothing and the store equals the simulator.
+    for (addr, _) in &mailboxes {
+        let synced = [&sa, &sb].iter().any(|s| {
+            s.outcomes
+                .iter()
+                .any(|o| o.address == *addr && o.skipped.is_none())
+        });
+        assert!(synced, "{addr} was synced by one of them");
+    }
+    let after = env.sync(&env.engine(8), &SyncRequest::default()).await;
+    assert!(after.is_success(), "{after}");
+    assert_eq!(after.totals.events_upserted, 0, "{after}");
+    for (addr, _) in &mailboxes {
+        env.assert_equal(addr).await;
+    }
+    assert!(
+        env.store.leases().await.expect("leases").is_empty(),
+        "all released"
+    );
+}
+
+/// Once the disk is full, every mailbox reports "disk full" with the database's path — not
+/// the internal "non-zero transaction depth" of a poisoned connection — and the next run after
+/// space is freed heals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_reported_by_every_mailbox_with_the_path() {
+    let env = crate::common::env_with(0, None, Some(90)).await;
+    env.add_main_connection().await;
+    let mailboxes = env.mailboxes();
+    for (a, _) in &mailboxes {
+        env.link(a, "contoso").await;
+    }
+    let s = env.sync(&env.engine(4), &SyncRequest::default()).await;
+    assert!(s.totals.mailboxes_failed > 3, "the cap was reached: {s}");
+    for o in s.failures() {
+        let f = o.failure.as_ref().expect("failure");
+        assert!(
+            !f.message.contains("transaction depth") && !f.message.contains("begin_with"),
+            "{}: {}",
+            o.address,
+            f.message
+        );
+        if f.class == "disk-full" {
+            assert!(
+                f.message.contains("is full") && f.message.contains("calgate.db"),
+                "{}",
+                f.message
+            );
+        }
+    }
+    let full = s
+        .failures()
+        .filter(|o| o.failure.as_ref().is_some_and(|f| f.class == "disk-full"))
+        .count();
+    assert!(
+        full + 1 >= s.totals.mailboxes_failed as usize,
+        "every failing mailbox says disk full (at most one other cause): {:?}",
+        s.failures().map(|o| &o.failure).collect::<Vec<_>>()
+    );
+}
+
+/// Widening a mailbox's privacy from busy-only to full plans a full resync of that mailbox,
+/// which brings the details it had not stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn widening_privacy_resyncs_the_mailbox_and_brings_its_details() {
+    let env = env(0, None).await;
+    env.add_main_connection().await;
+    let room = env
+        .mailboxes()
+        .into_iter()
+        .find(|(_, k)| *k == calgate_core::MailboxKind::Room)
+        .map(|(a, _)| a)
+        .expect("a room");
+    let set = |privacy| calgate_store::NewMailbox {
+        address: room.clone(),
+        connection: "contoso".into(),
+        kind: None,
+        external_id: None,
+        privacy: Some(privacy),
+    };
+    env.store
+        .link_mailbox(&set(calgate_core::PrivacyPolicy::BusyOnly))
+        .await
+        .expect("link busy-only");
+    let engine = env.engine(2);
+    assert!(
+        env.sync(&engine, &SyncRequest::default())
+            .await
+            .is_success()
+    );
+    let id = env.mailbox_id(&room).await;
+    let all = env
+        .store
+        .instances(id, jiff::Timestamp::MIN, jiff::Timestamp::MAX)
+        .await
+        .expect("instances");
+    assert!(!all.is_empty());
+    assert!(
+        all.iter()
+            .all(|i| i.instance.subject.is_none() && i.instance.organizer.is_none())
+    );
+    env.store
+        .link_mailbox(&set(calgate_core::PrivacyPolicy::Full))
+        .await
+        .expect("widen");
+    let plan = engine
+        .plan(&SyncRequest::default(), now())
+        .await
+        .expect("plan");
+    assert!(
+        matches!(
+            &plan.mailboxes[0].action,
+            Action::FullResync { reason: ResyncReason::Pending { why } } if why.contains("busy-only")
+        ),
+        "{plan}"
+    );
+    assert!(
+        env.sync(&engine, &SyncRequest::default())
+            .await
+            .is_success()
+    );
+    env.assert_equal(&room).await;
+    let plan = engine
+        .plan(&SyncRequest::default(), now())
+        .await
+        .expect("plan");
+    assert!(
+        matches!(plan.mailboxes[0].action, Action::Incremental { .. }),
+        "{plan}"
+    );
+}

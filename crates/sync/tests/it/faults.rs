@@ -48,7 +48,14 @@ async fn expired_delta_tokens_resync_in_a_shadow_and_no_instance_ever_disappears
         watched.push((a.clone(), id, w, ids));
     }
     let (a0, _, w0, ids0) = &watched[0];
-    let some_id = ids0.iter().next().expect("an instance").clone();
+    // An instance whose details the `full` policy stores (not private or confidential).
+    let some_id = env
+        .stored(a0, *w0)
+        .await
+        .into_iter()
+        .find(|(id, r)| ids0.contains(id) && r.sensitivity == "Normal")
+        .map(|(id, _)| id)
+        .expect("a normal instance");
     let (s, v) = env
         .control(
             Method::PATCH,
@@ -423,10 +430,7 @@ async fn a_garbage_delta_link_leaves_the_store_as_it_was_and_the_next_run_heals(
             }),
             ..ChangeSet::default()
         };
-        env.store
-            .apply_changes(id, &bad)
-            .await
-            .expect("write the garbage cursor");
+        env.apply_as_another_process(id, &bad).await;
         let before = snapshot(&env, &a).await;
         let plan = engine
             .plan(&SyncRequest::default(), now())
@@ -485,10 +489,7 @@ async fn a_garbage_delta_link_leaves_the_store_as_it_was_and_the_next_run_heals(
         }),
         ..ChangeSet::default()
     };
-    env.store
-        .apply_changes(id, &bad)
-        .await
-        .expect("write the garbage cursor");
+    env.apply_as_another_process(id, &bad).await;
     let s = env.sync(&engine, &SyncRequest::default()).await;
     assert!(s.is_success(), "{s}");
     assert_eq!(

@@ -24,6 +24,7 @@ fn state(address: &str) -> MailboxState {
         last_attempt: None,
         last_success: None,
         last_error: None,
+        pending_resync: None,
     }
 }
 

@@ -1,0 +1,592 @@
+//! Instances and series masters: change sets into the live set, full resyncs into a shadow set
+//! owned by the round that began it, reads, and delta cursors. Every write of a round is fenced
+//! by the round's lease; details the mailbox's privacy policy hides are never written.
+
+use std::borrow::Cow;
+
+use calgate_core::{Instance, Person, PrivacyPolicy, When};
+use jiff::Timestamp;
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::{
+    Ctx, SqliteStore, Tx, count, date, from_json, opt_ts, parse_enum, sql, text_ts, to_json, ts, us,
+};
+use crate::error::{Error, ErrorKind, Result};
+use crate::types::*;
+
+/// The live set (what readers see) or the shadow set of a full resync.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Set {
+    Live,
+    Shadow,
+}
+
+impl Set {
+    fn instances(self) -> &'static str {
+        match self {
+            Set::Live => "instances",
+            Set::Shadow => "shadow_instances",
+        }
+    }
+    fn masters(self) -> &'static str {
+        match self {
+            Set::Live => "series_masters",
+            Set::Shadow => "shadow_series_masters",
+        }
+    }
+}
+
+const INSTANCE_COLUMNS: &str = "mailbox_id, exchange_id, id, ical_uid, type, series_master_id, \
+     start_us, end_us, all_day_start, all_day_end, time_zone, show_as, sensitivity, subject, \
+     location, body_preview, organizer, attendees, web_link, change_key, last_modified, origin, \
+     stored_at";
+
+const MASTER_COLUMNS: &str = "mailbox_id, exchange_id, ical_uid, subject, location, organizer, \
+     recurrence, start_us, end_us, time_zone, show_as, sensitivity, web_link, change_key, \
+     last_modified, stored_at";
+
+fn upsert_instance_sql(set: Set) -> String {
+    format!(
+        "INSERT INTO {t} ({INSTANCE_COLUMNS}) VALUES \
+         (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (mailbox_id, exchange_id) DO UPDATE SET \
+         ical_uid = excluded.ical_uid, type = excluded.type, \
+         series_master_id = excluded.series_master_id, start_us = excluded.start_us, \
+         end_us = excluded.end_us, all_day_start = excluded.all_day_start, \
+         all_day_end = excluded.all_day_end, time_zone = excluded.time_zone, \
+         show_as = excluded.show_as, sensitivity = excluded.sensitivity, \
+         subject = excluded.subject, location = excluded.location, \
+         body_preview = excluded.body_preview, organizer = excluded.organizer, \
+         attendees = excluded.attendees, web_link = excluded.web_link, \
+         change_key = excluded.change_key, last_modified = excluded.last_modified, \
+         origin = excluded.origin, stored_at = excluded.stored_at",
+        t = set.instances()
+    )
+}
+
+fn upsert_master_sql(set: Set) -> String {
+    format!(
+        "INSERT INTO {t} ({MASTER_COLUMNS}) VALUES \
+         (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (mailbox_id, exchange_id) DO UPDATE SET \
+         ical_uid = excluded.ical_uid, subject = excluded.subject, \
+         location = excluded.location, organizer = excluded.organizer, \
+         recurrence = excluded.recurrence, start_us = excluded.start_us, \
+         end_us = excluded.end_us, time_zone = excluded.time_zone, \
+         show_as = excluded.show_as, sensitivity = excluded.sensitivity, \
+         web_link = excluded.web_link, change_key = excluded.change_key, \
+         last_modified = excluded.last_modified, stored_at = excluded.stored_at",
+        t = set.masters()
+    )
+}
+
+const SELECT_INSTANCE: &str = "SELECT i.*, m.address AS mailbox_address FROM instances i \
+     JOIN mailboxes m ON m.id = i.mailbox_id";
+
+fn instance_from_row(row: &SqliteRow) -> Result<StoredInstance> {
+    let c = "cannot read an instance";
+    let all_day = match (
+        date(row.try_get("all_day_start").ctx(c)?)?,
+        date(row.try_get("all_day_end").ctx(c)?)?,
+    ) {
+        (Some(s), Some(e)) => Some((s, e)),
+        _ => None,
+    };
+    let organizer: Option<String> = row.try_get("organizer").ctx(c)?;
+    let attendees: String = row.try_get("attendees").ctx(c)?;
+    let id: String = row.try_get("id").ctx(c)?;
+    let kind: String = row.try_get("type").ctx(c)?;
+    let show_as: String = row.try_get("show_as").ctx(c)?;
+    let sensitivity: String = row.try_get("sensitivity").ctx(c)?;
+    let origin: String = row.try_get("origin").ctx(c)?;
+    let instance = Instance {
+        exchange_id: row.try_get("exchange_id").ctx(c)?,
+        ical_uid: row.try_get("ical_uid").ctx(c)?,
+        mailbox: row.try_get("mailbox_address").ctx(c)?,
+        kind: parse_enum("instance type", &kind)?,
+        series_master_id: row.try_get("series_master_id").ctx(c)?,
+        when: When {
+            start: ts(row.try_get("start_us").ctx(c)?)?,
+            end: ts(row.try_get("end_us").ctx(c)?)?,
+            time_zone: row.try_get("time_zone").ctx(c)?,
+            all_day,
+        },
+        show_as: parse_enum("showAs", &show_as)?,
+        sensitivity: parse_enum("sensitivity", &sensitivity)?,
+        subject: row.try_get("subject").ctx(c)?,
+        location: row.try_get("location").ctx(c)?,
+        body_preview: row.try_get("body_preview").ctx(c)?,
+        organizer: organizer
+            .map(|o| from_json::<Person>("organizer", &o))
+            .transpose()?,
+        attendees: from_json("attendees", &attendees)?,
+        web_link: row.try_get("web_link").ctx(c)?,
+        change_key: row.try_get("change_key").ctx(c)?,
+        last_modified: text_ts(row.try_get("last_modified").ctx(c)?)?,
+        origin: parse_enum("origin", &origin)?,
+    };
+    Ok(StoredInstance {
+        id: uuid::Uuid::parse_str(&id).map_err(|_| Error::corrupt("instance id", &id))?,
+        mailbox_id: MailboxId(row.try_get("mailbox_id").ctx(c)?),
+        instance,
+        stored_at: ts(row.try_get("stored_at").ctx(c)?)?,
+    })
+}
+
+fn master_from_row(row: &SqliteRow) -> Result<SeriesMaster> {
+    let c = "cannot read a series master";
+    let organizer: Option<String> = row.try_get("organizer").ctx(c)?;
+    let recurrence: Option<String> = row.try_get("recurrence").ctx(c)?;
+    let show_as: Option<String> = row.try_get("show_as").ctx(c)?;
+    let sensitivity: Option<String> = row.try_get("sensitivity").ctx(c)?;
+    Ok(SeriesMaster {
+        exchange_id: row.try_get("exchange_id").ctx(c)?,
+        ical_uid: row.try_get("ical_uid").ctx(c)?,
+        subject: row.try_get("subject").ctx(c)?,
+        location: row.try_get("location").ctx(c)?,
+        organizer: organizer
+            .map(|o| from_json::<Person>("organizer", &o))
+            .transpose()?,
+        recurrence: recurrence
+            .map(|r| from_json::<serde_json::Value>("recurrence", &r))
+            .transpose()?,
+        start: opt_ts(row.try_get("start_us").ctx(c)?)?,
+        end: opt_ts(row.try_get("end_us").ctx(c)?)?,
+        time_zone: row.try_get("time_zone").ctx(c)?,
+        show_as: show_as
+            .as_deref()
+            .map(|s| parse_enum("showAs", s))
+            .transpose()?,
+        sensitivity: sensitivity
+            .as_deref()
+            .map(|s| parse_enum("sensitivity", s))
+            .transpose()?,
+        web_link: row.try_get("web_link").ctx(c)?,
+        change_key: row.try_get("change_key").ctx(c)?,
+        last_modified: text_ts(row.try_get("last_modified").ctx(c)?)?,
+    })
+}
+
+/// `i` as the policy lets it be stored.
+fn visible_instance(i: &Instance, policy: PrivacyPolicy) -> Cow<'_, Instance> {
+    if i.details_hidden(policy) {
+        Cow::Owned(i.redacted(policy))
+    } else {
+        Cow::Borrowed(i)
+    }
+}
+
+impl SqliteStore {
+    async fn write_changes(
+        tx: &mut Tx,
+        set: Set,
+        mailbox: MailboxId,
+        policy: PrivacyPolicy,
+        changes: &ChangeSet,
+        now: Timestamp,
+    ) -> Result<()> {
+        let remove = format!(
+            "DELETE FROM {} WHERE mailbox_id = ? AND exchange_id = ?",
+            set.instances()
+        );
+        for id in &changes.removals {
+            sqlx::query(sql(remove.clone()))
+                .bind(mailbox.0)
+                .bind(id)
+                .execute(&mut **tx)
+                .await
+                .ctx("cannot remove an instance")?;
+        }
+        let remove_master = format!(
+            "DELETE FROM {} WHERE mailbox_id = ? AND exchange_id = ?",
+            set.masters()
+        );
+        for id in &changes.master_removals {
+            sqlx::query(sql(remove_master.clone()))
+                .bind(mailbox.0)
+                .bind(id)
+                .execute(&mut **tx)
+                .await
+                .ctx("cannot remove a series master")?;
+        }
+        let upsert = upsert_instance_sql(set);
+        for i in &changes.upserts {
+            let what = format!("cannot store instance {}", i.exchange_id);
+            let i = visible_instance(i, policy);
+            let (ad_start, ad_end) = match i.when.all_day {
+                Some((s, e)) => (Some(s.to_string()), Some(e.to_string())),
+                None => (None, None),
+            };
+            let organizer = i.organizer.as_ref().map(to_json).transpose()?;
+            sqlx::query(sql(upsert.clone()))
+                .bind(mailbox.0)
+                .bind(&i.exchange_id)
+                .bind(uuid::Uuid::new_v4().to_string())
+                .bind(i.ical_uid.as_deref())
+                .bind(i.kind.as_str())
+                .bind(i.series_master_id.as_deref())
+                .bind(us(i.when.start))
+                .bind(us(i.when.end))
+                .bind(ad_start)
+                .bind(ad_end)
+                .bind(&i.when.time_zone)
+                .bind(i.show_as.as_str())
+                .bind(i.sensitivity.as_str())
+                .bind(i.subject.as_deref())
+                .bind(i.location.as_deref())
+                .bind(i.body_preview.as_deref())
+                .bind(organizer)
+                .bind(to_json(&i.attendees)?)
+                .bind(i.web_link.as_deref())
+                .bind(i.change_key.as_deref())
+                .bind(i.last_modified.map(|t| t.to_string()))
+                .bind(i.origin.as_str())
+                .bind(us(now))
+                .execute(&mut **tx)
+                .await
+                .ctx(&what)?;
+        }
+        let upsert_master = upsert_master_sql(set);
+        for m in &changes.masters {
+            let what = format!("cannot store series master {}", m.exchange_id);
+            let m = m.visible(policy);
+            let organizer = m.organizer.as_ref().map(to_json).transpose()?;
+            let recurrence = m.recurrence.as_ref().map(to_json).transpose()?;
+            sqlx::query(sql(upsert_master.clone()))
+                .bind(mailbox.0)
+                .bind(&m.exchange_id)
+                .bind(m.ical_uid.as_deref())
+                .bind(m.subject.as_deref())
+                .bind(m.location.as_deref())
+                .bind(organizer)
+                .bind(recurrence)
+                .bind(m.start.map(us))
+                .bind(m.end.map(us))
+                .bind(m.time_zone.as_deref())
+                .bind(m.show_as.map(|s| s.as_str()))
+                .bind(m.sensitivity.map(|s| s.as_str()))
+                .bind(m.web_link.as_deref())
+                .bind(m.change_key.as_deref())
+                .bind(m.last_modified.map(|t| t.to_string()))
+                .bind(us(now))
+                .execute(&mut **tx)
+                .await
+                .ctx(&what)?;
+        }
+        if let Some(c) = &changes.cursor {
+            match set {
+                Set::Live => Self::write_cursor(tx, mailbox, c, now).await?,
+                Set::Shadow => {
+                    sqlx::query("UPDATE shadows SET delta_link = ? WHERE mailbox_id = ?")
+                        .bind(&c.delta_link)
+                        .bind(mailbox.0)
+                        .execute(&mut **tx)
+                        .await
+                        .ctx("cannot record the resync's progress")?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_cursor(
+        tx: &mut Tx,
+        mailbox: MailboxId,
+        c: &Cursor,
+        now: Timestamp,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO delta_cursors (mailbox_id, delta_link, window_start, window_end, \
+             rebased_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (mailbox_id) DO UPDATE SET delta_link = excluded.delta_link, \
+             window_start = excluded.window_start, window_end = excluded.window_end, \
+             rebased_at = excluded.rebased_at, updated_at = excluded.updated_at",
+        )
+        .bind(mailbox.0)
+        .bind(&c.delta_link)
+        .bind(us(c.window_start))
+        .bind(us(c.window_end))
+        .bind(us(c.rebased_at))
+        .bind(us(now))
+        .execute(&mut **tx)
+        .await
+        .ctx("cannot store the delta cursor")?;
+        Ok(())
+    }
+
+    async fn clear_shadow(tx: &mut Tx, mailbox: MailboxId) -> Result<bool> {
+        for q in [
+            "DELETE FROM shadow_instances WHERE mailbox_id = ?",
+            "DELETE FROM shadow_series_masters WHERE mailbox_id = ?",
+        ] {
+            sqlx::query(q)
+                .bind(mailbox.0)
+                .execute(&mut **tx)
+                .await
+                .ctx("cannot discard the shadow set")?;
+        }
+        let done = sqlx::query("DELETE FROM shadows WHERE mailbox_id = ?")
+            .bind(mailbox.0)
+            .execute(&mut **tx)
+            .await
+            .ctx("cannot discard the shadow set")?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The shadow set in progress must be this round's; returns the pending-resync sequence it
+    /// started at.
+    async fn require_own_shadow(tx: &mut Tx, lease: &Lease) -> Result<i64> {
+        let row = sqlx::query("SELECT lease_token, resync_seq FROM shadows WHERE mailbox_id = ?")
+            .bind(lease.mailbox.0)
+            .fetch_optional(&mut **tx)
+            .await
+            .ctx("cannot read the resync state")?;
+        let c = "cannot read the resync state";
+        match row {
+            None => Err(Error::not_found(format!(
+                "no full resync is in progress for mailbox {} (it was discarded or committed)",
+                lease.mailbox
+            ))),
+            Some(r) if r.try_get::<i64, _>("lease_token").ctx(c)? != lease.token => {
+                Err(Error::new(
+                    ErrorKind::LeaseLost,
+                    format!(
+                        "the full resync in progress for mailbox {} belongs to another round",
+                        lease.mailbox
+                    ),
+                ))
+            }
+            Some(r) => r.try_get("resync_seq").ctx(c),
+        }
+    }
+
+    pub(super) async fn apply_changes_impl(
+        &self,
+        lease: &Lease,
+        changes: &ChangeSet,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let policy = Self::fence(&mut tx, lease).await?;
+        Self::write_changes(
+            &mut tx,
+            Set::Live,
+            lease.mailbox,
+            policy,
+            changes,
+            Timestamp::now(),
+        )
+        .await?;
+        tx.commit().await.ctx("cannot apply the changes")
+    }
+
+    pub(super) async fn begin_shadow_impl(&self, lease: &Lease, window: Window) -> Result<()> {
+        if window.end < window.start {
+            return Err(Error::invalid(
+                "a resync window must not end before it starts",
+            ));
+        }
+        let what = "cannot start the full resync";
+        let mut tx = self.write_tx().await?;
+        Self::fence(&mut tx, lease).await?;
+        // Holding the lease, any shadow set left is a dead round's.
+        Self::clear_shadow(&mut tx, lease.mailbox).await?;
+        sqlx::query(
+            "INSERT INTO shadows (mailbox_id, window_start, window_end, delta_link, started_at, \
+             lease_token, resync_seq) \
+             SELECT ?, ?, ?, NULL, ?, ?, resync_seq FROM mailboxes WHERE id = ?",
+        )
+        .bind(lease.mailbox.0)
+        .bind(us(window.start))
+        .bind(us(window.end))
+        .bind(us(Timestamp::now()))
+        .bind(lease.token)
+        .bind(lease.mailbox.0)
+        .execute(&mut *tx)
+        .await
+        .ctx(what)?;
+        tx.commit().await.ctx(what)
+    }
+
+    pub(super) async fn apply_shadow_impl(&self, lease: &Lease, changes: &ChangeSet) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let policy = Self::fence(&mut tx, lease).await?;
+        Self::require_own_shadow(&mut tx, lease).await?;
+        Self::write_changes(
+            &mut tx,
+            Set::Shadow,
+            lease.mailbox,
+            policy,
+            changes,
+            Timestamp::now(),
+        )
+        .await?;
+        tx.commit().await.ctx("cannot apply the resync's changes")
+    }
+
+    pub(super) async fn commit_shadow_impl(&self, lease: &Lease, cursor: &Cursor) -> Result<()> {
+        let what = "cannot swap in the full resync";
+        let mailbox = lease.mailbox;
+        let mut tx = self.write_tx().await?;
+        Self::fence(&mut tx, lease).await?;
+        let seq = Self::require_own_shadow(&mut tx, lease).await?;
+        // Keep calgate's ids for instances that survive the resync.
+        sqlx::query(
+            "UPDATE shadow_instances SET id = (SELECT l.id FROM instances l \
+               WHERE l.mailbox_id = shadow_instances.mailbox_id \
+               AND l.exchange_id = shadow_instances.exchange_id) \
+             WHERE mailbox_id = ? AND EXISTS (SELECT 1 FROM instances l \
+               WHERE l.mailbox_id = shadow_instances.mailbox_id \
+               AND l.exchange_id = shadow_instances.exchange_id)",
+        )
+        .bind(mailbox.0)
+        .execute(&mut *tx)
+        .await
+        .ctx(what)?;
+        let statements = [
+            "DELETE FROM instances WHERE mailbox_id = ?".to_owned(),
+            format!(
+                "INSERT INTO instances ({INSTANCE_COLUMNS}) SELECT {INSTANCE_COLUMNS} \
+                 FROM shadow_instances WHERE mailbox_id = ?"
+            ),
+            "DELETE FROM series_masters WHERE mailbox_id = ?".to_owned(),
+            format!(
+                "INSERT INTO series_masters ({MASTER_COLUMNS}) SELECT {MASTER_COLUMNS} \
+                 FROM shadow_series_masters WHERE mailbox_id = ?"
+            ),
+        ];
+        for s in statements {
+            sqlx::query(sql(s))
+                .bind(mailbox.0)
+                .execute(&mut *tx)
+                .await
+                .ctx(what)?;
+        }
+        Self::clear_shadow(&mut tx, mailbox).await?;
+        // A resync requested before this one began is now done.
+        sqlx::query("UPDATE mailboxes SET resync_reason = NULL WHERE id = ? AND resync_seq <= ?")
+            .bind(mailbox.0)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await
+            .ctx(what)?;
+        Self::write_cursor(&mut tx, mailbox, cursor, Timestamp::now()).await?;
+        tx.commit().await.ctx(what)
+    }
+
+    pub(super) async fn abort_shadow_impl(&self, lease: &Lease) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        Self::fence(&mut tx, lease).await?;
+        let had = Self::clear_shadow(&mut tx, lease.mailbox).await?;
+        tx.commit().await.ctx("cannot discard the full resync")?;
+        Ok(had)
+    }
+
+    pub(super) async fn shadow_impl(&self, mailbox: MailboxId) -> Result<Option<ShadowState>> {
+        let c = "cannot read the resync state";
+        let row = sqlx::query(
+            "SELECT s.*, (SELECT COUNT(*) FROM shadow_instances i WHERE i.mailbox_id = s.mailbox_id) \
+             AS n FROM shadows s WHERE s.mailbox_id = ?",
+        )
+        .bind(mailbox.0)
+        .fetch_optional(&self.pool)
+        .await
+        .ctx(c)?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(ShadowState {
+            lease_token: row.try_get("lease_token").ctx(c)?,
+            window: Window {
+                start: ts(row.try_get("window_start").ctx(c)?)?,
+                end: ts(row.try_get("window_end").ctx(c)?)?,
+            },
+            progress_link: row.try_get("delta_link").ctx(c)?,
+            started_at: ts(row.try_get("started_at").ctx(c)?)?,
+            instances: count(row.try_get("n").ctx(c)?),
+        }))
+    }
+
+    pub(super) async fn instances_impl(
+        &self,
+        mailbox: MailboxId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<StoredInstance>> {
+        let rows = sqlx::query(sql(format!(
+            "{SELECT_INSTANCE} WHERE i.mailbox_id = ? AND i.start_us < ? \
+             AND (i.end_us > ? OR i.start_us = ?) ORDER BY i.start_us, i.exchange_id"
+        )))
+        .bind(mailbox.0)
+        .bind(us(to))
+        .bind(us(from))
+        .bind(us(from))
+        .fetch_all(&self.pool)
+        .await
+        .ctx("cannot read instances")?;
+        rows.iter().map(instance_from_row).collect()
+    }
+
+    pub(super) async fn instance_impl(
+        &self,
+        mailbox: MailboxId,
+        exchange_id: &str,
+    ) -> Result<Option<StoredInstance>> {
+        let row = sqlx::query(sql(format!(
+            "{SELECT_INSTANCE} WHERE i.mailbox_id = ? AND i.exchange_id = ?"
+        )))
+        .bind(mailbox.0)
+        .bind(exchange_id)
+        .fetch_optional(&self.pool)
+        .await
+        .ctx("cannot read an instance")?;
+        row.as_ref().map(instance_from_row).transpose()
+    }
+
+    pub(super) async fn count_instances_impl(&self, mailbox: MailboxId) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM instances WHERE mailbox_id = ?")
+            .bind(mailbox.0)
+            .fetch_one(&self.pool)
+            .await
+            .ctx("cannot count instances")?;
+        Ok(count(n))
+    }
+
+    pub(super) async fn series_masters_impl(
+        &self,
+        mailbox: MailboxId,
+    ) -> Result<Vec<SeriesMaster>> {
+        let rows =
+            sqlx::query("SELECT * FROM series_masters WHERE mailbox_id = ? ORDER BY exchange_id")
+                .bind(mailbox.0)
+                .fetch_all(&self.pool)
+                .await
+                .ctx("cannot read series masters")?;
+        rows.iter().map(master_from_row).collect()
+    }
+
+    pub(super) async fn cursor_impl(&self, mailbox: MailboxId) -> Result<Option<Cursor>> {
+        let c = "cannot read the delta cursor";
+        let row = sqlx::query("SELECT * FROM delta_cursors WHERE mailbox_id = ?")
+            .bind(mailbox.0)
+            .fetch_optional(&self.pool)
+            .await
+            .ctx(c)?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(Cursor {
+            delta_link: row.try_get("delta_link").ctx(c)?,
+            window_start: ts(row.try_get("window_start").ctx(c)?)?,
+            window_end: ts(row.try_get("window_end").ctx(c)?)?,
+            rebased_at: ts(row.try_get("rebased_at").ctx(c)?)?,
+        }))
+    }
+
+    pub(super) async fn clear_cursor_impl(&self, mailbox: MailboxId) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query("DELETE FROM delta_cursors WHERE mailbox_id = ?")
+            .bind(mailbox.0)
+            .execute(&mut *tx)
+            .await
+            .ctx("cannot clear the delta cursor")?;
+        tx.commit().await.ctx("cannot clear the delta cursor")?;
+        Ok(done.rows_affected() > 0)
+    }
+}

@@ -1,0 +1,590 @@
+//! The SQLite backend (sqlx): one file, WAL, foreign keys, a busy timeout and a small pool.
+//!
+//! Every write runs in one `BEGIN IMMEDIATE` transaction ([`WriteTx`]), so concurrent writers
+//! queue on the busy timeout instead of failing on a read-to-write upgrade. A connection whose
+//! transaction ended in an unknown state (a failed `COMMIT` after "disk full", a dropped
+//! transaction) is closed, never handed to the next writer.
+//!
+//! The code is split by concern: `connections.rs` (connections and sealed credentials),
+//! `mailboxes.rs` (linking, privacy changes), `instances.rs` (change sets, shadow resyncs,
+//! reads, cursors), `status.rs`, `leases.rs`, `accounts.rs`. This file holds opening, the
+//! transaction wrapper, value codecs, and the [`Store`] impl that routes to them.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::civil::Date;
+use jiff::{SignedDuration, Timestamp};
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Sqlite};
+
+use crate::Store;
+use crate::crypto::MasterKey;
+use crate::error::{Error, ErrorKind, Result};
+use crate::types::*;
+
+mod accounts;
+mod connections;
+mod instances;
+mod leases;
+mod mailboxes;
+mod status;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(15);
+const KEY_CHECK: &str = "master_key_check";
+const KEY_CHECK_PLAIN: &[u8] = b"calgate master key check v1";
+
+/// How to open an SQLite store.
+#[derive(Debug, Clone, Default)]
+pub struct SqliteOptions {
+    /// Create the file when it does not exist (else: [`ErrorKind::Missing`]).
+    pub create: bool,
+    /// Pool size (default 8).
+    pub max_connections: Option<u32>,
+    /// A cap on the database's size, in pages (`PRAGMA max_page_count`); past it writes fail
+    /// as "disk full". For quotas and for tests of that path.
+    pub max_page_count: Option<u64>,
+}
+
+/// The SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    pool: SqlitePool,
+    key: MasterKey,
+    file: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("file", &self.file)
+            .finish_non_exhaustive()
+    }
+}
+
+// ---- error mapping ---------------------------------------------------------------------------
+
+/// SQLite's primary result codes that have a meaning of their own for an administrator.
+const SQLITE_READONLY: i64 = 8;
+const SQLITE_IOERR: i64 = 10;
+const SQLITE_CORRUPT: i64 = 11;
+const SQLITE_FULL: i64 = 13;
+const SQLITE_NOTADB: i64 = 26;
+
+fn map_sqlx(what: &str, e: sqlx::Error) -> Error {
+    let (kind, detail) = match &e {
+        sqlx::Error::Database(d) => {
+            let primary = d
+                .code()
+                .and_then(|c| c.parse::<i64>().ok())
+                .map(|c| c & 0xff);
+            let kind = match (d.kind(), primary) {
+                (sqlx::error::ErrorKind::UniqueViolation, _) => ErrorKind::Conflict,
+                (
+                    sqlx::error::ErrorKind::CheckViolation
+                    | sqlx::error::ErrorKind::NotNullViolation,
+                    _,
+                ) => ErrorKind::InvalidData,
+                (sqlx::error::ErrorKind::ForeignKeyViolation, _) => ErrorKind::NotFound,
+                (_, Some(SQLITE_FULL)) => ErrorKind::DiskFull,
+                (_, Some(SQLITE_READONLY | SQLITE_IOERR)) => ErrorKind::Io,
+                _ => ErrorKind::Database,
+            };
+            let detail = match primary {
+                Some(SQLITE_CORRUPT | SQLITE_NOTADB) => format!(
+                    "{} — the database file is damaged: restore it from a backup",
+                    d.message()
+                ),
+                _ => d.message().to_owned(),
+            };
+            (kind, detail)
+        }
+        other => (ErrorKind::Database, other.to_string()),
+    };
+    Error::with_source(kind, format!("{what}: {detail}"), e)
+}
+
+trait Ctx<T> {
+    fn ctx(self, what: &str) -> Result<T>;
+}
+
+impl<T> Ctx<T> for std::result::Result<T, sqlx::Error> {
+    fn ctx(self, what: &str) -> Result<T> {
+        self.map_err(|e| map_sqlx(what, e))
+    }
+}
+
+// ---- the write transaction -------------------------------------------------------------------
+
+/// One `BEGIN IMMEDIATE` transaction on a pooled connection. `commit` ends it; dropping it
+/// uncommitted (an early `?`) closes the connection, which rolls the transaction back; a failed
+/// `COMMIT` (disk full, I/O error: SQLite may already have rolled back) also closes it, so no
+/// later writer inherits a connection in an unknown transaction state.
+struct WriteTx {
+    conn: PoolConnection<Sqlite>,
+    done: bool,
+}
+
+impl WriteTx {
+    async fn begin(pool: &SqlitePool) -> std::result::Result<WriteTx, sqlx::Error> {
+        let mut conn = pool.acquire().await?;
+        if let Err(e) = sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn).await {
+            conn.close_on_drop();
+            return Err(e);
+        }
+        Ok(WriteTx { conn, done: false })
+    }
+
+    async fn commit(mut self) -> std::result::Result<(), sqlx::Error> {
+        match sqlx::raw_sql("COMMIT").execute(&mut *self.conn).await {
+            Ok(_) => {
+                self.done = true;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *self.conn).await;
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        if !self.done {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
+}
+
+type Tx = WriteTx;
+
+// ---- value codecs ----------------------------------------------------------------------------
+
+fn us(t: Timestamp) -> i64 {
+    t.as_microsecond()
+}
+
+fn ts(v: i64) -> Result<Timestamp> {
+    Timestamp::from_microsecond(v).map_err(|_| Error::corrupt("instant", &v.to_string()))
+}
+
+fn opt_ts(v: Option<i64>) -> Result<Option<Timestamp>> {
+    v.map(ts).transpose()
+}
+
+fn text_ts(v: Option<String>) -> Result<Option<Timestamp>> {
+    v.map(|s| {
+        s.parse::<Timestamp>()
+            .map_err(|_| Error::corrupt("instant", &s))
+    })
+    .transpose()
+}
+
+fn date(v: Option<String>) -> Result<Option<Date>> {
+    v.map(|s| s.parse::<Date>().map_err(|_| Error::corrupt("date", &s)))
+        .transpose()
+}
+
+fn count(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A stored enumeration in calgate's spelling (`calgate_core`'s `as_str`).
+fn parse_enum<T: std::str::FromStr>(what: &str, s: &str) -> Result<T> {
+    s.parse::<T>().map_err(|_| Error::corrupt(what, s))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v)
+        .map_err(|e| Error::invalid(format!("cannot encode a value as JSON: {e}")))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|_| Error::corrupt(what, s))
+}
+
+fn address_key(address: &str) -> String {
+    address.trim().to_lowercase()
+}
+
+/// SQL built from constant table and column names only (never from input).
+fn sql(s: String) -> AssertSqlSafe<String> {
+    AssertSqlSafe(s)
+}
+
+// ---- files -----------------------------------------------------------------------------------
+
+/// Makes `path` readable and writable by its owner only, if it exists and is looser.
+#[cfg(unix)]
+fn tighten(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o077 != 0 => {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
+                |e| {
+                    Error::io(
+                        format!("cannot make {} private (chmod 600)", path.display()),
+                        e,
+                    )
+                },
+            )?;
+            tracing::info!(path = %path.display(), "made private (mode 0600)");
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+fn tighten(_path: &Path) -> Result<()> {
+    Ok(())
+}
+
+/// Creates an empty database file with mode 0600 (SQLite gives its `-wal` and `-shm` files
+/// the database file's mode), unless it exists.
+fn create_private_file(path: &Path) -> Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    match o.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io(
+            format!("cannot create the database {}", path.display()),
+            e,
+        )),
+    }
+}
+
+/// The database file and the files SQLite keeps beside it.
+fn database_files(file: &Path) -> [PathBuf; 3] {
+    let with = |suffix: &str| {
+        let mut name = file.as_os_str().to_os_string();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    [file.to_path_buf(), with("-wal"), with("-shm")]
+}
+
+impl SqliteStore {
+    /// Opens (creating when `options.create`) and migrates the database file, then checks the
+    /// master key against it. `key` is asked for the key once the file is open; it is told
+    /// whether the database already holds data sealed with one (then a missing key must not be
+    /// replaced by a new one).
+    pub async fn open(
+        file: &Path,
+        key: impl FnOnce(bool) -> Result<MasterKey>,
+        options: &SqliteOptions,
+    ) -> Result<Self> {
+        if options.create {
+            create_private_file(file)?;
+        } else if !file.is_file() {
+            return Err(Error::new(
+                ErrorKind::Missing,
+                format!("there is no calgate database at {}", file.display()),
+            ));
+        }
+        for f in database_files(file) {
+            tighten(&f)?;
+        }
+        let mut connect = SqliteConnectOptions::new()
+            .filename(file)
+            .create_if_missing(false)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        if let Some(pages) = options.max_page_count {
+            connect = connect.pragma("max_page_count", pages.to_string());
+        }
+        let what = format!("cannot open the database {}", file.display());
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.unwrap_or(8).max(1))
+            .connect_with(connect)
+            .await
+            .ctx(&what)?;
+        MIGRATOR.run(&pool).await.map_err(|e| {
+            let message = format!("cannot migrate the database {}: {e}", file.display());
+            Error::with_source(ErrorKind::Database, message, e)
+        })?;
+        let sealed: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(KEY_CHECK)
+            .fetch_optional(&pool)
+            .await
+            .ctx("cannot read the master key check")?;
+        let key = key(sealed.is_some())?;
+        let store = SqliteStore {
+            pool,
+            key,
+            file: file.to_path_buf(),
+        };
+        store.check_key().await?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    async fn write_tx(&self) -> Result<Tx> {
+        WriteTx::begin(&self.pool)
+            .await
+            .ctx("cannot start a write transaction")
+    }
+
+    /// Seals a known value with the key on first open; later opens must open it.
+    async fn check_key(&self) -> Result<()> {
+        let aad = b"calgate:meta:master_key_check";
+        let mut tx = self.write_tx().await?;
+        let existing: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(KEY_CHECK)
+            .fetch_optional(&mut *tx)
+            .await
+            .ctx("cannot read the master key check")?;
+        match existing {
+            None => {
+                let sealed = self.key.seal(aad, KEY_CHECK_PLAIN)?;
+                sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?)")
+                    .bind(KEY_CHECK)
+                    .bind(sealed)
+                    .execute(&mut *tx)
+                    .await
+                    .ctx("cannot write the master key check")?;
+                tx.commit().await.ctx("cannot write the master key check")?;
+                Ok(())
+            }
+            Some(sealed) => {
+                tx.commit().await.ctx("cannot read the master key check")?;
+                match self.key.open(aad, &sealed) {
+                    Ok(plain) if plain == KEY_CHECK_PLAIN => Ok(()),
+                    _ => Err(Error::new(
+                        ErrorKind::MasterKey,
+                        format!(
+                            "the master key does not match the database {}: it was created with another {} or {}; restore that key",
+                            self.file.display(),
+                            crate::MASTER_KEY_ENV,
+                            crate::MASTER_KEY_FILE
+                        ),
+                    )),
+                }
+            }
+        }
+    }
+
+    /// Adds the database's path to errors whose fix is about the file or its disk.
+    fn located(&self, e: Error) -> Error {
+        let message = match e.kind() {
+            ErrorKind::DiskFull => format!(
+                "the disk holding {} is full ({}): free space there, then try again",
+                self.file.display(),
+                e.message()
+            ),
+            ErrorKind::Io => format!(
+                "{} ({}): check the disk and that the file is writable",
+                e.message(),
+                self.file.display()
+            ),
+            _ => return e,
+        };
+        e.reworded(message)
+    }
+
+    /// `PRAGMA integrity_check`: the problems found (empty when the database is sound).
+    async fn integrity_impl(&self) -> Result<Vec<String>> {
+        let rows: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check(20)")
+            .fetch_all(&self.pool)
+            .await
+            .ctx("cannot check the database")?;
+        Ok(rows.into_iter().filter(|r| r != "ok").collect())
+    }
+}
+
+/// Routes every call to its module and puts the database's path into disk and I/O errors.
+macro_rules! routed {
+    ($self:ident . $f:ident ( $($arg:expr),* )) => {
+        $self.$f($($arg),*).await.map_err(|e| $self.located(e))
+    };
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn add_connection(&self, c: &NewConnection) -> Result<ConnectionId> {
+        routed!(self.add_connection_impl(c))
+    }
+    async fn list_connections(&self) -> Result<Vec<Connection>> {
+        routed!(self.load_connections(None))
+    }
+    async fn connection(&self, name: &str) -> Result<Option<Connection>> {
+        Ok(routed!(self.load_connections(Some(name)))?
+            .into_iter()
+            .next())
+    }
+    async fn remove_connection(&self, name: &str) -> Result<bool> {
+        routed!(self.remove_connection_impl(name))
+    }
+    async fn add_credential(&self, connection: &str, c: &NewCredential) -> Result<CredentialId> {
+        routed!(self.add_credential_impl(connection, c))
+    }
+    async fn remove_credential(&self, connection: &str, id: CredentialId) -> Result<bool> {
+        routed!(self.remove_credential_impl(connection, id))
+    }
+    async fn set_credential_expiry(
+        &self,
+        id: CredentialId,
+        expires_at: Option<Timestamp>,
+    ) -> Result<bool> {
+        routed!(self.set_credential_expiry_impl(id, expires_at))
+    }
+
+    async fn link_mailbox(&self, m: &NewMailbox) -> Result<MailboxId> {
+        routed!(self.link_mailbox_impl(m))
+    }
+    async fn unlink_mailbox(&self, address: &str) -> Result<bool> {
+        routed!(self.unlink_mailbox_impl(address))
+    }
+    async fn list_mailboxes(&self) -> Result<Vec<Mailbox>> {
+        routed!(self.mailboxes_impl(None))
+    }
+    async fn mailbox(&self, address: &str) -> Result<Option<Mailbox>> {
+        Ok(routed!(self.mailboxes_impl(Some(address)))?
+            .into_iter()
+            .next())
+    }
+
+    async fn acquire_lease(
+        &self,
+        mailbox: MailboxId,
+        holder: &LeaseHolder,
+        ttl: SignedDuration,
+    ) -> Result<LeaseGrant> {
+        routed!(self.acquire_lease_impl(mailbox, holder, ttl))
+    }
+    async fn renew_lease(&self, lease: &Lease) -> Result<()> {
+        routed!(self.renew_lease_impl(lease))
+    }
+    async fn release_lease(&self, lease: &Lease) -> Result<bool> {
+        routed!(self.release_lease_impl(lease))
+    }
+    async fn leases(&self) -> Result<Vec<LeaseInfo>> {
+        routed!(self.leases_impl())
+    }
+
+    async fn apply_changes(&self, lease: &Lease, changes: &ChangeSet) -> Result<()> {
+        routed!(self.apply_changes_impl(lease, changes))
+    }
+    async fn begin_shadow(&self, lease: &Lease, window: Window) -> Result<()> {
+        routed!(self.begin_shadow_impl(lease, window))
+    }
+    async fn apply_shadow(&self, lease: &Lease, changes: &ChangeSet) -> Result<()> {
+        routed!(self.apply_shadow_impl(lease, changes))
+    }
+    async fn commit_shadow(&self, lease: &Lease, cursor: &Cursor) -> Result<()> {
+        routed!(self.commit_shadow_impl(lease, cursor))
+    }
+    async fn abort_shadow(&self, lease: &Lease) -> Result<bool> {
+        routed!(self.abort_shadow_impl(lease))
+    }
+    async fn shadow(&self, mailbox: MailboxId) -> Result<Option<ShadowState>> {
+        routed!(self.shadow_impl(mailbox))
+    }
+    async fn instances(
+        &self,
+        mailbox: MailboxId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<StoredInstance>> {
+        routed!(self.instances_impl(mailbox, from, to))
+    }
+    async fn instance(
+        &self,
+        mailbox: MailboxId,
+        exchange_id: &str,
+    ) -> Result<Option<StoredInstance>> {
+        routed!(self.instance_impl(mailbox, exchange_id))
+    }
+    async fn count_instances(&self, mailbox: MailboxId) -> Result<u64> {
+        routed!(self.count_instances_impl(mailbox))
+    }
+    async fn series_masters(&self, mailbox: MailboxId) -> Result<Vec<SeriesMaster>> {
+        routed!(self.series_masters_impl(mailbox))
+    }
+    async fn cursor(&self, mailbox: MailboxId) -> Result<Option<Cursor>> {
+        routed!(self.cursor_impl(mailbox))
+    }
+    async fn clear_cursor(&self, mailbox: MailboxId) -> Result<bool> {
+        routed!(self.clear_cursor_impl(mailbox))
+    }
+    async fn record_status(&self, mailbox: MailboxId, s: &SyncStatusUpdate) -> Result<()> {
+        routed!(self.record_status_impl(mailbox, s))
+    }
+    async fn statuses(&self) -> Result<Vec<MailboxStatus>> {
+        routed!(self.statuses_impl(None))
+    }
+    async fn status(&self, mailbox: MailboxId) -> Result<Option<MailboxStatus>> {
+        Ok(routed!(self.statuses_impl(Some(mailbox)))?
+            .into_iter()
+            .next())
+    }
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+    async fn check_integrity(&self) -> Result<Vec<String>> {
+        routed!(self.integrity_impl())
+    }
+
+    async fn save_account(&self, a: &crate::NewAccount) -> Result<crate::AccountId> {
+        routed!(self.save_account_impl(a))
+    }
+    async fn list_accounts(&self) -> Result<Vec<crate::Account>> {
+        routed!(self.list_accounts_impl())
+    }
+    async fn account(&self, id: crate::AccountId) -> Result<Option<crate::Account>> {
+        routed!(self.account_impl(id))
+    }
+    async fn store_refresh_token(
+        &self,
+        id: crate::AccountId,
+        refresh_token: &SecretString,
+        refreshed_at: Timestamp,
+    ) -> Result<bool> {
+        routed!(self.store_refresh_token_impl(id, refresh_token, refreshed_at))
+    }
+    async fn set_account_state(
+        &self,
+        id: crate::AccountId,
+        state: crate::AccountState,
+        message: Option<&str>,
+        at: Timestamp,
+    ) -> Result<bool> {
+        routed!(self.set_account_state_impl(id, state, message, at))
+    }
+    async fn remove_accounts(&self, address: &str, connection: Option<&str>) -> Result<u64> {
+        routed!(self.remove_accounts_impl(address, connection))
+    }
+}
