@@ -34,6 +34,7 @@ use serde_json::{Value, json};
 use sha1::Digest as _;
 use uuid::Uuid;
 
+use crate::control::EmptyBody;
 use crate::error::GraphError;
 use crate::model::{AccessPolicy, AccessRight, App, Certificate, RbacAssignment, Secret, Tenant};
 use crate::state::SimState;
@@ -90,12 +91,9 @@ fn not_found(what: &str, r: &str) -> GraphError {
     )
 }
 
+/// A JSON object body; empty means `{}`.
 fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, GraphError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return serde_json::from_slice(b"{}")
-            .map_err(|e| bad(format!("Invalid request body: {e}")));
-    }
-    serde_json::from_slice(body).map_err(|e| bad(format!("Invalid request body: {e}")))
+    crate::control::parse_object(body, EmptyBody::IsEmptyObject, "BadRequest")
 }
 
 fn ok(v: Value) -> Response {

@@ -29,6 +29,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::control::EmptyBody;
 use crate::error::GraphError;
 use crate::model::{Calendar, Group, MailboxKind, RoomInfo, RoomList, Tenant, User, WorkingHours};
 use crate::state::SimState;
@@ -89,11 +90,9 @@ fn no_tenant() -> GraphError {
     GraphError::not_found("NotFound", "The simulator hosts no tenant.")
 }
 
+/// A JSON object body; required.
 fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, GraphError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(bad("A JSON request body is required."));
-    }
-    serde_json::from_slice(body).map_err(|e| bad(format!("Invalid request body: {e}")))
+    crate::control::parse_object(body, EmptyBody::Rejected, "BadRequest")
 }
 
 fn json_status(status: StatusCode, v: Value) -> Response {

@@ -39,9 +39,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::control::{EmptyBody, parse_object};
 use crate::error::{GraphError, GraphResult};
 use crate::expand::{self, Instance, InstanceKind};
-use crate::graph::delta::DeltaFaultRequest;
+use crate::graph::delta::{DeltaFaultRequest, MAX_REPLAY};
 use crate::graph::wire::{self, EventDefaults, RenderOpts};
 use crate::model::{
     Calendar, EmailAddress, ExceptionOccurrence, SeriesRecurrence, StoredEvent, User,
@@ -100,16 +101,10 @@ fn json_status(status: StatusCode, v: Value) -> Response {
     (status, axum::Json(v)).into_response()
 }
 
+/// Graph event JSON (or a recurrence): a required JSON object.
 fn parse_body(body: &Bytes) -> GraphResult<Value> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(bad("A JSON request body is required."));
-    }
-    serde_json::from_slice(body).map_err(|e| {
-        GraphError::bad_request(
-            "RequestBodyRead",
-            format!("Invalid JSON in the request body: {e}"),
-        )
-    })
+    parse_object::<serde_json::Map<String, Value>>(body, EmptyBody::Rejected, "RequestBodyRead")
+        .map(Value::Object)
 }
 
 fn query(raw: Option<&str>) -> GraphResult<Vec<(String, String)>> {
@@ -588,11 +583,12 @@ async fn delta_status(State(st): State<St>, Path(addr): Path<String>) -> Res {
 
 async fn delta_faults(State(st): State<St>, Path(addr): Path<String>, body: Bytes) -> Res {
     let id = user_id(&st, &addr)?;
-    let req: DeltaFaultRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        DeltaFaultRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| bad(format!("Invalid request body: {e}")))?
-    };
+    let req: DeltaFaultRequest = parse_object(&body, EmptyBody::IsEmptyObject, "BadRequest")?;
+    if let Some(n) = req.replay.filter(|n| *n > MAX_REPLAY) {
+        return Err(bad(format!(
+            "replay must be at most {MAX_REPLAY} (got {n})."
+        )));
+    }
     Ok(json_status(
         StatusCode::OK,
         json!(st.delta.apply_faults(id, &req)),
@@ -630,8 +626,7 @@ const KINDS: &[&str] = &[
 ];
 
 async fn random_changes(State(st): State<St>, Path(addr): Path<String>, body: Bytes) -> Res {
-    let req: RandomRequest =
-        serde_json::from_slice(&body).map_err(|e| bad(format!("Invalid request body: {e}")))?;
+    let req: RandomRequest = parse_object(&body, EmptyBody::Rejected, "BadRequest")?;
     if req.count > MAX_RANDOM_CHANGES {
         return Err(bad(format!("count must be at most {MAX_RANDOM_CHANGES}.")));
     }

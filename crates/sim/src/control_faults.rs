@@ -22,9 +22,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::control::EmptyBody;
 use crate::error::GraphError;
 use crate::faults::FaultConfig;
-use crate::state::{SimState, lock};
+use crate::state::{MAX_LATENCY_MS, SimState, lock};
 
 type St = Arc<SimState>;
 
@@ -50,13 +51,9 @@ fn bad(msg: impl Into<String>) -> GraphError {
     GraphError::bad_request("BadRequest", msg)
 }
 
+/// A JSON object body; empty means `{}`.
 fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, GraphError> {
-    let text = if body.iter().all(u8::is_ascii_whitespace) {
-        &b"{}"[..]
-    } else {
-        &body[..]
-    };
-    serde_json::from_slice(text).map_err(|e| bad(format!("Invalid request body: {e}")))
+    crate::control::parse_object(body, EmptyBody::IsEmptyObject, "BadRequest")
 }
 
 /// Finds a mailbox (by id, UPN or mail) in any tenant.
@@ -135,8 +132,10 @@ async fn put_settings(State(st): State<St>, body: Bytes) -> Result<Response, Gra
     if p.mailbox_concurrency == Some(0) {
         return Err(bad("mailbox_concurrency must be at least 1"));
     }
-    if p.latency_ms.is_some_and(|l| l > 120_000) {
-        return Err(bad("latency_ms must be at most 120000"));
+    if let Some(l) = p.latency_ms.filter(|l| *l > MAX_LATENCY_MS) {
+        return Err(bad(format!(
+            "latency_ms must be at most {MAX_LATENCY_MS} (got {l})"
+        )));
     }
     let window = match p.budget_window_seconds {
         Some(w) if !(w.is_finite() && (0.1..=86_400.0).contains(&w)) => {

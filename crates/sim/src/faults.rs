@@ -15,13 +15,18 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{GraphError, GraphResult};
-use crate::state::{SimState, lock};
+use crate::state::{MAX_LATENCY_MS, SimState, lock};
+use crate::throttle::MAX_RETRY_AFTER_S;
+
+/// Largest `drop_connection.count`: more broken connections than any test needs.
+pub const MAX_DROP_COUNT: u32 = 10_000;
 
 /// The fault configuration, as `GET /_sim/faults` shows it and `PUT /_sim/faults` sets it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FaultConfig {
-    /// Added to every Graph and identity response (on top of `settings.latency_ms`).
+    /// Added to every Graph and identity response (on top of `settings.latency_ms`); at most
+    /// [`MAX_LATENCY_MS`].
     pub latency_ms: u64,
     /// Fraction (0..=1) of mailbox calls answered with `error_status`.
     pub error_rate: f64,
@@ -29,11 +34,13 @@ pub struct FaultConfig {
     pub error_status: Option<u16>,
     /// Overrides the error code of injected 500/503 answers.
     pub error_code: Option<String>,
-    /// `Retry-After` of injected 503s (seconds, may be fractional; default "1").
+    /// `Retry-After` of injected 503s (seconds, may be fractional, at most
+    /// [`MAX_RETRY_AFTER_S`]; default "1").
     pub error_retry_after: Option<String>,
     /// Fraction (0..=1) of mailbox calls answered `429 TooManyRequests`.
     pub throttle_rate: f64,
-    /// `Retry-After` of the storm's 429s (seconds, may be fractional like "0.5"; default "1").
+    /// `Retry-After` of the storm's 429s (seconds, may be fractional like "0.5", at most
+    /// [`MAX_RETRY_AFTER_S`]; default "1").
     pub throttle_retry_after: Option<String>,
     /// Only calls to this mailbox (address or id) get error-rate and storm faults.
     pub mailbox: Option<String>,
@@ -46,7 +53,7 @@ pub struct FaultConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DropRule {
-    /// How many more requests to break (default 1).
+    /// How many more requests to break (default 1, at most [`MAX_DROP_COUNT`]).
     pub count: u32,
     /// Only requests whose path contains this (case-insensitive).
     pub path_contains: Option<String>,
@@ -85,8 +92,14 @@ pub enum FaultError {
     Rate(&'static str),
     #[error("error_status must be 500 or 503")]
     Status,
-    #[error("'{0}' is not a valid Retry-After (seconds)")]
-    RetryAfter(String),
+    #[error("{field} must be a number of seconds between 0 and {MAX_RETRY_AFTER_S}, not '{value}'")]
+    RetryAfter { field: &'static str, value: String },
+    #[error("{field} must be at most {max} (got {value})")]
+    TooLarge {
+        field: &'static str,
+        max: u64,
+        value: u64,
+    },
 }
 
 fn splitmix(mut z: u64) -> u64 {
@@ -112,12 +125,35 @@ impl FaultConfig {
         if !matches!(self.error_status, None | Some(500) | Some(503)) {
             return Err(FaultError::Status);
         }
-        for ra in [&self.error_retry_after, &self.throttle_retry_after]
-            .into_iter()
-            .flatten()
+        if self.latency_ms > MAX_LATENCY_MS {
+            return Err(FaultError::TooLarge {
+                field: "latency_ms",
+                max: MAX_LATENCY_MS,
+                value: self.latency_ms,
+            });
+        }
+        if let Some(d) = self
+            .drop_connection
+            .as_ref()
+            .filter(|d| d.count > MAX_DROP_COUNT)
         {
-            if crate::throttle::parse_retry_after(ra).is_none() {
-                return Err(FaultError::RetryAfter(ra.clone()));
+            return Err(FaultError::TooLarge {
+                field: "drop_connection.count",
+                max: u64::from(MAX_DROP_COUNT),
+                value: u64::from(d.count),
+            });
+        }
+        for (field, ra) in [
+            ("error_retry_after", &self.error_retry_after),
+            ("throttle_retry_after", &self.throttle_retry_after),
+        ] {
+            if let Some(ra) = ra
+                && crate::throttle::parse_retry_after(ra).is_none()
+            {
+                return Err(FaultError::RetryAfter {
+                    field,
+                    value: ra.clone(),
+                });
             }
         }
         Ok(())
@@ -265,5 +301,18 @@ mod tests {
         assert!(c.validate().is_ok());
         c.throttle_retry_after = Some("soon".into());
         assert!(c.validate().is_err());
+        c.throttle_retry_after = None;
+        c.latency_ms = MAX_LATENCY_MS;
+        assert!(c.validate().is_ok());
+        c.latency_ms = 1 << 63;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("latency_ms") && e.contains("120000"), "{e}");
+        c.latency_ms = 0;
+        c.drop_connection = Some(DropRule {
+            count: MAX_DROP_COUNT + 1,
+            ..DropRule::default()
+        });
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("drop_connection.count"), "{e}");
     }
 }

@@ -11,6 +11,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -32,7 +33,7 @@ pub mod state;
 pub mod throttle;
 pub mod tokens;
 
-pub use state::SimState;
+pub use state::{MAX_LATENCY_MS, SimState};
 
 /// Which tenant to start with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -69,6 +70,8 @@ pub struct SimOptions {
     pub scale_events: Option<usize>,
     /// Seed of the random generator: the same value gives the same tenant.
     pub rng: u64,
+    /// Added to every Graph and identity response; capped at [`MAX_LATENCY_MS`] (a larger
+    /// value is logged and replaced by the cap).
     pub latency_ms: u64,
     /// Requests per (app, mailbox) per 10 minutes (Graph: 10,000).
     pub request_budget: u32,
@@ -85,6 +88,29 @@ impl Default for SimOptions {
             rng: 1,
             latency_ms: 0,
             request_budget: 10_000,
+        }
+    }
+}
+
+/// Default of [`ConnectionLimits::header_read_timeout`].
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Limits on the listener's connections, so that a client that connects and then sends a
+/// request head slowly, partly or not at all cannot hold a connection and its task forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// How long a client has, from the moment the simulator starts waiting for it, to complete
+    /// the TLS handshake (with `--tls`), to send the first bytes that tell HTTP/1.1 from
+    /// HTTP/2, and to send each HTTP/1.1 request head (which also closes a keep-alive
+    /// connection idle for that long). Past it the connection is closed without an answer.
+    /// Kept between 1 ms and one hour.
+    pub header_read_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
         }
     }
 }
@@ -151,11 +177,32 @@ impl Drop for SimHandle {
     }
 }
 
-/// Seeds the tenant, binds the listener and serves in the background.
+/// Seeds the tenant, binds the listener and serves in the background, with the default
+/// [`ConnectionLimits`].
 pub async fn start(opts: SimOptions) -> Result<SimHandle, SimError> {
+    start_with_limits(opts, ConnectionLimits::default()).await
+}
+
+/// [`start`] with other connection limits (tests use a short header-read timeout).
+pub async fn start_with_limits(
+    opts: SimOptions,
+    limits: ConnectionLimits,
+) -> Result<SimHandle, SimError> {
+    let limits = ConnectionLimits {
+        header_read_timeout: limits
+            .header_read_timeout
+            .clamp(Duration::from_millis(1), Duration::from_secs(3600)),
+    };
     let (directory, published) = seed::build(&opts)?;
+    if opts.latency_ms > MAX_LATENCY_MS {
+        tracing::warn!(
+            latency_ms = opts.latency_ms,
+            max = MAX_LATENCY_MS,
+            "latency capped at {MAX_LATENCY_MS} ms"
+        );
+    }
     let settings = state::Settings {
-        latency_ms: opts.latency_ms,
+        latency_ms: opts.latency_ms.min(MAX_LATENCY_MS),
         request_budget: opts.request_budget,
         ..state::Settings::default()
     };
@@ -192,7 +239,7 @@ pub async fn start(opts: SimOptions) -> Result<SimHandle, SimError> {
     }
     let app = server::router(state.clone());
     let (tx, rx) = oneshot::channel();
-    let task = tokio::spawn(server::serve(listener, app, tls, rx));
+    let task = tokio::spawn(server::serve(listener, app, tls, limits, rx));
     Ok(SimHandle {
         addr,
         base_url,

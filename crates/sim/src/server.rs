@@ -1,9 +1,18 @@
 //! Listener, TLS (a self-signed CA generated at start-up), router assembly and the per-request
 //! middleware: `request-id` / `client-request-id` headers, injected latency, holding throttle
 //! permits until the response is ready, and the "drop the connection after acting" fault.
+//!
+//! Connections are bounded by [`ConnectionLimits::header_read_timeout`]: the TLS handshake,
+//! the first bytes (which tell HTTP/1.1 from HTTP/2) and every HTTP/1.1 request head must
+//! arrive within it, else the connection is closed.
 
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -11,9 +20,11 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use crate::ConnectionLimits;
 use crate::error::{GraphError, REQUEST_IDS};
 use crate::state::{SimState, lock};
 
@@ -94,8 +105,10 @@ async fn per_request(State(st): State<Arc<SimState>>, req: Request, next: Next) 
                 } else {
                     st.faults.extra_latency_ms()
                 };
-                if latency + extra > 0 {
-                    tokio::time::sleep(std::time::Duration::from_millis(latency + extra)).await;
+                // Both are at most MAX_LATENCY_MS (validated where they are set).
+                let total = latency.saturating_add(extra);
+                if total > 0 {
+                    tokio::time::sleep(Duration::from_millis(total)).await;
                 }
                 let drop_conn = !is_control && st.faults.take_drop_connection(&method, &path);
                 (resp, drop_conn)
@@ -236,12 +249,14 @@ pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     tls: Option<Arc<rustls::ServerConfig>>,
+    limits: ConnectionLimits,
     mut shutdown: oneshot::Receiver<()>,
 ) {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use hyper_util::server::conn::auto::Builder;
     use hyper_util::service::TowerToHyperService;
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let timeout = limits.header_read_timeout;
     loop {
         let (stream, _peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
             _ = &mut shutdown => return,
@@ -254,21 +269,155 @@ pub(crate) async fn serve(
         let svc = TowerToHyperService::new(app.clone());
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let builder = Builder::new(TokioExecutor::new());
+            let mut builder = Builder::new(TokioExecutor::new());
+            // hyper needs a timer for its header-read timeout (it panics without one).
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(timeout);
             match acceptor {
                 Some(acc) => {
-                    if let Ok(tls_stream) = acc.accept(stream).await {
-                        let _ = builder
-                            .serve_connection_with_upgrades(TokioIo::new(tls_stream), svc)
-                            .await;
+                    // A client that never finishes the handshake is dropped.
+                    if let Ok(Ok(tls_stream)) =
+                        tokio::time::timeout(timeout, acc.accept(stream)).await
+                    {
+                        let io = TokioIo::new(FirstBytes::new(tls_stream, timeout));
+                        let _ = builder.serve_connection_with_upgrades(io, svc).await;
                     }
                 }
                 None => {
-                    let _ = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                        .await;
+                    let io = TokioIo::new(FirstBytes::new(stream, timeout));
+                    let _ = builder.serve_connection_with_upgrades(io, svc).await;
                 }
             }
         });
+    }
+}
+
+/// HTTP/2's connection preface. hyper-util's `auto` builder reads up to these 24 bytes to
+/// choose HTTP/1.1 or HTTP/2, without a timeout of its own.
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// A connection's stream whose reads fail with `TimedOut` if the bytes that decide the protocol
+/// have not arrived by a deadline: the first byte that differs from [`H2_PREFACE`] (HTTP/1.1,
+/// whose request heads hyper's `header_read_timeout` bounds from then on) or the whole preface
+/// (HTTP/2). After that it is a plain pass-through.
+struct FirstBytes<S> {
+    inner: S,
+    /// `None` once the protocol is decided.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Bytes of the preface matched so far.
+    matched: usize,
+}
+
+impl<S> FirstBytes<S> {
+    fn new(inner: S, timeout: Duration) -> Self {
+        FirstBytes {
+            inner,
+            deadline: Some(Box::pin(tokio::time::sleep(timeout))),
+            matched: 0,
+        }
+    }
+
+    fn observe(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if H2_PREFACE.get(self.matched) == Some(&b) {
+                self.matched += 1;
+            } else {
+                self.deadline = None;
+                return;
+            }
+        }
+        if self.matched == H2_PREFACE.len() {
+            self.deadline = None;
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for FirstBytes<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if this.deadline.is_some() {
+                    this.observe(&buf.filled()[before..]);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => {
+                let expired = this
+                    .deadline
+                    .as_mut()
+                    .is_some_and(|d| d.as_mut().poll(cx).is_ready());
+                if expired {
+                    Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "no request within the header-read timeout",
+                    )))
+                } else {
+                    Poll::Pending
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for FirstBytes<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_first_differing_byte_or_the_whole_preface_decides() {
+        let t = Duration::from_secs(1);
+        let mut f = FirstBytes::new(tokio::io::empty(), t);
+        f.observe(b"PRI * HT");
+        assert!(f.deadline.is_some(), "still could be HTTP/2");
+        f.observe(b"TP/1.1");
+        assert!(f.deadline.is_none(), "HTTP/1.1");
+        let mut f = FirstBytes::new(tokio::io::empty(), t);
+        f.observe(b"G");
+        assert!(f.deadline.is_none());
+        let mut f = FirstBytes::new(tokio::io::empty(), t);
+        f.observe(&H2_PREFACE[..23]);
+        assert!(f.deadline.is_some());
+        f.observe(&H2_PREFACE[23..]);
+        assert!(f.deadline.is_none(), "HTTP/2");
     }
 }

@@ -8,6 +8,10 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::model::Directory;
 
+/// Largest latency (ms), two minutes — well past any client timeout worth testing:
+/// `PUT /_sim/settings` and `PUT /_sim/faults` reject more with a 400, `--latency-ms` is capped.
+pub const MAX_LATENCY_MS: u64 = 120_000;
+
 /// Settings fixed at start-up (the CLI flags of `calgate sim`).
 #[derive(Debug, Clone)]
 pub struct Settings {

@@ -34,6 +34,8 @@ use crate::state::{SimState, lock};
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(600);
 /// Granularity of the sliding window's buckets.
 const BUCKET: Duration = Duration::from_millis(100);
+/// Largest `Retry-After` (seconds) an injected fault may carry: one day.
+pub const MAX_RETRY_AFTER_S: u64 = 86_400;
 /// `Retry-After` sent with `ApplicationThrottled` (the concurrency limit frees up quickly).
 pub const CONCURRENCY_RETRY_AFTER_S: u64 = 1;
 
@@ -162,7 +164,7 @@ pub fn application_throttled() -> GraphError {
 /// Parses a `Retry-After` value in seconds (integer or fractional).
 pub fn parse_retry_after(v: &str) -> Option<Duration> {
     let s: f64 = v.trim().parse().ok()?;
-    if !s.is_finite() || !(0.0..=86_400.0).contains(&s) {
+    if !s.is_finite() || !(0.0..=MAX_RETRY_AFTER_S as f64).contains(&s) {
         return None;
     }
     Some(Duration::from_secs_f64(s))

@@ -119,6 +119,9 @@ pub struct DeltaFaults {
     pub replay: u32,
 }
 
+/// Largest `replay` `POST /_sim/mailboxes/{addr}/delta-faults` accepts.
+pub const MAX_REPLAY: u32 = 10_000;
+
 /// Body of `POST /_sim/mailboxes/{addr}/delta-faults`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -348,9 +348,7 @@ async fn control_bodies_that_are_not_json_objects_get_400() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (_, app) = t
-        .control(m("GET"), &format!("/apps/{cid}"), None)
-        .await;
+    let (_, app) = t.control(m("GET"), &format!("/apps/{cid}"), None).await;
     let key = app["secrets"][0]["key_id"].as_str().unwrap().to_owned();
     let (s, b) = t
         .control(

@@ -194,3 +194,143 @@ async fn weird_paths_and_query_options_get_graph_shaped_errors() {
     assert!(v["error"]["code"].is_string(), "{v}");
     still_serving(&t, &token).await;
 }
+
+/// Connects over plain TCP, sends `sent` and waits — at most `bound` — for the server to close
+/// the connection (end of stream or reset). Returns how long that took, or `None` if it was
+/// still open at `bound`.
+async fn closed_after(
+    addr: std::net::SocketAddr,
+    sent: &[u8],
+    bound: std::time::Duration,
+) -> Option<std::time::Duration> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let started = std::time::Instant::now();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    if !sent.is_empty() {
+        s.write_all(sent).await.unwrap();
+    }
+    let closed = async {
+        let mut buf = [0u8; 1024];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(bound, closed)
+        .await
+        .ok()
+        .map(|()| started.elapsed())
+}
+
+const SHORT: std::time::Duration = std::time::Duration::from_millis(300);
+const BOUND: std::time::Duration = std::time::Duration::from_secs(5);
+
+#[tokio::test]
+async fn half_sent_request_heads_are_closed_after_the_header_read_timeout() {
+    let sim = calgate_sim::start_with_limits(
+        SimOptions {
+            seed: Seed::Empty,
+            ..SimOptions::default()
+        },
+        calgate_sim::ConnectionLimits {
+            header_read_timeout: SHORT,
+        },
+    )
+    .await
+    .unwrap();
+    for (what, sent) in [
+        ("part of a request head", &b"GET / HTTP/1.1\r\nHo"[..]),
+        ("nothing", &b""[..]),
+        ("part of the HTTP/2 preface", &b"PRI * HT"[..]),
+        (
+            "a head without its blank line",
+            &b"GET /_sim/settings HTTP/1.1\r\nHost: x\r\n"[..],
+        ),
+    ] {
+        let took = closed_after(sim.addr, sent, BOUND).await;
+        let took = took.unwrap_or_else(|| panic!("{what}: still open after {BOUND:?}"));
+        assert!(
+            took >= SHORT - std::time::Duration::from_millis(50),
+            "{what}: closed after {took:?}, before the timeout"
+        );
+    }
+    // Whole requests are still answered, also after a keep-alive pause shorter than the timeout.
+    let http = reqwest::Client::new();
+    for _ in 0..2 {
+        let r = http
+            .get(format!("{}/_sim/settings", sim.base_url))
+            .timeout(BOUND)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        tokio::time::sleep(SHORT / 3).await;
+    }
+    // A slow answer (injected latency longer than the timeout) is not cut off: the timeout
+    // is about reading the request, not about the server's own time.
+    let r = http
+        .patch(format!("{}/_sim/settings", sim.base_url))
+        .json(&json!({"latency_ms": 600}))
+        .timeout(BOUND)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let started = std::time::Instant::now();
+    let r = http
+        .get(format!(
+            "{}/{}/v2.0/.well-known/openid-configuration",
+            sim.base_url,
+            sim.tenant_id()
+        ))
+        .timeout(BOUND)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(600));
+}
+
+#[tokio::test]
+async fn the_tls_handshake_is_bounded_by_the_header_read_timeout() {
+    let sim = calgate_sim::start_with_limits(
+        SimOptions {
+            seed: Seed::Empty,
+            tls: true,
+            ..SimOptions::default()
+        },
+        calgate_sim::ConnectionLimits {
+            header_read_timeout: SHORT,
+        },
+    )
+    .await
+    .unwrap();
+    // Nothing, and the first bytes of a ClientHello record.
+    for (what, sent) in [
+        ("nothing", &b""[..]),
+        ("a partial ClientHello", &b"\x16\x03\x01\x02"[..]),
+    ] {
+        let took = closed_after(sim.addr, sent, BOUND).await;
+        let took = took.unwrap_or_else(|| panic!("{what}: still open after {BOUND:?}"));
+        assert!(
+            took >= SHORT - std::time::Duration::from_millis(50),
+            "{what}: closed after {took:?}"
+        );
+    }
+    // A real TLS client (HTTP/2 by ALPN) is served.
+    let ca =
+        reqwest::Certificate::from_pem(sim.ca_cert_pem.as_deref().unwrap().as_bytes()).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .build()
+        .unwrap();
+    let r = http
+        .get(format!("{}/_sim/settings", sim.base_url))
+        .timeout(BOUND)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

@@ -599,14 +599,18 @@ async fn fault_and_setting_durations_and_counts_are_bounded() {
         json!({"latency_ms": u64::MAX}),
         json!({"latency_ms": 120_001}),
     ] {
-        let (s, v) = t.control(reqwest::Method::PUT, "/faults", Some(&body)).await;
+        let (s, v) = t
+            .control(reqwest::Method::PUT, "/faults", Some(&body))
+            .await;
         assert_rejected_naming(s, &v, "latency_ms", "120000");
     }
     for body in [
         json!({"drop_connection": {"count": 10_001}}),
         json!({"drop_connection": {"count": u32::MAX}}),
     ] {
-        let (s, v) = t.control(reqwest::Method::POST, "/faults", Some(&body)).await;
+        let (s, v) = t
+            .control(reqwest::Method::POST, "/faults", Some(&body))
+            .await;
         assert_rejected_naming(s, &v, "drop_connection.count", "10000");
     }
     for field in ["error_retry_after", "throttle_retry_after"] {
@@ -634,8 +638,10 @@ async fn fault_and_setting_durations_and_counts_are_bounded() {
         .control(
             reqwest::Method::PUT,
             "/faults",
-            Some(&json!({"latency_ms": 120_000, "drop_connection": {"count": 10_000},
-                "error_retry_after": "86400", "throttle_retry_after": "0.5"})),
+            Some(
+                &json!({"latency_ms": 120_000, "drop_connection": {"count": 10_000},
+                "error_retry_after": "86400", "throttle_retry_after": "0.5"}),
+            ),
         )
         .await;
     assert_eq!(s, 200, "{v}");
