@@ -98,8 +98,6 @@ pub struct ConnectOptions {
     pub link: Option<LinkOptions>,
     /// How long to wait for the browser (`--timeout SECONDS`).
     pub timeout: Duration,
-    /// An extra trusted root CA (the simulator's `--tls` CA).
-    pub extra_root_ca_pem: Option<String>,
 }
 
 impl Default for ConnectOptions {
@@ -112,7 +110,6 @@ impl Default for ConnectOptions {
             force_consent: false,
             link: None,
             timeout: DEFAULT_CONNECT_TIMEOUT,
-            extra_root_ca_pem: None,
         }
     }
 }
@@ -221,7 +218,7 @@ pub async fn begin_connect(
             options.listen
         )));
     }
-    let mut cfg = calgate_sync::connection_config(&conn, options.extra_root_ca_pem.as_deref())?;
+    let mut cfg = calgate_graph::ConnectionConfig::from_connection(&conn)?;
     cfg.token_endpoint = if options.v1 {
         TokenEndpoint::V1
     } else {
@@ -456,10 +453,7 @@ impl PendingConnect {
         let account = store.account(id).await?.ok_or_else(|| {
             AccountError::Usage("the account vanished while it was being connected".to_owned())
         })?;
-        let mut cfg = calgate_sync::connection_config(
-            &self.connection,
-            self.options.extra_root_ca_pem.as_deref(),
-        )?;
+        let mut cfg = calgate_graph::ConnectionConfig::from_connection(&self.connection)?;
         cfg.token_endpoint = if self.options.v1 {
             TokenEndpoint::V1
         } else {

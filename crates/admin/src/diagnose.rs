@@ -107,8 +107,6 @@ pub struct TestOptions {
     pub mailbox: Option<String>,
     /// `--for pull|push` (default pull).
     pub purpose: Purpose,
-    /// An extra trusted root CA (PEM), e.g. the simulator's `--tls` CA.
-    pub extra_root_ca_pem: Option<String>,
     /// Retries of the probes (default: [`diagnostic_retry_policy`]).
     pub retry: RetryPolicy,
 }
@@ -118,7 +116,6 @@ impl Default for TestOptions {
         TestOptions {
             mailbox: None,
             purpose: Purpose::Pull,
-            extra_root_ca_pem: None,
             retry: diagnostic_retry_policy(),
         }
     }
@@ -150,7 +147,7 @@ pub async fn test_connection(
         .ok_or_else(|| AdminError::UnknownConnection(name.to_owned()))?;
     let linked = linked_mailboxes(store, name).await?;
     let mut list = Checklist::new(title(name, &conn.tenant, &conn.client_id, opts.purpose));
-    let cfg = match calgate_sync::connection_config(&conn, opts.extra_root_ca_pem.as_deref()) {
+    let cfg = match calgate_graph::ConnectionConfig::from_connection(&conn) {
         Ok(c) => c,
         Err(e) => {
             let (summary, fix) = split_message(&e.message);

@@ -42,8 +42,6 @@ pub struct ImportOptions {
     pub dry_run: bool,
     /// Rows verified at once (at least 1).
     pub concurrency: usize,
-    /// An extra root CA (PEM) for the Graph and Entra endpoints (the simulator's `--tls` CA).
-    pub extra_root_ca_pem: Option<String>,
     /// The connection for rows whose `connection` cell is empty (or when the file has no
     /// `connection` column).
     pub default_connection: Option<String>,
@@ -54,7 +52,6 @@ impl Default for ImportOptions {
         ImportOptions {
             dry_run: false,
             concurrency: DEFAULT_CONCURRENCY,
-            extra_root_ca_pem: None,
             default_connection: None,
         }
     }
@@ -462,7 +459,7 @@ pub async fn import_bytes(
             && !contexts.contains_key(&row.connection)
             && let Some(c) = connections.get(&row.connection)
         {
-            let ctx = ConnCtx::prepare(c, shared, opts.extra_root_ca_pem.as_deref()).await;
+            let ctx = ConnCtx::prepare(c, shared).await;
             contexts.insert(row.connection.clone(), Arc::new(ctx));
         }
     }
@@ -883,12 +880,8 @@ fn has_any(roles: Option<&[String]>, wanted: &[&str]) -> bool {
 }
 
 impl ConnCtx {
-    async fn prepare(
-        c: &calgate_store::Connection,
-        shared: &Shared,
-        extra_root_ca_pem: Option<&str>,
-    ) -> ConnCtx {
-        let client = calgate_sync::connection_config(c, extra_root_ca_pem)
+    async fn prepare(c: &calgate_store::Connection, shared: &Shared) -> ConnCtx {
+        let client = calgate_graph::ConnectionConfig::from_connection(c)
             .and_then(|cfg| GraphClient::new(cfg, shared));
         let mut ctx = ConnCtx {
             name: c.name.clone(),

@@ -13,6 +13,7 @@
 
 pub mod accounts;
 pub mod checklist;
+pub mod connections;
 pub mod diagnose;
 pub mod import;
 pub mod lifecycle;

@@ -9,8 +9,10 @@
 //!   [`add_credential`], then optionally [`verify_credential`];
 //! - `calgate connection secret remove NAME ID [--force]` → [`remove_credential`];
 //! - `calgate connection list` → [`summarize`] / [`expiry_note`] (the "expires" column);
-//! - `calgate doctor [--json]` → [`doctor`];
-//! - after every sync run → [`record_learned_expiry`] per connection.
+//! - `calgate doctor [--json]` → [`doctor`].
+//!
+//! Expiries Entra ID reports during a sync are recorded by the sync engine itself
+//! (`calgate_sync::Summary::learned_expiries`).
 //!
 //! Rotation model: the store lists a connection's credentials newest first and the graph
 //! client tries them in that order (the last one that worked first, known-expired and
@@ -42,7 +44,7 @@ pub const WARN_DAYS: [i64; 3] = [30, 14, 7];
 pub const STALE_AFTER: SignedDuration = SignedDuration::from_hours(24);
 
 /// The AADSTS code Entra ID returns for an expired client secret.
-pub const AADSTS_SECRET_EXPIRED: i64 = 7000222;
+pub use calgate_graph::AADSTS_SECRET_EXPIRED;
 
 const DAY_SECS: i64 = 86_400;
 
@@ -586,12 +588,11 @@ pub fn certificate_credential(
 fn client_with(
     connection: &Connection,
     keep: impl Fn(&Credential) -> bool,
-    extra_root_ca_pem: Option<&str>,
     shared: &Shared,
 ) -> Result<GraphClient, calgate_graph::Error> {
     let mut only = connection.clone();
     only.credentials.retain(|c| keep(c));
-    let cfg = calgate_sync::connection_config(&only, extra_root_ca_pem)?;
+    let cfg = calgate_graph::ConnectionConfig::from_connection(&only)?;
     GraphClient::new(cfg, shared)
 }
 
@@ -673,7 +674,7 @@ pub async fn add_credential(
     // offline with just this credential. No request is sent.
     let mut probe = before.clone();
     probe.credentials = vec![stored_from_new(&credential)];
-    client_with(&probe, |_| true, None, &Shared::new()?)?;
+    client_with(&probe, |_| true, &Shared::new()?)?;
 
     let id = store
         .add_credential(&before.name, &credential)
@@ -808,20 +809,18 @@ pub async fn remove_credential(
 /// Checks one credential of a connection against Entra ID on its own (no fallback to the
 /// others, which would hide a bad new secret): ✓ when a token is issued, else ✗ with Entra's
 /// reason and the fix. An AADSTS7000222 answer is recorded as the credential's expiry.
-/// `extra_root_ca_pem`: the extra CA the connection trusts (e.g. the simulator's `--tls` CA).
 pub async fn verify_credential(
     store: &dyn Store,
     shared: &Shared,
     connection: &str,
     id: &str,
-    extra_root_ca_pem: Option<&str>,
     now: Timestamp,
 ) -> Result<Checklist, LifecycleError> {
     let conn = load(store, connection).await?;
     let cred = find_credential(&conn, id)?;
     let label = credential_label(cred);
     let mut list = Checklist::new(format!("Verify {label} of connection '{}'", conn.name));
-    let client = match client_with(&conn, |c| c.id == cred.id, extra_root_ca_pem, shared) {
+    let client = match client_with(&conn, |c| c.id == cred.id, shared) {
         Ok(c) => c,
         Err(e) => {
             let mut c = Check::fail(
@@ -868,97 +867,6 @@ pub async fn verify_credential(
         }
     }
     Ok(list)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Learned expiry
-// ---------------------------------------------------------------------------------------------
-
-/// One expiry learned from Entra ID.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LearnedExpiry {
-    pub connection: String,
-    pub credential: CredentialId,
-    pub label: String,
-    /// What was recorded (the moment it was learned; Entra does not say when it expired).
-    pub expires_at: Timestamp,
-}
-
-/// After a run (sync, `connection test`): for every credential of `connection` that Entra ID
-/// recently rejected with AADSTS7000222 ("the client secret has expired"), records it as
-/// expired at `now` unless an expiry at or before `now` is already recorded. Returns what it
-/// recorded.
-///
-/// `client` must have been made from this `connection` (e.g. with `calgate_sync::connection_config`
-/// and [`GraphClient::new`]) with the `Shared` the run used: rejections live in the `Shared`'s
-/// token slots, so a client made after the run sees them. A client whose credentials do not
-/// line up with the connection's (the connection changed meanwhile) is ignored.
-pub async fn record_learned_expiry(
-    store: &dyn Store,
-    connection: &Connection,
-    client: &GraphClient,
-    now: Timestamp,
-) -> Result<Vec<LearnedExpiry>, LifecycleError> {
-    let statuses = client.credential_statuses();
-    if statuses.len() != connection.credentials.len() {
-        tracing::debug!(
-            connection = %connection.name,
-            "the client's credentials do not match the stored connection; not recording expiries"
-        );
-        return Ok(Vec::new());
-    }
-    let mut learned = Vec::new();
-    for (status, cred) in statuses.iter().zip(&connection.credentials) {
-        let kind_matches = matches!(
-            (status.kind, cred.kind),
-            ("client secret", CredentialKind::Secret)
-                | ("certificate", CredentialKind::Certificate)
-        );
-        if !kind_matches {
-            return Ok(Vec::new());
-        }
-        let expired_by_entra = status
-            .rejected
-            .as_ref()
-            .is_some_and(|e| e.aadsts() == Some(AADSTS_SECRET_EXPIRED));
-        if !expired_by_entra || cred.expires_at.is_some_and(|at| at <= now) {
-            continue;
-        }
-        if store.set_credential_expiry(cred.id, Some(now)).await? {
-            let label = credential_label(cred);
-            tracing::warn!(
-                connection = %connection.name,
-                credential = %label,
-                "Entra ID reports the client secret as expired (AADSTS7000222); recorded"
-            );
-            learned.push(LearnedExpiry {
-                connection: connection.name.clone(),
-                credential: cred.id,
-                label,
-                expires_at: now,
-            });
-        }
-    }
-    Ok(learned)
-}
-
-/// [`record_learned_expiry`] for every connection: call it after `calgate sync` (or any run)
-/// with the run's `Shared` and the extra CA the connections trust.
-pub async fn record_learned_expiries(
-    store: &dyn Store,
-    shared: &Shared,
-    extra_root_ca_pem: Option<&str>,
-    now: Timestamp,
-) -> Result<Vec<LearnedExpiry>, LifecycleError> {
-    let mut learned = Vec::new();
-    for conn in store.list_connections().await? {
-        // A connection the client cannot even be made for learned nothing from Entra ID.
-        let Ok(client) = client_with(&conn, |_| true, extra_root_ca_pem, shared) else {
-            continue;
-        };
-        learned.extend(record_learned_expiry(store, &conn, &client, now).await?);
-    }
-    Ok(learned)
 }
 
 // ---------------------------------------------------------------------------------------------

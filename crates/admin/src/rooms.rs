@@ -22,8 +22,6 @@ pub struct RoomsOptions {
     pub room_list: Option<String>,
     /// Link every room found as kind `room`.
     pub link: bool,
-    /// An extra root CA (PEM) for the Graph and Entra endpoints (the simulator's `--tls` CA).
-    pub extra_root_ca_pem: Option<String>,
 }
 
 /// Why a discovery could not run.
@@ -293,8 +291,7 @@ pub async fn discover(
         client_id: conn.client_id.clone(),
         code,
     };
-    let cfg = calgate_sync::connection_config(&conn, opts.extra_root_ca_pem.as_deref())
-        .map_err(graph_err)?;
+    let cfg = calgate_graph::ConnectionConfig::from_connection(&conn).map_err(graph_err)?;
     let client = GraphClient::new(cfg, shared).map_err(graph_err)?;
     let token = client.access_token().await.map_err(graph_err)?;
     if !has_place_role(token.roles()) {

@@ -31,8 +31,6 @@ pub struct VerifyOptions {
     pub calendar: Option<String>,
     /// `--write-probe`: create and delete a probe event.
     pub write_probe: bool,
-    /// An extra trusted root CA (PEM), e.g. the simulator's `--tls` CA.
-    pub extra_root_ca_pem: Option<String>,
     /// Retries of the probes (default: [`diagnostic_retry_policy`]).
     pub retry: RetryPolicy,
 }
@@ -42,7 +40,6 @@ impl Default for VerifyOptions {
         VerifyOptions {
             calendar: None,
             write_probe: false,
-            extra_root_ca_pem: None,
             retry: diagnostic_retry_policy(),
         }
     }
@@ -96,7 +93,7 @@ pub async fn verify_mailbox(
         .filter(|m| m.connection == connection)
         .map(|m| m.kind);
     let others = linked_mailboxes(store, connection).await?;
-    let cfg = match calgate_sync::connection_config(&conn, opts.extra_root_ca_pem.as_deref()) {
+    let cfg = match calgate_graph::ConnectionConfig::from_connection(&conn) {
         Ok(c) => c,
         Err(e) => {
             let (summary, fix) = split_message(&e.message);

@@ -297,7 +297,7 @@ async fn connect_sync_refresh_reconnect_and_disconnect() {
         .find(|o| o.address == upn)
         .and_then(|o| o.failure.clone())
         .expect("app-only access fails without application permissions");
-    assert_eq!(f.class, "permission", "{f:?}");
+    assert_eq!(f.kind.as_str(), "permission", "{f:?}");
     e.store.unlink_mailbox(&upn).await.expect("unlink");
 
     // Connect, linking the mailbox.
@@ -413,7 +413,7 @@ async fn connect_sync_refresh_reconnect_and_disconnect() {
         .next()
         .and_then(|o| o.failure.clone())
         .expect("failure");
-    assert_eq!(f.class, "authentication");
+    assert_eq!(f.kind.as_str(), "authentication");
     assert!(f.message.contains("must sign in again"), "{}", f.message);
     assert!(f.message.contains("AADSTS70008"), "{}", f.message);
     assert!(
@@ -531,7 +531,7 @@ async fn connect_sync_refresh_reconnect_and_disconnect() {
         .next()
         .and_then(|o| o.failure.clone())
         .expect("failure");
-    assert_eq!(f.class, "permission", "{f:?}");
+    assert_eq!(f.kind.as_str(), "permission", "{f:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

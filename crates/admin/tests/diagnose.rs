@@ -119,6 +119,7 @@ impl H {
     ) {
         self.store
             .add_connection(&NewConnection {
+                ca_cert_pem: None,
                 name: name.to_owned(),
                 tenant: tenant.to_owned(),
                 client_id: client_id.to_owned(),

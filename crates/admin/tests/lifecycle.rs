@@ -250,7 +250,6 @@ async fn rotation_old_secret_expires_mid_run_sync_carries_on_with_the_new_one() 
         &env.shared,
         "contoso",
         new["key_id"].as_str().expect("key_id"),
-        None,
         now,
     )
     .await
@@ -347,13 +346,11 @@ async fn expiring_secret_in_use_falls_back_mid_run_and_its_expiry_is_learned() {
         "the old secret was tried after the jump and rejected: {counters}"
     );
 
-    // Learned: the old secret is recorded as expired, the new one untouched.
-    let learned_at = Timestamp::now();
-    let learned =
-        lifecycle::record_learned_expiries(env.store.as_ref(), &env.shared, None, learned_at)
-            .await
-            .expect("records");
+    // Learned by the engine itself: the old secret is recorded as expired, the new one
+    // untouched.
+    let learned = summary.learned_expiries.clone();
     assert_eq!(learned.len(), 1, "{learned:?}");
+    let learned_at = learned[0].at;
     let conn = env.connection("contoso").await;
     let old_cred = conn
         .credentials
@@ -372,11 +369,26 @@ async fn expiring_secret_in_use_falls_back_mid_run_and_its_expiry_is_learned() {
         .expect("new");
     assert!(new_cred.expires_at.is_some_and(|t| t > learned_at));
     // Learning again changes nothing.
-    let again =
-        lifecycle::record_learned_expiries(env.store.as_ref(), &env.shared, None, Timestamp::now())
-            .await
-            .expect("records");
-    assert!(again.is_empty(), "{again:?}");
+    let again = env
+        .engine()
+        .sync(&SyncRequest::default(), None)
+        .await
+        .expect("again");
+    assert!(
+        again.learned_expiries.is_empty(),
+        "{:?}",
+        again.learned_expiries
+    );
+    let conn = env.connection("contoso").await;
+    assert_eq!(
+        conn.credentials
+            .iter()
+            .find(|c| c.id == old_cred.id)
+            .and_then(|c| c.expires_at)
+            .map(|t| t.as_microsecond()),
+        Some(learned_at.as_microsecond()),
+        "not moved by the second run"
+    );
 
     // doctor: the expired secret is still configured (a warning, not a failure).
     let report = lifecycle::doctor(env.store.as_ref(), Timestamp::now())
@@ -517,7 +529,7 @@ async fn certificate_credential_records_its_not_after_and_signs_in() {
 
     // Entra ID accepts its assertion.
     let check =
-        lifecycle::verify_credential(env.store.as_ref(), &env.shared, "contoso", thumb, None, now)
+        lifecycle::verify_credential(env.store.as_ref(), &env.shared, "contoso", thumb, now)
             .await
             .expect("verify");
     assert!(check.passed(), "{}", check.render());
@@ -630,16 +642,10 @@ async fn secret_add_refuses_bad_input_and_verify_learns_an_expired_secret() {
     let added = lifecycle::add_credential(env.store.as_ref(), "contoso", cred, now)
         .await
         .expect("adds");
-    let check = lifecycle::verify_credential(
-        env.store.as_ref(),
-        &env.shared,
-        "contoso",
-        &stale_key,
-        None,
-        now,
-    )
-    .await
-    .expect("verify runs");
+    let check =
+        lifecycle::verify_credential(env.store.as_ref(), &env.shared, "contoso", &stale_key, now)
+            .await
+            .expect("verify runs");
     assert!(!check.passed(), "{}", check.render());
     let line = check.get("credential-token").expect("line");
     assert_eq!(line.code.as_deref(), Some("AADSTS7000222"));
@@ -689,6 +695,7 @@ fn t(s: &str) -> Timestamp {
 async fn plain_connection(store: &dyn Store, name: &str, credentials: Vec<NewCredential>) {
     store
         .add_connection(&NewConnection {
+            ca_cert_pem: None,
             name: name.to_owned(),
             tenant: "contoso.onmicrosoft.com".to_owned(),
             client_id: "11111111-2222-3333-4444-555555555555".to_owned(),
@@ -963,7 +970,7 @@ async fn doctor_reports_mailbox_errors_and_stale_syncs() {
             &SyncStatusUpdate {
                 attempted_at: now - SignedDuration::from_hours(1),
                 outcome: SyncOutcome::Failure {
-                    class: "permission".to_owned(),
+                    kind: calgate_core::FailureKind::Permission,
                     message: "failing@contoso.example is outside the app's RBAC scope: add it to the scope group".to_owned(),
                 },
                 next_action: Some("retry after the administrator fixes the permission".to_owned()),

@@ -34,7 +34,6 @@ impl Env {
             &RoomsOptions {
                 room_list: room_list.map(str::to_owned),
                 link,
-                ..RoomsOptions::default()
             },
         )
         .await

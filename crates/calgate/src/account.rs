@@ -10,7 +10,6 @@ use calgate_graph::Shared;
 use clap::{Args, Subcommand};
 
 use crate::StoreLocation;
-use crate::connection::extra_roots;
 use crate::mailbox::{KindArg, PrivacyArg};
 use crate::output::{finish_checklist, print_json, print_out};
 
@@ -100,7 +99,6 @@ pub(crate) async fn run(cmd: AccountCommand, loc: StoreLocation) -> anyhow::Resu
                     privacy: args.privacy.map(Into::into),
                 }),
                 timeout: Duration::from_secs(args.timeout),
-                extra_root_ca_pem: extra_roots(&loc),
                 ..ConnectOptions::default()
             };
             if args.read_only {

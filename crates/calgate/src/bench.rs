@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use calgate_core::{MailboxKind, PrivacyPolicy};
-use calgate_store::{NewConnection, NewCredential, NewMailbox};
+use calgate_store::{NewCredential, NewMailbox};
 use calgate_sync::SyncRequest;
 use clap::builder::TypedValueParser as _;
 use clap::{Args, Subcommand};
@@ -140,17 +140,15 @@ async fn bench_sync(args: BenchSyncArgs) -> anyhow::Result<()> {
     let store = loc.open_or_create().await?;
     crate::connection::add(
         store.as_ref(),
-        &loc,
-        NewConnection {
+        &calgate_admin::connections::ConnectionSpec {
             name: "bench".to_owned(),
             tenant: s(&creds["tenant_id"]),
             client_id: s(&app["client_id"]),
-            authority: base.clone(),
-            graph_url: s(&creds["graph_url"]),
-            cloud: "custom".to_owned(),
+            authority: Some(base.clone()),
+            graph_url: Some(s(&creds["graph_url"])),
             credentials: vec![NewCredential::secret(s(&app["client_secret"]), None)],
+            ..Default::default()
         },
-        None,
     )
     .await?;
     let t_link = Instant::now();
@@ -187,7 +185,7 @@ async fn bench_sync(args: BenchSyncArgs) -> anyhow::Result<()> {
         .build()?;
     let _ = http.post(format!("{base}/_sim/stats/reset")).send().await;
 
-    let engine = engine(store.clone(), &loc, args.concurrency)?;
+    let engine = engine(store.clone(), args.concurrency)?;
     let started = Instant::now();
     let summary = sync_with_progress(&engine, &SyncRequest::default()).await?;
     let wall = started.elapsed();

@@ -6,16 +6,14 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
+use calgate_admin::connections::{self, ConnectionError, ConnectionSpec};
 use calgate_admin::diagnose::{self, Purpose, TestOptions};
 use calgate_admin::lifecycle::{
     self, CredentialInput, CredentialOptions, CredentialSummary, LifecycleError, RemoveOptions,
 };
-use calgate_graph::{Cloud, GraphClient, Shared, validate_endpoint};
-use calgate_store::{
-    Connection, ConnectionId, Credential, CredentialId, ErrorKind as StoreErrorKind, NewConnection,
-    NewCredential, Store,
-};
+use calgate_graph::Shared;
+use calgate_store::{Connection, NewCredential, Store};
 use clap::{Args, Subcommand, ValueEnum};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -78,12 +76,12 @@ pub(crate) enum CloudArg {
 }
 
 impl CloudArg {
-    fn cloud(self) -> Cloud {
+    fn name(self) -> &'static str {
         match self {
-            CloudArg::Global => Cloud::global(),
-            CloudArg::Usgov => Cloud::us_gov(),
-            CloudArg::UsgovDod => Cloud::us_gov_dod(),
-            CloudArg::China => Cloud::china(),
+            CloudArg::Global => "global",
+            CloudArg::Usgov => "usgov",
+            CloudArg::UsgovDod => "usgov-dod",
+            CloudArg::China => "china",
         }
     }
 }
@@ -226,10 +224,10 @@ pub(crate) async fn run(cmd: ConnectionCommand, loc: StoreLocation) -> anyhow::R
         ConnectionCommand::Add(args) => {
             // Check everything first: a bad invocation sets nothing up.
             let now = Timestamp::now();
-            let (conn, ca) = new_connection(&args, now)?;
-            check_client(&conn, ca.as_deref(), now)?;
+            let spec = spec(&args, now)?;
+            connections::prepare(&spec, now).map_err(connection_error)?;
             let store = loc.open_or_create().await?;
-            let c = add(store.as_ref(), &loc, conn, ca.as_deref()).await?;
+            let c = add(store.as_ref(), &spec).await?;
             let creds: Vec<String> = lifecycle::summarize(&c, now)
                 .iter()
                 .map(credential_words)
@@ -250,7 +248,7 @@ pub(crate) async fn run(cmd: ConnectionCommand, loc: StoreLocation) -> anyhow::R
         }
         ConnectionCommand::Remove { name } => {
             let store = loc.open().await?;
-            remove(store.as_ref(), &loc, &name).await?;
+            remove(store.as_ref(), &name).await?;
             print_out(&format!("connection '{name}' removed\n"));
             Ok(())
         }
@@ -262,7 +260,6 @@ pub(crate) async fn run(cmd: ConnectionCommand, loc: StoreLocation) -> anyhow::R
                     PurposeArg::Pull => Purpose::Pull,
                     PurposeArg::Push => Purpose::Push,
                 },
-                extra_root_ca_pem: extra_roots(&loc),
                 ..TestOptions::default()
             };
             let list = diagnose::test_connection(store.as_ref(), &args.name, &opts).await?;
@@ -321,7 +318,6 @@ async fn secret_add(args: &SecretAddArgs, loc: &StoreLocation) -> anyhow::Result
         &shared,
         &args.name,
         &added.summary.display_id,
-        extra_roots(loc).as_deref(),
         now,
     )
     .await
@@ -339,183 +335,58 @@ async fn secret_add(args: &SecretAddArgs, loc: &StoreLocation) -> anyhow::Result
     Err(Reported.into())
 }
 
-fn check_name(name: &str) -> anyhow::Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if !ok {
-        return Err(Usage(format!(
-            "'{name}' is not a usable connection name: use up to 64 letters, digits, '.', '_' or '-'"
-        ))
-        .into());
-    }
-    Ok(())
-}
-
-/// Builds the connection from the arguments: reads the secret (env var or file) or the
-/// certificate, validates URLs. Returns the extra CA's PEM too.
-fn new_connection(
-    args: &AddArgs,
-    now: Timestamp,
-) -> anyhow::Result<(NewConnection, Option<String>)> {
-    check_name(&args.name)?;
-    let tenant = args.tenant.trim().to_owned();
-    let client_id = args.client_id.trim().to_owned();
-    if tenant.is_empty() || client_id.is_empty() {
-        return Err(Usage(
-            "--tenant and --client-id must not be empty: copy them from Entra ID › App registrations › your app › Overview".to_owned(),
-        )
-        .into());
-    }
-    let cloud = args.cloud.unwrap_or(CloudArg::Global).cloud();
-    let custom = args.authority.is_some() || args.graph_url.is_some();
-    let authority = match &args.authority {
-        Some(a) => normalize_authority(a, &tenant)?,
-        None => cloud.authority_host.clone(),
-    };
-    let graph_url = match &args.graph_url {
-        Some(g) => {
-            validate_endpoint("Graph URL", g).map_err(|e| anyhow::anyhow!("{}", e.message))?;
-            g.trim().trim_end_matches('/').to_owned()
-        }
-        None => cloud.graph_url.clone(),
-    };
+/// The connection the arguments describe: the secret read from its environment variable or
+/// file (or the certificate), the CA bundle read from its file. Checked by
+/// `calgate_admin::connections` when it is added.
+fn spec(args: &AddArgs, now: Timestamp) -> anyhow::Result<ConnectionSpec> {
+    connections::check_name(&args.name).map_err(connection_error)?;
     let credential = read_credential(
         &args.credential,
         args.secret_expires,
         args.secret_id.as_deref(),
         now,
     )?;
-    let ca = match &args.ca_cert {
-        Some(path) => {
-            let pem = std::fs::read_to_string(path).with_context(|| {
-                format!(
-                    "cannot read the CA certificate {} — check the path",
-                    path.display()
-                )
-            })?;
-            if !pem.contains("-----BEGIN CERTIFICATE-----") {
-                bail!(
-                    "{} holds no PEM certificate: give the CA's -----BEGIN CERTIFICATE----- file",
-                    path.display()
-                );
-            }
-            Some(pem)
-        }
+    let ca_cert_pem = match &args.ca_cert {
+        Some(path) => Some(std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read the CA certificate {} — check the path",
+                path.display()
+            )
+        })?),
         None => None,
     };
-    Ok((
-        NewConnection {
-            name: args.name.clone(),
-            tenant,
-            client_id,
-            authority,
-            graph_url,
-            cloud: if custom && args.cloud.is_none() {
-                "custom".to_owned()
-            } else {
-                cloud.name.clone()
-            },
-            credentials: vec![credential],
-        },
-        ca,
-    ))
+    Ok(ConnectionSpec {
+        name: args.name.clone(),
+        tenant: args.tenant.clone(),
+        client_id: args.client_id.clone(),
+        cloud: args.cloud.map(|c| c.name().to_owned()),
+        authority: args.authority.clone(),
+        graph_url: args.graph_url.clone(),
+        credentials: vec![credential],
+        ca_cert_pem,
+    })
 }
 
-/// Checks offline (no request is sent) that the Graph client accepts the connection: URLs,
-/// the extra CA, a certificate's RSA key.
-fn check_client(conn: &NewConnection, ca: Option<&str>, now: Timestamp) -> anyhow::Result<()> {
-    let as_stored = Connection {
-        id: ConnectionId(0),
-        name: conn.name.clone(),
-        tenant: conn.tenant.clone(),
-        client_id: conn.client_id.clone(),
-        authority: conn.authority.clone(),
-        graph_url: conn.graph_url.clone(),
-        cloud: conn.cloud.clone(),
-        created_at: now,
-        credentials: conn
-            .credentials
-            .iter()
-            .map(|c| Credential {
-                id: CredentialId(0),
-                kind: c.kind,
-                secret: c.secret.clone(),
-                certificate_pem: c.certificate_pem.clone(),
-                key_id: c.key_id.clone(),
-                expires_at: c.expires_at,
-                added_at: now,
-            })
-            .collect(),
-    };
-    let cfg = calgate_sync::connection_config(&as_stored, ca)
-        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    let shared = Shared::new().map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    GraphClient::new(cfg, &shared).map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    Ok(())
+/// A connection error as the CLI reports it (bad usage: exit 2).
+pub(crate) fn connection_error(e: ConnectionError) -> anyhow::Error {
+    match e {
+        ConnectionError::Usage(m) => Usage(m).into(),
+        other => anyhow::anyhow!("{other}"),
+    }
 }
 
-/// The authority host: validated (https, or http to loopback), without a trailing `/` or a
-/// trailing tenant segment (the client appends the tenant).
-fn normalize_authority(raw: &str, tenant: &str) -> anyhow::Result<String> {
-    validate_endpoint("authority", raw).map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    let mut a = raw.trim().trim_end_matches('/').to_owned();
-    for suffix in ["/v2.0", &format!("/{tenant}")] {
-        if a.to_ascii_lowercase()
-            .ends_with(&suffix.to_ascii_lowercase())
-        {
-            a.truncate(a.len() - suffix.len());
-        }
-    }
-    Ok(a.trim_end_matches('/').to_owned())
+/// Adds the connection. Shared with `calgate demo` and `bench`.
+pub(crate) async fn add(store: &dyn Store, spec: &ConnectionSpec) -> anyhow::Result<Connection> {
+    connections::add(store, spec, Timestamp::now())
+        .await
+        .map_err(connection_error)
 }
 
-/// Adds the connection (and its extra CA file). Shared with `calgate demo`.
-pub(crate) async fn add(
-    store: &dyn Store,
-    loc: &StoreLocation,
-    conn: NewConnection,
-    ca_pem: Option<&str>,
-) -> anyhow::Result<Connection> {
-    let name = conn.name.clone();
-    store.add_connection(&conn).await.map_err(|e| match e.kind() {
-        StoreErrorKind::Conflict => anyhow::anyhow!(
-            "a connection named '{name}' already exists: pick another name, or remove it first with `calgate connection remove {name}`"
-        ),
-        _ => anyhow::anyhow!("cannot add connection '{name}': {e:#}"),
-    })?;
-    if let Some(pem) = ca_pem {
-        write_ca(loc, &name, pem)?;
-    }
-    store
-        .connection(&name)
-        .await?
-        .with_context(|| format!("connection '{name}' vanished right after it was added"))
-}
-
-/// Removes a connection and its extra CA file. Shared with `calgate demo`.
-pub(crate) async fn remove(
-    store: &dyn Store,
-    loc: &StoreLocation,
-    name: &str,
-) -> anyhow::Result<()> {
-    let removed = store.remove_connection(name).await.map_err(|e| match e.kind() {
-        StoreErrorKind::Conflict => anyhow::anyhow!(
-            "connection '{name}' still has linked mailboxes: unlink them first (`calgate mailbox list`, then `calgate mailbox unlink ADDRESS`)"
-        ),
-        _ => anyhow::anyhow!("cannot remove connection '{name}': {e:#}"),
-    })?;
-    if !removed {
-        bail!("there is no connection named '{name}' (see `calgate connection list`)");
-    }
-    if let Some(path) = ca_path(loc, name)
-        && path.exists()
-    {
-        let _ = std::fs::remove_file(path);
-    }
-    Ok(())
+/// Removes a connection. Shared with `calgate demo`.
+pub(crate) async fn remove(store: &dyn Store, name: &str) -> anyhow::Result<()> {
+    connections::remove(store, name)
+        .await
+        .map_err(connection_error)
 }
 
 /// One connection as `connection list --json` shows it.
@@ -614,60 +485,5 @@ pub(crate) fn credential_words(c: &CredentialSummary) -> String {
             format!("{} (expires {}, {note})", c.label, lifecycle::utc_date(at))
         }
         _ => format!("{} (expiry not recorded)", c.label),
-    }
-}
-
-/// Where a connection's extra CA is kept: beside the database.
-fn ca_path(loc: &StoreLocation, name: &str) -> Option<PathBuf> {
-    loc.side_dir
-        .as_ref()
-        .map(|d| d.join("ca").join(format!("{name}.pem")))
-}
-
-fn write_ca(loc: &StoreLocation, name: &str, pem: &str) -> anyhow::Result<()> {
-    let Some(path) = ca_path(loc, name) else {
-        bail!("--ca-cert needs a data directory or sqlite://FILE to keep the certificate in");
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| {
-            format!("cannot create {} — check the data directory", dir.display())
-        })?;
-    }
-    std::fs::write(&path, pem)
-        .with_context(|| format!("cannot write {} — check the data directory", path.display()))
-}
-
-/// Every connection's extra CA, concatenated (the HTTP client trusts all of them).
-pub(crate) fn extra_roots(loc: &StoreLocation) -> Option<String> {
-    let dir = loc.side_dir.as_ref()?.join("ca");
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "pem"))
-        .collect();
-    entries.sort();
-    let mut all = String::new();
-    for p in entries {
-        if let Ok(pem) = std::fs::read_to_string(&p) {
-            all.push_str(&pem);
-            if !all.ends_with('\n') {
-                all.push('\n');
-            }
-        }
-    }
-    (!all.is_empty()).then_some(all)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn authority_loses_tenant_and_slash() {
-        let a = normalize_authority("http://127.0.0.1:5080/t-1/", "t-1").unwrap_or_default();
-        assert_eq!(a, "http://127.0.0.1:5080");
-        let a = normalize_authority("https://login.microsoftonline.com", "t-1").unwrap_or_default();
-        assert_eq!(a, "https://login.microsoftonline.com");
-        assert!(normalize_authority("http://example.com", "t").is_err());
     }
 }

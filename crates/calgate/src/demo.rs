@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use calgate_core::{MailboxKind, PrivacyPolicy};
 use calgate_sim::{Seed, SimOptions};
-use calgate_store::{NewConnection, NewCredential, NewMailbox};
+use calgate_store::{NewCredential, NewMailbox};
 use calgate_sync::SyncRequest;
 use clap::Args;
 use serde_json::Value;
@@ -73,21 +73,19 @@ pub(crate) async fn run(args: DemoArgs, loc: StoreLocation) -> anyhow::Result<()
                 replaced += 1;
             }
         }
-        crate::connection::remove(store.as_ref(), &loc, DEMO_CONNECTION).await?;
+        crate::connection::remove(store.as_ref(), DEMO_CONNECTION).await?;
     }
     let conn = crate::connection::add(
         store.as_ref(),
-        &loc,
-        NewConnection {
+        &calgate_admin::connections::ConnectionSpec {
             name: DEMO_CONNECTION.to_owned(),
             tenant: tenant.clone(),
             client_id: s(&app["client_id"]),
-            authority: sim.base_url.clone(),
-            graph_url: s(&creds["graph_url"]),
-            cloud: "custom".to_owned(),
+            authority: Some(sim.base_url.clone()),
+            graph_url: Some(s(&creds["graph_url"])),
             credentials: vec![NewCredential::secret(s(&app["client_secret"]), None)],
+            ..Default::default()
         },
-        None,
     )
     .await?;
     out.push_str(&format!(
@@ -161,7 +159,7 @@ pub(crate) async fn run(args: DemoArgs, loc: StoreLocation) -> anyhow::Result<()
     ));
     print_out(&out);
 
-    let engine = engine(store.clone(), &loc, calgate_sync::DEFAULT_CONCURRENCY)?;
+    let engine = engine(store.clone(), calgate_sync::DEFAULT_CONCURRENCY)?;
     let summary = sync_with_progress(&engine, &SyncRequest::default()).await?;
     let t = &summary.totals;
     let mut stored = 0u64;

@@ -13,7 +13,6 @@ use calgate_store::{ErrorKind as StoreErrorKind, Mailbox, NewMailbox, Store};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
-use crate::connection::extra_roots;
 use crate::output::{Table, finish_checklist, local_minute, print_json, print_out};
 use crate::{Reported, StoreLocation, error_line};
 
@@ -191,7 +190,6 @@ pub(crate) async fn run(cmd: MailboxCommand, loc: StoreLocation) -> anyhow::Resu
             let opts = VerifyOptions {
                 calendar: args.calendar.clone(),
                 write_probe: args.write_probe,
-                extra_root_ca_pem: extra_roots(&loc),
                 ..VerifyOptions::default()
             };
             let list =
@@ -203,15 +201,14 @@ pub(crate) async fn run(cmd: MailboxCommand, loc: StoreLocation) -> anyhow::Resu
                 &format!("verification of {}", args.address.trim()),
             )
         }
-        MailboxCommand::Import(args) => import(store.as_ref(), &args, &loc).await,
+        MailboxCommand::Import(args) => import(store.as_ref(), &args).await,
     }
 }
 
-async fn import(store: &dyn Store, args: &ImportArgs, loc: &StoreLocation) -> anyhow::Result<()> {
+async fn import(store: &dyn Store, args: &ImportArgs) -> anyhow::Result<()> {
     let shared = Shared::new().map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let opts = ImportOptions {
         dry_run: args.dry_run,
-        extra_root_ca_pem: extra_roots(loc),
         default_connection: args.connection.clone(),
         ..ImportOptions::default()
     };
@@ -281,7 +278,7 @@ async fn list(store: &dyn Store, json: bool) -> anyhow::Result<()> {
                 "last_attempt": s.and_then(|s| s.last_attempt).map(|t| t.to_string()),
                 "last_success": s.and_then(|s| s.last_success).map(|t| t.to_string()),
                 "last_error": s.and_then(|s| s.last_error.as_ref()).map(|e| json!({
-                    "class": e.class, "message": e.message, "at": e.at.to_string()
+                    "class": e.kind.as_str(), "message": e.message, "at": e.at.to_string()
                 })),
                 "next_action": s.and_then(|s| s.next_action.clone()),
                 "resync_in_progress": s.is_some_and(|s| s.resync_in_progress),
@@ -315,7 +312,7 @@ async fn list(store: &dyn Store, json: bool) -> anyhow::Result<()> {
         let status = match s {
             None => "never synced".to_owned(),
             Some(s) => match (&s.last_error, s.last_attempt) {
-                (Some(e), _) => format!("failing ({})", e.class),
+                (Some(e), _) => format!("failing ({})", e.kind),
                 (None, Some(_)) => "ok".to_owned(),
                 (None, None) => "never synced".to_owned(),
             },

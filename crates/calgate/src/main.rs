@@ -85,7 +85,7 @@ enum Command {
 pub(crate) struct StoreLocation {
     /// What `calgate_store::open` takes: a data directory or a URL.
     pub location: String,
-    /// Directory for files beside the database (extra CA certificates).
+    /// The directory beside the database (where earlier versions kept extra CA files).
     pub side_dir: Option<PathBuf>,
 }
 
@@ -127,7 +127,7 @@ impl StoreLocation {
             create,
             ..calgate_store::OpenOptions::default()
         };
-        calgate_store::open_with(&self.location, options)
+        let store = calgate_store::open_with(&self.location, options)
             .await
             .map_err(|e| {
                 use calgate_store::ErrorKind as K;
@@ -147,7 +147,19 @@ impl StoreLocation {
                         one_line(&format!("{e:#}"))
                     ),
                 }
-            })
+            })?;
+        // CA files of earlier versions move into their connections (trusted for them only).
+        if let Some(dir) = &self.side_dir {
+            match calgate_admin::connections::adopt_legacy_ca_files(store.as_ref(), dir).await {
+                Ok(adopted) => {
+                    for name in adopted {
+                        tracing::info!(connection = %name, "moved the connection's CA file into the store");
+                    }
+                }
+                Err(e) => tracing::warn!("could not move the CA files into the store: {e}"),
+            }
+        }
+        Ok(store)
     }
 }
 

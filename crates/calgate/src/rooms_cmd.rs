@@ -6,7 +6,6 @@ use calgate_graph::Shared;
 use clap::{Args, Subcommand};
 
 use crate::StoreLocation;
-use crate::connection::extra_roots;
 use crate::output::{print_json, print_out};
 
 #[derive(Debug, Subcommand)]
@@ -39,7 +38,6 @@ pub(crate) async fn run(cmd: RoomsCommand, loc: StoreLocation) -> anyhow::Result
     let opts = RoomsOptions {
         room_list: args.room_list.clone(),
         link: args.link,
-        extra_root_ca_pem: extra_roots(&loc),
     };
     let report = rooms::discover(store.as_ref(), &shared, &args.connection, &opts)
         .await

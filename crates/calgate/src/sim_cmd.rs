@@ -38,8 +38,9 @@ pub(crate) struct SimArgs {
     /// Seed of the random generator: the same value gives the same tenant, ids and events.
     #[arg(long, value_name = "SEED", default_value_t = 1)]
     rng: u64,
-    /// Latency added to every response, in milliseconds.
-    #[arg(long, value_name = "L", default_value_t = 0)]
+    /// Latency added to every response, in milliseconds (at most 120000).
+    #[arg(long, value_name = "L", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(..=calgate_sim::MAX_LATENCY_MS))]
     latency_ms: u64,
     /// Write tenant id, URLs, app credentials and mailboxes as JSON to FILE (mode 0600).
     #[arg(long, value_name = "FILE")]
@@ -91,6 +92,7 @@ pub(crate) async fn sim(args: SimArgs) -> anyhow::Result<()> {
         rng: args.rng,
         latency_ms: args.latency_ms,
         request_budget: args.request_budget,
+        ..SimOptions::default()
     };
     let handle = calgate_sim::start(opts).await.map_err(explain_sim_error)?;
     let creds = handle.credentials();

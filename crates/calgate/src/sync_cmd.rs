@@ -61,18 +61,14 @@ pub(crate) async fn run(args: SyncArgs, loc: StoreLocation) -> anyhow::Result<()
         mailboxes: (!args.mailbox.is_empty()).then(|| args.mailbox.clone()),
         ..SyncRequest::default()
     };
-    let engine = engine(store.clone(), &loc, args.concurrency)?;
+    let engine = engine(store.clone(), args.concurrency)?;
     if args.dry_run {
         let plan = engine.plan(&request, Timestamp::now()).await?;
         print_out(&plan.to_string());
         print_out("dry run: nothing was changed\n");
         return Ok(());
     }
-    let summary = sync_with_progress(&engine, &request).await;
-    // Whatever the outcome: an expired secret Entra ID reported (AADSTS7000222) is recorded
-    // as expired, so that `connection list` and `doctor` show it.
-    record_learned_expiries(store.as_ref(), &engine, &loc).await;
-    let summary = summary?;
+    let summary = sync_with_progress(&engine, &request).await?;
     print_out(&format!("{}\n", summary_line(&summary)));
     for line in skipped_lines(&summary) {
         error_line(&line);
@@ -83,49 +79,14 @@ pub(crate) async fn run(args: SyncArgs, loc: StoreLocation) -> anyhow::Result<()
     Ok(())
 }
 
-/// Records the expiries Entra ID reported during the run (see
-/// `calgate_admin::lifecycle::record_learned_expiries`). A failure to record is logged, never
-/// fatal: the sync's own outcome is what the command reports.
-pub(crate) async fn record_learned_expiries(
-    store: &dyn Store,
-    engine: &Engine,
-    loc: &StoreLocation,
-) {
-    let ca = crate::connection::extra_roots(loc);
-    match calgate_admin::lifecycle::record_learned_expiries(
-        store,
-        engine.shared(),
-        ca.as_deref(),
-        Timestamp::now(),
-    )
-    .await
-    {
-        Ok(learned) => {
-            for l in learned {
-                tracing::info!(
-                    connection = %l.connection,
-                    credential = %l.label,
-                    "recorded as expired (Entra ID: AADSTS7000222)"
-                );
-            }
-        }
-        Err(e) => tracing::warn!("could not record credential expiries: {e}"),
-    }
-}
-
 /// The engine over `store`, trusting every connection's extra CA.
-pub(crate) fn engine(
-    store: Arc<dyn Store>,
-    loc: &StoreLocation,
-    concurrency: usize,
-) -> anyhow::Result<Engine> {
+pub(crate) fn engine(store: Arc<dyn Store>, concurrency: usize) -> anyhow::Result<Engine> {
     let shared = Shared::new().map_err(|e| anyhow::anyhow!("{}", e.message))?;
     Ok(Engine::new(
         store,
         shared,
         EngineOptions {
             concurrency,
-            extra_root_ca_pem: crate::connection::extra_roots(loc),
             ..EngineOptions::default()
         },
     ))
@@ -259,15 +220,11 @@ pub(crate) fn failure_lines(s: &Summary) -> Vec<String> {
         addresses: Vec<String>,
         order: usize,
     }
-    let mut groups: BTreeMap<(String, String, String), Group> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, calgate_core::FailureKind, String), Group> = BTreeMap::new();
     for (i, o) in s.outcomes.iter().enumerate() {
         let Some(f) = &o.failure else { continue };
         let template = replace_ci(&f.message, &o.address, "the mailbox");
-        let key = (
-            o.connection.to_lowercase(),
-            f.class.clone(),
-            template.clone(),
-        );
+        let key = (o.connection.to_lowercase(), f.kind, template.clone());
         groups
             .entry(key)
             .or_insert_with(|| Group {
@@ -343,7 +300,7 @@ mod tests {
             planned: String::new(),
             report: Default::default(),
             failure: Some(calgate_sync::Failure {
-                class: "permission".to_owned(),
+                kind: calgate_core::FailureKind::Permission,
                 message: format!("{a} is outside the app's RBAC scope: add {a} to the group"),
                 next_action: String::new(),
             }),
@@ -356,6 +313,7 @@ mod tests {
             full_resyncs: 0,
             elapsed: Duration::ZERO,
             outcomes: vec![outcome("a@x.example"), outcome("B@x.example")],
+            learned_expiries: Vec::new(),
         };
         let lines = failure_lines(&s);
         assert_eq!(lines.len(), 1, "{lines:?}");

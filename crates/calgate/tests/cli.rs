@@ -2298,6 +2298,16 @@ async fn busy_only_stores_no_details_files_are_private_and_widening_resyncs() {
     link(&d, room, "c", &["--kind", "room", "--privacy", "busy-only"]).await;
     let o = calgate(&d, &["sync"], &[]).await;
     assert_exit(&o, 0);
+    // Rows read directly (an open handle also keeps the WAL and shared-memory files).
+    let store = calgate_store::open_with(
+        &d.display().to_string(),
+        calgate_store::OpenOptions {
+            key_file_only: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     for name in [
         "calgate.db",
         "calgate.db-wal",
@@ -2348,16 +2358,7 @@ async fn busy_only_stores_no_details_files_are_private_and_widening_resyncs() {
             "{s:?} is in the data directory's files"
         );
     }
-    // Rows read directly: times and busy status, no details.
-    let store = calgate_store::open_with(
-        &d.display().to_string(),
-        calgate_store::OpenOptions {
-            key_file_only: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    // Times and busy status, no details.
     let m = store.mailbox(room).await.unwrap().unwrap();
     let rows = store
         .instances(m.id, jiff::Timestamp::MIN, jiff::Timestamp::MAX)

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 mod address;
 pub use address::{AddressError, MAX_ADDRESS_LEN, check_address, printable};
 
+mod secret;
+pub use secret::{SecretString, ct_eq};
+
 /// Defines an enum's one string form (`as_str`, `FromStr`, `Display`): the spelling calgate
 /// stores, prints and accepts. Serde's names are derived to match.
 macro_rules! string_forms {
@@ -71,6 +74,11 @@ impl ShowAs {
         }
     }
 }
+
+mod domain;
+mod failure;
+pub use domain::*;
+pub use failure::FailureKind;
 
 string_forms!(ShowAs, "showAs", {
     Free => "free",
@@ -360,6 +368,8 @@ mod tests {
         check(MailboxKind::ALL);
         check(InstanceType::ALL);
         check(Origin::ALL);
+        check(CredentialKind::ALL);
+        check(FailureKind::ALL);
         assert!(
             "Busy".parse::<ShowAs>().is_err(),
             "strict: the lenient parser is ShowAs::parse"

@@ -349,6 +349,8 @@ struct ClientInner {
     endpoint: TokenEndpoint,
     resource: String,
     slots: Vec<Arc<CredSlot>>,
+    /// calgate's ids of the credentials behind `slots` (empty: not a stored connection).
+    credential_ids: Vec<calgate_core::CredentialId>,
     active: AtomicUsize,
     /// A connected account's token source (`delegated.rs`); `None`: app-only tokens.
     delegated: Option<Arc<crate::delegated::DelegatedSession>>,
@@ -435,6 +437,7 @@ impl GraphClient {
                 endpoint: cfg.token_endpoint,
                 resource,
                 slots,
+                credential_ids: cfg.credential_ids.clone(),
                 active: AtomicUsize::new(0),
                 delegated: None,
             }),
@@ -478,6 +481,24 @@ impl GraphClient {
         token::acquire(&req, &self.inner.slots, &self.inner.active)
             .await
             .map(|(_, t)| t)
+    }
+
+    /// The stored credentials Entra ID recently rejected as expired (AADSTS7000222), by
+    /// calgate's id (a client made from a stored connection only).
+    pub fn expired_credentials(&self) -> Vec<calgate_core::CredentialId> {
+        if self.inner.credential_ids.len() != self.inner.slots.len() {
+            return Vec::new();
+        }
+        self.credential_statuses()
+            .iter()
+            .zip(&self.inner.credential_ids)
+            .filter(|(s, _)| {
+                s.rejected
+                    .as_ref()
+                    .is_some_and(|e| e.aadsts() == Some(crate::error::AADSTS_SECRET_EXPIRED))
+            })
+            .map(|(_, id)| *id)
+            .collect()
     }
 
     /// Each credential's state.

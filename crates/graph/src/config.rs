@@ -242,6 +242,9 @@ pub struct ConnectionConfig {
     /// The resource the token is for (`https://graph.microsoft.com`). `None`: derived from
     /// `graph_url` for Microsoft's Graph hosts, else the global Graph resource (simulators).
     pub graph_resource: Option<String>,
+    /// calgate's ids of `credentials`, in the same order, when they come from a stored
+    /// connection (empty otherwise): how a credential Entra ID rejected is named back.
+    pub credential_ids: Vec<calgate_core::CredentialId>,
 }
 
 impl ConnectionConfig {
@@ -261,7 +264,61 @@ impl ConnectionConfig {
             extra_root_ca_pem: None,
             token_endpoint: TokenEndpoint::V2,
             graph_resource: None,
+            credential_ids: Vec::new(),
         }
+    }
+
+    /// Also trusts `extra` (PEM root CAs), beside the connection's own.
+    pub fn with_extra_ca(mut self, extra: Option<&str>) -> ConnectionConfig {
+        if let Some(extra) = extra.filter(|e| !e.trim().is_empty()) {
+            let mut all = self.extra_root_ca_pem.take().unwrap_or_default();
+            if !all.is_empty() && !all.ends_with('\n') {
+                all.push('\n');
+            }
+            all.push_str(extra);
+            self.extra_root_ca_pem = Some(all);
+        }
+        self
+    }
+
+    /// The client configuration of a stored connection: its credentials newest first (with
+    /// their ids), its endpoints, and its own extra CA certificates (trusted for it only).
+    pub fn from_connection(c: &calgate_core::Connection) -> Result<ConnectionConfig, Error> {
+        let mut credentials = Vec::with_capacity(c.credentials.len());
+        for cred in &c.credentials {
+            let secret = cred.secret.clone();
+            match cred.kind {
+                calgate_core::CredentialKind::Secret => {
+                    credentials.push(Credential::secret(secret, cred.expires_at));
+                }
+                calgate_core::CredentialKind::Certificate => {
+                    let pem = cred.certificate_pem.clone().ok_or_else(|| {
+                        Error::config(format!(
+                            "connection '{}' has a certificate credential without its certificate: add it again with `calgate connection secret add`",
+                            c.name
+                        ))
+                    })?;
+                    let mut made = Credential::certificate(secret, pem)?;
+                    if let (Credential::Certificate { expires, .. }, Some(at)) =
+                        (&mut made, cred.expires_at)
+                    {
+                        *expires = Some(at);
+                    }
+                    credentials.push(made);
+                }
+            }
+        }
+        Ok(ConnectionConfig {
+            tenant: c.tenant.clone(),
+            client_id: c.client_id.clone(),
+            credentials,
+            authority: c.authority.clone(),
+            graph_url: c.graph_url.clone(),
+            extra_root_ca_pem: c.ca_cert_pem.clone(),
+            token_endpoint: TokenEndpoint::V2,
+            graph_resource: None,
+            credential_ids: c.credentials.iter().map(|c| c.id).collect(),
+        })
     }
 }
 

@@ -2,6 +2,9 @@
 //! each names the cause and the fix, and never contains a secret or a token.
 
 use std::fmt;
+
+/// Entra ID: "the client secret has expired".
+pub const AADSTS_SECRET_EXPIRED: i64 = 7000222;
 use std::time::Duration;
 
 use crate::wire::{EntraErrorBody, GraphError, GraphErrorBody};

@@ -65,7 +65,7 @@ pub use delegated::{
     AuthorizationRequest, DEFAULT_DELEGATED_PERMISSIONS, DelegatedOptions, DelegatedSession,
     DelegatedTokens, RefreshTokenSink, SignedInUser, is_reconnect_needed, pkce_challenge,
 };
-pub use error::{Error, ErrorKind};
+pub use error::{AADSTS_SECRET_EXPIRED, Error, ErrorKind};
 pub use limiter::{MAILBOX_CONCURRENCY, MetricsSnapshot};
 pub use secret::SecretString;
 pub use token::TokenClaims;

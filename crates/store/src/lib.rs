@@ -62,6 +62,9 @@ pub trait Store: Send + Sync {
     async fn add_credential(&self, connection: &str, c: &NewCredential) -> Result<CredentialId>;
     /// Removes one credential of a connection; `false` if it had no such credential.
     async fn remove_credential(&self, connection: &str, id: CredentialId) -> Result<bool>;
+    /// Replaces the extra root CA certificates (PEM) a connection trusts; `false`: no such
+    /// connection.
+    async fn set_connection_ca(&self, connection: &str, ca_cert_pem: Option<&str>) -> Result<bool>;
     /// Records a credential's expiry (given by the admin or learned from Entra ID).
     async fn set_credential_expiry(
         &self,

@@ -15,8 +15,6 @@ use calgate_graph::{
 use calgate_store::{Account, AccountEndpoint, AccountId, AccountState, Connection, Store};
 use jiff::Timestamp;
 
-use crate::engine::connection_config;
-
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The OIDC scopes, which are not Graph permissions.
@@ -75,8 +73,11 @@ impl RefreshTokenSink for StoreSink {
         at: Timestamp,
     ) -> BoxFuture<'a, Result<(), calgate_graph::Error>> {
         Box::pin(async move {
-            let rt = calgate_store::SecretString::new(refresh_token.expose());
-            match self.store.store_refresh_token(self.account, &rt, at).await {
+            match self
+                .store
+                .store_refresh_token(self.account, refresh_token, at)
+                .await
+            {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(calgate_graph::Error::config(
                     "the connected account was disconnected meanwhile; its new refresh token is not kept",
@@ -113,7 +114,6 @@ pub fn delegated_client(
     shared: &Shared,
     connection: &Connection,
     account: &Account,
-    extra_root_ca_pem: Option<&str>,
 ) -> Result<GraphClient, calgate_graph::Error> {
     if account.state == AccountState::ReconnectNeeded {
         let mut e = calgate_graph::Error::new(
@@ -130,7 +130,7 @@ pub fn delegated_client(
         e.code = Some("reconnect_needed".to_owned());
         return Err(e);
     }
-    let mut cfg = connection_config(connection, extra_root_ca_pem)?;
+    let mut cfg = calgate_graph::ConnectionConfig::from_connection(connection)?;
     cfg.token_endpoint = match account.endpoint {
         AccountEndpoint::V2 => TokenEndpoint::V2,
         AccountEndpoint::V1 => TokenEndpoint::V1,
@@ -139,7 +139,7 @@ pub fn delegated_client(
     let session = DelegatedSession::new(
         app,
         account.upn.clone(),
-        SecretString::new(account.refresh_token.expose()),
+        account.refresh_token.clone(),
         account_options(account),
         reconnect_command(&connection.name),
         Arc::new(StoreSink::new(store, account.id)),
@@ -167,10 +167,9 @@ impl DelegatedClients {
         shared: &Shared,
         connection: &Connection,
         account: &Account,
-        extra_root_ca_pem: Option<&str>,
     ) -> Result<GraphClient, calgate_graph::Error> {
         if account.state == AccountState::ReconnectNeeded {
-            return delegated_client(store, shared, connection, account, extra_root_ca_pem);
+            return delegated_client(store, shared, connection, account);
         }
         let key: ClientKey = (
             account.id,
@@ -183,7 +182,7 @@ impl DelegatedClients {
         if let Some(c) = map.get(&key) {
             return Ok(c.clone());
         }
-        let client = delegated_client(store, shared, connection, account, extra_root_ca_pem)?;
+        let client = delegated_client(store, shared, connection, account)?;
         map.retain(|k, _| k.0 != account.id);
         map.insert(key, client.clone());
         Ok(client)

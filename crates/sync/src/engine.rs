@@ -7,15 +7,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use calgate_graph::{ConnectionConfig, Credential, ErrorKind, GraphClient, SecretString, Shared};
+use calgate_core::{CredentialId, FailureKind};
+use calgate_graph::{ConnectionConfig, GraphClient, Shared};
 use calgate_store::{
-    Connection, CredentialKind, Lease, LeaseGrant, LeaseHolder, LeaseInfo, Mailbox, MailboxId,
-    MailboxStatus, Store, SyncCounters, SyncOutcome, SyncStatusUpdate,
+    Connection, Lease, LeaseGrant, LeaseHolder, LeaseInfo, Mailbox, MailboxId, MailboxStatus,
+    Store, SyncCounters, SyncOutcome, SyncStatusUpdate,
 };
 use jiff::Timestamp;
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::Error;
+use crate::backend::{Backend, BackendError, graph::GraphBackend};
 use crate::executor::{MailboxRun, RoundReport};
 use crate::plan::{LastError, MailboxPlan, MailboxState, Plan, SyncRequest, plan, plan_mailbox};
 
@@ -35,8 +37,6 @@ pub struct EngineOptions {
     pub concurrency: usize,
     /// Delta page size asked of Graph.
     pub page_size: u32,
-    /// An extra trusted root CA (PEM) for every connection, e.g. the simulator's `--tls` CA.
-    pub extra_root_ca_pem: Option<String>,
     /// How long a mailbox's sync lease lasts between renewals.
     pub lease_ttl: Duration,
     /// Who holds the leases this engine takes (this process unless a test says otherwise).
@@ -48,7 +48,6 @@ impl Default for EngineOptions {
         EngineOptions {
             concurrency: DEFAULT_CONCURRENCY,
             page_size: DEFAULT_PAGE_SIZE,
-            extra_root_ca_pem: None,
             lease_ttl: DEFAULT_LEASE_TTL,
             lease_holder: LeaseHolder::this_process(),
         }
@@ -87,8 +86,8 @@ pub enum ProgressEvent {
     },
     MailboxFinished {
         address: String,
-        /// `None` on success, else the error class.
-        failed: Option<String>,
+        /// `None` on success, else the failure's class.
+        failed: Option<FailureKind>,
     },
     /// Another process holds the mailbox's sync lease: this run leaves it alone.
     MailboxSkipped {
@@ -183,7 +182,7 @@ impl Reporter {
 /// Why a mailbox failed, as recorded in its status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    pub class: String,
+    pub kind: FailureKind,
     /// One line in an administrator's words, with the fix.
     pub message: String,
     pub next_action: String,
@@ -215,6 +214,17 @@ pub struct Summary {
     pub elapsed: Duration,
     /// Per mailbox, in plan order.
     pub outcomes: Vec<MailboxOutcome>,
+    /// Credentials the service reported as expired during the run, now recorded as such.
+    pub learned_expiries: Vec<LearnedExpiry>,
+}
+
+/// A credential the service reported as expired (Entra ID: AADSTS7000222), recorded in the
+/// store as expired at the moment it was learned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LearnedExpiry {
+    pub connection: String,
+    pub credential: CredentialId,
+    pub at: Timestamp,
 }
 
 impl Summary {
@@ -251,48 +261,9 @@ impl fmt::Display for Summary {
     }
 }
 
-/// The Graph client configuration of a stored connection (credentials newest first).
-pub fn connection_config(
-    c: &Connection,
-    extra_root_ca_pem: Option<&str>,
-) -> Result<ConnectionConfig, calgate_graph::Error> {
-    let mut credentials = Vec::with_capacity(c.credentials.len());
-    for cred in &c.credentials {
-        let secret = SecretString::new(cred.secret.expose());
-        match cred.kind {
-            CredentialKind::Secret => {
-                credentials.push(Credential::secret(secret, cred.expires_at));
-            }
-            CredentialKind::Certificate => {
-                let pem = cred.certificate_pem.clone().ok_or_else(|| {
-                    calgate_graph::Error::config(format!(
-                        "connection '{}' has a certificate credential without its certificate: add it again with `calgate connection secret add`",
-                        c.name
-                    ))
-                })?;
-                let mut made = Credential::certificate(secret, pem)?;
-                if let (Credential::Certificate { expires, .. }, Some(at)) =
-                    (&mut made, cred.expires_at)
-                {
-                    *expires = Some(at);
-                }
-                credentials.push(made);
-            }
-        }
-    }
-    Ok(ConnectionConfig {
-        tenant: c.tenant.clone(),
-        client_id: c.client_id.clone(),
-        credentials,
-        authority: c.authority.clone(),
-        graph_url: c.graph_url.clone(),
-        extra_root_ca_pem: extra_root_ca_pem.map(str::to_owned),
-        token_endpoint: calgate_graph::TokenEndpoint::V2,
-        graph_resource: None,
-    })
-}
-
-type ClientCell = Arc<OnceCell<Result<GraphClient, calgate_graph::Error>>>;
+/// A connection's backend for one run, made once: the backend (kept even when signing in
+/// failed, to learn which credential was refused) and the sign-in's failure, if any.
+type ClientCell = Arc<OnceCell<(Option<Backend>, Option<BackendError>)>>;
 
 /// The sync engine: plan → execute over every linked mailbox.
 #[derive(Clone)]
@@ -430,7 +401,7 @@ impl Engine {
                     tracing::error!(mailbox = %mp.address, error = %e, "a mailbox's sync task failed");
                     reporter.emit(ProgressEvent::MailboxFinished {
                         address: mp.address.clone(),
-                        failed: Some("internal".to_owned()),
+                        failed: Some(FailureKind::Internal),
                     });
                     outcomes.push(MailboxOutcome {
                         mailbox_id: mp.mailbox_id,
@@ -439,7 +410,7 @@ impl Engine {
                         planned: mp.to_string(),
                         report: RoundReport::default(),
                         failure: Some(Failure {
-                            class: "internal".to_owned(),
+                            kind: FailureKind::Internal,
                             message: format!("calgate's sync task for {} stopped unexpectedly ({e}); please report this", mp.address),
                             next_action: "retry on the next run".to_owned(),
                         }),
@@ -448,6 +419,7 @@ impl Engine {
                 }
             }
         }
+        let learned_expiries = self.record_learned_expiries(&cells, &connections).await;
         reporter.emit(ProgressEvent::Finished);
         let after = self.shared.metrics();
         Ok(Summary {
@@ -457,7 +429,58 @@ impl Engine {
             full_resyncs: outcomes.iter().map(|o| o.report.full_resyncs).sum(),
             elapsed: started.elapsed(),
             outcomes,
+            learned_expiries,
         })
+    }
+
+    /// Records as expired the credentials a backend of this run saw refused as expired, unless
+    /// an expiry at or before now is recorded already.
+    async fn record_learned_expiries(
+        &self,
+        cells: &HashMap<String, ClientCell>,
+        connections: &HashMap<String, Connection>,
+    ) -> Vec<LearnedExpiry> {
+        let now = Timestamp::now();
+        let mut learned = Vec::new();
+        for cell in cells.values() {
+            let Some((Some(backend), _)) = cell.get() else {
+                continue;
+            };
+            for id in backend.expired_credentials() {
+                let Some(conn) = connections
+                    .values()
+                    .find(|c| c.credentials.iter().any(|k| k.id == id))
+                else {
+                    continue;
+                };
+                let known = conn
+                    .credentials
+                    .iter()
+                    .any(|k| k.id == id && k.expires_at.is_some_and(|at| at <= now));
+                if known || learned.iter().any(|l: &LearnedExpiry| l.credential == id) {
+                    continue;
+                }
+                match self.store.set_credential_expiry(id, Some(now)).await {
+                    Ok(true) => {
+                        tracing::warn!(
+                            connection = %conn.name,
+                            credential = %id,
+                            "Entra ID reports the client secret as expired (AADSTS7000222); recorded"
+                        );
+                        learned.push(LearnedExpiry {
+                            connection: conn.name.clone(),
+                            credential: id,
+                            at: now,
+                        });
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not record a credential's expiry")
+                    }
+                }
+            }
+        }
+        learned
     }
 }
 
@@ -477,7 +500,7 @@ async fn mailbox_state(
         last_error: status
             .and_then(|s| s.last_error.as_ref())
             .map(|e| LastError {
-                class: e.class.clone(),
+                kind: e.kind,
                 message: e.message.clone(),
             }),
         pending_resync: m.pending_resync,
@@ -503,40 +526,44 @@ struct MailboxTask {
 }
 
 impl MailboxTask {
-    /// The connection's client, made (and its token acquired) once per run: a wrong secret is
-    /// reported for every mailbox of the connection after one token request, not one each.
-    async fn client(&self) -> Result<GraphClient, Error> {
+    /// The connection's backend, made (and signed in) once per run: a wrong secret is reported
+    /// for every mailbox of the connection after one token request, not one each.
+    async fn backend(&self) -> Result<Backend, Error> {
         let made = self
             .cell
             .get_or_init(|| async {
                 let Some(c) = self.connections.get(&self.plan.connection.to_lowercase()) else {
-                    return Err(calgate_graph::Error::config(format!(
-                        "connection '{}' no longer exists: link {} to another connection or unlink it",
-                        self.plan.connection, self.plan.address
-                    )));
+                    let e = BackendError::new(
+                        FailureKind::Config,
+                        format!(
+                            "connection '{}' no longer exists: link {} to another connection or unlink it",
+                            self.plan.connection, self.plan.address
+                        ),
+                    );
+                    return (None, Some(e));
                 };
                 let client = match &self.account {
-                    Some(a) => self.delegated.get_or_make(
-                        self.store.clone(),
-                        &self.shared,
-                        c,
-                        a,
-                        self.options.extra_root_ca_pem.as_deref(),
-                    )?,
-                    None => GraphClient::new(
-                        connection_config(c, self.options.extra_root_ca_pem.as_deref())?,
-                        &self.shared,
-                    )?,
+                    Some(a) => self.delegated.get_or_make(self.store.clone(), &self.shared, c, a),
+                    None => ConnectionConfig::from_connection(c)
+                        .and_then(|cfg| GraphClient::new(cfg, &self.shared)),
                 };
-                match client.access_token().await {
-                    Ok(_) => Ok(client),
+                let backend: Backend = match client {
+                    Ok(client) => Arc::new(GraphBackend::new(client)),
+                    Err(e) => return (None, Some(e.into())),
+                };
+                match backend.sign_in().await {
+                    Ok(()) => (Some(backend), None),
                     // Transient: let each mailbox try (and retry) on its own.
-                    Err(e) if e.kind == ErrorKind::Retryable => Ok(client),
-                    Err(e) => Err(e),
+                    Err(e) if e.kind == FailureKind::Retryable => (Some(backend), None),
+                    Err(e) => (Some(backend), Some(e)),
                 }
             })
             .await;
-        made.clone().map_err(Error::Graph)
+        match made {
+            (_, Some(e)) => Err(Error::Backend(e.clone())),
+            (Some(b), None) => Ok(b.clone()),
+            (None, None) => Err(Error::Config("no backend was made".to_owned())),
+        }
     }
 
     /// The mailbox's plan made again from its state now that the lease is held: another
@@ -617,11 +644,11 @@ impl MailboxTask {
     /// The round, with the lease renewed every third of its ttl while it runs; a lease taken
     /// over meanwhile stops the round.
     async fn run_leased(&self, lease: &Lease, report: &mut RoundReport) -> Result<(), Error> {
-        let client = self.client().await?;
+        let backend = self.backend().await?;
         let run = MailboxRun {
             store: self.store.as_ref(),
             lease,
-            client: &client,
+            backend: backend.as_ref(),
             plan: &self.plan,
             now: self.now,
             page_size: self.options.page_size,
@@ -659,7 +686,7 @@ impl MailboxTask {
         let address = self.plan.address.clone();
         let finished = Timestamp::now();
         let failure = result.as_ref().err().map(|e| Failure {
-            class: e.class().to_owned(),
+            kind: e.kind(),
             message: e.to_string(),
             next_action: e.next_action().to_owned(),
         });
@@ -672,16 +699,18 @@ impl MailboxTask {
                 "mailbox synced"
             ),
             Some(f) => {
-                tracing::warn!(mailbox = %address, class = %f.class, "mailbox sync failed: {}", f.message)
+                tracing::warn!(mailbox = %address, class = %f.kind, "mailbox sync failed: {}", f.message)
             }
         }
-        let lease_lost = matches!(&result, Err(Error::Store(e)) if e.kind() == calgate_store::ErrorKind::LeaseLost);
+        let lease_lost = failure
+            .as_ref()
+            .is_some_and(|f| f.kind == FailureKind::LeaseLost);
         let update = SyncStatusUpdate {
             attempted_at,
             outcome: match &failure {
                 None => SyncOutcome::Success,
                 Some(f) => SyncOutcome::Failure {
-                    class: f.class.clone(),
+                    kind: f.kind,
                     message: f.message.clone(),
                 },
             },
@@ -713,7 +742,7 @@ impl MailboxTask {
         }
         self.reporter.emit(ProgressEvent::MailboxFinished {
             address: address.clone(),
-            failed: failure.as_ref().map(|f| f.class.clone()),
+            failed: failure.as_ref().map(|f| f.kind),
         });
         self.outcome(report, failure)
     }

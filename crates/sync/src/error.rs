@@ -1,12 +1,16 @@
-//! The sync engine's error: a Graph error (classified by the graph crate), a store error, or a
+//! The sync engine's error: a backend's (classified by its adapter), the store's, or a
 //! configuration error of the engine itself.
+
+use calgate_core::FailureKind;
+
+use crate::backend::BackendError;
 
 /// Why a mailbox (or the whole run) could not sync.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Graph or Entra ID refused or failed; the message is in an administrator's words.
+    /// The calendar service refused or failed; the message is in an administrator's words.
     #[error("{0}")]
-    Graph(#[from] calgate_graph::Error),
+    Backend(#[from] BackendError),
     /// calgate's store failed.
     #[error("{}", store_message(.0))]
     Store(#[from] calgate_store::Error),
@@ -15,55 +19,62 @@ pub enum Error {
     Config(String),
 }
 
+impl From<calgate_graph::Error> for Error {
+    fn from(e: calgate_graph::Error) -> Error {
+        Error::Backend(e.into())
+    }
+}
+
 impl Error {
-    /// The class recorded in the mailbox status: the graph crate's error kind
-    /// (`authentication`, `permission`, `retryable`, `not-found`, `invalid-data`,
-    /// `resync-required`, `fatal`), `store` or `config`.
-    pub fn class(&self) -> &'static str {
+    /// The failure's class, as recorded in the mailbox status.
+    pub fn kind(&self) -> FailureKind {
+        use calgate_store::ErrorKind as S;
         match self {
-            Error::Graph(e) => e.kind.as_str(),
-            Error::Store(e) if e.kind() == calgate_store::ErrorKind::LeaseLost => "lease-lost",
-            Error::Store(e) if e.kind() == calgate_store::ErrorKind::DiskFull => "disk-full",
-            Error::Store(_) => "store",
-            Error::Config(_) => "config",
+            Error::Backend(e) => e.kind,
+            Error::Store(e) => match e.kind() {
+                S::LeaseLost => FailureKind::LeaseLost,
+                S::DiskFull => FailureKind::DiskFull,
+                _ => FailureKind::Store,
+            },
+            Error::Config(_) => FailureKind::Config,
         }
     }
 
-    /// The graph error's kind, if this is one.
-    pub fn graph_kind(&self) -> Option<calgate_graph::ErrorKind> {
-        match self {
-            Error::Graph(e) => Some(e.kind),
-            _ => None,
-        }
+    /// The class's string form (`authentication`, `permission`, `retryable`, …).
+    pub fn class(&self) -> &'static str {
+        self.kind().as_str()
     }
 
     /// What the scheduler does next after this failure, in words for the status page.
     pub fn next_action(&self) -> &'static str {
-        use calgate_graph::ErrorKind::*;
-        match self {
-            Error::Graph(e) if calgate_graph::is_reconnect_needed(e) => {
-                "the account's user signs in again with `calgate account connect --connection NAME`, then sync"
+        if let Error::Backend(e) = self
+            && e.reconnect_needed
+        {
+            return "the account's user signs in again with `calgate account connect --connection NAME`, then sync";
+        }
+        match self.kind() {
+            FailureKind::Retryable => "retry on the next run",
+            FailureKind::Authentication => {
+                "fix the connection's credentials (see the error; `calgate connection test NAME`), then sync"
             }
-            Error::Graph(e) => match e.kind {
-                Retryable => "retry on the next run",
-                Authentication => {
-                    "fix the connection's credentials (see the error; `calgate connection test NAME`), then sync"
-                }
-                Permission => "grant the app access to this mailbox (see the error), then sync",
-                NotFound => {
-                    "check the address (`calgate mailbox verify ADDRESS --connection NAME`) or unlink it"
-                }
-                InvalidData | Fatal => "full resync into a shadow set on the next run",
-                ResyncRequired => "full resync into a shadow set on the next run",
-            },
-            Error::Store(e) if e.kind() == calgate_store::ErrorKind::LeaseLost => {
+            FailureKind::Permission => {
+                "grant the app access to this mailbox (see the error), then sync"
+            }
+            FailureKind::NotFound => {
+                "check the address (`calgate mailbox verify ADDRESS --connection NAME`) or unlink it"
+            }
+            FailureKind::InvalidData | FailureKind::Fatal | FailureKind::ResyncRequired => {
+                "full resync into a shadow set on the next run"
+            }
+            FailureKind::LeaseLost => {
                 "none: the process that took the lease over syncs the mailbox"
             }
-            Error::Store(e) if e.kind() == calgate_store::ErrorKind::DiskFull => {
-                "free space on the data directory's disk, then sync"
+            FailureKind::DiskFull => "free space on the data directory's disk, then sync",
+            FailureKind::Store => "check the data directory and database, then sync",
+            FailureKind::DeletionsHeld => {
+                "review the deletions; accept them with `calgate sync --mailbox ADDRESS --accept-deletions`"
             }
-            Error::Store(_) => "check the data directory and database, then sync",
-            Error::Config(_) => "fix the configuration, then sync",
+            FailureKind::Config | FailureKind::Internal => "fix the configuration, then sync",
         }
     }
 }

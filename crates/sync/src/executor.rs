@@ -2,10 +2,11 @@
 //! All I/O of a mailbox happens here; decisions come from [`crate::plan`] and
 //! [`crate::page::plan_page`].
 
-use calgate_graph::{DeltaNext, DeltaRequest, ErrorKind, GraphClient};
+use calgate_core::FailureKind;
 use calgate_store::{ChangeSet, Cursor, Lease, Store, Window};
 use jiff::Timestamp;
 
+use crate::backend::{BackendError, CalendarBackend, ChangesPage, ChangesRequest, PageNext};
 use crate::page::plan_page;
 use crate::plan::{Action, MailboxPlan, ResyncReason};
 use crate::{Error, ProgressEvent, Reporter};
@@ -26,7 +27,7 @@ pub enum RoundKind {
 pub struct RoundReport {
     /// The last round that ran (an incremental round that hit 410 reports the full resync).
     pub round: Option<RoundKind>,
-    /// Delta pages fetched (Graph requests made by this mailbox's rounds, retries excluded).
+    /// Pages fetched (requests made by this mailbox's rounds, retries excluded).
     pub pages: u64,
     /// Instances written (upserts) and removed, into the live set or the shadow set.
     pub upserts: u64,
@@ -42,7 +43,7 @@ pub(crate) struct MailboxRun<'a> {
     pub store: &'a dyn Store,
     /// The mailbox's sync lease: every write of the round presents it.
     pub lease: &'a Lease,
-    pub client: &'a GraphClient,
+    pub backend: &'a dyn CalendarBackend,
     pub plan: &'a MailboxPlan,
     /// The plan's `now`: the base of a re-based window.
     pub now: Timestamp,
@@ -61,9 +62,8 @@ impl MailboxRun<'_> {
         let live = match &self.plan.action {
             Action::Initial => {
                 report.round = Some(RoundKind::Initial);
-                let start = DeltaRequest::Start {
-                    start: target.start,
-                    end: target.end,
+                let start = ChangesRequest::Start {
+                    window: target,
                     page_size: self.page_size,
                 };
                 self.live_round(start, target, self.now, report).await
@@ -74,7 +74,7 @@ impl MailboxRun<'_> {
                 rebased_at,
             } => {
                 report.round = Some(RoundKind::Incremental);
-                let follow = DeltaRequest::FollowPaged {
+                let follow = ChangesRequest::Continue {
                     link: delta_link.as_str().to_owned(),
                     page_size: self.page_size,
                 };
@@ -85,7 +85,7 @@ impl MailboxRun<'_> {
             }
         };
         match live {
-            Err(Error::Graph(e)) if e.kind == ErrorKind::ResyncRequired => {
+            Err(Error::Backend(e)) if e.kind == FailureKind::ResyncRequired => {
                 tracing::info!(
                     mailbox = self.address(),
                     "delta token expired: full resync into a shadow set"
@@ -100,17 +100,20 @@ impl MailboxRun<'_> {
     /// One page, counted.
     async fn page(
         &self,
-        request: DeltaRequest,
+        request: ChangesRequest,
         report: &mut RoundReport,
-    ) -> Result<calgate_graph::DeltaPage, Error> {
+    ) -> Result<ChangesPage, Error> {
         if report.pages >= MAX_PAGES {
-            return Err(Error::Graph(calgate_graph::Error::invalid_data(format!(
-                "Graph kept sending next links for {} (over {MAX_PAGES} pages)",
-                self.address()
-            ))));
+            return Err(Error::Backend(BackendError::new(
+                FailureKind::InvalidData,
+                format!(
+                    "the service kept sending next pages for {} (over {MAX_PAGES} pages)",
+                    self.address()
+                ),
+            )));
         }
         report.pages += 1;
-        Ok(self.client.delta(self.address(), request).await?)
+        Ok(self.backend.changes(self.address(), request).await?)
     }
 
     fn counted(&self, changes: &ChangeSet, report: &mut RoundReport) {
@@ -128,7 +131,7 @@ impl MailboxRun<'_> {
     /// the next round replays from it (pages are idempotent).
     async fn live_round(
         &self,
-        first: DeltaRequest,
+        first: ChangesRequest,
         window: Window,
         rebased_at: Timestamp,
         report: &mut RoundReport,
@@ -136,19 +139,19 @@ impl MailboxRun<'_> {
         let mut request = first;
         loop {
             let page = self.page(request, report).await?;
-            let mut changes = plan_page(&page.items, window);
+            let mut changes = plan_page(&page.changes, window);
             match page.next {
-                DeltaNext::NextLink(next) => {
+                PageNext::More(next) => {
                     if !changes.is_empty() {
                         self.store.apply_changes(self.lease, &changes).await?;
                     }
                     self.counted(&changes, report);
-                    request = DeltaRequest::FollowPaged {
+                    request = ChangesRequest::Continue {
                         link: next,
                         page_size: self.page_size,
                     };
                 }
-                DeltaNext::DeltaLink(link) => {
+                PageNext::Done(link) => {
                     changes.cursor = Some(Cursor {
                         delta_link: link,
                         window_start: window.start,
@@ -191,7 +194,7 @@ impl MailboxRun<'_> {
                         );
                     }
                     let again =
-                        matches!(&e, Error::Graph(g) if g.kind == ErrorKind::ResyncRequired);
+                        matches!(&e, Error::Backend(b) if b.kind == FailureKind::ResyncRequired);
                     if again && !restarted {
                         restarted = true;
                         tracing::info!(
@@ -209,16 +212,15 @@ impl MailboxRun<'_> {
     async fn shadow_attempt(&self, report: &mut RoundReport) -> Result<(), Error> {
         let window = self.plan.target;
         self.store.begin_shadow(self.lease, window).await?;
-        let mut request = DeltaRequest::Start {
-            start: window.start,
-            end: window.end,
+        let mut request = ChangesRequest::Start {
+            window,
             page_size: self.page_size,
         };
         loop {
             let page = self.page(request, report).await?;
-            let mut changes = plan_page(&page.items, window);
+            let mut changes = plan_page(&page.changes, window);
             match page.next {
-                DeltaNext::NextLink(next) => {
+                PageNext::More(next) => {
                     // The progress link is recorded with the page (where a resync could resume).
                     changes.cursor = Some(Cursor {
                         delta_link: next.clone(),
@@ -228,12 +230,12 @@ impl MailboxRun<'_> {
                     });
                     self.store.apply_shadow(self.lease, &changes).await?;
                     self.counted(&changes, report);
-                    request = DeltaRequest::FollowPaged {
+                    request = ChangesRequest::Continue {
                         link: next,
                         page_size: self.page_size,
                     };
                 }
-                DeltaNext::DeltaLink(link) => {
+                PageNext::Done(link) => {
                     if !changes.is_empty() {
                         self.store.apply_shadow(self.lease, &changes).await?;
                     }

@@ -48,6 +48,7 @@
 //! `Arc<dyn Store>` and a `calgate_graph::Shared`.
 #![forbid(unsafe_code)]
 
+pub mod backend;
 mod delegated;
 mod engine;
 mod error;
@@ -55,11 +56,14 @@ mod executor;
 mod page;
 mod plan;
 
+pub use backend::{
+    Backend, BackendError, CalendarBackend, Change, ChangesPage, ChangesRequest, PageNext,
+};
 pub use delegated::{StoreSink, account_for, account_options, delegated_client, reconnect_command};
 pub(crate) use engine::Reporter;
 pub use engine::{
-    DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE, Engine, EngineOptions, Failure, MailboxOutcome,
-    Progress, ProgressEvent, ProgressFn, Summary, Totals, connection_config,
+    DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE, Engine, EngineOptions, Failure, LearnedExpiry,
+    MailboxOutcome, Progress, ProgressEvent, ProgressFn, Summary, Totals,
 };
 pub use error::Error;
 pub use executor::{RoundKind, RoundReport};

@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 
 use calgate_core::Instance;
-use calgate_graph::DeltaItem;
 use calgate_store::{ChangeSet, Window};
+
+use crate::backend::Change;
 
 /// Turns one delta page into the changes to store. Pure; the cursor is left `None` (the
 /// executor sets it on a round's last page).
@@ -19,7 +20,7 @@ use calgate_store::{ChangeSet, Window};
 ///
 /// Applying the result twice gives the same store (upserts replace by Exchange id, removals of
 /// unknown ids are ignored): replayed pages are harmless.
-pub fn plan_page(items: &[DeltaItem], window: Window) -> ChangeSet {
+pub fn plan_page(items: &[Change], window: Window) -> ChangeSet {
     enum Op<'a> {
         Upsert(&'a Instance),
         Remove(&'a str),
@@ -28,13 +29,11 @@ pub fn plan_page(items: &[DeltaItem], window: Window) -> ChangeSet {
     let mut last: HashMap<&str, usize> = HashMap::with_capacity(items.len());
     for item in items {
         let (id, op) = match item {
-            DeltaItem::Upsert(i) if i.overlaps(window.start, window.end) => {
+            Change::Upsert(i) if i.overlaps(window.start, window.end) => {
                 (i.exchange_id.as_str(), Op::Upsert(i))
             }
-            DeltaItem::Upsert(i) => (i.exchange_id.as_str(), Op::Remove(&i.exchange_id)),
-            DeltaItem::Removed { exchange_id, .. } => {
-                (exchange_id.as_str(), Op::Remove(exchange_id))
-            }
+            Change::Upsert(i) => (i.exchange_id.as_str(), Op::Remove(&i.exchange_id)),
+            Change::Removed { exchange_id } => (exchange_id.as_str(), Op::Remove(exchange_id)),
         };
         if let Some(prev) = last.insert(id, ops.len())
             && let Some(slot) = ops.get_mut(prev)

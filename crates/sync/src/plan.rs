@@ -118,8 +118,7 @@ impl Default for SyncRequest {
 /// The last attempt's failure, as the status recorded it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LastError {
-    /// The class (`authentication`, `invalid-data`, …: the graph crate's `ErrorKind::as_str`).
-    pub class: String,
+    pub kind: calgate_core::FailureKind,
     pub message: String,
 }
 
@@ -179,7 +178,7 @@ pub enum ResyncReason {
     NoCursor { live_instances: u64 },
     /// The last round failed reading what Graph sent (garbage link, truncated page): the
     /// stored deltaLink is not trusted any more.
-    LastRoundUnreadable { class: String },
+    LastRoundUnreadable { kind: calgate_core::FailureKind },
     /// Graph said the delta token is gone (410 Gone / SyncStateNotFound). Decided by the
     /// executor during a round, never by the planner.
     DeltaTokenExpired,
@@ -267,12 +266,10 @@ pub fn plan_mailbox(state: &MailboxState, request: &SyncRequest, now: Timestamp)
             let unreadable = state
                 .last_error
                 .as_ref()
-                .filter(|e| e.class == "invalid-data" || e.class == "fatal");
+                .filter(|e| e.kind.distrusts_cursor());
             if let Some(e) = unreadable {
                 Action::FullResync {
-                    reason: ResyncReason::LastRoundUnreadable {
-                        class: e.class.clone(),
-                    },
+                    reason: ResyncReason::LastRoundUnreadable { kind: e.kind },
                 }
             } else if old.start > required.start || old.end < required.end {
                 Action::FullResync {
@@ -389,9 +386,9 @@ impl fmt::Display for ResyncReason {
                 f,
                 "{live_instances} instances stored but no delta cursor: the first round did not finish"
             ),
-            ResyncReason::LastRoundUnreadable { class } => write!(
+            ResyncReason::LastRoundUnreadable { kind } => write!(
                 f,
-                "the last round failed ({class}): the stored deltaLink is not trusted"
+                "the last round failed ({kind}): the stored deltaLink is not trusted"
             ),
             ResyncReason::DeltaTokenExpired => {
                 f.write_str("the delta token expired (410 Gone / SyncStateNotFound)")
@@ -418,7 +415,7 @@ impl fmt::Display for MailboxPlan {
             )?,
         }
         if let Some(e) = &self.last_error {
-            write!(f, " [last attempt failed: {}]", e.class)?;
+            write!(f, " [last attempt failed: {}]", e.kind)?;
         }
         Ok(())
     }

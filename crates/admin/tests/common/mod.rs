@@ -75,6 +75,7 @@ pub async fn add_sim_connection(
 ) {
     store
         .add_connection(&NewConnection {
+            ca_cert_pem: None,
             name: name.to_owned(),
             tenant: sim.tenant_id(),
             client_id: client_id.to_owned(),

@@ -73,6 +73,7 @@ impl T {
             extra_root_ca_pem: None,
             token_endpoint: TokenEndpoint::V2,
             graph_resource: None,
+            credential_ids: Vec::new(),
         }
     }
     /// A client for the published app `name` with its secret.

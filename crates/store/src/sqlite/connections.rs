@@ -12,14 +12,6 @@ fn credential_aad(uid: &str) -> Vec<u8> {
     format!("calgate:credential:{uid}").into_bytes()
 }
 
-fn parse_credential_kind(s: &str) -> Result<CredentialKind> {
-    match s {
-        "secret" => Ok(CredentialKind::Secret),
-        "certificate" => Ok(CredentialKind::Certificate),
-        other => Err(Error::corrupt("credential kind", other)),
-    }
-}
-
 impl SqliteStore {
     async fn insert_credential(
         &self,
@@ -64,7 +56,7 @@ impl SqliteStore {
         let kind: String = row.try_get("kind").ctx(c)?;
         Ok(Credential {
             id: CredentialId(row.try_get("id").ctx(c)?),
-            kind: parse_credential_kind(&kind)?,
+            kind: super::parse_enum("credential kind", &kind)?,
             secret: SecretString::new(secret),
             certificate_pem: row.try_get("certificate_pem").ctx(c)?,
             key_id: row.try_get("key_id").ctx(c)?,
@@ -115,6 +107,7 @@ impl SqliteStore {
                 cloud: row.try_get("cloud").ctx(c)?,
                 created_at: ts(row.try_get("created_at").ctx(c)?)?,
                 credentials,
+                ca_cert_pem: row.try_get("ca_cert_pem").ctx(c)?,
             });
         }
         Ok(out)
@@ -141,7 +134,7 @@ impl SqliteStore {
         let mut tx = self.write_tx().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO connections (name, tenant, client_id, authority, graph_url, cloud, \
-             created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             created_at, ca_cert_pem) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(&c.name)
         .bind(&c.tenant)
@@ -150,6 +143,7 @@ impl SqliteStore {
         .bind(&c.graph_url)
         .bind(&c.cloud)
         .bind(us(now))
+        .bind(c.ca_cert_pem.as_deref())
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| match map_sqlx("cannot add the connection", e) {
@@ -241,6 +235,23 @@ impl SqliteStore {
         tx.commit()
             .await
             .ctx("cannot record the credential's expiry")?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub(super) async fn set_connection_ca_impl(
+        &self,
+        connection: &str,
+        ca_cert_pem: Option<&str>,
+    ) -> Result<bool> {
+        let what = "cannot store the connection's CA certificates";
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query("UPDATE connections SET ca_cert_pem = ? WHERE name = ?")
+            .bind(ca_cert_pem)
+            .bind(connection)
+            .execute(&mut *tx)
+            .await
+            .ctx(what)?;
+        tx.commit().await.ctx(what)?;
         Ok(done.rows_affected() > 0)
     }
 }

@@ -454,6 +454,9 @@ impl Store for SqliteStore {
     async fn remove_credential(&self, connection: &str, id: CredentialId) -> Result<bool> {
         routed!(self.remove_credential_impl(connection, id))
     }
+    async fn set_connection_ca(&self, connection: &str, ca_cert_pem: Option<&str>) -> Result<bool> {
+        routed!(self.set_connection_ca_impl(connection, ca_cert_pem))
+    }
     async fn set_credential_expiry(
         &self,
         id: CredentialId,

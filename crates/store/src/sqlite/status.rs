@@ -4,7 +4,7 @@ use jiff::SignedDuration;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{Ctx, SqliteStore, count, opt_ts, sql, to_i64, us};
+use super::{Ctx, SqliteStore, count, opt_ts, parse_enum, sql, to_i64, us};
 use crate::error::Result;
 use crate::types::*;
 
@@ -19,7 +19,11 @@ fn status_from_row(row: &SqliteRow) -> Result<MailboxStatus> {
     let message: Option<String> = row.try_get("last_error_message").ctx(c)?;
     let at = opt_ts(row.try_get("last_error_at").ctx(c)?)?;
     let last_error = match (class, message, at) {
-        (Some(class), Some(message), Some(at)) => Some(StatusError { class, message, at }),
+        (Some(class), Some(message), Some(at)) => Some(StatusError {
+            kind: parse_enum("failure kind", &class)?,
+            message,
+            at,
+        }),
         _ => None,
     };
     let n = |col: &str| -> Result<u64> {
@@ -61,8 +65,8 @@ impl SqliteStore {
         Self::require_mailbox(&mut tx, mailbox).await?;
         let (success, class, message) = match &s.outcome {
             SyncOutcome::Success => (true, None, None),
-            SyncOutcome::Failure { class, message } => {
-                (false, Some(class.as_str()), Some(message.as_str()))
+            SyncOutcome::Failure { kind, message } => {
+                (false, Some(kind.as_str()), Some(message.as_str()))
             }
         };
         let at = us(s.attempted_at);

@@ -68,6 +68,7 @@ pub fn t(s: &str) -> Timestamp {
 
 pub fn new_connection(name: &str, credentials: Vec<NewCredential>) -> NewConnection {
     NewConnection {
+        ca_cert_pem: None,
         name: name.into(),
         tenant: "contoso.onmicrosoft.com".into(),
         client_id: "11111111-2222-3333-4444-555555555555".into(),
@@ -1192,7 +1193,7 @@ pub async fn status_round_trip(f: &Fixture) {
     let fail = |at: &str| SyncStatusUpdate {
         attempted_at: t(at),
         outcome: SyncOutcome::Failure {
-            class: "authentication".into(),
+            kind: calgate_core::FailureKind::Authentication,
             message: "the client secret has expired (AADSTS7000222): add a new secret".into(),
         },
         next_action: Some("retry".into()),
@@ -1219,7 +1220,7 @@ pub async fn status_round_trip(f: &Fixture) {
         "kept across failures"
     );
     let err = x.last_error.expect("error");
-    assert_eq!(err.class, "authentication");
+    assert_eq!(err.kind, calgate_core::FailureKind::Authentication);
     assert!(err.message.contains("AADSTS7000222"));
     assert_eq!(err.at, t("2026-01-05T10:10:00Z"));
     assert_eq!(x.consecutive_failures, 2);

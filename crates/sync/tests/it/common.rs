@@ -135,6 +135,7 @@ impl Env {
         let default_graph = format!("{}/v1.0", self.base());
         self.store
             .add_connection(&NewConnection {
+                ca_cert_pem: None,
                 name: name.to_owned(),
                 tenant: tenant.map(str::to_owned).unwrap_or_else(|| self.tenant()),
                 client_id: client_id.to_owned(),

@@ -365,7 +365,7 @@ async fn a_full_disk_is_reported_by_every_mailbox_with_the_path() {
             o.address,
             f.message
         );
-        if f.class == "disk-full" {
+        if f.kind.as_str() == "disk-full" {
             assert!(
                 f.message.contains("is full") && f.message.contains("calgate.db"),
                 "{}",
@@ -375,7 +375,11 @@ async fn a_full_disk_is_reported_by_every_mailbox_with_the_path() {
     }
     let full = s
         .failures()
-        .filter(|o| o.failure.as_ref().is_some_and(|f| f.class == "disk-full"))
+        .filter(|o| {
+            o.failure
+                .as_ref()
+                .is_some_and(|f| f.kind.as_str() == "disk-full")
+        })
         .count();
     assert!(
         full + 1 >= s.totals.mailboxes_failed as usize,

@@ -366,7 +366,7 @@ async fn credential_permission_and_scope_errors_stay_with_their_connection_or_ma
                     .last_error
                     .as_ref()
                     .unwrap_or_else(|| panic!("{a}: no error in {s:?}"));
-                assert_eq!(e.class, *class, "{a}: {e:?}");
+                assert_eq!(e.kind.as_str(), *class, "{a}: {e:?}");
                 assert!(
                     e.message.contains(words),
                     "{a}: '{}' should mention {words}",
@@ -448,7 +448,7 @@ async fn a_garbage_delta_link_leaves_the_store_as_it_was_and_the_next_run_heals(
         );
         let failure = s.outcomes[0].failure.clone().expect("failure");
         assert!(
-            ["fatal", "invalid-data"].contains(&failure.class.as_str()),
+            ["fatal", "invalid-data"].contains(&failure.kind.as_str()),
             "{link}: {failure:?}"
         );
         assert_eq!(
@@ -526,7 +526,7 @@ async fn a_truncated_page_leaves_the_store_as_it_was_and_the_next_run_heals() {
     assert!(!proxy.armed());
     assert_eq!(s.totals.mailboxes_failed, 1, "{s}: {:?}", s.outcomes);
     let failure = s.outcomes[0].failure.clone().expect("failure");
-    assert_eq!(failure.class, "invalid-data", "{failure:?}");
+    assert_eq!(failure.kind.as_str(), "invalid-data", "{failure:?}");
     assert_eq!(snapshot(&env, &a).await, before, "the store changed");
 
     // A full resync whose second page is cut: the shadow is dropped, the live set untouched.

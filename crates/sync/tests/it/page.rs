@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use calgate_core::{Instance, InstanceType, Origin, Sensitivity, ShowAs, When};
-use calgate_graph::DeltaItem;
 use calgate_store::{ChangeSet, Window};
+use calgate_sync::Change;
 use calgate_sync::plan_page;
 use jiff::Timestamp;
 
@@ -46,14 +46,13 @@ fn inst(id: &str, start: &str, end: &str, subject: &str) -> Instance {
     }
 }
 
-fn up(i: Instance) -> DeltaItem {
-    DeltaItem::Upsert(Box::new(i))
+fn up(i: Instance) -> Change {
+    Change::Upsert(Box::new(i))
 }
 
-fn removed(id: &str) -> DeltaItem {
-    DeltaItem::Removed {
+fn removed(id: &str) -> Change {
+    Change::Removed {
         exchange_id: id.to_owned(),
-        reason: Some("deleted".to_owned()),
     }
 }
 

@@ -276,7 +276,7 @@ fn an_unreadable_last_round_distrusts_the_cursor_but_auth_errors_do_not() {
         ("not-found", false),
     ] {
         s.last_error = Some(LastError {
-            class: class.to_owned(),
+            kind: class.parse().expect("a failure kind"),
             message: "m".to_owned(),
         });
         let p = plan_mailbox(&s, &SyncRequest::default(), ts(NOW));
