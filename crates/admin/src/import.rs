@@ -18,16 +18,18 @@
 //! unavailable, the connection unable to sign in) is reported as `not-verified` and left
 //! unlinked: run the import again later.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
 use calgate_core::{MailboxKind, PrivacyPolicy};
-use calgate_graph::{ErrorKind as GraphErrorKind, GraphClient, Shared, UserPurpose};
+use calgate_graph::Shared;
+
+use crate::probe::{ConnectionProbe, Problem, Verdict, probe_mailbox};
 use calgate_store::{Mailbox, NewMailbox, Store};
 use serde::Serialize;
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::Semaphore;
 
 /// The contract's columns, in their documented order.
 pub const COLUMNS: [&str; 5] = ["address", "kind", "connection", "external_id", "privacy"];
@@ -453,13 +455,13 @@ pub async fn import_bytes(
     }
 
     // Verify the rest against Exchange, a bounded number at once.
-    let mut contexts: HashMap<String, Arc<ConnCtx>> = HashMap::new();
+    let mut contexts: HashMap<String, Arc<ConnectionProbe>> = HashMap::new();
     for s in &slots {
         if let Slot::Pending(row) = s
             && !contexts.contains_key(&row.connection)
             && let Some(c) = connections.get(&row.connection)
         {
-            let ctx = ConnCtx::prepare(c, shared).await;
+            let ctx = ConnectionProbe::prepare(c, shared).await;
             contexts.insert(row.connection.clone(), Arc::new(ctx));
         }
     }
@@ -475,7 +477,7 @@ pub async fn import_bytes(
             break;
         };
         tasks.spawn(async move {
-            let verdict = verify(&ctx, &row).await;
+            let verdict = probe_mailbox(&ctx, &row.address, row.kind).await;
             drop(permit);
             (i, verdict)
         });
@@ -504,18 +506,24 @@ pub async fn import_bytes(
             Slot::Pending(row) => row,
         };
         let verdict = verdicts.remove(&i).unwrap_or_else(|| Verdict::Failed {
-            outcome: Outcome::NotVerified,
+            problem: Problem::NotVerified,
             reason: "verification did not finish: run the import again".to_owned(),
             code: None,
             detail: None,
         });
         let (kind, how) = match verdict {
             Verdict::Failed {
-                outcome,
+                problem,
                 reason,
                 code,
                 detail,
             } => {
+                let outcome = match problem {
+                    Problem::NotFound => Outcome::NotFound,
+                    Problem::OutOfScope => Outcome::OutOfScope,
+                    Problem::WrongKind => Outcome::WrongKind,
+                    Problem::NotVerified => Outcome::NotVerified,
+                };
                 let mut r = row.result(outcome, reason);
                 r.code = code;
                 r.detail = detail;
@@ -853,302 +861,6 @@ fn parse(
 /// The one address check of calgate (`calgate_core::check_address`), in the report's words.
 fn check_address(a: &str) -> Result<(), String> {
     calgate_core::check_address(a).map_err(|e| e.to_string())
-}
-
-// ---------------------------------------------------------------------------------------------
-// Verification
-// ---------------------------------------------------------------------------------------------
-
-/// One connection's client and what its token allows.
-struct ConnCtx {
-    name: String,
-    client_id: String,
-    /// `Err`: every row of this connection is not verified, for this reason.
-    client: Result<GraphClient, calgate_graph::Error>,
-    can_read_users: bool,
-    can_read_settings: bool,
-    can_read_places: bool,
-    rooms: OnceCell<Option<HashSet<String>>>,
-}
-
-fn has_any(roles: Option<&[String]>, wanted: &[&str]) -> bool {
-    // Unreadable roles (opaque token): assume yes and let Graph decide.
-    roles.is_none_or(|r| {
-        r.iter()
-            .any(|r| wanted.iter().any(|w| r.eq_ignore_ascii_case(w)))
-    })
-}
-
-impl ConnCtx {
-    async fn prepare(c: &calgate_store::Connection, shared: &Shared) -> ConnCtx {
-        let client = calgate_graph::ConnectionConfig::from_connection(c)
-            .and_then(|cfg| GraphClient::new(cfg, shared));
-        let mut ctx = ConnCtx {
-            name: c.name.clone(),
-            client_id: c.client_id.clone(),
-            client,
-            can_read_users: false,
-            can_read_settings: false,
-            can_read_places: false,
-            rooms: OnceCell::new(),
-        };
-        let token = match &ctx.client {
-            Ok(client) => client.access_token().await,
-            Err(_) => return ctx,
-        };
-        match token {
-            Ok(t) => {
-                let roles = t.roles();
-                ctx.can_read_users = has_any(
-                    roles,
-                    &[
-                        "User.Read.All",
-                        "User.ReadBasic.All",
-                        "Directory.Read.All",
-                        "User.ReadWrite.All",
-                        "Directory.ReadWrite.All",
-                    ],
-                );
-                ctx.can_read_settings = has_any(
-                    roles,
-                    &["MailboxSettings.Read", "MailboxSettings.ReadWrite"],
-                );
-                ctx.can_read_places = has_any(roles, &["Place.Read.All", "Place.ReadWrite.All"]);
-            }
-            Err(e) => ctx.client = Err(e),
-        }
-        ctx
-    }
-
-    /// Graph's room mailboxes (lowercase addresses), fetched once; `None` when they cannot be
-    /// read.
-    async fn rooms(&self, client: &GraphClient) -> Option<&HashSet<String>> {
-        self.rooms
-            .get_or_init(|| async {
-                match client.list_rooms().await {
-                    Ok(rooms) => Some(rooms.into_iter().map(|r| r.email.to_lowercase()).collect()),
-                    Err(e) => {
-                        tracing::debug!(connection = %self.name, error = %e, "rooms cannot be listed");
-                        None
-                    }
-                }
-            })
-            .await
-            .as_ref()
-    }
-}
-
-enum Verdict {
-    Verified {
-        kind: MailboxKind,
-        /// How the kind was established, for the report.
-        how: String,
-    },
-    Failed {
-        outcome: Outcome,
-        reason: String,
-        code: Option<String>,
-        detail: Option<String>,
-    },
-}
-
-impl Verdict {
-    /// Exchange has no such mailbox.
-    fn not_found(e: &calgate_graph::Error) -> Verdict {
-        let code = e.code.as_deref().unwrap_or("404");
-        let reason = if code.eq_ignore_ascii_case("MailboxNotEnabledForRESTAPI") {
-            "the user has no Exchange Online mailbox (MailboxNotEnabledForRESTAPI): check its licence in the Microsoft 365 admin center".to_owned()
-        } else {
-            format!(
-                "no such mailbox in the tenant ({code}): check the address — use the primary SMTP address or UPN"
-            )
-        };
-        Verdict::Failed {
-            outcome: Outcome::NotFound,
-            reason,
-            code: e.code.clone(),
-            detail: Some(e.message.clone()),
-        }
-    }
-
-    /// The app may not open the mailbox's calendar.
-    fn out_of_scope(ctx: &ConnCtx, e: &calgate_graph::Error) -> Verdict {
-        let app = &ctx.client_id;
-        let code = e.code.as_deref().unwrap_or("403");
-        let reason = if e.message.contains("Access Policy") || e.message.contains("[RAOP]") {
-            format!(
-                "an Application Access Policy keeps application {app} out ({code}): add the mailbox to the policy's group, or scope the app with RBAC for Applications instead"
-            )
-        } else {
-            format!(
-                "application {app} may not read this calendar ({code}): add the mailbox to the app's RBAC scope (New-ManagementRoleAssignment -App {app} -Role \"Application Calendars.Read\" -CustomResourceScope <scope>) or grant Calendars.Read"
-            )
-        };
-        Verdict::Failed {
-            outcome: Outcome::OutOfScope,
-            reason,
-            code: e.code.clone(),
-            detail: Some(e.message.clone()),
-        }
-    }
-
-    /// A Graph error outside the expected ones: transient or not, the row is not verified.
-    fn unverified(e: &calgate_graph::Error) -> Verdict {
-        let reason = if e.is_retryable() {
-            format!("{} — run the import again later", e.message)
-        } else {
-            e.message.clone()
-        };
-        Verdict::Failed {
-            outcome: Outcome::NotVerified,
-            reason,
-            code: e.code.clone(),
-            detail: None,
-        }
-    }
-}
-
-fn purpose_name(p: &UserPurpose) -> &str {
-    match p {
-        UserPurpose::User => "user",
-        UserPurpose::Linked => "linked",
-        UserPurpose::Shared => "shared",
-        UserPurpose::Room => "room",
-        UserPurpose::Equipment => "equipment",
-        UserPurpose::Other(s) => s,
-    }
-}
-
-/// Verifies one row: the mailbox exists, the app may read its calendar, and its kind agrees
-/// with the file's.
-async fn verify(ctx: &ConnCtx, row: &Row) -> Verdict {
-    let client = match &ctx.client {
-        Ok(c) => c,
-        Err(e) => {
-            return Verdict::Failed {
-                outcome: Outcome::NotVerified,
-                reason: format!(
-                    "connection '{}' cannot be used now: {} — run `calgate connection test {}`, then the import again",
-                    ctx.name, e.message, ctx.name
-                ),
-                code: e.code.clone(),
-                detail: None,
-            };
-        }
-    };
-    let addr = row.address.as_str();
-
-    // 1. The directory: does the mailbox exist? (403 without User.Read.All: the calendar
-    //    read below tells instead.)
-    if ctx.can_read_users
-        && let Err(e) = client.get_user(addr).await
-    {
-        match e.kind {
-            GraphErrorKind::NotFound => return Verdict::not_found(&e),
-            GraphErrorKind::Permission => {}
-            _ => return Verdict::unverified(&e),
-        }
-    }
-
-    // 2. The calendar: may this app read it (RBAC scope, access policy)?
-    let now = jiff::Timestamp::now();
-    let end = now
-        .checked_add(jiff::SignedDuration::from_mins(1))
-        .unwrap_or(now);
-    if let Err(e) = client.calendar_view(addr, now, end).await {
-        return match e.kind {
-            GraphErrorKind::NotFound => Verdict::not_found(&e),
-            GraphErrorKind::Permission => Verdict::out_of_scope(ctx, &e),
-            _ => Verdict::unverified(&e),
-        };
-    }
-
-    // 3. The kind: mailboxSettings.userPurpose, else Graph's room list.
-    let mut exchange: Option<(MailboxKind, String)> = None;
-    if ctx.can_read_settings {
-        match client.mailbox_settings(addr).await {
-            Ok(s) => {
-                if let Some(p) = &s.user_purpose {
-                    exchange = Some((
-                        p.mailbox_kind(),
-                        format!("mailboxSettings.userPurpose is {}", purpose_name(p)),
-                    ));
-                }
-            }
-            Err(e) => match e.kind {
-                GraphErrorKind::NotFound => return Verdict::not_found(&e),
-                GraphErrorKind::Permission => {}
-                _ => return Verdict::unverified(&e),
-            },
-        }
-    }
-    if let Some((actual, source)) = exchange {
-        return match row.kind {
-            Some(k) if k != actual => Verdict::Failed {
-                outcome: Outcome::WrongKind,
-                reason: format!(
-                    "the file says {} but Exchange says {} ({source}): fix the kind column or leave it empty",
-                    k.as_str(),
-                    actual.as_str()
-                ),
-                code: None,
-                detail: None,
-            },
-            _ => Verdict::Verified {
-                kind: actual,
-                how: source,
-            },
-        };
-    }
-    let rooms = if ctx.can_read_places {
-        ctx.rooms(client).await
-    } else {
-        None
-    };
-    match (rooms, row.kind) {
-        (Some(rooms), k) => {
-            let is_room = rooms.contains(&addr.to_lowercase());
-            match k {
-                Some(MailboxKind::Room) if !is_room => Verdict::Failed {
-                    outcome: Outcome::WrongKind,
-                    reason: "the file says room but Exchange does not list it among its rooms (Graph places): fix the kind column or leave it empty".to_owned(),
-                    code: None,
-detail: None,
-                },
-                Some(k @ (MailboxKind::User | MailboxKind::Equipment)) if is_room => {
-                    Verdict::Failed {
-                        outcome: Outcome::WrongKind,
-                        reason: format!(
-                            "the file says {} but Exchange lists it as a room (Graph places): fix the kind column or leave it empty",
-                            k.as_str()
-                        ),
-                        code: None,
-detail: None,
-                    }
-                }
-                Some(k) => Verdict::Verified {
-                    kind: k,
-                    how: "kind from the file, consistent with Graph places".to_owned(),
-                },
-                None if is_room => Verdict::Verified {
-                    kind: MailboxKind::Room,
-                    how: "Graph places lists it as a room".to_owned(),
-                },
-                None => Verdict::Verified {
-                    kind: MailboxKind::User,
-                    how: "not a room in Graph places; equipment cannot be told apart without MailboxSettings.Read — give the kind in the file".to_owned(),
-                },
-            }
-        }
-        (None, Some(k)) => Verdict::Verified {
-            kind: k,
-            how: "kind from the file; not checked: the app has neither MailboxSettings.Read nor Place.Read.All".to_owned(),
-        },
-        (None, None) => Verdict::Verified {
-            kind: MailboxKind::User,
-            how: "assumed user: the app has neither MailboxSettings.Read nor Place.Read.All to tell — give the kind in the file".to_owned(),
-        },
-    }
 }
 
 #[cfg(test)]

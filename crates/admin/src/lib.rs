@@ -17,6 +17,8 @@ pub mod connections;
 pub mod diagnose;
 pub mod import;
 pub mod lifecycle;
+pub mod mailboxes;
+pub mod probe;
 pub mod rooms;
 pub mod verify;
 

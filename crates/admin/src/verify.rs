@@ -11,6 +11,8 @@
 //! | `write` | only with `--write-probe`: a probe event is created (with a transactionId) and deleted — nothing is left behind, also when a step fails |
 //! | `settings` | the mailbox's time zone and working hours (MailboxSettings.Read; optional) |
 
+use std::collections::HashSet;
+
 use calgate_core::{MailboxKind, Sensitivity, ShowAs};
 use calgate_graph::{
     ErrorKind, EventDraft, GraphClient, MailboxSettings, RetryPolicy, UserInfo, WorkingHours,
@@ -23,6 +25,7 @@ use crate::diagnose::{
     AdminError, Ctx, Purpose, diagnostic_retry_policy, fresh_shared, graph_failure, is_raop,
     is_unreachable, linked_mailboxes, reachable_elsewhere, scope_failure, split_message,
 };
+use crate::probe::{KindEvidence, PurposeRead, a_kind};
 
 /// Options of `calgate mailbox verify`.
 #[derive(Debug, Clone)]
@@ -57,14 +60,6 @@ fn step_name(id: &str) -> &str {
         "write" => "write access",
         "settings" => "time zone and working hours",
         other => other,
-    }
-}
-
-/// "a user", "a room", "an equipment".
-fn a_kind(k: MailboxKind) -> String {
-    match k {
-        MailboxKind::Equipment => "an equipment".to_owned(),
-        other => format!("a {}", other.as_str()),
     }
 }
 
@@ -404,28 +399,29 @@ async fn kind_check(
     settings: &Result<MailboxSettings, calgate_graph::Error>,
 ) -> Check {
     let mb = t.address;
-    // (kind, where it came from) — None when it could not be told.
-    let found: Result<(MailboxKind, String), Check> = match settings {
-        Ok(s) => match &s.user_purpose {
-            Some(p) => Ok((
-                p.mailbox_kind(),
-                format!("from mailboxSettings.userPurpose = {}", purpose_name(p)),
-            )),
-            None => Err(Check::warn(
+    let purpose = PurposeRead::from_settings(settings);
+    let rooms: Option<HashSet<String>> = if purpose.needs_rooms() {
+        client
+            .list_rooms()
+            .await
+            .ok()
+            .map(|r| r.into_iter().map(|r| r.email.to_lowercase()).collect())
+    } else {
+        None
+    };
+    let evidence = KindEvidence::from_reads(mb, purpose, rooms.as_ref());
+    let Some((kind, source)) = evidence.kind() else {
+        let link = format!(
+            "calgate mailbox link {mb} --connection {} --kind user|room|equipment",
+            ctx.name
+        );
+        return match evidence {
+            KindEvidence::NoPurpose => Check::warn(
                 "kind",
                 format!("Exchange did not say what kind of mailbox {mb} is (no userPurpose)"),
-                format!(
-                    "link it with the right kind: calgate mailbox link {mb} --connection {} --kind user|room|equipment",
-                    ctx.name
-                ),
-            )),
-        },
-        Err(e) if e.kind == ErrorKind::Permission => match client.list_rooms().await {
-            Ok(rooms) if rooms.iter().any(|r| r.email.eq_ignore_ascii_case(mb)) => Ok((
-                MailboxKind::Room,
-                "from the places API (Place.Read.All), because mailbox settings are not permitted (no MailboxSettings.Read)".to_owned(),
-            )),
-            Ok(_) => Err(Check::warn(
+                format!("link it with the right kind: {link}"),
+            ),
+            KindEvidence::NotARoom => Check::warn(
                 "kind",
                 format!(
                     "{mb} is not a room (the places API does not list it); whether it is a person's or an equipment mailbox cannot be told without MailboxSettings.Read"
@@ -435,8 +431,16 @@ async fn kind_check(
                     ctx_api(ctx),
                     ctx.name
                 ),
-            )),
-            Err(_) => Err(Check::warn(
+            ),
+            KindEvidence::Failed(message) => {
+                let (summary, fix) = split_message(&message);
+                Check::warn(
+                    "kind",
+                    format!("the kind of {mb} cannot be read: {summary}"),
+                    fix,
+                )
+            }
+            _ => Check::warn(
                 "kind",
                 format!(
                     "the kind of {mb} cannot be read: neither mailbox settings (MailboxSettings.Read) nor the places API (Place.Read.All) is permitted"
@@ -445,50 +449,27 @@ async fn kind_check(
                     "{} › Add a permission › Microsoft Graph › Application permissions › MailboxSettings.Read (or Place.Read.All for rooms), then Grant admin consent",
                     ctx_api(ctx)
                 ),
-            )),
-        },
-        Err(e) => {
-            let (summary, fix) = split_message(&e.message);
-            Err(Check::warn(
-                "kind",
-                format!("the kind of {mb} cannot be read: {summary}"),
-                fix,
-            ))
-        }
+            ),
+        };
     };
-    match found {
-        Err(c) => c,
-        Ok((kind, source)) => match t.linked {
-            Some(linked) if linked != kind => Check::fail(
-                "kind",
-                format!(
-                    "{mb} is {} mailbox ({source}), but it is linked as {}",
-                    a_kind(kind),
-                    linked.as_str()
-                ),
-                format!(
-                    "link it again with the right kind: calgate mailbox link {mb} --connection {} --kind {}",
-                    ctx.name,
-                    kind.as_str()
-                ),
+    match t.linked {
+        Some(linked) if linked != kind => Check::fail(
+            "kind",
+            format!(
+                "{mb} is {} mailbox (from {source}), but it is linked as {}",
+                a_kind(kind),
+                linked.as_str()
             ),
-            _ => Check::pass(
-                "kind",
-                format!("{mb} is {} mailbox ({source})", a_kind(kind)),
+            format!(
+                "link it again with the right kind: calgate mailbox link {mb} --connection {} --kind {}",
+                ctx.name,
+                kind.as_str()
             ),
-        },
-    }
-}
-
-fn purpose_name(p: &calgate_graph::UserPurpose) -> String {
-    use calgate_graph::UserPurpose::*;
-    match p {
-        User => "user".to_owned(),
-        Linked => "linked".to_owned(),
-        Shared => "shared".to_owned(),
-        Room => "room".to_owned(),
-        Equipment => "equipment".to_owned(),
-        Other(s) => s.clone(),
+        ),
+        _ => Check::pass(
+            "kind",
+            format!("{mb} is {} mailbox (from {source})", a_kind(kind)),
+        ),
     }
 }
 

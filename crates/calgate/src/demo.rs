@@ -129,6 +129,7 @@ pub(crate) async fn run(args: DemoArgs, loc: StoreLocation) -> anyhow::Result<()
                 external_id: None,
                 privacy: Some(PrivacyPolicy::Full),
             },
+            false,
         )
         .await;
         match linked {

@@ -1,11 +1,10 @@
 //! `calgate events ADDRESS --from DATE --to DATE [--json]`: a mailbox's stored instances, with
 //! the busy mapping and the mailbox's privacy policy applied.
 
-use calgate_core::{BusyMapping, Instance, InstanceType, Origin, Person, PrivacyPolicy};
-use calgate_store::StoredInstance;
+use calgate_api::dto::InstanceDto;
+use calgate_core::BusyMapping;
 use clap::Args;
 use jiff::tz::TimeZone;
-use serde_json::{Map, Value, json};
 
 use crate::output::{DateArg, Table, local_minute, plural, print_out, zone_name};
 use crate::{StoreLocation, Usage};
@@ -53,9 +52,9 @@ pub(crate) async fn run(args: EventsArgs, loc: StoreLocation) -> anyhow::Result<
     let stored = store.instances(mailbox.id, from, to).await?;
     let mapping = BusyMapping::default();
     if args.json {
-        let arr: Vec<Value> = stored
+        let arr: Vec<InstanceDto> = stored
             .iter()
-            .map(|s| instance_json(s, mailbox.privacy, mapping))
+            .map(|s| InstanceDto::new(s, mailbox.privacy, mapping))
             .collect();
         print_out(&format!("{}\n", serde_json::to_string_pretty(&arr)?));
         return Ok(());
@@ -113,85 +112,4 @@ pub(crate) async fn run(args: EventsArgs, loc: StoreLocation) -> anyhow::Result<
     }
     t.print();
     Ok(())
-}
-
-fn person(p: &Person) -> Value {
-    json!({"name": p.name, "address": p.address})
-}
-
-fn type_str(k: InstanceType) -> &'static str {
-    match k {
-        InstanceType::SingleInstance => "singleInstance",
-        InstanceType::Occurrence => "occurrence",
-        InstanceType::Exception => "exception",
-    }
-}
-
-fn sensitivity_str(s: calgate_core::Sensitivity) -> &'static str {
-    use calgate_core::Sensitivity::*;
-    match s {
-        Normal => "normal",
-        Personal => "personal",
-        Private => "private",
-        Confidential => "confidential",
-    }
-}
-
-/// One instance as `calgate events --json` prints it: the contract's fields, with the detail
-/// fields (subject, location, body, organizer, attendees) ABSENT when the policy hides them.
-pub(crate) fn instance_json(
-    s: &StoredInstance,
-    policy: PrivacyPolicy,
-    mapping: BusyMapping,
-) -> Value {
-    let full: &Instance = &s.instance;
-    let hidden = full.details_hidden(policy);
-    let i = full.redacted(policy);
-    let mut m = Map::new();
-    m.insert("id".into(), json!(s.id.to_string()));
-    m.insert("exchange_id".into(), json!(i.exchange_id));
-    m.insert("ical_uid".into(), json!(i.ical_uid));
-    m.insert("mailbox".into(), json!(i.mailbox));
-    m.insert("type".into(), json!(type_str(i.kind)));
-    m.insert("series_master_id".into(), json!(i.series_master_id));
-    if !hidden {
-        m.insert("subject".into(), json!(i.subject));
-    }
-    m.insert("start".into(), json!(i.when.start.to_string()));
-    m.insert("end".into(), json!(i.when.end.to_string()));
-    m.insert("is_all_day".into(), json!(i.when.all_day.is_some()));
-    if let Some((d0, d1)) = i.when.all_day {
-        m.insert("start_date".into(), json!(d0.to_string()));
-        m.insert("end_date".into(), json!(d1.to_string()));
-    }
-    m.insert("time_zone".into(), json!(i.when.time_zone));
-    m.insert("show_as".into(), json!(i.show_as.as_str()));
-    m.insert("busy".into(), json!(i.is_busy(mapping)));
-    m.insert("sensitivity".into(), json!(sensitivity_str(i.sensitivity)));
-    if !hidden {
-        m.insert("location".into(), json!(i.location));
-        if let Some(b) = &i.body_preview {
-            m.insert("body_preview".into(), json!(b));
-        }
-        m.insert("organizer".into(), json!(i.organizer.as_ref().map(person)));
-        m.insert(
-            "attendees".into(),
-            Value::Array(i.attendees.iter().map(person).collect()),
-        );
-    }
-    m.insert("details_hidden".into(), json!(hidden));
-    m.insert("web_link".into(), json!(i.web_link));
-    m.insert("change_key".into(), json!(i.change_key));
-    m.insert(
-        "last_modified".into(),
-        json!(i.last_modified.map(|t| t.to_string())),
-    );
-    m.insert(
-        "origin".into(),
-        json!(match i.origin {
-            Origin::Exchange => "exchange",
-            Origin::Calgate => "calgate",
-        }),
-    );
-    Value::Object(m)
 }

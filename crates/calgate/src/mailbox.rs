@@ -6,10 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use calgate_admin::import::{self, ImportOptions};
+use calgate_admin::mailboxes::{LinkError, LinkOptions};
 use calgate_admin::verify::{self, VerifyOptions};
 use calgate_core::{MailboxKind, PrivacyPolicy};
 use calgate_graph::Shared;
-use calgate_store::{ErrorKind as StoreErrorKind, Mailbox, NewMailbox, Store};
+use calgate_store::{NewMailbox, Store};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
@@ -127,6 +128,10 @@ pub(crate) struct LinkArgs {
     /// linked mailbox keeps its policy unless given).
     #[arg(long, value_enum)]
     pub privacy: Option<PrivacyArg>,
+    /// Link without asking Exchange first (no check that it exists, is in the app's scope and
+    /// of the kind given).
+    #[arg(long)]
+    pub no_verify: bool,
 }
 
 pub(crate) async fn run(cmd: MailboxCommand, loc: StoreLocation) -> anyhow::Result<()> {
@@ -135,8 +140,7 @@ pub(crate) async fn run(cmd: MailboxCommand, loc: StoreLocation) -> anyhow::Resu
         MailboxCommand::Link(args) => {
             let address = args.address.trim().to_owned();
             calgate_core::check_address(&address).map_err(|e| crate::Usage(e.to_string()))?;
-            let before = store.mailbox(&address).await?;
-            let m = link(
+            let report = link(
                 store.as_ref(),
                 NewMailbox {
                     address: address.clone(),
@@ -145,12 +149,14 @@ pub(crate) async fn run(cmd: MailboxCommand, loc: StoreLocation) -> anyhow::Resu
                     external_id: args.external_id.clone(),
                     privacy: args.privacy.map(Into::into),
                 },
+                !args.no_verify,
             )
             .await?;
-            let verb = match &before {
-                None => "linked",
-                Some(b) if *b == m => "already linked, nothing changed:",
-                Some(_) => "updated",
+            let m = &report.mailbox;
+            let verb = match (report.created, report.changed) {
+                (true, _) => "linked",
+                (false, false) => "already linked, nothing changed:",
+                (false, true) => "updated",
             };
             print_out(&format!(
                 "{verb} {} ({}) to connection '{}', privacy {}{}\n",
@@ -163,12 +169,16 @@ pub(crate) async fn run(cmd: MailboxCommand, loc: StoreLocation) -> anyhow::Resu
                     .map(|e| format!(", external id {e}"))
                     .unwrap_or_default()
             ));
-            if before.is_none() {
+            if let Some(how) = &report.verified {
+                print_out(&format!("verified: {how}\n"));
+            }
+            if let Some(w) = &report.warning {
+                error_line(&format!("warning: {w}"));
+            }
+            if report.created {
                 print_out("run `calgate sync` to fetch its events\n");
             } else if let Some(why) = &m.pending_resync
-                && before
-                    .as_ref()
-                    .is_none_or(|b| b.pending_resync.as_ref() != Some(why))
+                && report.changed
             {
                 print_out(&format!(
                     "{why}: the next `calgate sync` resyncs it in full\n"
@@ -235,24 +245,21 @@ async fn import(store: &dyn Store, args: &ImportArgs) -> anyhow::Result<()> {
     Err(Reported.into())
 }
 
-/// Links a mailbox, with errors in admin words. Shared with `calgate demo` and `bench`.
-pub(crate) async fn link(store: &dyn Store, m: NewMailbox) -> anyhow::Result<Mailbox> {
-    let address = m.address.clone();
-    let connection = m.connection.clone();
-    store.link_mailbox(&m).await.map_err(|e| match e.kind() {
-        StoreErrorKind::NotFound => anyhow::anyhow!(
-            "there is no connection named '{connection}': add it with `calgate connection add {connection} --tenant ID --client-id ID --client-secret-env VAR` (see `calgate connection list`)"
-        ),
-        StoreErrorKind::Conflict => anyhow::anyhow!(
-            "cannot link {address} to '{connection}': {} — unlink it first with `calgate mailbox unlink {address}`",
-            e.message()
-        ),
-        _ => anyhow::anyhow!("cannot link {address}: {e:#}"),
-    })?;
-    store
-        .mailbox(&address)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("{address} vanished right after it was linked"))
+/// Links a mailbox (verified first when `verify`), with errors in admin words. Shared with
+/// `calgate demo` and `bench` (which link what the simulator lists, unverified).
+pub(crate) async fn link(
+    store: &dyn Store,
+    m: NewMailbox,
+    verify: bool,
+) -> anyhow::Result<calgate_admin::mailboxes::LinkReport> {
+    let shared = Shared::with_retry_policy(calgate_admin::diagnose::diagnostic_retry_policy())
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    calgate_admin::mailboxes::link(store, &shared, &m, LinkOptions { verify })
+        .await
+        .map_err(|e| match e {
+            LinkError::Usage(m) => crate::Usage(m).into(),
+            other => anyhow::anyhow!("{other}"),
+        })
 }
 
 async fn list(store: &dyn Store, json: bool) -> anyhow::Result<()> {

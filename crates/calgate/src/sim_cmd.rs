@@ -92,7 +92,6 @@ pub(crate) async fn sim(args: SimArgs) -> anyhow::Result<()> {
         rng: args.rng,
         latency_ms: args.latency_ms,
         request_budget: args.request_budget,
-        ..SimOptions::default()
     };
     let handle = calgate_sim::start(opts).await.map_err(explain_sim_error)?;
     let creds = handle.credentials();

@@ -1083,8 +1083,9 @@ async fn sync_failures_name_cause_and_fix_while_other_mailboxes_sync() {
     for (a, c) in ok {
         link(d, a, c, &[]).await;
     }
+    // Linked without verification (verification would refuse most of them).
     for (a, c, _) in failing {
-        link(d, a, c, &[]).await;
+        link(d, a, c, &["--no-verify"]).await;
     }
 
     let o = calgate(d, &["sync"], &[]).await;
@@ -2683,4 +2684,93 @@ async fn leases_of_a_killed_process_are_taken_over_at_once() {
         );
         assert_store_equals_truth(&sim, d, &addresses, &format!("kill trial {trial}")).await;
     }
+}
+
+/// `mailbox link` asks Exchange first (issue 8): an unknown address or a wrong `--kind` is
+/// refused with the fix, a room linked without `--kind` is linked as a room, and
+/// `--no-verify` links without asking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mailbox_link_verifies_first() {
+    let sim = demo_sim().await;
+    let dir = data_dir();
+    let d = dir.path();
+    let (id, secret) = app(&sim, "calgate");
+    add_sim_connection(d, &sim, "c", &sim.tenant_id(), &id, &secret).await;
+    let o = calgate(
+        d,
+        &[
+            "mailbox",
+            "link",
+            "nobody@contoso.example",
+            "--connection",
+            "c",
+        ],
+        &[],
+    )
+    .await;
+    assert_exit(&o, 1);
+    let err = stderr(&o);
+    assert!(
+        err.contains("nobody@contoso.example was not linked") && err.contains("no such mailbox"),
+        "{err}"
+    );
+    let o = calgate(
+        d,
+        &[
+            "mailbox",
+            "link",
+            "room-amstel@contoso.example",
+            "--connection",
+            "c",
+            "--kind",
+            "user",
+        ],
+        &[],
+    )
+    .await;
+    assert_exit(&o, 1);
+    assert!(
+        stderr(&o).contains("--kind says user but Exchange says room"),
+        "{}",
+        stderr(&o)
+    );
+    let o = calgate(
+        d,
+        &[
+            "mailbox",
+            "link",
+            "room-amstel@contoso.example",
+            "--connection",
+            "c",
+        ],
+        &[],
+    )
+    .await;
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    assert!(
+        out.contains("linked room-amstel@contoso.example (room)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("verified: from mailboxSettings.userPurpose = room"),
+        "{out}"
+    );
+    let o = calgate(
+        d,
+        &[
+            "mailbox",
+            "link",
+            "nobody@contoso.example",
+            "--connection",
+            "c",
+            "--no-verify",
+        ],
+        &[],
+    )
+    .await;
+    assert_exit(&o, 0);
+    let o = calgate(d, &["mailbox", "list", "--json"], &[]).await;
+    let list: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
 }

@@ -60,6 +60,18 @@ pub enum UserPurpose {
 }
 
 impl UserPurpose {
+    /// Graph's spelling (`user`, `room`, …).
+    pub fn as_str(&self) -> &str {
+        match self {
+            UserPurpose::User => "user",
+            UserPurpose::Linked => "linked",
+            UserPurpose::Shared => "shared",
+            UserPurpose::Room => "room",
+            UserPurpose::Equipment => "equipment",
+            UserPurpose::Other(s) => s,
+        }
+    }
+
     pub fn parse(s: &str) -> UserPurpose {
         match s.to_ascii_lowercase().as_str() {
             "user" => UserPurpose::User,

@@ -38,6 +38,7 @@ pub use crypto::{MASTER_KEY_ENV, MASTER_KEY_FILE, MasterKey};
 pub use error::{Error, ErrorKind, Result};
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use types::*;
+pub use uuid::Uuid;
 
 /// The SQLite file's name inside a data directory.
 pub const SQLITE_FILE: &str = "calgate.db";

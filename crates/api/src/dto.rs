@@ -1,0 +1,277 @@
+//! The data transfer objects of calgate's interfaces (serde + OpenAPI schemas).
+
+use calgate_core::{BusyMapping, Instance, Person, PrivacyPolicy};
+use calgate_store::StoredInstance;
+use serde::{Deserialize, Serialize, Serializer};
+use utoipa::ToSchema;
+
+/// A detail the privacy policy may hide: hidden details are left out of the JSON (absent, not
+/// blanked); shown ones are written as they are (`null` when Exchange has none).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(from = "Option<T>")]
+pub enum Detail<T> {
+    #[default]
+    Hidden,
+    Shown(Option<T>),
+}
+
+impl<T> Detail<T> {
+    pub fn is_hidden(&self) -> bool {
+        matches!(self, Detail::Hidden)
+    }
+
+    fn of(hidden: bool, value: Option<T>) -> Detail<T> {
+        if hidden {
+            Detail::Hidden
+        } else {
+            Detail::Shown(value)
+        }
+    }
+}
+
+impl<T> From<Option<T>> for Detail<T> {
+    fn from(v: Option<T>) -> Self {
+        Detail::Shown(v)
+    }
+}
+
+impl<T: Serialize> Serialize for Detail<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Detail::Hidden | Detail::Shown(None) => s.serialize_none(),
+            Detail::Shown(Some(v)) => v.serialize(s),
+        }
+    }
+}
+
+/// A person: organizer or attendee.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PersonDto {
+    pub name: String,
+    pub address: String,
+}
+
+impl From<&Person> for PersonDto {
+    fn from(p: &Person) -> Self {
+        PersonDto {
+            name: p.name.clone(),
+            address: p.address.clone(),
+        }
+    }
+}
+
+/// One instance of a mailbox's calendar — a single event, an occurrence of a series, or an
+/// exception — as `calgate events --json`, `GET /v1/mailboxes/{address}/events` and the
+/// `event.*` webhooks show it. Under the mailbox's privacy policy (`busy-only`, and for
+/// private and confidential items under `full`) `subject`, `location`, `body_preview`,
+/// `organizer` and `attendees` are absent and `details_hidden` is true.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct InstanceDto {
+    /// calgate's id of the instance: stable across updates and full resyncs.
+    pub id: String,
+    /// Exchange's id (Graph event id).
+    pub exchange_id: String,
+    pub ical_uid: Option<String>,
+    /// The mailbox's address.
+    pub mailbox: String,
+    /// `singleInstance`, `occurrence` or `exception`.
+    #[serde(rename = "type")]
+    #[schema(example = "singleInstance")]
+    pub kind: String,
+    pub series_master_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Detail::is_hidden")]
+    #[schema(value_type = Option<String>)]
+    pub subject: Detail<String>,
+    /// RFC 3339 instant (UTC).
+    #[schema(example = "2026-12-07T09:00:00Z")]
+    pub start: String,
+    /// RFC 3339 instant (UTC).
+    pub end: String,
+    pub is_all_day: bool,
+    /// All-day only: the first date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_date: Option<String>,
+    /// All-day only: the day after the last date (exclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_date: Option<String>,
+    /// The IANA zone the event was scheduled in.
+    pub time_zone: String,
+    /// `free`, `tentative`, `busy`, `oof`, `workingElsewhere`, `unknown`.
+    pub show_as: String,
+    /// After the busy mapping: tentative and out-of-office count as busy, free does not.
+    pub busy: bool,
+    /// `normal`, `personal`, `private`, `confidential`.
+    pub sensitivity: String,
+    #[serde(default, skip_serializing_if = "Detail::is_hidden")]
+    #[schema(value_type = Option<String>)]
+    pub location: Detail<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_preview: Option<String>,
+    #[serde(default, skip_serializing_if = "Detail::is_hidden")]
+    #[schema(value_type = Option<PersonDto>)]
+    pub organizer: Detail<PersonDto>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attendees: Option<Vec<PersonDto>>,
+    /// Whether the privacy policy hid the details.
+    pub details_hidden: bool,
+    /// The "Edit in Outlook" link.
+    pub web_link: Option<String>,
+    pub change_key: Option<String>,
+    /// RFC 3339.
+    pub last_modified: Option<String>,
+    /// `exchange` (made in Exchange) or `calgate` (pushed by calgate).
+    pub origin: String,
+}
+
+impl InstanceDto {
+    /// The instance as the mailbox's privacy policy and the busy mapping show it.
+    pub fn new(s: &StoredInstance, policy: PrivacyPolicy, mapping: BusyMapping) -> InstanceDto {
+        let full: &Instance = &s.instance;
+        let hidden = full.details_hidden(policy);
+        let i = full.redacted(policy);
+        InstanceDto {
+            id: s.id.to_string(),
+            exchange_id: i.exchange_id.clone(),
+            ical_uid: i.ical_uid.clone(),
+            mailbox: i.mailbox.clone(),
+            kind: i.kind.as_str().to_owned(),
+            series_master_id: i.series_master_id.clone(),
+            subject: Detail::of(hidden, i.subject.clone()),
+            start: i.when.start.to_string(),
+            end: i.when.end.to_string(),
+            is_all_day: i.when.all_day.is_some(),
+            start_date: i.when.all_day.map(|(d, _)| d.to_string()),
+            end_date: i.when.all_day.map(|(_, d)| d.to_string()),
+            time_zone: i.when.time_zone.clone(),
+            show_as: i.show_as.as_str().to_owned(),
+            busy: i.is_busy(mapping),
+            sensitivity: i.sensitivity.as_str().to_owned(),
+            location: Detail::of(hidden, i.location.clone()),
+            body_preview: i.body_preview.clone().filter(|_| !hidden),
+            organizer: Detail::of(hidden, i.organizer.as_ref().map(PersonDto::from)),
+            attendees: (!hidden).then(|| i.attendees.iter().map(PersonDto::from).collect()),
+            details_hidden: hidden,
+            web_link: i.web_link.clone(),
+            change_key: i.change_key.clone(),
+            last_modified: i.last_modified.map(|t| t.to_string()),
+            origin: i.origin.as_str().to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use calgate_core::{InstanceType, MailboxId, Origin, Sensitivity, ShowAs, When};
+    use serde_json::Value;
+
+    use super::*;
+
+    fn stored(sensitivity: Sensitivity, all_day: bool) -> StoredInstance {
+        let t = |s: &str| {
+            s.parse::<jiff::Timestamp>()
+                .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        };
+        let d = |s: &str| s.parse::<jiff::civil::Date>().unwrap_or_default();
+        StoredInstance {
+            id: uuid_like(),
+            mailbox_id: MailboxId(1),
+            stored_at: t("2026-01-01T00:00:00Z"),
+            instance: Instance {
+                exchange_id: "AAMk".into(),
+                ical_uid: Some("uid".into()),
+                mailbox: "room@contoso.example".into(),
+                kind: InstanceType::Occurrence,
+                series_master_id: Some("M".into()),
+                when: When {
+                    start: t("2026-01-05T09:00:00Z"),
+                    end: t("2026-01-05T10:00:00Z"),
+                    time_zone: "Europe/Berlin".into(),
+                    all_day: all_day.then(|| (d("2026-01-05"), d("2026-01-06"))),
+                },
+                show_as: ShowAs::Tentative,
+                sensitivity,
+                subject: Some("Budget".into()),
+                location: None,
+                body_preview: Some("…".into()),
+                organizer: Some(Person {
+                    name: "A".into(),
+                    address: "a@contoso.example".into(),
+                }),
+                attendees: vec![],
+                web_link: None,
+                change_key: Some("ck".into()),
+                last_modified: None,
+                origin: Origin::Exchange,
+            },
+        }
+    }
+
+    fn uuid_like() -> calgate_store::Uuid {
+        calgate_store::Uuid::nil()
+    }
+
+    fn json(s: &StoredInstance, p: PrivacyPolicy) -> serde_json::Map<String, Value> {
+        let v = serde_json::to_value(InstanceDto::new(s, p, BusyMapping::default()));
+        match v {
+            Ok(Value::Object(m)) => m,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The contract of `calgate events --json`: detail fields absent (not null) when hidden,
+    /// present (null when Exchange has none) when shown; dates only for all-day instances.
+    #[test]
+    fn privacy_leaves_details_out_and_the_contract_fields_are_there() {
+        let full = json(&stored(Sensitivity::Normal, false), PrivacyPolicy::Full);
+        for k in [
+            "id",
+            "exchange_id",
+            "ical_uid",
+            "mailbox",
+            "type",
+            "series_master_id",
+            "subject",
+            "start",
+            "end",
+            "is_all_day",
+            "time_zone",
+            "show_as",
+            "busy",
+            "sensitivity",
+            "location",
+            "organizer",
+            "attendees",
+            "web_link",
+            "change_key",
+            "last_modified",
+            "origin",
+            "details_hidden",
+        ] {
+            assert!(full.contains_key(k), "{k} in {full:?}");
+        }
+        assert_eq!(full["location"], Value::Null);
+        assert_eq!(full["type"], "occurrence");
+        assert_eq!(full["busy"], true, "tentative counts as busy");
+        assert!(!full.contains_key("start_date"));
+        for (s, p) in [
+            (stored(Sensitivity::Normal, false), PrivacyPolicy::BusyOnly),
+            (stored(Sensitivity::Private, false), PrivacyPolicy::Full),
+        ] {
+            let m = json(&s, p);
+            for k in [
+                "subject",
+                "location",
+                "organizer",
+                "attendees",
+                "body_preview",
+            ] {
+                assert!(!m.contains_key(k), "{k} hidden: {m:?}");
+            }
+            assert_eq!(m["details_hidden"], true);
+        }
+        let day = json(&stored(Sensitivity::Normal, true), PrivacyPolicy::Full);
+        assert_eq!(day["start_date"], "2026-01-05");
+        assert_eq!(day["end_date"], "2026-01-06");
+        assert_eq!(day["is_all_day"], true);
+    }
+}
