@@ -28,6 +28,10 @@ pub(crate) struct SyncArgs {
     /// Print the plan, one line per mailbox, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Let through the deletions the bulk-delete guard held for review (a round that would
+    /// delete more than half of a mailbox's events, at least 20). Only with --mailbox.
+    #[arg(long, requires = "mailbox")]
+    pub accept_deletions: bool,
     /// Mailboxes synced at once (each with at most 4 requests in flight).
     #[arg(long, value_name = "N", default_value_t = calgate_sync::DEFAULT_CONCURRENCY,
           value_parser = clap::value_parser!(u16).range(1..=1024).map(usize::from))]
@@ -59,6 +63,7 @@ pub(crate) async fn run(args: SyncArgs, loc: StoreLocation) -> anyhow::Result<()
             SyncMode::Incremental
         },
         mailboxes: (!args.mailbox.is_empty()).then(|| args.mailbox.clone()),
+        accept_deletions: args.accept_deletions,
         ..SyncRequest::default()
     };
     let engine = engine(store.clone(), args.concurrency)?;

@@ -130,6 +130,8 @@ pub trait Store: Send + Sync {
     async fn abort_shadow(&self, lease: &Lease) -> Result<bool>;
     /// The resync in progress, if any.
     async fn shadow(&self, mailbox: MailboxId) -> Result<Option<ShadowState>>;
+    /// What committing the round's shadow set would do (for the bulk-delete guard).
+    async fn shadow_diff(&self, lease: &Lease) -> Result<ShadowDiff>;
     /// Live instances overlapping `[from, to)` (a zero-length instance at `from` counts),
     /// ordered by start, then exchange id.
     async fn instances(
@@ -138,12 +140,24 @@ pub trait Store: Send + Sync {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<StoredInstance>>;
+    /// One page of [`Store::instances`]: at most `limit` instances after `after` (exclusive),
+    /// in the same order; `next` says where the following page starts.
+    async fn instances_page(
+        &self,
+        mailbox: MailboxId,
+        from: Timestamp,
+        to: Timestamp,
+        after: Option<&InstanceCursor>,
+        limit: u32,
+    ) -> Result<InstancePage>;
     /// One live instance by Exchange id.
     async fn instance(
         &self,
         mailbox: MailboxId,
         exchange_id: &str,
     ) -> Result<Option<StoredInstance>>;
+    /// How many of `exchange_ids` are live instances of the mailbox.
+    async fn count_live(&self, mailbox: MailboxId, exchange_ids: &[String]) -> Result<u64>;
     /// How many live instances the mailbox has.
     async fn count_instances(&self, mailbox: MailboxId) -> Result<u64>;
     /// Live series masters of the mailbox, by Exchange id.
@@ -156,6 +170,11 @@ pub trait Store: Send + Sync {
     async fn record_status(&self, mailbox: MailboxId, s: &SyncStatusUpdate) -> Result<()>;
     /// Every linked mailbox's status, by address.
     async fn statuses(&self) -> Result<Vec<MailboxStatus>>;
+    /// Every linked mailbox's sync state (settings, cursor, live count, status), by address,
+    /// read in one query.
+    async fn sync_states(&self) -> Result<Vec<MailboxSyncState>>;
+    /// The change log after `after` (exclusive), oldest first, at most `limit` rows.
+    async fn changes_after(&self, after: u64, limit: u32) -> Result<Vec<ChangeRecord>>;
     async fn status(&self, mailbox: MailboxId) -> Result<Option<MailboxStatus>>;
     /// Closes the store: waits for work in flight, then releases the database (SQLite:
     /// checkpoints the WAL into the file). Later calls fail.

@@ -285,3 +285,86 @@ pub enum LeaseGrant {
     /// Another holder's lease is live: skip the mailbox (or try again later).
     Held(LeaseInfo),
 }
+
+/// What happened to an instance in a mailbox's live set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeOp {
+    Created,
+    Updated,
+    Deleted,
+}
+
+impl ChangeOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeOp::Created => "created",
+            ChangeOp::Updated => "updated",
+            ChangeOp::Deleted => "deleted",
+        }
+    }
+}
+
+impl std::str::FromStr for ChangeOp {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "created" => Ok(ChangeOp::Created),
+            "updated" => Ok(ChangeOp::Updated),
+            "deleted" => Ok(ChangeOp::Deleted),
+            other => Err(format!("unknown change '{other}'")),
+        }
+    }
+}
+
+/// One row of the change log: an instance created, updated or deleted, in the order the
+/// store applied them (`seq` only grows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeRecord {
+    pub seq: u64,
+    pub mailbox: MailboxId,
+    pub address: String,
+    /// calgate's id of the instance.
+    pub instance_id: uuid::Uuid,
+    pub exchange_id: String,
+    pub op: ChangeOp,
+    pub start: Option<Timestamp>,
+    pub end: Option<Timestamp>,
+    pub at: Timestamp,
+}
+
+/// Where a page of [`Store::instances_page`](crate::Store::instances_page) ends: the last
+/// instance's start and Exchange id (instances are ordered by start, then Exchange id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceCursor {
+    pub start: Timestamp,
+    pub exchange_id: String,
+}
+
+/// One page of instances.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstancePage {
+    pub instances: Vec<StoredInstance>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<InstanceCursor>,
+}
+
+/// What the sync planner needs of one mailbox, read in one query for many.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxSyncState {
+    pub mailbox: Mailbox,
+    pub cursor: Option<Cursor>,
+    pub live_instances: u64,
+    pub status: MailboxStatus,
+}
+
+/// What committing a shadow set would do to the live set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ShadowDiff {
+    /// Live instances now.
+    pub live: u64,
+    /// Live instances the shadow set does not hold (they would be deleted).
+    pub removed: u64,
+    /// Shadow instances the live set does not hold (they would be created).
+    pub added: u64,
+}

@@ -10,15 +10,15 @@ use std::time::{Duration, Instant};
 use calgate_core::{CredentialId, FailureKind};
 use calgate_graph::{ConnectionConfig, GraphClient, Shared};
 use calgate_store::{
-    Connection, Lease, LeaseGrant, LeaseHolder, LeaseInfo, Mailbox, MailboxId, MailboxStatus,
-    Store, SyncCounters, SyncOutcome, SyncStatusUpdate,
+    Connection, Lease, LeaseGrant, LeaseHolder, LeaseInfo, MailboxId, Store, SyncCounters,
+    SyncOutcome, SyncStatusUpdate,
 };
 use jiff::Timestamp;
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::Error;
 use crate::backend::{Backend, BackendError, graph::GraphBackend};
-use crate::executor::{MailboxRun, RoundReport};
+use crate::executor::{DeletionGuard, MailboxRun, RoundReport};
 use crate::plan::{LastError, MailboxPlan, MailboxState, Plan, SyncRequest, plan, plan_mailbox};
 
 /// Default number of mailboxes synced at once (each with ≤ 4 requests in flight).
@@ -41,6 +41,8 @@ pub struct EngineOptions {
     pub lease_ttl: Duration,
     /// Who holds the leases this engine takes (this process unless a test says otherwise).
     pub lease_holder: LeaseHolder,
+    /// The bulk-delete circuit breaker.
+    pub deletion_guard: DeletionGuard,
 }
 
 impl Default for EngineOptions {
@@ -50,6 +52,7 @@ impl Default for EngineOptions {
             page_size: DEFAULT_PAGE_SIZE,
             lease_ttl: DEFAULT_LEASE_TTL,
             lease_holder: LeaseHolder::this_process(),
+            deletion_guard: DeletionGuard::default(),
         }
     }
 }
@@ -301,22 +304,15 @@ impl Engine {
         &self.shared
     }
 
-    /// Every linked mailbox's state, read from the store.
+    /// Every linked mailbox's state, read from the store in one query.
     pub async fn states(&self) -> Result<Vec<MailboxState>, Error> {
-        let mailboxes = self.store.list_mailboxes().await?;
-        let statuses: HashMap<MailboxId, MailboxStatus> = self
+        Ok(self
             .store
-            .statuses()
+            .sync_states()
             .await?
             .into_iter()
-            .map(|s| (s.mailbox_id, s))
-            .collect();
-        let mut out = Vec::with_capacity(mailboxes.len());
-        for m in mailboxes {
-            let status = statuses.get(&m.id);
-            out.push(mailbox_state(self.store.as_ref(), m, status).await?);
-        }
-        Ok(out)
+            .map(mailbox_state)
+            .collect())
     }
 
     /// The plan for `request` at `now` (`--dry-run` prints it).
@@ -484,29 +480,24 @@ impl Engine {
     }
 }
 
-/// What the planner needs of one mailbox, read from the store.
-async fn mailbox_state(
-    store: &dyn Store,
-    m: Mailbox,
-    status: Option<&MailboxStatus>,
-) -> Result<MailboxState, Error> {
-    Ok(MailboxState {
-        mailbox_id: m.id,
-        cursor: store.cursor(m.id).await?,
-        resync_in_progress: status.is_some_and(|s| s.resync_in_progress),
-        live_instances: store.count_instances(m.id).await?,
-        last_attempt: status.and_then(|s| s.last_attempt),
-        last_success: status.and_then(|s| s.last_success),
-        last_error: status
-            .and_then(|s| s.last_error.as_ref())
-            .map(|e| LastError {
-                kind: e.kind,
-                message: e.message.clone(),
-            }),
-        pending_resync: m.pending_resync,
-        address: m.address,
-        connection: m.connection,
-    })
+/// What the planner needs of one mailbox.
+fn mailbox_state(s: calgate_store::MailboxSyncState) -> MailboxState {
+    let status = &s.status;
+    MailboxState {
+        mailbox_id: s.mailbox.id,
+        cursor: s.cursor,
+        resync_in_progress: status.resync_in_progress,
+        live_instances: s.live_instances,
+        last_attempt: status.last_attempt,
+        last_success: status.last_success,
+        last_error: status.last_error.as_ref().map(|e| LastError {
+            kind: e.kind,
+            message: e.message.clone(),
+        }),
+        pending_resync: s.mailbox.pending_resync,
+        address: s.mailbox.address,
+        connection: s.mailbox.connection,
+    }
 }
 
 /// One mailbox's work, owned by its task.
@@ -569,11 +560,18 @@ impl MailboxTask {
     /// The mailbox's plan made again from its state now that the lease is held: another
     /// process may have synced it since the run was planned. `None`: it was unlinked.
     async fn fresh_plan(&self) -> Result<Option<MailboxPlan>, Error> {
-        let Some(m) = self.store.mailbox(&self.plan.address).await? else {
+        let Some(mailbox) = self.store.mailbox(&self.plan.address).await? else {
             return Ok(None);
         };
-        let status = self.store.status(m.id).await?;
-        let state = mailbox_state(self.store.as_ref(), m, status.as_ref()).await?;
+        let Some(status) = self.store.status(mailbox.id).await? else {
+            return Ok(None);
+        };
+        let state = mailbox_state(calgate_store::MailboxSyncState {
+            cursor: self.store.cursor(mailbox.id).await?,
+            live_instances: self.store.count_instances(mailbox.id).await?,
+            mailbox,
+            status,
+        });
         Ok(Some(plan_mailbox(&state, &self.request, self.now)))
     }
 
@@ -653,6 +651,7 @@ impl MailboxTask {
             now: self.now,
             page_size: self.options.page_size,
             reporter: &self.reporter,
+            guard: (!self.request.accept_deletions).then_some(self.options.deletion_guard),
         };
         let every = (self.options.lease_ttl / 3).max(Duration::from_millis(10));
         let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);

@@ -7,7 +7,7 @@ use calgate_store::{ChangeSet, Cursor, Lease, Store, Window};
 use jiff::Timestamp;
 
 use crate::backend::{BackendError, CalendarBackend, ChangesPage, ChangesRequest, PageNext};
-use crate::page::plan_page;
+use crate::page::{merge_changes, plan_page};
 use crate::plan::{Action, MailboxPlan, ResyncReason};
 use crate::{Error, ProgressEvent, Reporter};
 
@@ -49,6 +49,53 @@ pub(crate) struct MailboxRun<'a> {
     pub now: Timestamp,
     pub page_size: u32,
     pub reporter: &'a Reporter,
+    /// The bulk-delete guard (`None`: the deletions were accepted).
+    pub guard: Option<DeletionGuard>,
+}
+
+/// The bulk-delete circuit breaker (field notes P5): a round that would delete more than
+/// `max_percent` % of a mailbox's live events, and at least `min_removals` of them, is held —
+/// nothing is written, the mailbox is marked for review — until an administrator accepts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeletionGuard {
+    pub max_percent: u32,
+    pub min_removals: u64,
+}
+
+impl Default for DeletionGuard {
+    fn default() -> Self {
+        DeletionGuard {
+            max_percent: 50,
+            min_removals: 20,
+        }
+    }
+}
+
+impl DeletionGuard {
+    /// A guard that never holds (for tests and benchmarks whose point is elsewhere).
+    pub fn off() -> DeletionGuard {
+        DeletionGuard {
+            max_percent: 100,
+            min_removals: u64::MAX,
+        }
+    }
+
+    /// The failure that holds a round deleting `removed` of `live` events, if it must be held.
+    pub fn check(&self, address: &str, removed: u64, live: u64) -> Result<(), Error> {
+        let share = removed.saturating_mul(100) / live.max(1);
+        if removed < self.min_removals
+            || removed.saturating_mul(100) <= live.saturating_mul(u64::from(self.max_percent))
+        {
+            return Ok(());
+        }
+        Err(Error::Backend(BackendError::new(
+            FailureKind::DeletionsHeld,
+            format!(
+                "held for review: this round would delete {removed} of {address}'s {live} events ({share} %, more than the limit of {} %); nothing was deleted — if Exchange is right (events really deleted there), run `calgate sync --mailbox {address} --accept-deletions`",
+                self.max_percent
+            ),
+        )))
+    }
 }
 
 impl MailboxRun<'_> {
@@ -66,7 +113,8 @@ impl MailboxRun<'_> {
                     window: target,
                     page_size: self.page_size,
                 };
-                self.live_round(start, target, self.now, report).await
+                self.live_round(start, target, self.now, false, report)
+                    .await
             }
             Action::Incremental {
                 delta_link,
@@ -78,7 +126,8 @@ impl MailboxRun<'_> {
                     link: delta_link.as_str().to_owned(),
                     page_size: self.page_size,
                 };
-                self.live_round(follow, *window, *rebased_at, report).await
+                self.live_round(follow, *window, *rebased_at, true, report)
+                    .await
             }
             Action::FullResync { reason } => {
                 return self.shadow_round(reason.clone(), report).await;
@@ -126,31 +175,26 @@ impl MailboxRun<'_> {
         });
     }
 
-    /// A delta round written straight into the live set: each page in its own transaction,
-    /// the deltaLink stored with the last page. A failure part-way leaves the old cursor, so
-    /// the next round replays from it (pages are idempotent).
+    /// A delta round into the live set, the deltaLink stored with its last changes. A first
+    /// round (nothing stored yet) writes each page in its own transaction; an incremental
+    /// round gathers its pages and writes them in one transaction, after the bulk-delete guard
+    /// let it through. A failure part-way leaves the old cursor, so the next round replays
+    /// from it (pages are idempotent).
     async fn live_round(
         &self,
         first: ChangesRequest,
         window: Window,
         rebased_at: Timestamp,
+        incremental: bool,
         report: &mut RoundReport,
     ) -> Result<(), Error> {
         let mut request = first;
+        let mut gathered = ChangeSet::default();
         loop {
             let page = self.page(request, report).await?;
             let mut changes = plan_page(&page.changes, window);
-            match page.next {
-                PageNext::More(next) => {
-                    if !changes.is_empty() {
-                        self.store.apply_changes(self.lease, &changes).await?;
-                    }
-                    self.counted(&changes, report);
-                    request = ChangesRequest::Continue {
-                        link: next,
-                        page_size: self.page_size,
-                    };
-                }
+            let next = match page.next {
+                PageNext::More(next) => Some(next),
                 PageNext::Done(link) => {
                     changes.cursor = Some(Cursor {
                         delta_link: link,
@@ -158,13 +202,44 @@ impl MailboxRun<'_> {
                         window_end: window.end,
                         rebased_at,
                     });
-                    self.store.apply_changes(self.lease, &changes).await?;
-                    self.counted(&changes, report);
-                    report.window = Some(window);
-                    return Ok(());
+                    None
                 }
+            };
+            if incremental {
+                merge_changes(&mut gathered, changes);
+            } else if next.is_some() {
+                if !changes.is_empty() {
+                    self.store.apply_changes(self.lease, &changes).await?;
+                }
+                self.counted(&changes, report);
+            } else {
+                gathered = changes;
+            }
+            match next {
+                Some(next) => {
+                    request = ChangesRequest::Continue {
+                        link: next,
+                        page_size: self.page_size,
+                    };
+                }
+                None => break,
             }
         }
+        if incremental
+            && let Some(guard) = self.guard
+            && !gathered.removals.is_empty()
+        {
+            let removed = self
+                .store
+                .count_live(self.plan.mailbox_id, &gathered.removals)
+                .await?;
+            let live = self.store.count_instances(self.plan.mailbox_id).await?;
+            guard.check(self.address(), removed, live)?;
+        }
+        self.store.apply_changes(self.lease, &gathered).await?;
+        self.counted(&gathered, report);
+        report.window = Some(window);
+        Ok(())
     }
 
     /// A full round over the target window into a shadow set, committed atomically at the
@@ -246,6 +321,10 @@ impl MailboxRun<'_> {
                         window_end: window.end,
                         rebased_at: self.now,
                     };
+                    if let Some(guard) = self.guard {
+                        let diff = self.store.shadow_diff(self.lease).await?;
+                        guard.check(self.address(), diff.removed, diff.live)?;
+                    }
                     self.store.commit_shadow(self.lease, &cursor).await?;
                     return Ok(());
                 }

@@ -66,8 +66,8 @@ pub use engine::{
     MailboxOutcome, Progress, ProgressEvent, ProgressFn, Summary, Totals,
 };
 pub use error::Error;
-pub use executor::{RoundKind, RoundReport};
-pub use page::plan_page;
+pub use executor::{DeletionGuard, RoundKind, RoundReport};
+pub use page::{merge_changes, plan_page};
 pub use plan::{
     Action, DEFAULT_DAYS_AHEAD, DEFAULT_DAYS_BACK, DeltaLink, LastError, MAX_DAYS, MailboxPlan,
     MailboxState, Plan, ResyncReason, SyncMode, SyncRequest, WindowConfig, plan, plan_mailbox,

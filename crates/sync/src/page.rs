@@ -51,3 +51,39 @@ pub fn plan_page(items: &[Change], window: Window) -> ChangeSet {
     }
     changes
 }
+
+/// Folds a later page's changes into `into`, as applying both in order would: the last word on
+/// an id wins (the store applies removals before upserts, so an id is in one list only).
+pub fn merge_changes(into: &mut ChangeSet, later: ChangeSet) {
+    let removed: std::collections::HashSet<&str> =
+        later.removals.iter().map(String::as_str).collect();
+    let upserted: std::collections::HashSet<&str> = later
+        .upserts
+        .iter()
+        .map(|i| i.exchange_id.as_str())
+        .collect();
+    into.upserts.retain(|i| {
+        !removed.contains(i.exchange_id.as_str()) && !upserted.contains(i.exchange_id.as_str())
+    });
+    into.removals
+        .retain(|id| !upserted.contains(id.as_str()) && !removed.contains(id.as_str()));
+    into.upserts.extend(later.upserts);
+    into.removals.extend(later.removals);
+    let removed_m: std::collections::HashSet<&str> =
+        later.master_removals.iter().map(String::as_str).collect();
+    let upserted_m: std::collections::HashSet<&str> = later
+        .masters
+        .iter()
+        .map(|m| m.exchange_id.as_str())
+        .collect();
+    into.masters.retain(|m| {
+        !removed_m.contains(m.exchange_id.as_str()) && !upserted_m.contains(m.exchange_id.as_str())
+    });
+    into.master_removals
+        .retain(|id| !upserted_m.contains(id.as_str()) && !removed_m.contains(id.as_str()));
+    into.masters.extend(later.masters);
+    into.master_removals.extend(later.master_removals);
+    if later.cursor.is_some() {
+        into.cursor = later.cursor;
+    }
+}

@@ -102,6 +102,8 @@ pub struct SyncRequest {
     pub rebase_every: SignedDuration,
     /// Only these mailboxes (addresses, case-insensitive); `None`: every linked mailbox.
     pub mailboxes: Option<Vec<String>>,
+    /// Let rounds through that the bulk-delete guard would hold (`--accept-deletions`).
+    pub accept_deletions: bool,
 }
 
 impl Default for SyncRequest {
@@ -111,6 +113,7 @@ impl Default for SyncRequest {
             window: WindowConfig::default(),
             rebase_every: SignedDuration::from_hours(24),
             mailboxes: None,
+            accept_deletions: false,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! by the round's lease; details the mailbox's privacy policy hides are never written.
 
 use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 
 use calgate_core::{Instance, Person, PrivacyPolicy, When};
 use jiff::Timestamp;
@@ -168,6 +169,14 @@ fn master_from_row(row: &SqliteRow) -> Result<SeriesMaster> {
     })
 }
 
+/// What the change log needs of a live row.
+struct LiveRow {
+    id: String,
+    change_key: Option<String>,
+    start: i64,
+    end: i64,
+}
+
 /// `i` as the policy lets it be stored.
 fn visible_instance(i: &Instance, policy: PrivacyPolicy) -> Cow<'_, Instance> {
     if i.details_hidden(policy) {
@@ -186,6 +195,17 @@ impl SqliteStore {
         changes: &ChangeSet,
         now: Timestamp,
     ) -> Result<()> {
+        // The live set's changes go to the change log: what is there now decides between
+        // created, updated (a new change key or new times) and an unchanged replay.
+        let before = match set {
+            Set::Live => Some(Self::live_rows(tx, mailbox, changes).await?),
+            Set::Shadow => None,
+        };
+        let upserted: HashSet<&str> = changes
+            .upserts
+            .iter()
+            .map(|i| i.exchange_id.as_str())
+            .collect();
         let remove = format!(
             "DELETE FROM {} WHERE mailbox_id = ? AND exchange_id = ?",
             set.instances()
@@ -197,6 +217,21 @@ impl SqliteStore {
                 .execute(&mut **tx)
                 .await
                 .ctx("cannot remove an instance")?;
+            if let Some(old) = before.as_ref().and_then(|b| b.get(id.as_str()))
+                && !upserted.contains(id.as_str())
+            {
+                Self::log_change(
+                    tx,
+                    mailbox,
+                    &old.id,
+                    id,
+                    ChangeOp::Deleted,
+                    old.start,
+                    old.end,
+                    now,
+                )
+                .await?;
+            }
         }
         let remove_master = format!(
             "DELETE FROM {} WHERE mailbox_id = ? AND exchange_id = ?",
@@ -219,10 +254,29 @@ impl SqliteStore {
                 None => (None, None),
             };
             let organizer = i.organizer.as_ref().map(to_json).transpose()?;
+            let new_id = uuid::Uuid::new_v4().to_string();
+            if let Some(before) = &before {
+                let (start, end) = (us(i.when.start), us(i.when.end));
+                let op = match before.get(i.exchange_id.as_str()) {
+                    None => Some((new_id.as_str(), ChangeOp::Created)),
+                    Some(old)
+                        if old.change_key.is_none()
+                            || old.change_key.as_deref() != i.change_key.as_deref()
+                            || old.start != start
+                            || old.end != end =>
+                    {
+                        Some((old.id.as_str(), ChangeOp::Updated))
+                    }
+                    Some(_) => None,
+                };
+                if let Some((id, op)) = op {
+                    Self::log_change(tx, mailbox, id, &i.exchange_id, op, start, end, now).await?;
+                }
+            }
             sqlx::query(sql(upsert.clone()))
                 .bind(mailbox.0)
                 .bind(&i.exchange_id)
-                .bind(uuid::Uuid::new_v4().to_string())
+                .bind(&new_id)
                 .bind(i.ical_uid.as_deref())
                 .bind(i.kind.as_str())
                 .bind(i.series_master_id.as_deref())
@@ -287,6 +341,74 @@ impl SqliteStore {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The live rows of the ids a change set touches.
+    async fn live_rows(
+        tx: &mut Tx,
+        mailbox: MailboxId,
+        changes: &ChangeSet,
+    ) -> Result<HashMap<String, LiveRow>> {
+        let ids: Vec<&str> = changes
+            .removals
+            .iter()
+            .map(String::as_str)
+            .chain(changes.upserts.iter().map(|i| i.exchange_id.as_str()))
+            .collect();
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let mut q = sqlx::query(sql(format!(
+                "SELECT exchange_id, id, change_key, start_us, end_us FROM instances \
+                 WHERE mailbox_id = ? AND exchange_id IN ({marks})"
+            )))
+            .bind(mailbox.0);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            let c = "cannot read instances";
+            for row in q.fetch_all(&mut **tx).await.ctx(c)? {
+                out.insert(
+                    row.try_get("exchange_id").ctx(c)?,
+                    LiveRow {
+                        id: row.try_get("id").ctx(c)?,
+                        change_key: row.try_get("change_key").ctx(c)?,
+                        start: row.try_get("start_us").ctx(c)?,
+                        end: row.try_get("end_us").ctx(c)?,
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn log_change(
+        tx: &mut Tx,
+        mailbox: MailboxId,
+        instance_id: &str,
+        exchange_id: &str,
+        op: ChangeOp,
+        start: i64,
+        end: i64,
+        now: Timestamp,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO change_log (mailbox_id, address, instance_id, exchange_id, op, start_us, \
+             end_us, at) SELECT ?, address, ?, ?, ?, ?, ?, ? FROM mailboxes WHERE id = ?",
+        )
+        .bind(mailbox.0)
+        .bind(instance_id)
+        .bind(exchange_id)
+        .bind(op.as_str())
+        .bind(start)
+        .bind(end)
+        .bind(us(now))
+        .bind(mailbox.0)
+        .execute(&mut **tx)
+        .await
+        .ctx("cannot write the change log")?;
         Ok(())
     }
 
@@ -443,6 +565,38 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await
         .ctx(what)?;
+        // The change log: what the swap deletes, creates and updates.
+        let now = us(Timestamp::now());
+        let log = "INSERT INTO change_log (mailbox_id, address, instance_id, exchange_id, op, \
+             start_us, end_us, at)";
+        let addr = "(SELECT address FROM mailboxes WHERE id = ?1)";
+        let diffs = [
+            format!(
+                "{log} SELECT ?1, {addr}, l.id, l.exchange_id, 'deleted', l.start_us, l.end_us, ?2 \
+                 FROM instances l WHERE l.mailbox_id = ?1 AND NOT EXISTS (SELECT 1 FROM \
+                 shadow_instances s WHERE s.mailbox_id = ?1 AND s.exchange_id = l.exchange_id)"
+            ),
+            format!(
+                "{log} SELECT ?1, {addr}, s.id, s.exchange_id, 'created', s.start_us, s.end_us, ?2 \
+                 FROM shadow_instances s WHERE s.mailbox_id = ?1 AND NOT EXISTS (SELECT 1 FROM \
+                 instances l WHERE l.mailbox_id = ?1 AND l.exchange_id = s.exchange_id)"
+            ),
+            format!(
+                "{log} SELECT ?1, {addr}, s.id, s.exchange_id, 'updated', s.start_us, s.end_us, ?2 \
+                 FROM shadow_instances s JOIN instances l ON l.mailbox_id = ?1 \
+                 AND l.exchange_id = s.exchange_id WHERE s.mailbox_id = ?1 AND \
+                 (l.change_key IS NULL OR l.change_key IS NOT s.change_key \
+                  OR l.start_us <> s.start_us OR l.end_us <> s.end_us)"
+            ),
+        ];
+        for d in diffs {
+            sqlx::query(sql(d))
+                .bind(mailbox.0)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .ctx(what)?;
+        }
         let statements = [
             "DELETE FROM instances WHERE mailbox_id = ?".to_owned(),
             format!(
@@ -525,6 +679,79 @@ impl SqliteStore {
         rows.iter().map(instance_from_row).collect()
     }
 
+    pub(super) async fn shadow_diff_impl(&self, lease: &Lease) -> Result<ShadowDiff> {
+        let c = "cannot compare the resync with the live set";
+        let mut tx = self.write_tx().await?;
+        Self::fence(&mut tx, lease).await?;
+        Self::require_own_shadow(&mut tx, lease).await?;
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM instances WHERE mailbox_id = ?1) AS live, \
+             (SELECT COUNT(*) FROM instances l WHERE l.mailbox_id = ?1 AND NOT EXISTS \
+               (SELECT 1 FROM shadow_instances s WHERE s.mailbox_id = ?1 \
+                AND s.exchange_id = l.exchange_id)) AS removed, \
+             (SELECT COUNT(*) FROM shadow_instances s WHERE s.mailbox_id = ?1 AND NOT EXISTS \
+               (SELECT 1 FROM instances l WHERE l.mailbox_id = ?1 \
+                AND l.exchange_id = s.exchange_id)) AS added",
+        )
+        .bind(lease.mailbox.0)
+        .fetch_one(&mut *tx)
+        .await
+        .ctx(c)?;
+        let diff = ShadowDiff {
+            live: count(row.try_get("live").ctx(c)?),
+            removed: count(row.try_get("removed").ctx(c)?),
+            added: count(row.try_get("added").ctx(c)?),
+        };
+        tx.commit().await.ctx(c)?;
+        Ok(diff)
+    }
+
+    pub(super) async fn instances_page_impl(
+        &self,
+        mailbox: MailboxId,
+        from: Timestamp,
+        to: Timestamp,
+        after: Option<&InstanceCursor>,
+        limit: u32,
+    ) -> Result<InstancePage> {
+        let limit = limit.clamp(1, 10_000);
+        let (after_start, after_id) = match after {
+            Some(a) => (us(a.start), a.exchange_id.as_str()),
+            None => (i64::MIN, ""),
+        };
+        let rows = sqlx::query(sql(format!(
+            "{SELECT_INSTANCE} WHERE i.mailbox_id = ? AND i.start_us < ? \
+             AND (i.end_us > ? OR i.start_us = ?) \
+             AND (i.start_us > ? OR (i.start_us = ? AND i.exchange_id > ?)) \
+             ORDER BY i.start_us, i.exchange_id LIMIT ?"
+        )))
+        .bind(mailbox.0)
+        .bind(us(to))
+        .bind(us(from))
+        .bind(us(from))
+        .bind(after_start)
+        .bind(after_start)
+        .bind(after_id)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await
+        .ctx("cannot read instances")?;
+        let mut instances = rows
+            .iter()
+            .map(instance_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let next = if instances.len() > limit as usize {
+            instances.truncate(limit as usize);
+            instances.last().map(|s| InstanceCursor {
+                start: s.instance.when.start,
+                exchange_id: s.instance.exchange_id.clone(),
+            })
+        } else {
+            None
+        };
+        Ok(InstancePage { instances, next })
+    }
+
     pub(super) async fn instance_impl(
         &self,
         mailbox: MailboxId,
@@ -539,6 +766,30 @@ impl SqliteStore {
         .await
         .ctx("cannot read an instance")?;
         row.as_ref().map(instance_from_row).transpose()
+    }
+
+    pub(super) async fn count_live_impl(
+        &self,
+        mailbox: MailboxId,
+        exchange_ids: &[String],
+    ) -> Result<u64> {
+        let mut n = 0;
+        for chunk in exchange_ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let mut q = sqlx::query_scalar::<_, i64>(sql(format!(
+                "SELECT COUNT(*) FROM instances WHERE mailbox_id = ? AND exchange_id IN ({marks})"
+            )))
+            .bind(mailbox.0);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            n += count(
+                q.fetch_one(&self.pool)
+                    .await
+                    .ctx("cannot count instances")?,
+            );
+        }
+        Ok(n)
     }
 
     pub(super) async fn count_instances_impl(&self, mailbox: MailboxId) -> Result<u64> {

@@ -516,6 +516,19 @@ impl Store for SqliteStore {
     async fn shadow(&self, mailbox: MailboxId) -> Result<Option<ShadowState>> {
         routed!(self.shadow_impl(mailbox))
     }
+    async fn shadow_diff(&self, lease: &Lease) -> Result<ShadowDiff> {
+        routed!(self.shadow_diff_impl(lease))
+    }
+    async fn instances_page(
+        &self,
+        mailbox: MailboxId,
+        from: Timestamp,
+        to: Timestamp,
+        after: Option<&InstanceCursor>,
+        limit: u32,
+    ) -> Result<InstancePage> {
+        routed!(self.instances_page_impl(mailbox, from, to, after, limit))
+    }
     async fn instances(
         &self,
         mailbox: MailboxId,
@@ -530,6 +543,9 @@ impl Store for SqliteStore {
         exchange_id: &str,
     ) -> Result<Option<StoredInstance>> {
         routed!(self.instance_impl(mailbox, exchange_id))
+    }
+    async fn count_live(&self, mailbox: MailboxId, exchange_ids: &[String]) -> Result<u64> {
+        routed!(self.count_live_impl(mailbox, exchange_ids))
     }
     async fn count_instances(&self, mailbox: MailboxId) -> Result<u64> {
         routed!(self.count_instances_impl(mailbox))
@@ -548,6 +564,12 @@ impl Store for SqliteStore {
     }
     async fn statuses(&self) -> Result<Vec<MailboxStatus>> {
         routed!(self.statuses_impl(None))
+    }
+    async fn sync_states(&self) -> Result<Vec<MailboxSyncState>> {
+        routed!(self.sync_states_impl())
+    }
+    async fn changes_after(&self, after: u64, limit: u32) -> Result<Vec<ChangeRecord>> {
+        routed!(self.changes_after_impl(after, limit))
     }
     async fn status(&self, mailbox: MailboxId) -> Result<Option<MailboxStatus>> {
         Ok(routed!(self.statuses_impl(Some(mailbox)))?

@@ -4,7 +4,8 @@ use jiff::SignedDuration;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{Ctx, SqliteStore, count, opt_ts, parse_enum, sql, to_i64, us};
+use super::mailboxes::mailbox_from_row;
+use super::{Ctx, SqliteStore, count, opt_ts, parse_enum, sql, to_i64, ts, us};
 use crate::error::Result;
 use crate::types::*;
 
@@ -137,5 +138,77 @@ impl SqliteStore {
         }
         .ctx("cannot read sync statuses")?;
         rows.iter().map(status_from_row).collect()
+    }
+}
+
+const SELECT_SYNC_STATE: &str = "SELECT m.id, m.address, m.connection_id, c.name AS connection, \
+     m.kind, m.external_id, m.privacy, m.linked_at, m.resync_reason, m.id AS mid, s.*, \
+     EXISTS (SELECT 1 FROM shadows sh WHERE sh.mailbox_id = m.id) AS resync, \
+     d.delta_link AS d_link, d.window_start AS d_start, d.window_end AS d_end, \
+     d.rebased_at AS d_rebased, \
+     (SELECT COUNT(*) FROM instances i WHERE i.mailbox_id = m.id) AS live \
+     FROM mailboxes m JOIN connections c ON c.id = m.connection_id \
+     LEFT JOIN sync_status s ON s.mailbox_id = m.id \
+     LEFT JOIN delta_cursors d ON d.mailbox_id = m.id";
+
+impl SqliteStore {
+    pub(super) async fn sync_states_impl(&self) -> Result<Vec<MailboxSyncState>> {
+        let c = "cannot read the mailboxes' sync state";
+        let rows = sqlx::query(sql(format!("{SELECT_SYNC_STATE} ORDER BY m.address_key")))
+            .fetch_all(&self.pool)
+            .await
+            .ctx(c)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let link: Option<String> = row.try_get("d_link").ctx(c)?;
+            let cursor = match link {
+                Some(delta_link) => Some(Cursor {
+                    delta_link,
+                    window_start: ts(row.try_get("d_start").ctx(c)?)?,
+                    window_end: ts(row.try_get("d_end").ctx(c)?)?,
+                    rebased_at: ts(row.try_get("d_rebased").ctx(c)?)?,
+                }),
+                None => None,
+            };
+            out.push(MailboxSyncState {
+                mailbox: mailbox_from_row(row)?,
+                cursor,
+                live_instances: count(row.try_get("live").ctx(c)?),
+                status: status_from_row(row)?,
+            });
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn changes_after_impl(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<ChangeRecord>> {
+        let c = "cannot read the change log";
+        let rows = sqlx::query("SELECT * FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?")
+            .bind(to_i64(after))
+            .bind(i64::from(limit.clamp(1, 100_000)))
+            .fetch_all(&self.pool)
+            .await
+            .ctx(c)?;
+        rows.iter()
+            .map(|row| {
+                let op: String = row.try_get("op").ctx(c)?;
+                let id: String = row.try_get("instance_id").ctx(c)?;
+                Ok(ChangeRecord {
+                    seq: count(row.try_get("seq").ctx(c)?),
+                    mailbox: MailboxId(row.try_get("mailbox_id").ctx(c)?),
+                    address: row.try_get("address").ctx(c)?,
+                    instance_id: uuid::Uuid::parse_str(&id)
+                        .map_err(|_| crate::Error::corrupt("instance id", &id))?,
+                    exchange_id: row.try_get("exchange_id").ctx(c)?,
+                    op: parse_enum("change", &op)?,
+                    start: opt_ts(row.try_get("start_us").ctx(c)?)?,
+                    end: opt_ts(row.try_get("end_us").ctx(c)?)?,
+                    at: ts(row.try_get("at").ctx(c)?)?,
+                })
+            })
+            .collect()
     }
 }

@@ -48,6 +48,9 @@ macro_rules! store_suite {
                 one_lease_per_mailbox_fences_every_write_of_a_round,
                 shadow_set_belongs_to_its_round,
                 integrity_check_of_a_sound_store_finds_nothing,
+                change_log_follows_every_applied_change,
+                instances_page_by_keyset,
+                sync_states_in_one_read,
             );
         }
     };
@@ -1950,4 +1953,190 @@ pub async fn integrity_check_of_a_sound_store_finds_nothing(f: &Fixture) {
         s.check_integrity().await.expect("check"),
         Vec::<String>::new()
     );
+}
+
+/// The change log gets one row per instance created, updated or deleted in the live set, in
+/// the same transaction; a replay writes nothing; a committed resync logs its difference.
+pub async fn change_log_follows_every_applied_change(f: &Fixture) {
+    let s = &*f.store;
+    let mb = mailbox(s).await;
+    let l = lease(s, mb).await;
+    let a = instance("A", "2026-01-05T09:00:00Z", "2026-01-05T10:00:00Z");
+    let b = instance("B", "2026-01-06T09:00:00Z", "2026-01-06T10:00:00Z");
+    let apply = |c: ChangeSet| async move { s.apply_changes(&lease(s, mb).await, &c).await };
+    apply(ChangeSet {
+        upserts: vec![a.clone(), b.clone()],
+        ..Default::default()
+    })
+    .await
+    .expect("create");
+    // A replay of the same versions: nothing logged.
+    apply(ChangeSet {
+        upserts: vec![a.clone()],
+        ..Default::default()
+    })
+    .await
+    .expect("replay");
+    let mut a2 = a.clone();
+    a2.change_key = Some("ck2".into());
+    apply(ChangeSet {
+        upserts: vec![a2.clone()],
+        removals: vec!["B".into(), "never-there".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("update and delete");
+    let log = s.changes_after(0, 100).await.expect("log");
+    let ops: Vec<(String, ChangeOp)> = log.iter().map(|r| (r.exchange_id.clone(), r.op)).collect();
+    assert_eq!(
+        ops,
+        vec![
+            ("A".to_owned(), ChangeOp::Created),
+            ("B".to_owned(), ChangeOp::Created),
+            ("B".to_owned(), ChangeOp::Deleted),
+            ("A".to_owned(), ChangeOp::Updated),
+        ]
+    );
+    assert!(log.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert!(
+        log.iter()
+            .all(|r| r.address == "a@contoso.com" && r.mailbox == mb)
+    );
+    let stored_a = s.instance(mb, "A").await.expect("get").expect("A");
+    assert_eq!(log[0].instance_id, stored_a.id, "calgate's id");
+    assert_eq!(log[3].instance_id, stored_a.id, "kept on update");
+    assert_eq!(log[2].start, Some(b.when.start));
+    // A failed write logs nothing.
+    let mut bad = instance("BAD", "2026-01-05T10:00:00Z", "2026-01-05T09:00:00Z");
+    bad.change_key = None;
+    assert!(
+        apply(ChangeSet {
+            upserts: vec![bad],
+            ..Default::default()
+        })
+        .await
+        .is_err()
+    );
+    assert_eq!(
+        s.changes_after(log[3].seq, 100).await.expect("log").len(),
+        0
+    );
+    // A resync: C new, A unchanged, A's occurrence moved? no — A kept, nothing else live.
+    let c = instance("C", "2026-01-07T09:00:00Z", "2026-01-07T10:00:00Z");
+    s.begin_shadow(&l, window()).await.expect("begin");
+    s.apply_shadow(
+        &l,
+        &ChangeSet {
+            upserts: vec![a2.clone(), c],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("shadow");
+    let diff = s.shadow_diff(&l).await.expect("diff");
+    assert_eq!(
+        diff,
+        ShadowDiff {
+            live: 1,
+            removed: 0,
+            added: 1
+        }
+    );
+    s.commit_shadow(&l, &cursor("x")).await.expect("commit");
+    let after = s.changes_after(log[3].seq, 100).await.expect("log");
+    assert_eq!(
+        after
+            .iter()
+            .map(|r| (r.exchange_id.as_str(), r.op))
+            .collect::<Vec<_>>(),
+        vec![("C", ChangeOp::Created)],
+        "an unchanged instance is not logged by a resync"
+    );
+    // Limits: after the last row, nothing.
+    let last = after.last().expect("C").seq;
+    assert!(s.changes_after(last, 10).await.expect("log").is_empty());
+    assert_eq!(s.changes_after(0, 2).await.expect("log").len(), 2);
+}
+
+/// Pages by (start, Exchange id): every instance exactly once, in order, whatever the page size.
+pub async fn instances_page_by_keyset(f: &Fixture) {
+    let s = &*f.store;
+    let mb = mailbox(s).await;
+    let mut upserts = Vec::new();
+    for n in 0..23 {
+        // Several share a start, to exercise the tie-break on the Exchange id.
+        let day = 10 + n / 3;
+        upserts.push(instance(
+            &format!("E{n:02}"),
+            &format!("2026-01-{day:02}T09:00:00Z"),
+            &format!("2026-01-{day:02}T10:00:00Z"),
+        ));
+    }
+    s.apply_changes(
+        &lease(s, mb).await,
+        &ChangeSet {
+            upserts,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("apply");
+    let all: Vec<String> = s
+        .instances(mb, t(ALL_FROM), t(ALL_TO))
+        .await
+        .expect("all")
+        .into_iter()
+        .map(|i| i.instance.exchange_id)
+        .collect();
+    assert_eq!(all.len(), 23);
+    for size in [1u32, 5, 23, 100] {
+        let mut got = Vec::new();
+        let mut after: Option<InstanceCursor> = None;
+        loop {
+            let page = s
+                .instances_page(mb, t(ALL_FROM), t(ALL_TO), after.as_ref(), size)
+                .await
+                .expect("page");
+            assert!(page.instances.len() <= size as usize);
+            got.extend(page.instances.into_iter().map(|i| i.instance.exchange_id));
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(got, all, "page size {size}");
+    }
+}
+
+/// The planner's view of every mailbox in one read: settings, cursor, live count, status.
+pub async fn sync_states_in_one_read(f: &Fixture) {
+    let s = &*f.store;
+    let a = mailbox_named(s, "a@contoso.com").await;
+    let _b = mailbox_named(s, "b@contoso.com").await;
+    s.apply_changes(
+        &lease(s, a).await,
+        &ChangeSet {
+            upserts: vec![instance(
+                "X",
+                "2026-01-05T09:00:00Z",
+                "2026-01-05T10:00:00Z",
+            )],
+            cursor: Some(cursor("link-a")),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("apply");
+    let states = s.sync_states().await.expect("states");
+    assert_eq!(states.len(), 2);
+    assert_eq!(states[0].mailbox.address, "a@contoso.com");
+    assert_eq!(states[0].live_instances, 1);
+    assert_eq!(
+        states[0].cursor.as_ref().map(|c| c.delta_link.as_str()),
+        Some("link-a")
+    );
+    assert_eq!(states[0].status.mailbox_id, a);
+    assert!(states[1].cursor.is_none());
+    assert_eq!(states[1].live_instances, 0);
+    assert!(states[1].status.last_attempt.is_none());
 }

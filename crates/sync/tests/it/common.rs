@@ -215,6 +215,8 @@ impl Env {
             EngineOptions {
                 concurrency,
                 page_size,
+                // Random changes may delete most of a small mailbox: the guard has its own test.
+                deletion_guard: calgate_sync::DeletionGuard::off(),
                 ..EngineOptions::default()
             },
         )

@@ -458,3 +458,126 @@ async fn widening_privacy_resyncs_the_mailbox_and_brings_its_details() {
         "{plan}"
     );
 }
+
+/// The bulk-delete circuit breaker (field notes P5): Exchange losing 80 % of a mailbox's
+/// events is held — nothing deleted, the mailbox marked for review with the numbers, by an
+/// incremental round and by a full resync alike — until the deletions are accepted; 10 %
+/// passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mass_deletions_are_held_until_accepted() {
+    use reqwest::Method;
+    let env = env(0, None).await;
+    env.add_main_connection().await;
+    for (m, _) in env.mailboxes() {
+        env.link(&m, "contoso").await;
+    }
+    let engine = calgate_sync::Engine::new(
+        env.store.clone(),
+        env.shared.clone(),
+        calgate_sync::EngineOptions::default(),
+    );
+    assert!(
+        env.sync(&engine, &SyncRequest::default())
+            .await
+            .is_success()
+    );
+    // The mailbox with the most events.
+    let mut best = (0, String::new());
+    for (m, _) in env.mailboxes() {
+        let n = env
+            .store
+            .count_instances(env.mailbox_id(&m).await)
+            .await
+            .expect("count");
+        if n > best.0 {
+            best = (n, m);
+        }
+    }
+    let a = best.1;
+    let id = env.mailbox_id(&a).await;
+    let w = env.cursor_window(&a).await;
+    let ids: Vec<String> = env.truth(&a, w).await.into_keys().collect();
+    assert!(ids.len() >= 40, "{a} has {} instances", ids.len());
+    let delete = |n: usize, skip: usize| {
+        let ids = ids.clone();
+        let env = &env;
+        let a = a.clone();
+        async move {
+            for i in ids.iter().skip(skip).take(n) {
+                let (s, v) = env
+                    .control(Method::DELETE, &format!("/mailboxes/{a}/events/{i}"), None)
+                    .await;
+                assert!(s == 204 || s == 404, "{s} {v}");
+            }
+        }
+    };
+    let live = |env: &crate::common::Env| {
+        let store = env.store.clone();
+        async move { store.count_instances(id).await.expect("count") }
+    };
+    // 80 % gone in Exchange.
+    let before = live(&env).await;
+    delete(ids.len() * 8 / 10, 0).await;
+    let truth_left = env.truth(&a, w).await.len() as u64;
+    assert!(
+        truth_left * 100 < before * 50,
+        "{truth_left} of {before} left"
+    );
+    for mode in [
+        calgate_sync::SyncMode::Incremental,
+        calgate_sync::SyncMode::Full,
+    ] {
+        let s = env
+            .sync(
+                &engine,
+                &SyncRequest {
+                    mode,
+                    mailboxes: Some(vec![a.clone()]),
+                    ..SyncRequest::default()
+                },
+            )
+            .await;
+        let f = s.outcomes[0].failure.clone().expect("held");
+        assert_eq!(
+            f.kind,
+            calgate_core::FailureKind::DeletionsHeld,
+            "{mode:?}: {f:?}"
+        );
+        assert!(
+            f.message.contains("held for review")
+                && f.message.contains(&format!("of {a}'s {before} events"))
+                && f.message.contains("--accept-deletions"),
+            "{}",
+            f.message
+        );
+        assert_eq!(live(&env).await, before, "{mode:?}: nothing deleted");
+        let status = env.store.status(id).await.expect("status").expect("row");
+        assert_eq!(
+            status.last_error.map(|e| e.kind),
+            Some(calgate_core::FailureKind::DeletionsHeld)
+        );
+    }
+    // Accepted for that mailbox: applied, equal to Exchange.
+    let s = env
+        .sync(
+            &engine,
+            &SyncRequest {
+                mailboxes: Some(vec![a.clone()]),
+                accept_deletions: true,
+                ..SyncRequest::default()
+            },
+        )
+        .await;
+    assert!(s.is_success(), "{s}");
+    env.assert_equal(&a).await;
+    assert_eq!(live(&env).await, truth_left);
+    // 10 % more: below the limit, it just syncs.
+    let remaining: Vec<String> = env.truth(&a, w).await.into_keys().collect();
+    for i in remaining.iter().take((remaining.len() / 10).max(1)) {
+        env.control(Method::DELETE, &format!("/mailboxes/{a}/events/{i}"), None)
+            .await;
+    }
+    let s = env.sync(&engine, &SyncRequest::default()).await;
+    assert!(s.is_success(), "{s}");
+    env.assert_equal(&a).await;
+}
