@@ -185,3 +185,21 @@ pub struct Mailbox {
     /// details that were never stored). Cleared by the commit of a resync begun after it.
     pub pending_resync: Option<String>,
 }
+
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiScope {
+    /// Events, availability, feeds.
+    Read,
+    /// Bookings (push).
+    Write,
+    /// Connections, mailboxes, keys, webhooks.
+    Admin,
+}
+
+string_forms!(ApiScope, "scope", {
+    Read => "read",
+    Write => "write",
+    Admin => "admin",
+});

@@ -183,6 +183,25 @@ pub trait Store: Send + Sync {
     /// found, empty when it is sound.
     async fn check_integrity(&self) -> Result<Vec<String>>;
 
+    // ---- the host application's access: API keys and ICS feeds ---------------------------
+
+    /// Stores an API key (its salted hash). A taken name → Conflict.
+    async fn add_api_key(&self, key: &NewApiKey) -> Result<()>;
+    /// The key with this public id (revoked ones too: `revoked_at` says so).
+    async fn api_key(&self, key_id: &str) -> Result<Option<ApiKey>>;
+    /// Every key, by name.
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>>;
+    /// Revokes the key named `name`; `false` if there is none not revoked yet.
+    async fn revoke_api_key(&self, name: &str) -> Result<bool>;
+    /// Stores an ICS feed of a linked mailbox; unknown mailbox → NotFound.
+    async fn add_feed(&self, feed: &NewFeed) -> Result<i64>;
+    /// The feed whose token has this hash (revoked ones too).
+    async fn feed_by_token_hash(&self, token_hash: &[u8]) -> Result<Option<Feed>>;
+    /// Every feed, by mailbox, then id.
+    async fn list_feeds(&self) -> Result<Vec<Feed>>;
+    /// Revokes a feed; `false` if there is none not revoked yet.
+    async fn revoke_feed(&self, id: i64) -> Result<bool>;
+
     // ---- connected accounts (delegated "Connect account") --------------------------------
 
     /// Stores a signed-in account: its refresh token sealed, its state `ok`. The same UPN on

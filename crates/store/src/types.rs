@@ -8,8 +8,8 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 pub use calgate_core::{
-    Connection, ConnectionId, Credential, CredentialId, CredentialKind, Mailbox, MailboxId,
-    NewConnection, NewCredential, NewMailbox, SecretString,
+    ApiScope, Connection, ConnectionId, Credential, CredentialId, CredentialKind, Mailbox,
+    MailboxId, NewConnection, NewCredential, NewMailbox, SecretString,
 };
 
 /// A sync window, `[start, end)`.
@@ -367,4 +367,47 @@ pub struct ShadowDiff {
     pub removed: u64,
     /// Shadow instances the live set does not hold (they would be created).
     pub added: u64,
+}
+
+/// An API key to store: its public id and the salted hash of the whole key (never the key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApiKey {
+    pub name: String,
+    pub key_id: String,
+    pub salt: Vec<u8>,
+    pub hash: Vec<u8>,
+    pub scopes: Vec<ApiScope>,
+}
+
+/// A stored API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub name: String,
+    pub key_id: String,
+    pub salt: Vec<u8>,
+    pub hash: Vec<u8>,
+    pub scopes: Vec<ApiScope>,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// An ICS feed to store: the mailbox, the hash of its token, what it shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFeed {
+    pub address: String,
+    pub token_hash: Vec<u8>,
+    pub token_hint: String,
+    pub privacy: PrivacyPolicy,
+}
+
+/// A stored ICS feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Feed {
+    pub id: i64,
+    pub mailbox_id: MailboxId,
+    pub address: String,
+    pub token_hint: String,
+    pub privacy: PrivacyPolicy,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
 }

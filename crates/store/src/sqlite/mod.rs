@@ -30,6 +30,7 @@ use crate::types::*;
 
 mod accounts;
 mod connections;
+mod host;
 mod instances;
 mod leases;
 mod mailboxes;
@@ -581,6 +582,31 @@ impl Store for SqliteStore {
     }
     async fn check_integrity(&self) -> Result<Vec<String>> {
         routed!(self.integrity_impl())
+    }
+
+    async fn add_api_key(&self, key: &NewApiKey) -> Result<()> {
+        routed!(self.add_api_key_impl(key))
+    }
+    async fn api_key(&self, key_id: &str) -> Result<Option<ApiKey>> {
+        routed!(self.api_key_impl(key_id))
+    }
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+        routed!(self.list_api_keys_impl())
+    }
+    async fn revoke_api_key(&self, name: &str) -> Result<bool> {
+        routed!(self.revoke_api_key_impl(name))
+    }
+    async fn add_feed(&self, feed: &NewFeed) -> Result<i64> {
+        routed!(self.add_feed_impl(feed))
+    }
+    async fn feed_by_token_hash(&self, token_hash: &[u8]) -> Result<Option<Feed>> {
+        routed!(self.feed_by_token_hash_impl(token_hash))
+    }
+    async fn list_feeds(&self) -> Result<Vec<Feed>> {
+        routed!(self.list_feeds_impl())
+    }
+    async fn revoke_feed(&self, id: i64) -> Result<bool> {
+        routed!(self.revoke_feed_impl(id))
     }
 
     async fn save_account(&self, a: &crate::NewAccount) -> Result<crate::AccountId> {

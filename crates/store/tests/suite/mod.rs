@@ -51,6 +51,7 @@ macro_rules! store_suite {
                 change_log_follows_every_applied_change,
                 instances_page_by_keyset,
                 sync_states_in_one_read,
+                api_keys_and_feeds_keep_hashes_and_revoke,
             );
         }
     };
@@ -2139,4 +2140,72 @@ pub async fn sync_states_in_one_read(f: &Fixture) {
     assert!(states[1].cursor.is_none());
     assert_eq!(states[1].live_instances, 0);
     assert!(states[1].status.last_attempt.is_none());
+}
+
+/// API keys and feeds: stored by hash, found by id or hash, listed, revoked; names unique.
+pub async fn api_keys_and_feeds_keep_hashes_and_revoke(f: &Fixture) {
+    let s = &*f.store;
+    let key = NewApiKey {
+        name: "lms".into(),
+        key_id: "k1".into(),
+        salt: vec![1, 2, 3],
+        hash: vec![9; 32],
+        scopes: vec![ApiScope::Read, ApiScope::Write],
+    };
+    s.add_api_key(&key).await.expect("add");
+    let e = s.add_api_key(&key).await.expect_err("name taken");
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    let k = s.api_key("k1").await.expect("get").expect("k1");
+    assert_eq!(k.scopes, vec![ApiScope::Read, ApiScope::Write]);
+    assert_eq!((k.salt, k.hash), (vec![1, 2, 3], vec![9; 32]));
+    assert!(k.revoked_at.is_none());
+    assert!(s.revoke_api_key("lms").await.expect("revoke"));
+    assert!(!s.revoke_api_key("lms").await.expect("again"));
+    assert!(
+        s.api_key("k1")
+            .await
+            .expect("get")
+            .expect("k1")
+            .revoked_at
+            .is_some()
+    );
+    assert_eq!(s.list_api_keys().await.expect("list").len(), 1);
+
+    let mb = mailbox(s).await;
+    let feed = NewFeed {
+        address: "A@contoso.com".into(),
+        token_hash: vec![7; 32],
+        token_hint: "abc123".into(),
+        privacy: PrivacyPolicy::BusyOnly,
+    };
+    let id = s.add_feed(&feed).await.expect("feed");
+    let got = s
+        .feed_by_token_hash(&[7; 32])
+        .await
+        .expect("by hash")
+        .expect("found");
+    assert_eq!(
+        (got.id, got.mailbox_id, got.privacy),
+        (id, mb, PrivacyPolicy::BusyOnly)
+    );
+    assert!(
+        s.feed_by_token_hash(&[8; 32])
+            .await
+            .expect("other")
+            .is_none()
+    );
+    let e = s
+        .add_feed(&NewFeed {
+            address: "nobody@contoso.com".into(),
+            ..feed.clone()
+        })
+        .await
+        .expect_err("unlinked");
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(s.revoke_feed(id).await.expect("revoke"));
+    assert!(!s.revoke_feed(id).await.expect("again"));
+    assert_eq!(s.list_feeds().await.expect("list").len(), 1);
+    // Unlinking the mailbox takes its feeds.
+    assert!(s.unlink_mailbox("a@contoso.com").await.expect("unlink"));
+    assert!(s.list_feeds().await.expect("list").is_empty());
 }
