@@ -35,7 +35,7 @@ use serde::Deserialize;
 use sha2::Digest as _;
 
 use crate::client::GraphClient;
-use crate::config::{ConnectionConfig, Credential, TokenEndpoint};
+use crate::config::{ConnectionConfig, TokenEndpoint};
 use crate::error::{self, Error, ErrorKind, TokenContext};
 use crate::limiter::Metrics;
 use crate::secret::SecretString;
@@ -167,14 +167,6 @@ fn random_b64(n: usize) -> String {
 /// The PKCE S256 challenge of a verifier (RFC 7636 §4.2).
 pub fn pkce_challenge(verifier: &str) -> String {
     b64().encode(sha2::Sha256::digest(verifier.as_bytes()))
-}
-
-/// The claims of a JWT, unverified (the token came straight from the token endpoint over TLS,
-/// OpenID Connect Core §3.1.3.7).
-fn claims(jwt: &str) -> Option<serde_json::Value> {
-    let payload = jwt.split('.').nth(1)?;
-    let bytes = b64().decode(payload.trim_end_matches('=')).ok()?;
-    serde_json::from_slice(&bytes).ok()
 }
 
 fn user_from_claims(c: &serde_json::Value) -> SignedInUser {
@@ -582,55 +574,16 @@ impl GraphClient {
         let mut form: Vec<(&str, String)> = vec![("client_id", req.client_id.to_owned())];
         form.extend(grant.iter().cloned());
         if let Some(slot) = slot {
-            match &slot.cred {
-                Credential::Secret { value, .. } => {
-                    form.push(("client_secret", value.expose().to_owned()))
-                }
-                Credential::Certificate {
-                    private_key_pem,
-                    alg,
-                    ..
-                } => {
-                    let cert = slot.cert().ok_or_else(|| {
-                        Error::config("the certificate credential has no certificate")
-                    })?;
-                    form.push((
-                        "client_assertion_type",
-                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
-                    ));
-                    form.push((
-                        "client_assertion",
-                        token::assertion(req, private_key_pem, cert, *alg)?,
-                    ));
-                }
-            }
+            form.extend(slot.client_authentication(req)?);
         }
         Metrics::inc(&req.metrics.token_requests);
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let sent = req
-                .http
-                .post(req.token_url.clone())
-                .header("client-request-id", uuid::Uuid::new_v4().to_string())
-                .form(&form)
-                .send()
-                .await;
-            let (status, body) = match sent {
-                Ok(r) => {
-                    let status = r.status().as_u16();
-                    match r.bytes().await {
-                        Ok(b) => (status, b),
-                        Err(e) if attempt < 3 => {
-                            tracing::debug!(error = %e, "token answer cut short; retrying");
-                            tokio::time::sleep(Duration::from_millis(300 * u64::from(attempt)))
-                                .await;
-                            continue;
-                        }
-                        Err(_) => return Err(unreachable(req)),
-                    }
-                }
-                Err(_) if attempt < 3 => {
+            let (status, _, body) = match token::post_form(req, &form).await {
+                Ok(x) => x,
+                Err(e) if attempt < 3 => {
+                    tracing::debug!(error = %e, "token request failed; retrying");
                     tokio::time::sleep(Duration::from_millis(300 * u64::from(attempt))).await;
                     continue;
                 }
@@ -642,12 +595,14 @@ impl GraphClient {
                 let extra: DelegatedTokenBody = serde_json::from_slice(&body).map_err(|_| {
                     Error::invalid_data("Entra ID sent a token response that is not JSON")
                 })?;
-                let id_claims = extra.id_token.non_empty().and_then(claims);
+                let id_claims = extra.id_token.non_empty().and_then(token::jwt_claims);
                 let user = id_claims
                     .as_ref()
                     .map(user_from_claims)
                     .filter(|u| u.upn.is_some())
-                    .or_else(|| claims(access.secret().expose()).map(|c| user_from_claims(&c)))
+                    .or_else(|| {
+                        token::jwt_claims(access.secret().expose()).map(|c| user_from_claims(&c))
+                    })
                     .unwrap_or_default();
                 return Ok((
                     DelegatedTokens {
@@ -697,7 +652,7 @@ fn unreachable(req: &TokenRequest<'_>) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Cloud;
+    use crate::config::{Cloud, Credential};
 
     fn client(endpoint: TokenEndpoint) -> GraphClient {
         let mut cfg = ConnectionConfig::new(
@@ -780,26 +735,26 @@ mod tests {
 
     #[test]
     fn reconnect_errors_are_recognised() {
-        let e = crate::classify_entra_error(
-            400,
-            br#"{"error":"invalid_grant","error_description":"AADSTS70008: expired","error_codes":[70008]}"#,
-            "t",
-            "c",
-        );
-        assert!(is_reconnect_needed(&e));
-        let e = crate::classify_entra_error(
-            400,
-            br#"{"error":"invalid_grant","error_description":"AADSTS50173: revoked","error_codes":[50173]}"#,
-            "t",
-            "c",
-        );
-        assert!(is_reconnect_needed(&e));
-        let e = crate::classify_entra_error(
-            401,
-            br#"{"error":"invalid_client","error_description":"AADSTS7000215: bad","error_codes":[7000215]}"#,
-            "t",
-            "c",
-        );
-        assert!(!is_reconnect_needed(&e));
+        let cases: [(u16, &[u8], bool); 3] = [
+            (
+                400,
+                br#"{"error":"invalid_grant","error_description":"AADSTS70008: expired","error_codes":[70008]}"#,
+                true,
+            ),
+            (
+                400,
+                br#"{"error":"invalid_grant","error_description":"AADSTS50173: revoked","error_codes":[50173]}"#,
+                true,
+            ),
+            (
+                401,
+                br#"{"error":"invalid_client","error_description":"AADSTS7000215: bad","error_codes":[7000215]}"#,
+                false,
+            ),
+        ];
+        for (status, body, reconnect) in cases {
+            let e = crate::classify_entra_error(status, body, "t", "c");
+            assert_eq!(is_reconnect_needed(&e), reconnect, "{e:?}");
+        }
     }
 }

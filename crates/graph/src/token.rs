@@ -47,13 +47,19 @@ impl AccessToken {
     }
 }
 
-/// The `roles` claim of a JWT access token, best effort.
-fn roles_of(token: &str) -> Option<Vec<String>> {
-    let payload = token.split('.').nth(1)?;
+/// The claims of a JWT, unverified and best effort: for diagnostics, and for tokens that came
+/// straight from the token endpoint over TLS (OpenID Connect Core §3.1.3.7).
+pub(crate) fn jwt_claims(jwt: &str) -> Option<serde_json::Value> {
+    let payload = jwt.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
         .ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The `roles` claim of a JWT access token, best effort.
+fn roles_of(token: &str) -> Option<Vec<String>> {
+    let v = jwt_claims(token)?;
     match v.get("roles") {
         Some(serde_json::Value::Array(a)) => Some(
             a.iter()
@@ -247,28 +253,7 @@ async fn fetch(req: &TokenRequest<'_>, slot: &CredSlot) -> Result<AccessToken, E
             TokenEndpoint::V2 => form.push(("scope", scope.clone())),
             TokenEndpoint::V1 => form.push(("resource", req.resource.to_owned())),
         }
-        match &slot.cred {
-            Credential::Secret { value, .. } => {
-                form.push(("client_secret", value.expose().to_owned()))
-            }
-            Credential::Certificate {
-                private_key_pem,
-                alg,
-                ..
-            } => {
-                let cert = slot.cert.as_ref().ok_or_else(|| {
-                    Error::config("the certificate credential has no certificate")
-                })?;
-                form.push((
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
-                ));
-                form.push((
-                    "client_assertion",
-                    assertion(req, private_key_pem, cert, *alg)?,
-                ));
-            }
-        }
+        form.extend(slot.client_authentication(req)?);
         Metrics::inc(&req.metrics.token_requests);
         tracing::debug!(
             tenant = req.tenant,
@@ -276,37 +261,15 @@ async fn fetch(req: &TokenRequest<'_>, slot: &CredSlot) -> Result<AccessToken, E
             credential = slot.cred.kind_name(),
             "requesting an access token"
         );
-        let sent = req
-            .http
-            .post(req.token_url.clone())
-            .header("client-request-id", uuid::Uuid::new_v4().to_string())
-            .form(&form)
-            .send()
-            .await;
+        let sent = post_form(req, &form).await;
         drop(form);
         let (status, retry_after, body) = match sent {
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                let ra = crate::client::retry_after(resp.headers());
-                match resp.bytes().await {
-                    Ok(b) => (status, ra, b),
-                    Err(e) => {
-                        if attempt < 3 {
-                            tokio::time::sleep(Duration::from_millis(300 * u64::from(attempt)))
-                                .await;
-                            continue;
-                        }
-                        return Err(unreachable_authority(req, &e));
-                    }
-                }
+            Ok(x) => x,
+            Err(_) if attempt < 3 => {
+                tokio::time::sleep(Duration::from_millis(300 * u64::from(attempt))).await;
+                continue;
             }
-            Err(e) => {
-                if attempt < 3 {
-                    tokio::time::sleep(Duration::from_millis(300 * u64::from(attempt))).await;
-                    continue;
-                }
-                return Err(unreachable_authority(req, &e));
-            }
+            Err(e) => return Err(unreachable_authority(req, &e)),
         };
         if (200..300).contains(&status) {
             return parse_token_response(&body, Timestamp::now());
@@ -329,6 +292,24 @@ async fn fetch(req: &TokenRequest<'_>, slot: &CredSlot) -> Result<AccessToken, E
         }
         return Err(e);
     }
+}
+
+/// POSTs `form` to the token endpoint: (status, `Retry-After`, body), or the transport error
+/// (the request not sent, or its answer cut short).
+pub(crate) async fn post_form(
+    req: &TokenRequest<'_>,
+    form: &[(&str, String)],
+) -> Result<(u16, Option<Duration>, Vec<u8>), reqwest::Error> {
+    let resp = req
+        .http
+        .post(req.token_url.clone())
+        .header("client-request-id", uuid::Uuid::new_v4().to_string())
+        .form(form)
+        .send()
+        .await?;
+    let status = resp.status().as_u16();
+    let retry_after = crate::client::retry_after(resp.headers());
+    Ok((status, retry_after, resp.bytes().await?.to_vec()))
 }
 
 fn unreachable_authority(req: &TokenRequest<'_>, e: &reqwest::Error) -> Error {
@@ -467,11 +448,7 @@ pub struct TokenClaims {
 impl AccessToken {
     /// The token's claims, when it is a readable JWT.
     pub fn claims(&self) -> Option<TokenClaims> {
-        let payload = self.secret.expose().split('.').nth(1)?;
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload.trim_end_matches('='))
-            .ok()?;
-        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        let v = jwt_claims(self.secret.expose())?;
         let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
         Some(TokenClaims {
             tenant_id: s("tid"),
@@ -506,8 +483,36 @@ impl AccessToken {
 }
 
 impl CredSlot {
-    pub(crate) fn cert(&self) -> Option<&CertificateInfo> {
-        self.cert.as_ref()
+    /// The form fields that authenticate the app with this credential at `req`'s token
+    /// endpoint: `client_secret`, or a freshly signed `client_assertion`.
+    pub(crate) fn client_authentication(
+        &self,
+        req: &TokenRequest<'_>,
+    ) -> Result<Vec<(&'static str, String)>, Error> {
+        Ok(match &self.cred {
+            Credential::Secret { value, .. } => {
+                vec![("client_secret", value.expose().to_owned())]
+            }
+            Credential::Certificate {
+                private_key_pem,
+                alg,
+                ..
+            } => {
+                let cert = self.cert.as_ref().ok_or_else(|| {
+                    Error::config("the certificate credential has no certificate")
+                })?;
+                vec![
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
+                    ),
+                    (
+                        "client_assertion",
+                        assertion(req, private_key_pem, cert, *alg)?,
+                    ),
+                ]
+            }
+        })
     }
 }
 

@@ -2,10 +2,12 @@
 //! series in its recurrence time zone (keeping wall-clock time across DST changes, as Exchange
 //! does), and conversion to and from RFC 5545 `RRULE`.
 //!
-//! These are domain types, not Graph wire types, but `serde` is derived with Graph's camelCase
-//! property names (`type`, `interval`, `month`, `dayOfMonth`, `daysOfWeek`, `firstDayOfWeek`,
-//! `index`; `startDate`, `endDate`, `numberOfOccurrences`, `recurrenceTimeZone`) so that
-//! consumers may reuse them.
+//! These are domain types, not wire types: they carry no serialization at all. Whoever reads or
+//! writes JSON spells it at its own edge — the Graph client (`calgate-graph`) and the simulator
+//! (`calgate-sim`) each map Graph's `patternedRecurrence` themselves, so that a misreading of
+//! Microsoft's documentation on one side is caught by the other instead of being mirrored
+//! through a shared spelling. The names in the docs and in [`Error`] messages (`dayOfMonth`,
+//! `daysOfWeek`, `absoluteMonthly`, …) are those of Microsoft's documentation of the concepts.
 //!
 //! No I/O happens here.
 //!
@@ -59,15 +61,13 @@ use std::fmt;
 use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, ToSpan, Zoned};
-use serde::{Deserialize, Serialize};
 
 mod rrule;
 
 pub use jiff::civil::Weekday;
 
 /// Graph `recurrencePatternType`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PatternType {
     /// Every `interval` days.
     Daily,
@@ -84,7 +84,8 @@ pub enum PatternType {
 }
 
 impl PatternType {
-    /// Graph's name of the pattern type (`"absoluteMonthly"`, …).
+    /// The pattern type's name in messages, as Microsoft's documentation names it
+    /// (`"absoluteMonthly"`, …). Not a wire spelling: JSON is spelled by whoever writes it.
     pub fn as_str(self) -> &'static str {
         match self {
             PatternType::Daily => "daily",
@@ -104,10 +105,7 @@ impl fmt::Display for PatternType {
 }
 
 /// Graph `weekIndex`.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
-)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum WeekIndex {
     /// The first matching day of the month.
     #[default]
@@ -148,8 +146,7 @@ impl WeekIndex {
 }
 
 /// Graph `dayOfWeek`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DayOfWeek {
     /// Sunday.
     Sunday,
@@ -249,28 +246,21 @@ impl From<DayOfWeek> for Weekday {
 }
 
 /// Graph `recurrencePattern`. Fields that do not apply to `kind` are ignored.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pattern {
     /// Graph `type`.
-    #[serde(rename = "type")]
     pub kind: PatternType,
     /// Number of days/weeks/months/years between occurrences; at least 1.
     pub interval: u32,
     /// 1..=12 for the yearly kinds, otherwise 0 (ignored).
-    #[serde(default)]
     pub month: u8,
     /// 1..=31 for the absolute kinds, otherwise 0 (ignored).
-    #[serde(default)]
     pub day_of_month: u8,
     /// For `weekly` and the relative kinds.
-    #[serde(default)]
     pub days_of_week: Vec<DayOfWeek>,
     /// First day of the week, for `weekly` alignment when `interval > 1`. Graph's default is Sunday.
-    #[serde(default)]
     pub first_day_of_week: DayOfWeek,
     /// For the relative kinds.
-    #[serde(default)]
     pub index: WeekIndex,
 }
 
@@ -301,8 +291,7 @@ pub enum RangeKind {
 }
 
 /// Graph `recurrenceRange`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "RangeRepr", into = "RangeRepr")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Range {
     /// The date the series starts; the first occurrence is the first match on or after it.
     pub start_date: Date,
@@ -312,64 +301,8 @@ pub struct Range {
     pub recurrence_time_zone: Option<String>,
 }
 
-/// Graph's flat JSON shape of a range.
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RangeRepr {
-    #[serde(rename = "type")]
-    kind: String,
-    start_date: Date,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    end_date: Option<Date>,
-    #[serde(default)]
-    number_of_occurrences: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    recurrence_time_zone: Option<String>,
-}
-
-impl TryFrom<RangeRepr> for Range {
-    type Error = Error;
-    fn try_from(r: RangeRepr) -> Result<Self, Error> {
-        let kind = match r.kind.as_str() {
-            "endDate" => RangeKind::EndDate(
-                r.end_date
-                    .ok_or_else(|| invalid("endDate is required for an endDate range"))?,
-            ),
-            "noEnd" => RangeKind::NoEnd,
-            "numbered" => RangeKind::Numbered(r.number_of_occurrences),
-            other => {
-                return Err(invalid(format!(
-                    "range type {other:?} is not one of endDate, noEnd, numbered"
-                )));
-            }
-        };
-        Ok(Range {
-            start_date: r.start_date,
-            kind,
-            recurrence_time_zone: r.recurrence_time_zone,
-        })
-    }
-}
-
-impl From<Range> for RangeRepr {
-    fn from(r: Range) -> Self {
-        let (kind, end_date, number_of_occurrences) = match r.kind {
-            RangeKind::EndDate(d) => ("endDate", Some(d), 0),
-            RangeKind::NoEnd => ("noEnd", None, 0),
-            RangeKind::Numbered(n) => ("numbered", None, n),
-        };
-        RangeRepr {
-            kind: kind.to_owned(),
-            start_date: r.start_date,
-            end_date,
-            number_of_occurrences,
-            recurrence_time_zone: r.recurrence_time_zone,
-        }
-    }
-}
-
 /// Graph `patternedRecurrence`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recurrence {
     /// How often.
     pub pattern: Pattern,

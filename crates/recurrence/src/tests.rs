@@ -770,51 +770,7 @@ fn all_day_series() {
     );
 }
 
-// ---------------------------------------------------------------- serde
-
-#[test]
-fn serde_uses_graph_names() {
-    let json = r#"{
-        "pattern": {"type": "relativeMonthly", "interval": 1, "month": 0, "dayOfMonth": 0,
-                    "daysOfWeek": ["monday", "friday"], "firstDayOfWeek": "sunday", "index": "last"},
-        "range": {"type": "endDate", "startDate": "2024-01-01", "endDate": "2024-12-31",
-                  "numberOfOccurrences": 0, "recurrenceTimeZone": "W. Europe Standard Time"}
-    }"#;
-    let r: Recurrence = serde_json::from_str(json).unwrap();
-    assert_eq!(r.pattern.kind, PatternType::RelativeMonthly);
-    assert_eq!(r.pattern.days_of_week, vec![Monday, Friday]);
-    assert_eq!(r.pattern.index, WeekIndex::Last);
-    assert_eq!(r.range.kind, RangeKind::EndDate(date(2024, 12, 31)));
-    assert_eq!(
-        r.range.recurrence_time_zone.as_deref(),
-        Some("W. Europe Standard Time")
-    );
-    let back = serde_json::to_value(&r).unwrap();
-    assert_eq!(back["pattern"]["type"], "relativeMonthly");
-    assert_eq!(back["pattern"]["daysOfWeek"][1], "friday");
-    assert_eq!(back["range"]["type"], "endDate");
-    assert_eq!(back["range"]["endDate"], "2024-12-31");
-    let again: Recurrence = serde_json::from_value(back).unwrap();
-    assert_eq!(again, r);
-
-    let numbered = r#"{"type":"numbered","startDate":"2024-01-01","numberOfOccurrences":5}"#;
-    let range: Range = serde_json::from_str(numbered).unwrap();
-    assert_eq!(range.kind, RangeKind::Numbered(5));
-    let no_end = r#"{"type":"noEnd","startDate":"2024-01-01","endDate":"0001-01-01"}"#;
-    let range: Range = serde_json::from_str(no_end).unwrap();
-    assert_eq!(range.kind, RangeKind::NoEnd);
-    assert!(
-        serde_json::from_str::<Range>(r#"{"type":"sometimes","startDate":"2024-01-01"}"#).is_err()
-    );
-    assert_eq!(
-        serde_json::to_string(&PatternType::AbsoluteYearly).unwrap(),
-        "\"absoluteYearly\""
-    );
-    assert_eq!(
-        serde_json::to_string(&WeekIndex::Fourth).unwrap(),
-        "\"fourth\""
-    );
-}
+// ---------------------------------------------------------------- weekdays
 
 #[test]
 fn weekday_conversions_round_trip() {

@@ -23,9 +23,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+use calgate_recurrence::DayOfWeek;
 use jiff::Timestamp;
 use jiff::civil::Time;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -217,7 +218,7 @@ fn mailbox_json(u: &User) -> Value {
         "department": u.department,
         "office_location": u.office_location,
         "working_hours": {
-            "days_of_week": wh.days_of_week,
+            "days_of_week": wh.days_of_week.iter().map(|d| Day::from(*d)).collect::<Vec<_>>(),
             "start_time": wh.start_time.strftime("%H:%M:%S").to_string(),
             "end_time": wh.end_time.strftime("%H:%M:%S").to_string(),
             "time_zone": wh.time_zone,
@@ -318,10 +319,52 @@ async fn get_tenant(State(st): State<St>) -> Res {
 // Mailboxes
 // ---------------------------------------------------------------------------------------------
 
+/// A day of the week as the control API spells it (`"monday"`); `calgate_recurrence` has no
+/// wire names of its own.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Day {
+    Sunday,
+    Monday,
+    Tuesday,
+    Wednesday,
+    Thursday,
+    Friday,
+    Saturday,
+}
+
+impl From<DayOfWeek> for Day {
+    fn from(d: DayOfWeek) -> Day {
+        match d {
+            DayOfWeek::Sunday => Day::Sunday,
+            DayOfWeek::Monday => Day::Monday,
+            DayOfWeek::Tuesday => Day::Tuesday,
+            DayOfWeek::Wednesday => Day::Wednesday,
+            DayOfWeek::Thursday => Day::Thursday,
+            DayOfWeek::Friday => Day::Friday,
+            DayOfWeek::Saturday => Day::Saturday,
+        }
+    }
+}
+
+impl From<Day> for DayOfWeek {
+    fn from(d: Day) -> DayOfWeek {
+        match d {
+            Day::Sunday => DayOfWeek::Sunday,
+            Day::Monday => DayOfWeek::Monday,
+            Day::Tuesday => DayOfWeek::Tuesday,
+            Day::Wednesday => DayOfWeek::Wednesday,
+            Day::Thursday => DayOfWeek::Thursday,
+            Day::Friday => DayOfWeek::Friday,
+            Day::Saturday => DayOfWeek::Saturday,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WorkingHoursBody {
-    days_of_week: Option<Vec<calgate_recurrence::DayOfWeek>>,
+    days_of_week: Option<Vec<Day>>,
     start_time: Option<String>,
     end_time: Option<String>,
     time_zone: Option<String>,
@@ -385,7 +428,7 @@ impl RoomBody {
 
 fn apply_working_hours(wh: &mut WorkingHours, b: WorkingHoursBody) -> Result<(), GraphError> {
     if let Some(d) = b.days_of_week {
-        wh.days_of_week = d;
+        wh.days_of_week = d.into_iter().map(DayOfWeek::from).collect();
     }
     if let Some(s) = b.start_time {
         wh.start_time = parse_time(&s, "working_hours.start_time")?;

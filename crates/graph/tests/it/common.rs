@@ -76,14 +76,22 @@ impl T {
             credential_ids: Vec::new(),
         }
     }
-    /// A client for the published app `name` with its secret.
-    pub fn client(&self, name: &str) -> GraphClient {
-        let (id, secret) = self.app(name);
+    /// A client for the app `client_id` with its secret.
+    pub fn client_with_secret(
+        &self,
+        client_id: &str,
+        secret: impl Into<SecretString>,
+    ) -> GraphClient {
         GraphClient::new(
-            self.config(&id, vec![Credential::secret(secret, None)]),
+            self.config(client_id, vec![Credential::secret(secret, None)]),
             &self.shared,
         )
         .unwrap()
+    }
+    /// A client for the published app `name` with its secret.
+    pub fn client(&self, name: &str) -> GraphClient {
+        let (id, secret) = self.app(name);
+        self.client_with_secret(&id, secret)
     }
     /// The `kind` mailboxes of the demo tenant.
     pub fn mailboxes(&self, kind: &str) -> Vec<String> {
@@ -112,16 +120,28 @@ impl T {
         let t = r.text().await.unwrap();
         (s, serde_json::from_str(&t).unwrap_or(Value::String(t)))
     }
+    /// A control API call that must answer `status`: its body.
+    pub async fn control_ok(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        status: u16,
+    ) -> Value {
+        let (s, v) = self.control(method, path, body).await;
+        assert_eq!(s, status, "{path}: {v}");
+        v
+    }
     /// Creates an app through the control API: (client_id, secret).
     pub async fn new_app(&self, name: &str, roles: &[&str]) -> (String, String, Value) {
-        let (s, v) = self
-            .control(
+        let v = self
+            .control_ok(
                 reqwest::Method::POST,
                 "/apps",
                 Some(&json!({"name": name, "roles": roles})),
+                201,
             )
             .await;
-        assert_eq!(s, 201, "{v}");
         (
             v["client_id"].as_str().unwrap().to_owned(),
             v["client_secret"].as_str().unwrap().to_owned(),
@@ -129,26 +149,14 @@ impl T {
         )
     }
     pub async fn app_counters(&self, client_id: &str) -> Value {
-        let (s, v) = self
-            .control(
-                reqwest::Method::GET,
-                &format!("/apps/{client_id}/counters"),
-                None,
-            )
-            .await;
-        assert_eq!(s, 200, "{v}");
-        v
+        let path = format!("/apps/{client_id}/counters");
+        self.control_ok(reqwest::Method::GET, &path, None, 200)
+            .await
     }
     pub async fn mailbox_stats(&self, address: &str) -> Value {
-        let (s, v) = self
-            .control(
-                reqwest::Method::GET,
-                &format!("/mailboxes/{address}/stats"),
-                None,
-            )
-            .await;
-        assert_eq!(s, 200, "{v}");
-        v
+        let path = format!("/mailboxes/{address}/stats");
+        self.control_ok(reqwest::Method::GET, &path, None, 200)
+            .await
     }
 }
 

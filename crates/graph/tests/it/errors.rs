@@ -2,6 +2,15 @@
 
 use crate::common::*;
 
+/// The error of getting a token with `cfg`.
+async fn token_error(t: &T, cfg: ConnectionConfig) -> Error {
+    GraphClient::new(cfg, &t.shared)
+        .unwrap()
+        .access_token()
+        .await
+        .unwrap_err()
+}
+
 fn assert_kind(e: &Error, kind: ErrorKind, needles: &[&str]) {
     assert_eq!(e.kind, kind, "{e:?}");
     for n in needles {
@@ -15,11 +24,7 @@ async fn wrong_and_expired_secret_unknown_tenant_and_app() {
     let (id, secret) = t.app("calgate");
     let mb = t.mailboxes("user")[0].clone();
     // Wrong secret.
-    let c = GraphClient::new(
-        t.config(&id, vec![Credential::secret("nope", None)]),
-        &t.shared,
-    )
-    .unwrap();
+    let c = t.client_with_secret(&id, "nope");
     let e = c.get_user(&mb).await.unwrap_err();
     assert_kind(
         &e,
@@ -30,19 +35,14 @@ async fn wrong_and_expired_secret_unknown_tenant_and_app() {
     // Expired secret.
     let (xid, xsecret, app) = t.new_app("expiring", &["Calendars.Read"]).await;
     let key_id = app["secret"]["key_id"].as_str().unwrap();
-    let (s, _) = t
-        .control(
-            reqwest::Method::PATCH,
-            &format!("/apps/{xid}/secrets/{key_id}"),
-            Some(&json!({"expires_in_seconds": -60})),
-        )
-        .await;
-    assert_eq!(s, 200);
-    let c = GraphClient::new(
-        t.config(&xid, vec![Credential::secret(xsecret, None)]),
-        &t.shared,
+    t.control_ok(
+        reqwest::Method::PATCH,
+        &format!("/apps/{xid}/secrets/{key_id}"),
+        Some(&json!({"expires_in_seconds": -60})),
+        200,
     )
-    .unwrap();
+    .await;
+    let c = t.client_with_secret(&xid, xsecret);
     let e = c.access_token().await.unwrap_err();
     assert_kind(
         &e,
@@ -52,11 +52,7 @@ async fn wrong_and_expired_secret_unknown_tenant_and_app() {
     // Unknown tenant.
     let mut cfg = t.config(&id, vec![Credential::secret(secret.clone(), None)]);
     cfg.tenant = "nosuch.onmicrosoft.com".into();
-    let e = GraphClient::new(cfg, &t.shared)
-        .unwrap()
-        .access_token()
-        .await
-        .unwrap_err();
+    let e = token_error(&t, cfg).await;
     assert_kind(
         &e,
         ErrorKind::Authentication,
@@ -71,11 +67,7 @@ async fn wrong_and_expired_secret_unknown_tenant_and_app() {
         "9e3c3f5a-0000-4000-8000-000000000001",
         vec![Credential::secret(secret, None)],
     );
-    let e = GraphClient::new(cfg, &t.shared)
-        .unwrap()
-        .access_token()
-        .await
-        .unwrap_err();
+    let e = token_error(&t, cfg).await;
     assert_kind(
         &e,
         ErrorKind::Authentication,
@@ -90,11 +82,7 @@ async fn missing_permission_out_of_scope_and_unknown_mailbox() {
     let (a, b) = window();
     // No calendar permission at all.
     let (id, secret, _) = t.new_app("no-perms", &[]).await;
-    let c = GraphClient::new(
-        t.config(&id, vec![Credential::secret(secret, None)]),
-        &t.shared,
-    )
-    .unwrap();
+    let c = t.client_with_secret(&id, secret);
     let e = c.calendar_view(&mb, a, b).await.unwrap_err();
     assert_kind(
         &e,
@@ -103,14 +91,14 @@ async fn missing_permission_out_of_scope_and_unknown_mailbox() {
     );
     assert_eq!(e.status, Some(403));
     // RBAC-scoped app: a mailbox inside its scope works, one outside is refused.
-    let (s, g) = t
-        .control(
+    let g = t
+        .control_ok(
             reqwest::Method::GET,
             "/groups/calgate-scope@contoso.example",
             None,
+            200,
         )
         .await;
-    assert_eq!(s, 200, "{g}");
     let members: Vec<String> = g["members"]
         .as_array()
         .unwrap()

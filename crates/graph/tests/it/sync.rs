@@ -4,6 +4,17 @@ use std::collections::BTreeSet;
 
 use crate::common::*;
 
+/// Injects a delta fault into `mailbox`'s next delta requests.
+async fn delta_fault(t: &T, mailbox: &str, fault: Value) {
+    t.control_ok(
+        reqwest::Method::POST,
+        &format!("/mailboxes/{mailbox}/delta-faults"),
+        Some(&fault),
+        200,
+    )
+    .await;
+}
+
 fn ids(v: &[calgate_core::Instance]) -> BTreeSet<String> {
     v.iter().map(|i| i.exchange_id.clone()).collect()
 }
@@ -39,14 +50,14 @@ async fn calendar_view_pages_through_everything() {
         }
     }
     // The truth, as the simulator's control API renders it.
-    let (s, truth) = t
-        .control(
+    let truth = t
+        .control_ok(
             reqwest::Method::GET,
             &format!("/mailboxes/{mb}/events?start={a}&end={b}"),
             None,
+            200,
         )
         .await;
-    assert_eq!(s, 200);
     let truth: BTreeSet<String> = truth["value"]
         .as_array()
         .unwrap()
@@ -141,14 +152,7 @@ async fn delta_initial_follow_and_removed() {
     assert_eq!(e.kind, ErrorKind::NotFound, "{e:?}");
 
     // 410 Gone with Location → ResyncRequired carrying the location.
-    let (s, v) = t
-        .control(
-            reqwest::Method::POST,
-            &format!("/mailboxes/{mb}/delta-faults"),
-            Some(&json!({"gone_on_next": true})),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    delta_fault(&t, &mb, json!({"gone_on_next": true})).await;
     let e = c.delta(&mb, DeltaRequest::Follow(link2)).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::ResyncRequired, "{e:?}");
     assert_eq!(e.status, Some(410));
@@ -177,14 +181,7 @@ async fn sync_state_not_found_is_resync_required() {
         )
         .await
         .unwrap();
-    let (s, v) = t
-        .control(
-            reqwest::Method::POST,
-            &format!("/mailboxes/{mb}/delta-faults"),
-            Some(&json!({"expire_all": true})),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    delta_fault(&t, &mb, json!({"expire_all": true})).await;
     let e = c.delta(&mb, DeltaRequest::Follow(link)).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::ResyncRequired, "{e:?}");
     assert!(

@@ -9,24 +9,24 @@ async fn storm_is_survived_without_early_retries_or_a_fifth_request() {
     let mb = t.mailboxes("user")[2].clone();
     let (a, b) = window();
     let truth = c.calendar_view(&mb, a, b).await.unwrap();
-    let (s, v) = t
-        .control(
-            reqwest::Method::PUT,
-            "/faults",
-            Some(&json!({"throttle_rate": 0.3, "throttle_retry_after": "0.2", "mailbox": mb, "seed": 3})),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    t.control_ok(
+        reqwest::Method::PUT,
+        "/faults",
+        Some(
+            &json!({"throttle_rate": 0.3, "throttle_retry_after": "0.2", "mailbox": mb, "seed": 3}),
+        ),
+        200,
+    )
+    .await;
     let (s, _) = t.control(reqwest::Method::POST, "/stats/reset", None).await;
     assert_eq!(s, 204);
-    let (s, _) = t
-        .control(
-            reqwest::Method::PUT,
-            "/settings",
-            Some(&json!({"latency_ms": 0})),
-        )
-        .await;
-    assert_eq!(s, 200);
+    t.control_ok(
+        reqwest::Method::PUT,
+        "/settings",
+        Some(&json!({"latency_ms": 0})),
+        200,
+    )
+    .await;
     let before = t.shared.metrics();
     // Eight concurrent readers of the same mailbox, small pages: many requests.
     let tasks = (0..8).map(|_| {
@@ -73,14 +73,13 @@ async fn retry_after_longer_than_the_policy_goes_back_to_the_caller() {
     )
     .unwrap();
     let mb = t.mailboxes("user")[3].clone();
-    let (s, _) = t
-        .control(
-            reqwest::Method::PUT,
-            "/faults",
-            Some(&json!({"throttle_rate": 1.0, "throttle_retry_after": "2.5", "mailbox": mb})),
-        )
-        .await;
-    assert_eq!(s, 200);
+    t.control_ok(
+        reqwest::Method::PUT,
+        "/faults",
+        Some(&json!({"throttle_rate": 1.0, "throttle_retry_after": "2.5", "mailbox": mb})),
+        200,
+    )
+    .await;
     let (a, b) = window();
     let e = c.calendar_view(&mb, a, b).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Retryable, "{e:?}");
@@ -103,14 +102,13 @@ async fn storm_over_many_mailboxes_read_like_the_sync_engine_has_zero_early_retr
     let t = start_for_storm().await;
     let c = t.client("calgate");
     let mbs: Vec<String> = t.mailboxes("user").into_iter().take(6).collect();
-    let (s, _) = t
-        .control(
-            reqwest::Method::PUT,
-            "/faults",
-            Some(&json!({"throttle_rate": 0.3, "throttle_retry_after": "0.2", "seed": 5})),
-        )
-        .await;
-    assert_eq!(s, 200);
+    t.control_ok(
+        reqwest::Method::PUT,
+        "/faults",
+        Some(&json!({"throttle_rate": 0.3, "throttle_retry_after": "0.2", "seed": 5})),
+        200,
+    )
+    .await;
     let (a, b) = window();
     // One delta chain per mailbox (sequential within a mailbox), all mailboxes at once.
     let tasks = mbs.iter().cloned().map(|mb| {

@@ -67,14 +67,14 @@ async fn twenty_concurrent_callers_share_one_token_request() {
 async fn certificate_assertion_ps256_and_rs256() {
     let t = start().await;
     let (id, _, _) = t.new_app("cert-app", &["Calendars.Read"]).await;
-    let (s, cert) = t
-        .control(
+    let cert = t
+        .control_ok(
             reqwest::Method::POST,
             &format!("/apps/{id}/certificates"),
             Some(&json!({"generate": true})),
+            201,
         )
         .await;
-    assert_eq!(s, 201, "{cert}");
     let key = cert["private_key_pem"].as_str().unwrap();
     let pem = cert["cert_pem"].as_str().unwrap();
     let info = CertificateInfo::from_pem(pem).unwrap();

@@ -425,7 +425,7 @@ async fn mailbox_settings(
         },
         "language": {"locale": "en-US", "displayName": "English (United States)"},
         "workingHours": {
-            "daysOfWeek": wh.days_of_week,
+            "daysOfWeek": wh.days_of_week.iter().map(|d| wire::day_of_week_name(*d)).collect::<Vec<_>>(),
             "startTime": fmt_time(wh.start_time),
             "endTime": fmt_time(wh.end_time),
             "timeZone": {"name": wh.time_zone},

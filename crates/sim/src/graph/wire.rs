@@ -464,8 +464,70 @@ fn location_tail(m: &mut Map<String, Value>, l: &Location) {
 // patternedRecurrence
 // ---------------------------------------------------------------------------------------------
 
-fn dow_str(d: DayOfWeek) -> Value {
-    enum_str(&d)
+// The simulator's own spelling of the recurrence enums (Graph's `recurrencePatternType`,
+// `dayOfWeek` and `weekIndex` members, from Graph's documentation). `calgate_recurrence` has
+// no wire names: the client spells them on its side, independently.
+
+const PATTERN_TYPES: [(&str, PatternType); 6] = [
+    ("daily", PatternType::Daily),
+    ("weekly", PatternType::Weekly),
+    ("absoluteMonthly", PatternType::AbsoluteMonthly),
+    ("relativeMonthly", PatternType::RelativeMonthly),
+    ("absoluteYearly", PatternType::AbsoluteYearly),
+    ("relativeYearly", PatternType::RelativeYearly),
+];
+
+const DAYS_OF_WEEK: [(&str, DayOfWeek); 7] = [
+    ("sunday", DayOfWeek::Sunday),
+    ("monday", DayOfWeek::Monday),
+    ("tuesday", DayOfWeek::Tuesday),
+    ("wednesday", DayOfWeek::Wednesday),
+    ("thursday", DayOfWeek::Thursday),
+    ("friday", DayOfWeek::Friday),
+    ("saturday", DayOfWeek::Saturday),
+];
+
+const WEEK_INDEXES: [(&str, WeekIndex); 5] = [
+    ("first", WeekIndex::First),
+    ("second", WeekIndex::Second),
+    ("third", WeekIndex::Third),
+    ("fourth", WeekIndex::Fourth),
+    ("last", WeekIndex::Last),
+];
+
+/// `value`'s name in `members`.
+fn member_name<T: PartialEq + Copy>(members: &[(&'static str, T)], value: T) -> &'static str {
+    members
+        .iter()
+        .find(|(_, m)| *m == value)
+        .map_or("", |(name, _)| name)
+}
+
+/// Graph's name of a day of the week (`"monday"`), as `dayOfWeek` JSON spells it.
+pub fn day_of_week_name(d: DayOfWeek) -> &'static str {
+    member_name(&DAYS_OF_WEEK, d)
+}
+
+/// Reads an enum member of `members`; Graph accepts members case-insensitively.
+fn parse_member<T: Copy>(
+    prop: &str,
+    type_name: &str,
+    v: &Value,
+    members: &[(&str, T)],
+) -> GraphResult<T> {
+    let s = json_str(prop, v)?;
+    members
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(s))
+        .map(|(_, m)| *m)
+        .ok_or_else(|| invalid_member(s, prop, type_name))
+}
+
+fn invalid_member(s: &str, prop: &str, type_name: &str) -> GraphError {
+    GraphError::bad_request(
+        "RequestBodyRead",
+        format!("The value '{s}' is not valid for the property '{prop}' of type '{type_name}'."),
+    )
 }
 
 /// `patternedRecurrence` JSON as Graph returns it (every pattern and range member present).
@@ -479,13 +541,13 @@ pub fn recurrence_json(r: &SeriesRecurrence) -> Value {
     };
     json!({
         "pattern": {
-            "type": p.kind.as_str(),
+            "type": member_name(&PATTERN_TYPES, p.kind),
             "interval": p.interval,
             "month": p.month,
             "dayOfMonth": p.day_of_month,
-            "daysOfWeek": p.days_of_week.iter().map(|d| dow_str(*d)).collect::<Vec<_>>(),
-            "firstDayOfWeek": dow_str(p.first_day_of_week),
-            "index": enum_str(&p.index),
+            "daysOfWeek": p.days_of_week.iter().map(|d| day_of_week_name(*d)).collect::<Vec<_>>(),
+            "firstDayOfWeek": day_of_week_name(p.first_day_of_week),
+            "index": member_name(&WEEK_INDEXES, p.index),
         },
         "range": {
             "type": kind,
@@ -567,12 +629,6 @@ fn parse_enum<T: serde::de::DeserializeOwned>(
         "workingElsewhere",
         "tentativelyAccepted",
         "notResponded",
-        "absoluteMonthly",
-        "relativeMonthly",
-        "absoluteYearly",
-        "relativeYearly",
-        "endDate",
-        "noEnd",
         "conferenceRoom",
     ] {
         if member.to_ascii_lowercase() == lower
@@ -581,10 +637,7 @@ fn parse_enum<T: serde::de::DeserializeOwned>(
             return Ok(t);
         }
     }
-    Err(GraphError::bad_request(
-        "RequestBodyRead",
-        format!("The value '{s}' is not valid for the property '{prop}' of type '{type_name}'."),
-    ))
+    Err(invalid_member(s, prop, type_name))
 }
 
 fn parse_date(prop: &str, v: &Value) -> GraphResult<civil::Date> {
@@ -613,10 +666,11 @@ pub fn parse_recurrence(v: &Value, default_tz: &str) -> GraphResult<SeriesRecurr
             return Err(unknown_property(k, "microsoft.graph.patternedRecurrence"));
         }
     }
-    let kind: PatternType = parse_enum(
+    let kind = parse_member(
         "type",
         "microsoft.graph.recurrencePatternType",
         pv.get("type").unwrap_or(&Value::Null),
+        &PATTERN_TYPES,
     )?;
     let mut pattern = Pattern::new(kind, 1);
     for (k, val) in pv {
@@ -638,20 +692,31 @@ pub fn parse_recurrence(v: &Value, default_tz: &str) -> GraphResult<SeriesRecurr
                     })?;
                     pattern.days_of_week = arr
                         .iter()
-                        .map(|d| parse_enum("daysOfWeek", "microsoft.graph.dayOfWeek", d))
+                        .map(|d| {
+                            parse_member(
+                                "daysOfWeek",
+                                "microsoft.graph.dayOfWeek",
+                                d,
+                                &DAYS_OF_WEEK,
+                            )
+                        })
                         .collect::<GraphResult<_>>()?;
                 }
             }
             "firstDayOfWeek" => {
                 if !val.is_null() {
-                    pattern.first_day_of_week =
-                        parse_enum("firstDayOfWeek", "microsoft.graph.dayOfWeek", val)?
+                    pattern.first_day_of_week = parse_member(
+                        "firstDayOfWeek",
+                        "microsoft.graph.dayOfWeek",
+                        val,
+                        &DAYS_OF_WEEK,
+                    )?
                 }
             }
             "index" => {
                 if !val.is_null() {
                     pattern.index =
-                        parse_enum::<WeekIndex>("index", "microsoft.graph.weekIndex", val)?
+                        parse_member("index", "microsoft.graph.weekIndex", val, &WEEK_INDEXES)?
                 }
             }
             k if k.starts_with('@') => {}
@@ -1792,6 +1857,59 @@ mod tests {
         assert_eq!(back["range"]["numberOfOccurrences"], 3);
         assert_eq!(back["range"]["recurrenceTimeZone"], "Pacific Standard Time");
         assert_eq!(parse_recurrence(&back, "UTC").unwrap().rule, r.rule);
+    }
+
+    #[test]
+    fn recurrence_enums_use_graph_names_in_any_case() {
+        let v = json!({
+            "pattern": {"type": "RelativeMonthly", "interval": 1, "month": 0, "dayOfMonth": 0,
+                        "daysOfWeek": ["monday", "FRIDAY"], "firstDayOfWeek": "sunday", "index": "Last"},
+            "range": {"type": "endDate", "startDate": "2024-01-01", "endDate": "2024-12-31",
+                      "numberOfOccurrences": 0, "recurrenceTimeZone": "W. Europe Standard Time"}
+        });
+        let r = parse_recurrence(&v, "UTC").unwrap();
+        assert_eq!(r.rule.pattern.kind, PatternType::RelativeMonthly);
+        assert_eq!(
+            r.rule.pattern.days_of_week,
+            vec![DayOfWeek::Monday, DayOfWeek::Friday]
+        );
+        assert_eq!(r.rule.pattern.index, WeekIndex::Last);
+        assert_eq!(
+            r.rule.range.kind,
+            RangeKind::EndDate("2024-12-31".parse().unwrap())
+        );
+        assert_eq!(r.time_zone, "W. Europe Standard Time");
+        let back = recurrence_json(&r);
+        assert_eq!(back["pattern"]["type"], "relativeMonthly");
+        assert_eq!(back["pattern"]["daysOfWeek"], json!(["monday", "friday"]));
+        assert_eq!(back["pattern"]["firstDayOfWeek"], "sunday");
+        assert_eq!(back["pattern"]["index"], "last");
+        assert_eq!(back["range"]["type"], "endDate");
+        assert_eq!(back["range"]["endDate"], "2024-12-31");
+        assert_eq!(parse_recurrence(&back, "UTC").unwrap(), r);
+
+        for (name, kind) in PATTERN_TYPES {
+            let v = json!({"type": name.to_ascii_uppercase()});
+            assert_eq!(
+                parse_member("type", "t", &v["type"], &PATTERN_TYPES).unwrap(),
+                kind
+            );
+        }
+        for d in DayOfWeek::ALL {
+            assert!(!day_of_week_name(d).is_empty(), "{d:?}");
+        }
+        let e = parse_member(
+            "index",
+            "microsoft.graph.weekIndex",
+            &json!("fifth"),
+            &WEEK_INDEXES,
+        )
+        .unwrap_err();
+        assert!(
+            e.message
+                .contains("'fifth' is not valid for the property 'index'"),
+            "{e:?}"
+        );
     }
 
     #[test]
