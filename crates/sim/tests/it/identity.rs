@@ -1335,6 +1335,68 @@ async fn authorization_code_errors_pkce_plain_and_offline_access() {
     assert!(r.text().await.unwrap().contains("AADSTS700016"));
 }
 
+/// Request values reach the authorize pages HTML-escaped: a hostile `client_id` on the error
+/// page, a hostile `login_hint` and `state` on the sign-in page, and `state` in a `form_post`.
+#[tokio::test]
+async fn authorize_pages_escape_request_values() {
+    const HOSTILE: &str = "<script>alert('x')</script>\"&";
+    const ESCAPED: &str = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&quot;&amp;";
+    let ts = start(Seed::Demo).await;
+    let f = Flow::new(&ts, &["User.Read"]).await;
+    let url = ts.url(&format!("/{}/oauth2/v2.0/authorize", f.tenant));
+    let base = [
+        ("response_type", "code"),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid User.Read"),
+        ("state", HOSTILE),
+    ];
+    // Unknown (hostile) client: Entra's error page.
+    let mut q = base.to_vec();
+    q.push(("client_id", HOSTILE));
+    let r = f.nohttp.get(&url).query(&q).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains(&format!("Application with identifier &#39;{ESCAPED}&#39;")),
+        "{html}"
+    );
+    assert!(!html.contains("<script>"), "{html}");
+    // Sign-in page: the hint and the state travel in hidden fields.
+    let mut q = base.to_vec();
+    q.extend([("client_id", f.client_id.as_str()), ("login_hint", HOSTILE)]);
+    let r = f.nohttp.get(&url).query(&q).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains(&format!(
+            "<input type=\"hidden\" name=\"login_hint\" value=\"{ESCAPED}\"/>"
+        )) && html.contains(&format!(
+            "<input type=\"hidden\" name=\"state\" value=\"{ESCAPED}\"/>"
+        )),
+        "{html}"
+    );
+    assert!(!html.contains("<script>"), "{html}");
+    // form_post: the code and the state posted back by a page.
+    let mut q = base.to_vec();
+    q.extend([
+        ("client_id", f.client_id.as_str()),
+        ("response_mode", "form_post"),
+        ("step", "signin"),
+        ("login", f.upn.as_str()),
+    ]);
+    let r = f.post(&ts, &q).await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("name=\"code\"")
+            && html.contains(&format!(
+                "<input type=\"hidden\" name=\"state\" value=\"{ESCAPED}\"/>"
+            )),
+        "{html}"
+    );
+    assert!(!html.contains("<script>"), "{html}");
+}
+
 #[tokio::test]
 async fn consent_page_denial_and_65001_after_consent_revoked() {
     let ts = start(Seed::Demo).await;
