@@ -275,3 +275,147 @@ mod tests {
         assert_eq!(day["is_all_day"], true);
     }
 }
+
+/// The last failure of a mailbox's sync.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LastErrorDto {
+    /// The failure class: `authentication`, `permission`, `not-found`, `retryable`,
+    /// `deletions-held`, …
+    pub kind: String,
+    /// One line in an administrator's words, with the fix.
+    pub message: String,
+    /// RFC 3339.
+    pub at: String,
+}
+
+/// A mailbox's sync status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MailboxStatusDto {
+    /// `never-synced`, `ok` or `failing`.
+    pub state: String,
+    /// RFC 3339 (`null`: never).
+    pub last_success: Option<String>,
+    pub last_attempt: Option<String>,
+    pub last_error: Option<LastErrorDto>,
+    /// What happens next, in words.
+    pub next_action: Option<String>,
+    /// A full resync is pending, and why.
+    pub pending_resync: Option<String>,
+    /// Instances stored.
+    pub events: u64,
+}
+
+/// A linked mailbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MailboxDto {
+    pub address: String,
+    /// `user`, `room` or `equipment`.
+    pub kind: String,
+    pub connection: String,
+    /// `full`, `busy-only` or `full-including-private`.
+    pub privacy: String,
+    pub external_id: Option<String>,
+    pub status: MailboxStatusDto,
+}
+
+impl MailboxDto {
+    pub fn new(s: &calgate_store::MailboxSyncState) -> MailboxDto {
+        let st = &s.status;
+        MailboxDto {
+            address: s.mailbox.address.clone(),
+            kind: s.mailbox.kind.as_str().to_owned(),
+            connection: s.mailbox.connection.clone(),
+            privacy: s.mailbox.privacy.as_str().to_owned(),
+            external_id: s.mailbox.external_id.clone(),
+            status: MailboxStatusDto {
+                state: match (&st.last_error, st.last_attempt) {
+                    (Some(_), _) => "failing",
+                    (None, Some(_)) => "ok",
+                    (None, None) => "never-synced",
+                }
+                .to_owned(),
+                last_success: st.last_success.map(|t| t.to_string()),
+                last_attempt: st.last_attempt.map(|t| t.to_string()),
+                last_error: st.last_error.as_ref().map(|e| LastErrorDto {
+                    kind: e.kind.as_str().to_owned(),
+                    message: e.message.clone(),
+                    at: e.at.to_string(),
+                }),
+                next_action: st.next_action.clone(),
+                pending_resync: s.mailbox.pending_resync.clone(),
+                events: s.live_instances,
+            },
+        }
+    }
+}
+
+/// One step of a checklist (Test settings, Verify a mailbox).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CheckDto {
+    pub id: String,
+    /// `pass`, `fail`, `warn` or `skip`.
+    pub status: String,
+    pub summary: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// A checklist: one line per step, the fix for each failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ChecklistDto {
+    pub title: String,
+    /// Every step passed (warnings allowed).
+    pub passed: bool,
+    pub checks: Vec<CheckDto>,
+}
+
+impl From<&calgate_admin::Checklist> for ChecklistDto {
+    fn from(c: &calgate_admin::Checklist) -> Self {
+        ChecklistDto {
+            title: c.title.clone(),
+            passed: c.passed(),
+            checks: c
+                .checks
+                .iter()
+                .map(|k| CheckDto {
+                    id: k.id.clone(),
+                    status: serde_json::to_value(k.status)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    summary: k.summary.clone(),
+                    fix: k.fix.clone(),
+                    code: k.code.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A credential of a connection (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CredentialDto {
+    /// calgate's id (`calgate connection secret remove NAME ID`).
+    pub id: i64,
+    /// `secret` or `certificate`.
+    pub kind: String,
+    /// The Secret ID in Entra ID, or the certificate's thumbprint.
+    pub key_id: Option<String>,
+    pub expires_at: Option<String>,
+}
+
+/// A connection (an app registration in a tenant).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ConnectionDto {
+    pub name: String,
+    pub tenant: String,
+    pub client_id: String,
+    pub authority: String,
+    pub graph_url: String,
+    pub cloud: String,
+    pub credentials: Vec<CredentialDto>,
+    /// Linked mailboxes.
+    pub mailboxes: u64,
+}

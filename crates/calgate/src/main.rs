@@ -8,14 +8,19 @@
 #![forbid(unsafe_code)]
 
 mod account;
+mod apikey;
 mod bench;
+mod config;
 mod connection;
 mod demo;
 mod doctor;
 mod events;
+mod feed;
+mod freebusy;
 mod mailbox;
 mod output;
 mod rooms_cmd;
+mod serve;
 mod sim_cmd;
 mod sync_cmd;
 
@@ -43,7 +48,8 @@ struct Cli {
     /// Database URL (sqlite://FILE), instead of the SQLite file in the data directory.
     #[arg(long, global = true, value_name = "URL", conflicts_with = "data_dir")]
     database: Option<String>,
-    /// Configuration file (reserved; not read yet).
+    /// Configuration file (TOML; every key is also a CALGATE_* environment variable, see the
+    /// README).
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -78,6 +84,16 @@ enum Command {
     /// Benchmarks against a simulator started for the occasion.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Run the REST API for the host application, with sync in the background.
+    Serve(serve::ServeArgs),
+    /// API keys for the host application.
+    #[command(subcommand)]
+    Apikey(apikey::ApiKeyCommand),
+    /// ICS feeds of a mailbox (for Outlook, Google Calendar, Apple Calendar).
+    #[command(subcommand)]
+    Feed(feed::FeedCommand),
+    /// Busy time of people and rooms, and the free slots common to all.
+    Freebusy(freebusy::FreeBusyArgs),
 }
 
 /// Where the store lives, as the global flags say.
@@ -90,13 +106,14 @@ pub(crate) struct StoreLocation {
 }
 
 impl StoreLocation {
-    fn from_cli(cli: &Cli) -> StoreLocation {
+    /// The flags, else the configuration (environment, then file), else `./calgate-data`.
+    fn from_cli(cli: &Cli, config: &config::Config) -> StoreLocation {
         let location = match (&cli.database, &cli.data_dir) {
             (Some(url), _) => url.clone(),
             (None, Some(dir)) => dir.display().to_string(),
-            (None, None) => std::env::var_os("CALGATE_DATA_DIR")
-                .filter(|v| !v.is_empty())
-                .map(|v| PathBuf::from(v).display().to_string())
+            (None, None) => config
+                .location
+                .clone()
                 .unwrap_or_else(|| "./calgate-data".to_owned()),
         };
         StoreLocation::new(location)
@@ -203,14 +220,21 @@ pub(crate) fn error_line(msg: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The simulator logs warnings; other commands report failures as `calgate:` lines
-    // themselves, so their logs stay quiet unless RUST_LOG asks.
-    init_tracing(match cli.command {
-        Command::Sim(_) => "warn",
-        _ => "error",
-    });
-    let loc = StoreLocation::from_cli(&cli);
-    let _ = &cli.config;
+    let config = match config::Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            error_line(&format!("error: {e:#}"));
+            return ExitCode::from(1);
+        }
+    };
+    // The simulator logs warnings and the service its requests; other commands report
+    // failures as `calgate:` lines themselves, so their logs stay quiet unless RUST_LOG asks.
+    match &cli.command {
+        Command::Sim(_) => init_tracing("warn", config::LogFormat::Text),
+        Command::Serve(_) => init_tracing(&config.log_level, config.log_format),
+        _ => init_tracing("error", config::LogFormat::Text),
+    }
+    let loc = StoreLocation::from_cli(&cli, &config);
     let result = match cli.command {
         Command::Sim(args) => run_async(sim_cmd::sim(args)),
         Command::Connection(cmd) => run_async(connection::run(cmd, loc)),
@@ -222,6 +246,10 @@ fn main() -> ExitCode {
         Command::Events(args) => run_async(events::run(args, loc)),
         Command::Demo(args) => run_async(demo::run(args, loc)),
         Command::Bench(cmd) => run_async(bench::run(cmd)),
+        Command::Serve(args) => run_async(serve::run(args, loc, config)),
+        Command::Apikey(cmd) => run_async(apikey::run(cmd, loc)),
+        Command::Feed(cmd) => run_async(feed::run(cmd, loc, &config)),
+        Command::Freebusy(args) => run_async(freebusy::run(args, loc)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -238,13 +266,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(default: &str) {
+fn init_tracing(default: &str, format: config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(default))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        config::LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        config::LogFormat::Text => builder.try_init(),
+    };
 }
 
 fn run_async(f: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {

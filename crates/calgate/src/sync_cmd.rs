@@ -86,15 +86,19 @@ pub(crate) async fn run(args: SyncArgs, loc: StoreLocation) -> anyhow::Result<()
 
 /// The engine over `store`, trusting every connection's extra CA.
 pub(crate) fn engine(store: Arc<dyn Store>, concurrency: usize) -> anyhow::Result<Engine> {
-    let shared = Shared::new().map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    Ok(Engine::new(
+    engine_with(
         store,
-        shared,
         EngineOptions {
             concurrency,
             ..EngineOptions::default()
         },
-    ))
+    )
+}
+
+/// The engine over `store` with `options`.
+pub(crate) fn engine_with(store: Arc<dyn Store>, options: EngineOptions) -> anyhow::Result<Engine> {
+    let shared = Shared::new().map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    Ok(Engine::new(store, shared, options))
 }
 
 /// Runs the sync with a progress bar on stderr when it is a terminal (hidden otherwise).

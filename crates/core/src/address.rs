@@ -63,6 +63,22 @@ pub fn printable(address: &str) -> String {
     out
 }
 
+/// `text` on one line, with control and invisible characters escaped (for messages that quote
+/// input).
+pub fn printable_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c == '\n' || c == '\r' {
+            out.push(' ');
+        } else if c.is_control() || is_invisible(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Zero-width and bidirectional-override characters: they make an address print as another.
 fn is_invisible(c: char) -> bool {
     matches!(c,

@@ -10,10 +10,12 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
 mod address;
-pub use address::{AddressError, MAX_ADDRESS_LEN, check_address, printable};
+pub use address::{AddressError, MAX_ADDRESS_LEN, check_address, printable, printable_line};
 
 mod secret;
 pub use secret::{SecretString, ct_eq};
+
+pub mod busy;
 
 /// Defines an enum's one string form (`as_str`, `FromStr`, `Display`): the spelling calgate
 /// stores, prints and accepts. Serde's names are derived to match.

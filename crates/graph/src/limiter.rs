@@ -200,6 +200,8 @@ pub struct Metrics {
     pub(crate) retries: AtomicU64,
     pub(crate) token_requests: AtomicU64,
     pub(crate) peak_mailbox_concurrency: AtomicU64,
+    /// Answers by HTTP status.
+    pub(crate) by_status: std::sync::Mutex<std::collections::BTreeMap<u16, u64>>,
 }
 
 /// A snapshot of [`Metrics`].
@@ -218,6 +220,18 @@ pub struct MetricsSnapshot {
 }
 
 impl Metrics {
+    /// Counts one answer of Graph with this status.
+    pub(crate) fn answered(&self, status: u16) {
+        let mut m = self.by_status.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry(status).or_insert(0) += 1;
+    }
+
+    /// Answers so far, by HTTP status.
+    pub fn by_status(&self) -> Vec<(u16, u64)> {
+        let m = self.by_status.lock().unwrap_or_else(|p| p.into_inner());
+        m.iter().map(|(s, n)| (*s, *n)).collect()
+    }
+
     pub fn snapshot(&self) -> MetricsSnapshot {
         MetricsSnapshot {
             requests_sent: self.requests_sent.load(Ordering::Relaxed),

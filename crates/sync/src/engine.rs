@@ -276,6 +276,8 @@ pub struct Engine {
     options: EngineOptions,
     /// Connected accounts' clients, kept across runs (delegated.rs).
     delegated: crate::delegated::DelegatedClients,
+    /// Mailboxes in flight, over every run of this engine at once (`concurrency`).
+    slots: Arc<Semaphore>,
 }
 
 impl fmt::Debug for Engine {
@@ -288,11 +290,13 @@ impl fmt::Debug for Engine {
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, shared: Shared, options: EngineOptions) -> Engine {
+        let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
         Engine {
             store,
             shared,
             options,
             delegated: Default::default(),
+            slots,
         }
     }
 
@@ -302,6 +306,10 @@ impl Engine {
 
     pub fn shared(&self) -> &Shared {
         &self.shared
+    }
+
+    pub fn options(&self) -> &EngineOptions {
+        &self.options
     }
 
     /// Every linked mailbox's state, read from the store in one query.
@@ -331,7 +339,9 @@ impl Engine {
     }
 
     /// Executes `plan`: mailboxes start in plan order (fair), at most
-    /// [`EngineOptions::concurrency`] at once; one mailbox's failure never stops the others.
+    /// [`EngineOptions::concurrency`] at once over every run of this engine (a background
+    /// scheduler may run several plans at a time); one mailbox's failure never stops the
+    /// others.
     /// Each mailbox's status is recorded. `Err` only if the store cannot list connections.
     pub async fn execute(
         &self,
@@ -357,7 +367,7 @@ impl Engine {
         // Mailboxes reached through a connected account use its delegated token (delegated.rs).
         let accounts = self.store.list_accounts().await?;
         let mut cells: HashMap<String, ClientCell> = HashMap::new();
-        let semaphore = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
+        let semaphore = self.slots.clone();
         let mut tasks = Vec::with_capacity(plan.mailboxes.len());
         for mp in &plan.mailboxes {
             let account = crate::delegated::account_for(&accounts, &mp.connection, &mp.address);

@@ -55,6 +55,7 @@ mod error;
 mod executor;
 mod page;
 mod plan;
+pub mod scheduler;
 
 pub use backend::{
     Backend, BackendError, CalendarBackend, Change, ChangesPage, ChangesRequest, PageNext,

@@ -95,6 +95,11 @@ impl Shared {
         self.inner.metrics.snapshot()
     }
 
+    /// Graph's answers to every client made from this `Shared`, by HTTP status.
+    pub fn responses_by_status(&self) -> Vec<(u16, u64)> {
+        self.inner.metrics.by_status()
+    }
+
     pub fn retry_policy(&self) -> &RetryPolicy {
         &self.inner.retry
     }

@@ -230,6 +230,7 @@ impl GraphClient {
             let outcome = match sent {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
+                    metrics.answered(status);
                     let headers = resp.headers().clone();
                     resp.bytes().await.map(|b| (status, headers, b.to_vec()))
                 }

@@ -1,0 +1,47 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use calgate_store::Store;
+use calgate_sync::Engine;
+use calgate_sync::scheduler::SchedulerHandle;
+
+use crate::metrics::Metrics;
+
+/// Settings of the API itself.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// The URL the host application reaches calgate at (feed URLs are built from it), without
+    /// a trailing slash, e.g. `http://127.0.0.1:8080`.
+    pub public_url: String,
+    /// The longest window a request may ask for, in days (default 731: two years).
+    pub max_window_days: i64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            max_window_days: 731,
+        }
+    }
+}
+
+/// The shared state of `calgate serve`.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub engine: Engine,
+    /// The background scheduler (`None` in tests that run without one).
+    pub scheduler: Option<SchedulerHandle>,
+    pub metrics: Arc<Metrics>,
+    pub config: ApiConfig,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,151 @@
+//! `calgate serve`: the REST API of DESIGN.md's contract, with the sync engine running in the
+//! background on a cadence. SIGTERM / Ctrl-C: stop taking work, let the requests and the rounds
+//! in flight finish (their writes are transactions), exit 0 within 10 s.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use calgate_api::metrics::Metrics;
+use calgate_api::{ApiConfig, AppState};
+use calgate_store::Store;
+use calgate_sync::scheduler::{self, SchedulerOptions, SummaryFn};
+use calgate_sync::{Engine, EngineOptions, SyncRequest, WindowConfig};
+use clap::Args;
+
+use crate::config::Config;
+use crate::output::print_out;
+use crate::{StoreLocation, sync_cmd};
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Where the API listens (default 127.0.0.1:8080, or server.listen / CALGATE_LISTEN).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Create the data directory and store when there is none (as `connection add` would).
+    #[arg(long)]
+    pub create: bool,
+    /// Do not run the background sync (serve the stored data only).
+    #[arg(long)]
+    pub no_sync: bool,
+}
+
+/// The running service: the API's state and its scheduler.
+pub(crate) struct Service {
+    pub state: AppState,
+    pub listener: tokio::net::TcpListener,
+}
+
+/// Sets up the engine, scheduler and API state over `store`, bound to `listen`.
+pub(crate) async fn start(
+    store: Arc<dyn Store>,
+    config: &Config,
+    listen: SocketAddr,
+    background_sync: bool,
+) -> anyhow::Result<Service> {
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
+        format!("cannot listen on {listen} (in use, or not an address of this machine): pick another with --listen ADDR")
+    })?;
+    let local = listener
+        .local_addr()
+        .context("the listener has no address")?;
+    let engine: Engine = sync_cmd::engine_with(
+        store.clone(),
+        EngineOptions {
+            concurrency: config.concurrency,
+            ..EngineOptions::default()
+        },
+    )?;
+    let metrics = Arc::new(Metrics::default());
+    let scheduler = background_sync.then(|| {
+        let m = metrics.clone();
+        let on_summary: SummaryFn = Arc::new(move |s| {
+            m.record_summary(s);
+            for line in sync_cmd::failure_lines(s) {
+                tracing::warn!("{line}");
+            }
+        });
+        scheduler::spawn(
+            engine.clone(),
+            SchedulerOptions {
+                cadence: config.cadence,
+                jitter: config.jitter,
+                request: SyncRequest {
+                    window: WindowConfig {
+                        days_back: config.days_back,
+                        days_ahead: config.days_ahead,
+                    },
+                    ..SyncRequest::default()
+                },
+                ..SchedulerOptions::default()
+            },
+            Some(on_summary),
+        )
+    });
+    let public_url = match &config.public_url {
+        Some(u) => u.trim_end_matches('/').to_owned(),
+        None => format!("http://{local}"),
+    };
+    Ok(Service {
+        state: AppState {
+            store,
+            engine,
+            scheduler,
+            metrics,
+            config: ApiConfig {
+                public_url,
+                ..ApiConfig::default()
+            },
+        },
+        listener,
+    })
+}
+
+/// Serves until SIGTERM or Ctrl-C, then shuts down within 10 s.
+pub(crate) async fn run_service(service: Service) -> anyhow::Result<()> {
+    let Service { state, listener } = service;
+    let scheduler = state.scheduler.clone();
+    let store = state.store.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(calgate_api::serve(listener, state, async move {
+        let _ = rx.await;
+    }));
+    crate::sim_cmd::wait_for_shutdown().await;
+    tracing::info!("shutting down: no new work; finishing what is in flight");
+    let _ = tx.send(());
+    let stop_sync = async {
+        if let Some(s) = &scheduler {
+            s.shutdown(Duration::from_secs(8)).await;
+        }
+    };
+    let stop_api = async {
+        let _ = tokio::time::timeout(Duration::from_secs(8), server).await;
+    };
+    tokio::join!(stop_sync, stop_api);
+    store.close().await;
+    Ok(())
+}
+
+pub(crate) async fn run(args: ServeArgs, loc: StoreLocation, config: Config) -> anyhow::Result<()> {
+    let store = if args.create {
+        loc.open_or_create().await?
+    } else {
+        loc.open().await?
+    };
+    let listen = args.listen.unwrap_or(config.listen);
+    let service = start(store, &config, listen, !args.no_sync).await?;
+    let addr = service
+        .listener
+        .local_addr()
+        .context("the listener has no address")?;
+    print_out(&format!(
+        "calgate serve: API on http://{addr} (OpenAPI: http://{addr}/openapi.json){}\n",
+        if args.no_sync {
+            ", background sync off".to_owned()
+        } else {
+            format!(", syncing every {} s", config.cadence.as_secs())
+        }
+    ));
+    run_service(service).await
+}
