@@ -8,9 +8,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use calgate_testkit::{Cli, Control, Credentials, SimExt, assert_exit, data_dir, stderr, stdout};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_calgate");
+/// `calgate --data-dir DIR …` with a clean environment.
+const CALGATE: Cli = Cli::new(BIN);
 
 fn temp_path(name: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now()
@@ -98,14 +101,14 @@ async fn sim_serves_demo_tenant_and_writes_credentials() {
         let mode = std::fs::metadata(&creds_path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "credentials file mode {mode:o}");
     }
-    let creds: Value = serde_json::from_str(&text).unwrap();
+    let creds = Credentials::from_json(&text);
     let _ = std::fs::remove_file(&creds_path);
-    assert_eq!(creds["graph_url"], format!("{base}/v1.0"));
-    let tenant = creds["tenant_id"].as_str().unwrap();
+    assert_eq!(creds.graph_url, format!("{base}/v1.0"));
+    let tenant = &creds.tenant_id;
     assert!(banner.contains(tenant));
-    let app = &creds["apps"][0];
-    assert_eq!(app["name"], "calgate");
-    let secret = app["client_secret"].as_str().unwrap();
+    let app = creds.first_app();
+    assert_eq!(app.name, "calgate");
+    let secret = app.client_secret.as_str();
     assert!(!secret.is_empty());
     assert!(
         !banner.contains(secret),
@@ -117,11 +120,11 @@ async fn sim_serves_demo_tenant_and_writes_credentials() {
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap();
-    let authority = creds["authority"].as_str().unwrap();
+    let authority = &creds.authority;
     let r = http
         .post(format!("{authority}/oauth2/v2.0/token"))
         .form(&[
-            ("client_id", app["client_id"].as_str().unwrap()),
+            ("client_id", app.client_id.as_str()),
             ("client_secret", secret),
             ("scope", "https://graph.microsoft.com/.default"),
             ("grant_type", "client_credentials"),
@@ -133,20 +136,9 @@ async fn sim_serves_demo_tenant_and_writes_credentials() {
     let tok: Value = r.json().await.unwrap();
     let token = tok["access_token"].as_str().unwrap();
 
-    let room = creds["mailboxes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["kind"] == "room")
-        .unwrap()["address"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let room = creds.first_of("room");
     let r = http
-        .get(format!(
-            "{}/users/{room}/events",
-            creds["graph_url"].as_str().unwrap()
-        ))
+        .get(format!("{}/users/{room}/events", creds.graph_url))
         .bearer_auth(token)
         .send()
         .await
@@ -228,66 +220,6 @@ use std::process::Output;
 use calgate_sim::{Seed, SimHandle, SimOptions};
 use serde_json::json;
 
-/// A fresh temp data dir (removed when dropped).
-fn data_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("calgate-cli-")
-        .tempdir()
-        .unwrap()
-}
-
-/// Runs `calgate --data-dir DIR ARGS` with a clean environment (plus `envs`).
-fn calgate_in(dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("CALGATE_MASTER_KEY")
-        .env_remove("CALGATE_DATA_DIR")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
-}
-
-/// The same, off the async runtime (the in-process simulator keeps serving meanwhile).
-async fn calgate(dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let dir = dir.to_path_buf();
-    let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-    let envs: Vec<(String, String)> = envs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    tokio::task::spawn_blocking(move || {
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        let e: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        calgate_in(&dir, &a, &e)
-    })
-    .await
-    .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_exit(o: &Output, code: i32) {
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(o),
-        stderr(o)
-    );
-}
-
 /// Every byte of every file in `dir`, recursively.
 fn all_bytes(dir: &std::path::Path) -> Vec<u8> {
     let mut out = Vec::new();
@@ -306,31 +238,6 @@ fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
-async fn demo_sim() -> SimHandle {
-    calgate_sim::start(SimOptions {
-        seed: Seed::Demo,
-        rng: 7,
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap()
-}
-
-fn app(sim: &SimHandle, name: &str) -> (String, String) {
-    let c = sim.credentials();
-    let a = c["apps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == name)
-        .unwrap_or_else(|| panic!("no app {name}"))
-        .clone();
-    (
-        a["client_id"].as_str().unwrap().to_owned(),
-        a["client_secret"].as_str().unwrap().to_owned(),
-    )
-}
-
 /// `connection add NAME` against the simulator with the secret in an environment variable.
 async fn add_sim_connection(
     dir: &std::path::Path,
@@ -341,26 +248,27 @@ async fn add_sim_connection(
     secret: &str,
 ) {
     let graph = format!("{}/v1.0", sim.base_url);
-    let o = calgate(
-        dir,
-        &[
-            "connection",
-            "add",
-            name,
-            "--tenant",
-            tenant,
-            "--client-id",
-            client_id,
-            "--client-secret-env",
-            "CG_TEST_SECRET",
-            "--authority",
-            &sim.base_url,
-            "--graph-url",
-            &graph,
-        ],
-        &[("CG_TEST_SECRET", secret)],
-    )
-    .await;
+    let o = CALGATE
+        .run_async(
+            dir,
+            &[
+                "connection",
+                "add",
+                name,
+                "--tenant",
+                tenant,
+                "--client-id",
+                client_id,
+                "--client-secret-env",
+                "CG_TEST_SECRET",
+                "--authority",
+                &sim.base_url,
+                "--graph-url",
+                &graph,
+            ],
+            &[("CG_TEST_SECRET", secret)],
+        )
+        .await;
     assert_exit(&o, 0);
     assert!(!stdout(&o).contains(secret) && !stderr(&o).contains(secret));
 }
@@ -368,7 +276,7 @@ async fn add_sim_connection(
 async fn link(dir: &std::path::Path, address: &str, connection: &str, extra: &[&str]) {
     let mut args = vec!["mailbox", "link", address, "--connection", connection];
     args.extend_from_slice(extra);
-    let o = calgate(dir, &args, &[]).await;
+    let o = CALGATE.run_async(dir, &args, &[]).await;
     assert_exit(&o, 0);
 }
 
@@ -377,7 +285,7 @@ fn connection_add_list_remove_never_shows_the_secret() {
     let dir = data_dir();
     let d = dir.path();
     let secret = "cg8Q~not-a-real-secret-0123456789abcdefXYZ";
-    let o = calgate_in(
+    let o = CALGATE.run(
         d,
         &[
             "connection",
@@ -404,7 +312,7 @@ fn connection_add_list_remove_never_shows_the_secret() {
     // From a file, in a national cloud.
     let file = d.join("secret.txt");
     std::fs::write(&file, format!("{secret}-2\n")).unwrap();
-    let o = calgate_in(
+    let o = CALGATE.run(
         d,
         &[
             "connection",
@@ -424,7 +332,7 @@ fn connection_add_list_remove_never_shows_the_secret() {
     assert_exit(&o, 0);
     std::fs::remove_file(&file).unwrap();
 
-    let o = calgate_in(d, &["connection", "list"], &[]);
+    let o = CALGATE.run(d, &["connection", "list"], &[]);
     assert_exit(&o, 0);
     let out = stdout(&o);
     assert!(
@@ -453,7 +361,7 @@ fn connection_add_list_remove_never_shows_the_secret() {
     );
 
     // A taken name, an unset variable: exit 1, one line.
-    let o = calgate_in(
+    let o = CALGATE.run(
         d,
         &[
             "connection",
@@ -471,7 +379,7 @@ fn connection_add_list_remove_never_shows_the_secret() {
     assert_exit(&o, 1);
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
     assert!(stderr(&o).starts_with("calgate: ") && stderr(&o).contains("already exists"));
-    let o = calgate_in(
+    let o = CALGATE.run(
         d,
         &[
             "connection",
@@ -537,11 +445,11 @@ fn connection_add_list_remove_never_shows_the_secret() {
             "mars",
         ],
     ] {
-        let o = calgate_in(d, &args, &[("A", "v")]);
+        let o = CALGATE.run(d, &args, &[("A", "v")]);
         assert_exit(&o, 2);
     }
     // Plain http to a host that is not this machine is refused.
-    let o = calgate_in(
+    let o = CALGATE.run(
         d,
         &[
             "connection",
@@ -562,7 +470,7 @@ fn connection_add_list_remove_never_shows_the_secret() {
     assert!(stderr(&o).contains("https://"), "{}", stderr(&o));
 
     // A connection in use cannot be removed; an unused one can, once.
-    let o = calgate_in(
+    let o = CALGATE.run(
         d,
         &[
             "mailbox",
@@ -574,15 +482,15 @@ fn connection_add_list_remove_never_shows_the_secret() {
         &[],
     );
     assert_exit(&o, 0);
-    let o = calgate_in(d, &["connection", "remove", "gov"], &[]);
+    let o = CALGATE.run(d, &["connection", "remove", "gov"], &[]);
     assert_exit(&o, 1);
     assert!(stderr(&o).contains("unlink"), "{}", stderr(&o));
-    let o = calgate_in(d, &["connection", "remove", "contoso"], &[]);
+    let o = CALGATE.run(d, &["connection", "remove", "contoso"], &[]);
     assert_exit(&o, 0);
-    let o = calgate_in(d, &["connection", "remove", "contoso"], &[]);
+    let o = CALGATE.run(d, &["connection", "remove", "contoso"], &[]);
     assert_exit(&o, 1);
     assert_eq!(stderr(&o).lines().count(), 1);
-    let o = calgate_in(d, &["connection", "list"], &[]);
+    let o = CALGATE.run(d, &["connection", "list"], &[]);
     assert!(!stdout(&o).contains("contoso"));
 }
 
@@ -590,7 +498,7 @@ fn connection_add_list_remove_never_shows_the_secret() {
 fn mailbox_link_list_unlink() {
     let dir = data_dir();
     let d = dir.path();
-    let o = calgate_in(
+    let o = CALGATE.run(
         d,
         &[
             "connection",
@@ -607,7 +515,7 @@ fn mailbox_link_list_unlink() {
     );
     assert_exit(&o, 0);
     // Unknown connection: exit 1 with the fix.
-    let o = calgate_in(
+    let o = CALGATE.run(
         d,
         &[
             "mailbox",
@@ -624,7 +532,7 @@ fn mailbox_link_list_unlink() {
         "{}",
         stderr(&o)
     );
-    let o = calgate_in(
+    let o = CALGATE.run(
         d,
         &[
             "mailbox",
@@ -647,14 +555,14 @@ fn mailbox_link_list_unlink() {
         "{}",
         stdout(&o)
     );
-    let o = calgate_in(
+    let o = CALGATE.run(
         d,
         &["mailbox", "link", "bob@x.example", "--connection", "c"],
         &[],
     );
     assert_exit(&o, 0);
     // Linking again updates.
-    let o = calgate_in(
+    let o = CALGATE.run(
         d,
         &[
             "mailbox",
@@ -671,7 +579,7 @@ fn mailbox_link_list_unlink() {
     assert!(stdout(&o).starts_with("updated"), "{}", stdout(&o));
     // Linking again without settings changes nothing: the room stays a busy-only room with
     // its external id (defaults apply only when a mailbox is first linked).
-    let o = calgate_in(
+    let o = CALGATE.run(
         d,
         &["mailbox", "link", "room-a@x.example", "--connection", "c"],
         &[],
@@ -685,7 +593,7 @@ fn mailbox_link_list_unlink() {
         stdout(&o)
     );
 
-    let o = calgate_in(d, &["mailbox", "list", "--json"], &[]);
+    let o = CALGATE.run(d, &["mailbox", "list", "--json"], &[]);
     assert_exit(&o, 0);
     let list: Value = serde_json::from_slice(&o.stdout).unwrap();
     let list = list.as_array().unwrap();
@@ -706,14 +614,14 @@ fn mailbox_link_list_unlink() {
     assert_eq!(bob["kind"], "equipment");
     assert_eq!(bob["privacy"], "full");
 
-    let o = calgate_in(d, &["mailbox", "list"], &[]);
+    let o = CALGATE.run(d, &["mailbox", "list"], &[]);
     assert_exit(&o, 0);
     assert!(stdout(&o).contains("never synced"), "{}", stdout(&o));
 
     // Case-insensitive addresses.
-    let o = calgate_in(d, &["mailbox", "unlink", "room-a@X.example"], &[]);
+    let o = CALGATE.run(d, &["mailbox", "unlink", "room-a@X.example"], &[]);
     assert_exit(&o, 0);
-    let o = calgate_in(d, &["mailbox", "unlink", "room-a@x.example"], &[]);
+    let o = CALGATE.run(d, &["mailbox", "unlink", "room-a@x.example"], &[]);
     assert_exit(&o, 1);
     assert_eq!(stderr(&o).lines().count(), 1);
     for args in [
@@ -738,7 +646,7 @@ fn mailbox_link_list_unlink() {
         vec!["mailbox", "link", "not-an-address", "--connection", "c"],
         vec!["mailbox", "link", "x@y"],
     ] {
-        let o = calgate_in(d, &args, &[]);
+        let o = CALGATE.run(d, &args, &[]);
         assert_exit(&o, 2);
     }
     // Hostile addresses: one validation (shared with import), one printable line, nothing
@@ -752,14 +660,14 @@ fn mailbox_link_list_unlink() {
         "a#b@x.example",
         "evil\u{1b}]0;pwned\u{7}\u{1b}[2J@x.example",
     ] {
-        let o = calgate_in(d, &["mailbox", "link", bad, "--connection", "c"], &[]);
+        let o = CALGATE.run(d, &["mailbox", "link", bad, "--connection", "c"], &[]);
         assert_exit(&o, 2);
         let err = stderr(&o);
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.contains("not an email address"), "{err}");
         assert!(!err.contains('\u{1b}') && err.len() < 500, "{err:?}");
     }
-    let o = calgate_in(d, &["mailbox", "list", "--json"], &[]);
+    let o = CALGATE.run(d, &["mailbox", "list", "--json"], &[]);
     let list: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1, "nothing was linked");
 }
@@ -773,17 +681,17 @@ fn graph_utc(v: &Value) -> jiff::Timestamp {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_then_events_json_equals_the_simulator_and_busy_only_hides_details() {
-    let sim = demo_sim().await;
+    let sim = calgate_testkit::start_demo(7).await;
     let dir = data_dir();
     let d = dir.path();
-    let (id, secret) = app(&sim, "calgate");
+    let (id, secret) = sim.creds().app("calgate").pair();
     add_sim_connection(d, &sim, "contoso", &sim.tenant_id(), &id, &secret).await;
     let room = "room-amstel@contoso.example";
     let person = "anna.devries@contoso.example";
     link(d, room, "contoso", &["--kind", "room"]).await;
     link(d, person, "contoso", &["--privacy", "busy-only"]).await;
 
-    let o = calgate(d, &["sync", "--dry-run"], &[]).await;
+    let o = CALGATE.run_async(d, &["sync", "--dry-run"], &[]).await;
     assert_exit(&o, 0);
     assert!(
         stdout(&o).contains(&format!("{room}: initial sync")),
@@ -792,7 +700,7 @@ async fn sync_then_events_json_equals_the_simulator_and_busy_only_hides_details(
     );
     assert!(stdout(&o).contains("nothing was changed"));
 
-    let o = calgate(d, &["sync"], &[]).await;
+    let o = CALGATE.run_async(d, &["sync"], &[]).await;
     assert_exit(&o, 0);
     assert_eq!(stderr(&o), "", "no progress bar and no logs off a terminal");
     let out = stdout(&o);
@@ -810,25 +718,18 @@ async fn sync_then_events_json_equals_the_simulator_and_busy_only_hides_details(
         .round(jiff::Unit::Second)
         .unwrap();
     let (from_s, to_s) = (from.to_string(), to.to_string());
-    let o = calgate(
-        d,
-        &["events", room, "--from", &from_s, "--to", &to_s, "--json"],
-        &[],
-    )
-    .await;
+    let o = CALGATE
+        .run_async(
+            d,
+            &["events", room, "--from", &from_s, "--to", &to_s, "--json"],
+            &[],
+        )
+        .await;
     assert_exit(&o, 0);
     let ours: Value = serde_json::from_slice(&o.stdout).unwrap();
     let ours = ours.as_array().unwrap();
 
-    let truth: Value = reqwest::get(format!(
-        "{}/_sim/mailboxes/{room}/events?start={from_s}&end={to_s}",
-        sim.base_url
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let truth = sim.control().events(room, &from_s, &to_s).await;
     let truth = truth["value"].as_array().unwrap();
     assert!(
         truth.len() >= 5,
@@ -899,12 +800,13 @@ async fn sync_then_events_json_equals_the_simulator_and_busy_only_hides_details(
     }
 
     // busy-only: times and busy, no subject, location, body, organizer or attendees keys.
-    let o = calgate(
-        d,
-        &["events", person, "--from", &from_s, "--to", &to_s, "--json"],
-        &[],
-    )
-    .await;
+    let o = CALGATE
+        .run_async(
+            d,
+            &["events", person, "--from", &from_s, "--to", &to_s, "--json"],
+            &[],
+        )
+        .await;
     assert_exit(&o, 0);
     let hidden: Value = serde_json::from_slice(&o.stdout).unwrap();
     let hidden = hidden.as_array().unwrap();
@@ -931,21 +833,22 @@ async fn sync_then_events_json_equals_the_simulator_and_busy_only_hides_details(
             assert!(e.get(k).is_some(), "{k} missing under busy-only: {e}");
         }
     }
-    let o = calgate(
-        d,
-        &[
-            "events",
-            person,
-            "--from",
-            &from_s,
-            "--to",
-            &to_s,
-            "--time-zone",
-            "Europe/Amsterdam",
-        ],
-        &[],
-    )
-    .await;
+    let o = CALGATE
+        .run_async(
+            d,
+            &[
+                "events",
+                person,
+                "--from",
+                &from_s,
+                "--to",
+                &to_s,
+                "--time-zone",
+                "Europe/Amsterdam",
+            ],
+            &[],
+        )
+        .await;
     assert_exit(&o, 0);
     let table = stdout(&o);
     assert!(
@@ -962,7 +865,9 @@ async fn sync_then_events_json_equals_the_simulator_and_busy_only_hides_details(
     );
 
     // The table for the room shows subjects.
-    let o = calgate(d, &["events", room, "--from", &from_s, "--to", &to_s], &[]).await;
+    let o = CALGATE
+        .run_async(d, &["events", room, "--from", &from_s, "--to", &to_s], &[])
+        .await;
     assert_exit(&o, 0);
     let first = truth
         .iter()
@@ -972,67 +877,65 @@ async fn sync_then_events_json_equals_the_simulator_and_busy_only_hides_details(
     assert!(stdout(&o).contains(first), "{}", stdout(&o));
 
     // A second sync is incremental; unknown mailbox and reversed range are errors.
-    let o = calgate(d, &["sync", "--mailbox", room], &[]).await;
+    let o = CALGATE
+        .run_async(d, &["sync", "--mailbox", room], &[])
+        .await;
     assert_exit(&o, 0);
     assert!(
         stdout(&o).contains("synced 1 of 1 mailbox"),
         "{}",
         stdout(&o)
     );
-    let o = calgate(d, &["sync", "--mailbox", "ghost@contoso.example"], &[]).await;
+    let o = CALGATE
+        .run_async(d, &["sync", "--mailbox", "ghost@contoso.example"], &[])
+        .await;
     assert_exit(&o, 1);
     assert!(
         stderr(&o).contains("calgate mailbox link ghost@contoso.example"),
         "{}",
         stderr(&o)
     );
-    let o = calgate(d, &["events", room, "--from", &to_s, "--to", &from_s], &[]).await;
+    let o = CALGATE
+        .run_async(d, &["events", room, "--from", &to_s, "--to", &from_s], &[])
+        .await;
     assert_exit(&o, 2);
-    let o = calgate(
-        d,
-        &["events", room, "--from", "yesterday", "--to", &to_s],
-        &[],
-    )
-    .await;
+    let o = CALGATE
+        .run_async(
+            d,
+            &["events", room, "--from", "yesterday", "--to", &to_s],
+            &[],
+        )
+        .await;
     assert_exit(&o, 2);
-    let o = calgate(
-        d,
-        &[
-            "events",
-            "ghost@contoso.example",
-            "--from",
-            &from_s,
-            "--to",
-            &to_s,
-        ],
-        &[],
-    )
-    .await;
+    let o = CALGATE
+        .run_async(
+            d,
+            &[
+                "events",
+                "ghost@contoso.example",
+                "--from",
+                &from_s,
+                "--to",
+                &to_s,
+            ],
+            &[],
+        )
+        .await;
     assert_exit(&o, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_failures_name_cause_and_fix_while_other_mailboxes_sync() {
-    let sim = demo_sim().await;
+    let sim = calgate_testkit::start_demo(7).await;
     let dir = data_dir();
     let d = dir.path();
     let tenant = sim.tenant_id();
-    let (main_id, main_secret) = app(&sim, "calgate");
-    let (ro_id, ro_secret) = app(&sim, "calgate-readonly");
-    let (exp_id, exp_secret) = app(&sim, "calgate-expired");
-    let (sc_id, sc_secret) = app(&sim, "calgate-scoped");
+    let (main_id, main_secret) = sim.creds().app("calgate").pair();
+    let (ro_id, ro_secret) = sim.creds().app("calgate-readonly").pair();
+    let (exp_id, exp_secret) = sim.creds().app("calgate-expired").pair();
+    let (sc_id, sc_secret) = sim.creds().app("calgate-scoped").pair();
     // An app without any permission, made through the control API.
-    let made: Value = reqwest::Client::new()
-        .post(format!("{}/_sim/apps", sim.base_url))
-        .json(&json!({"name": "calgate-noroles", "roles": []}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let nr_id = made["client_id"].as_str().unwrap().to_owned();
-    let nr_secret = made["client_secret"].as_str().unwrap().to_owned();
+    let (nr_id, nr_secret) = sim.control().new_app("calgate-noroles", &[]).await.0.pair();
 
     add_sim_connection(d, &sim, "good", &tenant, &main_id, &main_secret).await;
     add_sim_connection(d, &sim, "readonly", &tenant, &ro_id, &ro_secret).await;
@@ -1088,7 +991,7 @@ async fn sync_failures_name_cause_and_fix_while_other_mailboxes_sync() {
         link(d, a, c, &["--no-verify"]).await;
     }
 
-    let o = calgate(d, &["sync"], &[]).await;
+    let o = CALGATE.run_async(d, &["sync"], &[]).await;
     assert_exit(&o, 1);
     let err = stderr(&o);
     let lines: Vec<&str> = err.lines().collect();
@@ -1153,7 +1056,9 @@ async fn sync_failures_name_cause_and_fix_while_other_mailboxes_sync() {
     assert!(out.contains("synced 4 of 10 mailboxes"), "{out}");
 
     // The others were synced and stored; the failures are in the status.
-    let o = calgate(d, &["mailbox", "list", "--json"], &[]).await;
+    let o = CALGATE
+        .run_async(d, &["mailbox", "list", "--json"], &[])
+        .await;
     assert_exit(&o, 0);
     let list: Value = serde_json::from_slice(&o.stdout).unwrap();
     for (a, _) in ok {
@@ -1182,20 +1087,21 @@ async fn sync_failures_name_cause_and_fix_while_other_mailboxes_sync() {
     let now = jiff::Timestamp::now();
     let from = (now - jiff::SignedDuration::from_hours(24 * 20)).to_string();
     let to = (now + jiff::SignedDuration::from_hours(24 * 100)).to_string();
-    let o = calgate(
-        d,
-        &[
-            "events",
-            "room-thames@contoso.example",
-            "--from",
-            &from,
-            "--to",
-            &to,
-            "--json",
-        ],
-        &[],
-    )
-    .await;
+    let o = CALGATE
+        .run_async(
+            d,
+            &[
+                "events",
+                "room-thames@contoso.example",
+                "--from",
+                &from,
+                "--to",
+                &to,
+                "--json",
+            ],
+            &[],
+        )
+        .await;
     assert_exit(&o, 0);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(!v.as_array().unwrap().is_empty());
@@ -1205,7 +1111,7 @@ async fn sync_failures_name_cause_and_fix_while_other_mailboxes_sync() {
 fn demo_no_serve_links_everything_syncs_and_prints_a_summary() {
     let dir = data_dir();
     let d = dir.path();
-    let o = calgate_in(d, &["demo", "--no-serve"], &[]);
+    let o = CALGATE.run(d, &["demo", "--no-serve"], &[]);
     assert_exit(&o, 0);
     let out = stdout(&o);
     assert!(
@@ -1226,14 +1132,14 @@ fn demo_no_serve_links_everything_syncs_and_prints_a_summary() {
         !out.contains("~"),
         "no secret value (they contain '~'): {out}"
     );
-    let o = calgate_in(d, &["connection", "list"], &[]);
+    let o = CALGATE.run(d, &["connection", "list"], &[]);
     assert_exit(&o, 0);
     assert!(
         stdout(&o).contains("demo") && stdout(&o).contains("37"),
         "{}",
         stdout(&o)
     );
-    let o = calgate_in(d, &["mailbox", "list", "--json"], &[]);
+    let o = CALGATE.run(d, &["mailbox", "list", "--json"], &[]);
     let list: Value = serde_json::from_slice(&o.stdout).unwrap();
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 37);
@@ -1281,33 +1187,28 @@ fn bench_sync_prints_the_figures() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_credential_over_tls_with_an_extra_ca() {
-    let sim = calgate_sim::start(SimOptions {
-        seed: Seed::Demo,
-        rng: 7,
+    let sim = calgate_testkit::start_sim(SimOptions {
         tls: true,
-        ..SimOptions::default()
+        ..calgate_testkit::demo(7)
     })
-    .await
-    .unwrap();
+    .await;
     assert!(sim.base_url.starts_with("https://"), "{}", sim.base_url);
     let dir = data_dir();
     let d = dir.path();
-    let (id, _) = app(&sim, "calgate");
+    let (id, _) = sim.creds().app("calgate").pair();
     let http = reqwest::Client::builder()
         .add_root_certificate(
             reqwest::Certificate::from_pem(sim.ca_cert_pem.as_deref().unwrap().as_bytes()).unwrap(),
         )
         .build()
         .unwrap();
-    let made: Value = http
-        .post(format!("{}/_sim/apps/{id}/certificates", sim.base_url))
-        .json(&json!({"generate": true}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let made = Control::with_client(http, &sim.base_url)
+        .ok(
+            reqwest::Method::POST,
+            &format!("/apps/{id}/certificates"),
+            Some(&json!({"generate": true})),
+        )
+        .await;
     let key = made["private_key_pem"].as_str().unwrap();
     let cert = made["cert_pem"].as_str().unwrap();
     let pem = d.join("app.pem");
@@ -1315,28 +1216,29 @@ async fn certificate_credential_over_tls_with_an_extra_ca() {
     let ca = d.join("sim-ca.pem");
     std::fs::write(&ca, sim.ca_cert_pem.as_deref().unwrap()).unwrap();
     let graph = format!("{}/v1.0", sim.base_url);
-    let o = calgate(
-        d,
-        &[
-            "connection",
-            "add",
-            "cert",
-            "--tenant",
-            &sim.tenant_id(),
-            "--client-id",
-            &id,
-            "--certificate",
-            pem.to_str().unwrap(),
-            "--authority",
-            &sim.base_url,
-            "--graph-url",
-            &graph,
-            "--ca-cert",
-            ca.to_str().unwrap(),
-        ],
-        &[],
-    )
-    .await;
+    let o = CALGATE
+        .run_async(
+            d,
+            &[
+                "connection",
+                "add",
+                "cert",
+                "--tenant",
+                &sim.tenant_id(),
+                "--client-id",
+                &id,
+                "--certificate",
+                pem.to_str().unwrap(),
+                "--authority",
+                &sim.base_url,
+                "--graph-url",
+                &graph,
+                "--ca-cert",
+                ca.to_str().unwrap(),
+            ],
+            &[],
+        )
+        .await;
     assert_exit(&o, 0);
     assert!(stdout(&o).contains("certificate "), "{}", stdout(&o));
     let key_body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
@@ -1345,7 +1247,7 @@ async fn certificate_credential_over_tls_with_an_extra_ca() {
         !contains(&all_bytes(d), &key_body[..40]),
         "the private key is stored in plain text"
     );
-    let o = calgate(d, &["connection", "list"], &[]).await;
+    let o = CALGATE.run_async(d, &["connection", "list"], &[]).await;
     assert!(
         stdout(&o).contains("certificate #1 (thumbprint ") && stdout(&o).contains(", in 7"),
         "{}",
@@ -1359,12 +1261,16 @@ async fn certificate_credential_over_tls_with_an_extra_ca() {
     )
     .await;
     // The admin commands trust the connection's extra CA too.
-    let o = calgate(d, &["connection", "test", "cert"], &[]).await;
+    let o = CALGATE
+        .run_async(d, &["connection", "test", "cert"], &[])
+        .await;
     assert_exit(&o, 0);
     assert!(stdout(&o).contains("✓ certificate #"), "{}", stdout(&o));
-    let o = calgate(d, &["rooms", "discover", "--connection", "cert"], &[]).await;
+    let o = CALGATE
+        .run_async(d, &["rooms", "discover", "--connection", "cert"], &[])
+        .await;
     assert_exit(&o, 0);
-    let o = calgate(d, &["sync"], &[]).await;
+    let o = CALGATE.run_async(d, &["sync"], &[]).await;
     assert_exit(&o, 0);
     assert!(
         stdout(&o).contains("synced 1 of 1 mailbox"),
@@ -1372,14 +1278,17 @@ async fn certificate_credential_over_tls_with_an_extra_ca() {
         stdout(&o)
     );
     // Removing the connection removes its CA file too.
-    let o = calgate(
-        d,
-        &["mailbox", "unlink", "room-vondel@contoso.example"],
-        &[],
-    )
-    .await;
+    let o = CALGATE
+        .run_async(
+            d,
+            &["mailbox", "unlink", "room-vondel@contoso.example"],
+            &[],
+        )
+        .await;
     assert_exit(&o, 0);
-    let o = calgate(d, &["connection", "remove", "cert"], &[]).await;
+    let o = CALGATE
+        .run_async(d, &["connection", "remove", "cert"], &[])
+        .await;
     assert_exit(&o, 0);
     assert!(!d.join("ca").join("cert.pem").exists());
 }
@@ -1402,12 +1311,12 @@ fn one_error_line(o: &Output) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_test_and_mailbox_verify_print_checklists() {
-    let sim = demo_sim().await;
+    let sim = calgate_testkit::start_demo(7).await;
     let dir = data_dir();
     let d = dir.path();
     let tenant = sim.tenant_id();
-    let (main_id, main_secret) = app(&sim, "calgate");
-    let (ro_id, ro_secret) = app(&sim, "calgate-readonly");
+    let (main_id, main_secret) = sim.creds().app("calgate").pair();
+    let (ro_id, ro_secret) = sim.creds().app("calgate-readonly").pair();
     add_sim_connection(d, &sim, "good", &tenant, &main_id, &main_secret).await;
     add_sim_connection(
         d,
@@ -1422,14 +1331,18 @@ async fn connection_test_and_mailbox_verify_print_checklists() {
     link(d, "liam.oconnor@contoso.example", "good", &[]).await;
 
     // A correct setup: every step ✓, exit 0; --json says the same.
-    let o = calgate(d, &["connection", "test", "good"], &[]).await;
+    let o = CALGATE
+        .run_async(d, &["connection", "test", "good"], &[])
+        .await;
     assert_exit(&o, 0);
     let out = stdout(&o);
     assert!(out.starts_with("Test settings: connection 'good'"), "{out}");
     assert!(!out.contains('✗') && !out.contains("  ! "), "{out}");
     assert!(out.contains("✓ token acquired"), "{out}");
     assert!(out.contains("liam.oconnor@contoso.example"), "{out}");
-    let o = calgate(d, &["connection", "test", "good", "--json"], &[]).await;
+    let o = CALGATE
+        .run_async(d, &["connection", "test", "good", "--json"], &[])
+        .await;
     assert_exit(&o, 0);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     let checks = v["checks"].as_array().unwrap();
@@ -1437,7 +1350,9 @@ async fn connection_test_and_mailbox_verify_print_checklists() {
     assert!(checks.iter().all(|c| c["status"] == "pass"), "{v}");
 
     // The wrong secret: a ✗ with Entra's code and the fix; one line on stderr; exit 1.
-    let o = calgate(d, &["connection", "test", "wrong"], &[]).await;
+    let o = CALGATE
+        .run_async(d, &["connection", "test", "wrong"], &[])
+        .await;
     assert_exit(&o, 1);
     let out = stdout(&o);
     assert!(out.contains("✗ secret #"), "{out}");
@@ -1453,7 +1368,9 @@ async fn connection_test_and_mailbox_verify_print_checklists() {
             && line.contains("fix: "),
         "{line}"
     );
-    let o = calgate(d, &["connection", "test", "wrong", "--json"], &[]).await;
+    let o = CALGATE
+        .run_async(d, &["connection", "test", "wrong", "--json"], &[])
+        .await;
     assert_exit(&o, 1);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     let failed = v["checks"]
@@ -1467,62 +1384,67 @@ async fn connection_test_and_mailbox_verify_print_checklists() {
     assert!(failed["fix"].as_str().unwrap().contains("Value"), "{v}");
 
     // Calendars.Read is not enough for pushing.
-    let o = calgate(
-        d,
-        &[
-            "connection",
-            "test",
-            "readonly",
-            "--for",
-            "push",
-            "--mailbox",
-            "room-thames@contoso.example",
-        ],
-        &[],
-    )
-    .await;
+    let o = CALGATE
+        .run_async(
+            d,
+            &[
+                "connection",
+                "test",
+                "readonly",
+                "--for",
+                "push",
+                "--mailbox",
+                "room-thames@contoso.example",
+            ],
+            &[],
+        )
+        .await;
     assert_exit(&o, 1);
     assert!(stdout(&o).contains("Calendars.ReadWrite"), "{}", stdout(&o));
     for args in [
         vec!["connection", "test", "good", "--for", "sideways"],
         vec!["connection", "test"],
     ] {
-        assert_exit(&calgate(d, &args, &[]).await, 2);
+        assert_exit(&CALGATE.run_async(d, &args, &[]).await, 2);
     }
-    let o = calgate(d, &["connection", "test", "nosuch"], &[]).await;
+    let o = CALGATE
+        .run_async(d, &["connection", "test", "nosuch"], &[])
+        .await;
     assert_exit(&o, 1);
     assert!(one_error_line(&o).contains("no connection named 'nosuch'"));
 
     // Verify: a room is a room; an unknown address fails with the reason.
-    let o = calgate(
-        d,
-        &[
-            "mailbox",
-            "verify",
-            "room-vondel@contoso.example",
-            "--connection",
-            "good",
-        ],
-        &[],
-    )
-    .await;
+    let o = CALGATE
+        .run_async(
+            d,
+            &[
+                "mailbox",
+                "verify",
+                "room-vondel@contoso.example",
+                "--connection",
+                "good",
+            ],
+            &[],
+        )
+        .await;
     assert_exit(&o, 0);
     let out = stdout(&o);
     assert!(out.contains("is a room mailbox"), "{out}");
     assert!(!out.contains('✗'), "{out}");
-    let o = calgate(
-        d,
-        &[
-            "mailbox",
-            "verify",
-            "equip-van@contoso.example",
-            "--connection",
-            "good",
-            "--json",
-        ],
-        &[],
-    )
-    .await;
+    let o = CALGATE
+        .run_async(
+            d,
+            &[
+                "mailbox",
+                "verify",
+                "equip-van@contoso.example",
+                "--connection",
+                "good",
+                "--json",
+            ],
+            &[],
+        )
+        .await;
     assert_exit(&o, 0);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     let kind = v["checks"]
@@ -1535,18 +1457,19 @@ async fn connection_test_and_mailbox_verify_print_checklists() {
         kind["summary"].as_str().unwrap().contains("equipment"),
         "{v}"
     );
-    let o = calgate(
-        d,
-        &[
-            "mailbox",
-            "verify",
-            "nobody@contoso.example",
-            "--connection",
-            "good",
-        ],
-        &[],
-    )
-    .await;
+    let o = CALGATE
+        .run_async(
+            d,
+            &[
+                "mailbox",
+                "verify",
+                "nobody@contoso.example",
+                "--connection",
+                "good",
+            ],
+            &[],
+        )
+        .await;
     assert_exit(&o, 1);
     assert!(stdout(&o).contains("✗ nobody@contoso.example was not found"));
     let line = one_error_line(&o);
@@ -1562,10 +1485,10 @@ async fn connection_test_and_mailbox_verify_print_checklists() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_reports_each_row_and_is_idempotent_then_rooms_discover_links() {
-    let sim = demo_sim().await;
+    let sim = calgate_testkit::start_demo(7).await;
     let dir = data_dir();
     let d = dir.path();
-    let (id, secret) = app(&sim, "calgate");
+    let (id, secret) = sim.creds().app("calgate").pair();
     add_sim_connection(d, &sim, "good", &sim.tenant_id(), &id, &secret).await;
     let csv = d.join("staff.csv");
     std::fs::write(
@@ -1580,13 +1503,19 @@ async fn import_reports_each_row_and_is_idempotent_then_rooms_discover_links() {
     let file = csv.to_str().unwrap();
 
     // A dry run writes nothing.
-    let o = calgate(d, &["mailbox", "import", file, "--dry-run"], &[]).await;
+    let o = CALGATE
+        .run_async(d, &["mailbox", "import", file, "--dry-run"], &[])
+        .await;
     assert_exit(&o, 1);
     assert!(stdout(&o).contains("dry run"), "{}", stdout(&o));
-    let o = calgate(d, &["mailbox", "list", "--json"], &[]).await;
+    let o = CALGATE
+        .run_async(d, &["mailbox", "list", "--json"], &[])
+        .await;
     assert_eq!(o.stdout.trim_ascii(), b"[]");
 
-    let o = calgate(d, &["mailbox", "import", file], &[]).await;
+    let o = CALGATE
+        .run_async(d, &["mailbox", "import", file], &[])
+        .await;
     assert_exit(&o, 1);
     let out = stdout(&o);
     let row = |addr: &str| -> String {
@@ -1607,7 +1536,9 @@ async fn import_reports_each_row_and_is_idempotent_then_rooms_discover_links() {
     assert!(line.contains("2 of 4 rows"), "{line}");
 
     // Only the good rows, as the file says.
-    let o = calgate(d, &["mailbox", "list", "--json"], &[]).await;
+    let o = CALGATE
+        .run_async(d, &["mailbox", "list", "--json"], &[])
+        .await;
     let list: Value = serde_json::from_slice(&o.stdout).unwrap();
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 2, "{list:?}");
@@ -1620,57 +1551,66 @@ async fn import_reports_each_row_and_is_idempotent_then_rooms_discover_links() {
     assert_eq!(amstel["external_id"], "R-1");
 
     // Again: nothing changes; --json is the report.
-    let o = calgate(d, &["mailbox", "import", file, "--json"], &[]).await;
+    let o = CALGATE
+        .run_async(d, &["mailbox", "import", file, "--json"], &[])
+        .await;
     assert_exit(&o, 1);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["summary"]["already_linked"], 2, "{v}");
     assert_eq!(v["summary"]["linked"], 0, "{v}");
-    let o = calgate(
-        d,
-        &["mailbox", "import", d.join("none.csv").to_str().unwrap()],
-        &[],
-    )
-    .await;
+    let o = CALGATE
+        .run_async(
+            d,
+            &["mailbox", "import", d.join("none.csv").to_str().unwrap()],
+            &[],
+        )
+        .await;
     assert_exit(&o, 1);
     assert!(one_error_line(&o).contains("cannot read"));
 
     // Room lists: show, then link every room; room-amstel keeps its privacy.
-    let o = calgate(d, &["rooms", "discover", "--connection", "good"], &[]).await;
+    let o = CALGATE
+        .run_async(d, &["rooms", "discover", "--connection", "good"], &[])
+        .await;
     assert_exit(&o, 0);
     let out = stdout(&o);
     assert!(out.contains("Room list rooms-hq@contoso.example"), "{out}");
     assert!(out.contains("2 room lists, 8 rooms (add --link"), "{out}");
-    let o = calgate(
-        d,
-        &["rooms", "discover", "--connection", "good", "--link"],
-        &[],
-    )
-    .await;
+    let o = CALGATE
+        .run_async(
+            d,
+            &["rooms", "discover", "--connection", "good", "--link"],
+            &[],
+        )
+        .await;
     assert_exit(&o, 0);
     assert!(
         stdout(&o).contains("8 rooms: 7 linked, 1 already linked"),
         "{}",
         stdout(&o)
     );
-    let o = calgate(
-        d,
-        &[
-            "rooms",
-            "discover",
-            "--connection",
-            "good",
-            "--room-list",
-            "rooms-lon@contoso.example",
-            "--link",
-            "--json",
-        ],
-        &[],
-    )
-    .await;
+    let o = CALGATE
+        .run_async(
+            d,
+            &[
+                "rooms",
+                "discover",
+                "--connection",
+                "good",
+                "--room-list",
+                "rooms-lon@contoso.example",
+                "--link",
+                "--json",
+            ],
+            &[],
+        )
+        .await;
     assert_exit(&o, 0);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["summary"]["already_linked"], 3, "{v}");
-    let o = calgate(d, &["mailbox", "list", "--json"], &[]).await;
+    let o = CALGATE
+        .run_async(d, &["mailbox", "list", "--json"], &[])
+        .await;
     let list: Value = serde_json::from_slice(&o.stdout).unwrap();
     let list = list.as_array().unwrap();
     assert_eq!(list.iter().filter(|m| m["kind"] == "room").count(), 8);
@@ -1689,73 +1629,76 @@ async fn secret_rotation_doctor_thresholds_and_learned_expiry() {
         (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * days)).to_string()
     };
     // Offline: a connection whose secret expires in 60 days.
-    let o = calgate(
-        d,
-        &[
-            "connection",
-            "add",
-            "contoso",
-            "--tenant",
-            "contoso.onmicrosoft.com",
-            "--client-id",
-            "11111111-2222-3333-4444-555555555555",
-            "--client-secret-env",
-            "CG_SECRET",
-            "--secret-expires",
-            &in_days(60),
-        ],
-        &[("CG_SECRET", "old8Q~not-a-real-secret-0123456789abcdef")],
-    )
-    .await;
+    let o = CALGATE
+        .run_async(
+            d,
+            &[
+                "connection",
+                "add",
+                "contoso",
+                "--tenant",
+                "contoso.onmicrosoft.com",
+                "--client-id",
+                "11111111-2222-3333-4444-555555555555",
+                "--client-secret-env",
+                "CG_SECRET",
+                "--secret-expires",
+                &in_days(60),
+            ],
+            &[("CG_SECRET", "old8Q~not-a-real-secret-0123456789abcdef")],
+        )
+        .await;
     assert_exit(&o, 0);
-    let o = calgate(d, &["doctor"], &[]).await;
+    let o = CALGATE.run_async(d, &["doctor"], &[]).await;
     assert_exit(&o, 0);
     assert!(stdout(&o).contains("✓ secret #1"), "{}", stdout(&o));
 
     // The Secret ID pasted as the value is refused with the explanation.
-    let o = calgate(
-        d,
-        &[
-            "connection",
-            "secret",
-            "add",
-            "contoso",
-            "--client-secret-env",
-            "CG_SECRET",
-            "--no-verify",
-        ],
-        &[("CG_SECRET", "0f8fad5b-d9cb-469f-a165-70867728950e")],
-    )
-    .await;
+    let o = CALGATE
+        .run_async(
+            d,
+            &[
+                "connection",
+                "secret",
+                "add",
+                "contoso",
+                "--client-secret-env",
+                "CG_SECRET",
+                "--no-verify",
+            ],
+            &[("CG_SECRET", "0f8fad5b-d9cb-469f-a165-70867728950e")],
+        )
+        .await;
     assert_exit(&o, 1);
     assert!(one_error_line(&o).contains("looks like the secret's ID"));
 
     // A second secret expiring in 10 days: used first, and doctor warns (exit 0).
-    let o = calgate(
-        d,
-        &[
-            "connection",
-            "secret",
-            "add",
-            "contoso",
-            "--client-secret-env",
-            "CG_SECRET",
-            "--secret-expires",
-            &in_days(10),
-            "--secret-id",
-            "0f8fad5b-d9cb-469f-a165-70867728950e",
-            "--no-verify",
-        ],
-        &[("CG_SECRET", "new8Q~not-a-real-secret-0123456789abcdef")],
-    )
-    .await;
+    let o = CALGATE
+        .run_async(
+            d,
+            &[
+                "connection",
+                "secret",
+                "add",
+                "contoso",
+                "--client-secret-env",
+                "CG_SECRET",
+                "--secret-expires",
+                &in_days(10),
+                "--secret-id",
+                "0f8fad5b-d9cb-469f-a165-70867728950e",
+                "--no-verify",
+            ],
+            &[("CG_SECRET", "new8Q~not-a-real-secret-0123456789abcdef")],
+        )
+        .await;
     assert_exit(&o, 0);
     assert!(
         stdout(&o).contains("added secret #2 (ID 0f8fad5b…) to connection 'contoso'"),
         "{}",
         stdout(&o)
     );
-    let o = calgate(d, &["connection", "list"], &[]).await;
+    let o = CALGATE.run_async(d, &["connection", "list"], &[]).await;
     assert_exit(&o, 0);
     let out = stdout(&o);
     let line2 = out.lines().find(|l| l.contains("secret #2")).unwrap();
@@ -1766,7 +1709,9 @@ async fn secret_rotation_doctor_thresholds_and_learned_expiry() {
     let line1 = out.lines().find(|l| l.contains("secret #1")).unwrap();
     assert!(!line1.trim_end().ends_with('✓'), "{out}");
     assert!(!out.contains("not-a-real-secret"), "{out}");
-    let o = calgate(d, &["connection", "list", "--json"], &[]).await;
+    let o = CALGATE
+        .run_async(d, &["connection", "list", "--json"], &[])
+        .await;
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     let creds = v[0]["credentials"].as_array().unwrap();
     assert_eq!(creds.len(), 2);
@@ -1774,7 +1719,7 @@ async fn secret_rotation_doctor_thresholds_and_learned_expiry() {
     assert_eq!(creds[0]["preferred"], true);
     assert_eq!(creds[0]["level"], "within14");
 
-    let o = calgate(d, &["doctor"], &[]).await;
+    let o = CALGATE.run_async(d, &["doctor"], &[]).await;
     assert_exit(&o, 0);
     let out = stdout(&o);
     assert!(
@@ -1783,7 +1728,7 @@ async fn secret_rotation_doctor_thresholds_and_learned_expiry() {
         "{out}"
     );
     assert!(stderr(&o).is_empty(), "{}", stderr(&o));
-    let o = calgate(d, &["doctor", "--json"], &[]).await;
+    let o = CALGATE.run_async(d, &["doctor", "--json"], &[]).await;
     assert_exit(&o, 0);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     let c = v["checks"]
@@ -1795,55 +1740,60 @@ async fn secret_rotation_doctor_thresholds_and_learned_expiry() {
     assert_eq!(c["status"], "warn", "{v}");
 
     // Remove the old one (by its id as listed); the last one cannot go.
-    let o = calgate(d, &["connection", "secret", "remove", "contoso", "#1"], &[]).await;
+    let o = CALGATE
+        .run_async(d, &["connection", "secret", "remove", "contoso", "#1"], &[])
+        .await;
     assert_exit(&o, 0);
     assert!(stdout(&o).contains("removed secret #1"), "{}", stdout(&o));
-    let o = calgate(
-        d,
-        &["connection", "secret", "remove", "contoso", "0f8fad5b"],
-        &[],
-    )
-    .await;
+    let o = CALGATE
+        .run_async(
+            d,
+            &["connection", "secret", "remove", "contoso", "0f8fad5b"],
+            &[],
+        )
+        .await;
     assert_exit(&o, 1);
     assert!(one_error_line(&o).contains("only credential"));
     assert_exit(
-        &calgate(d, &["connection", "secret", "remove", "contoso"], &[]).await,
+        &CALGATE
+            .run_async(d, &["connection", "secret", "remove", "contoso"], &[])
+            .await,
         2,
     );
 
     // Against the simulator: a new secret made in "Entra ID" is verified on its own (✓); an
     // expired secret is learned by `sync` and makes doctor fail.
-    let sim = demo_sim().await;
+    let sim = calgate_testkit::start_demo(7).await;
     let tenant = sim.tenant_id();
-    let (id, secret) = app(&sim, "calgate");
+    let (id, secret) = sim.creds().app("calgate").pair();
     add_sim_connection(d, &sim, "good", &tenant, &id, &secret).await;
-    let made: Value = reqwest::Client::new()
-        .post(format!("{}/_sim/apps/{id}/secrets", sim.base_url))
-        .json(&json!({"expires_in_seconds": 90 * 86_400}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let made = sim
+        .control()
+        .ok(
+            reqwest::Method::POST,
+            &format!("/apps/{id}/secrets"),
+            Some(&json!({"expires_in_seconds": 90 * 86_400})),
+        )
+        .await;
     let new_secret = made["value"].as_str().unwrap();
-    let o = calgate(
-        d,
-        &[
-            "connection",
-            "secret",
-            "add",
-            "good",
-            "--client-secret-env",
-            "CG_SECRET",
-            "--secret-expires",
-            made["expires"].as_str().unwrap(),
-            "--secret-id",
-            made["key_id"].as_str().unwrap(),
-        ],
-        &[("CG_SECRET", new_secret)],
-    )
-    .await;
+    let o = CALGATE
+        .run_async(
+            d,
+            &[
+                "connection",
+                "secret",
+                "add",
+                "good",
+                "--client-secret-env",
+                "CG_SECRET",
+                "--secret-expires",
+                made["expires"].as_str().unwrap(),
+                "--secret-id",
+                made["key_id"].as_str().unwrap(),
+            ],
+            &[("CG_SECRET", new_secret)],
+        )
+        .await;
     assert_exit(&o, 0);
     assert!(
         stdout(&o).contains("✓ Entra ID issued a token for secret #"),
@@ -1852,16 +1802,16 @@ async fn secret_rotation_doctor_thresholds_and_learned_expiry() {
     );
     assert!(!stdout(&o).contains(new_secret));
 
-    let (exp_id, exp_secret) = app(&sim, "calgate-expired");
+    let (exp_id, exp_secret) = sim.creds().app("calgate-expired").pair();
     add_sim_connection(d, &sim, "expired", &tenant, &exp_id, &exp_secret).await;
     link(d, "equip-van@contoso.example", "expired", &[]).await;
-    let o = calgate(d, &["sync"], &[]).await;
+    let o = CALGATE.run_async(d, &["sync"], &[]).await;
     assert_exit(&o, 1);
-    let o = calgate(d, &["connection", "list"], &[]).await;
+    let o = CALGATE.run_async(d, &["connection", "list"], &[]).await;
     let out = stdout(&o);
     let exp_line = out.lines().find(|l| l.starts_with("expired ")).unwrap();
     assert!(exp_line.contains("EXPIRED"), "learned from Entra ID: {out}");
-    let o = calgate(d, &["doctor", "--json"], &[]).await;
+    let o = CALGATE.run_async(d, &["doctor", "--json"], &[]).await;
     assert_exit(&o, 1);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     let c = v["checks"]
@@ -1882,37 +1832,39 @@ async fn secret_rotation_doctor_thresholds_and_learned_expiry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn account_connect_list_and_disconnect() {
-    let sim = demo_sim().await;
+    let sim = calgate_testkit::start_demo(7).await;
     let dir = data_dir();
     let d = dir.path();
     assert_exit(
-        &calgate(
-            d,
-            &["account", "connect", "--connection", "x", "--kind", "room"],
-            &[],
-        )
-        .await,
+        &CALGATE
+            .run_async(
+                d,
+                &["account", "connect", "--connection", "x", "--kind", "room"],
+                &[],
+            )
+            .await,
         2,
     );
-    let (id, secret) = app(&sim, "calgate");
+    let (id, secret) = sim.creds().app("calgate").pair();
     add_sim_connection(d, &sim, "jadu", &sim.tenant_id(), &id, &secret).await;
     // No account yet.
-    let o = calgate(d, &["account", "list"], &[]).await;
+    let o = CALGATE.run_async(d, &["account", "list"], &[]).await;
     assert_exit(&o, 0);
     assert!(
         stdout(&o).contains("no connected accounts"),
         "{}",
         stdout(&o)
     );
-    let o = calgate(d, &["account", "list", "--json"], &[]).await;
+    let o = CALGATE
+        .run_async(d, &["account", "list", "--json"], &[])
+        .await;
     assert_exit(&o, 0);
     assert_eq!(o.stdout.trim_ascii(), b"[]");
 
     let user = "anna.devries@contoso.example";
-    let mut child = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(d)
-        .args([
+    let mut child = CALGATE.spawn(
+        d,
+        &[
             "account",
             "connect",
             "--connection",
@@ -1922,14 +1874,8 @@ async fn account_connect_list_and_disconnect() {
             "--link",
             "--timeout",
             "60",
-        ])
-        .env_remove("CALGATE_MASTER_KEY")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    );
     let out = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel::<String>();
     std::thread::spawn(move || {
@@ -2007,16 +1953,16 @@ async fn account_connect_list_and_disconnect() {
         "{rest}"
     );
 
-    let o = calgate(d, &["account", "list"], &[]).await;
+    let o = CALGATE.run_async(d, &["account", "list"], &[]).await;
     assert_exit(&o, 0);
     assert!(
         stdout(&o).contains(&format!("✓ {user} via jadu — ok")),
         "{}",
         stdout(&o)
     );
-    let o = calgate(d, &["sync"], &[]).await;
+    let o = CALGATE.run_async(d, &["sync"], &[]).await;
     assert_exit(&o, 0);
-    let o = calgate(d, &["doctor"], &[]).await;
+    let o = CALGATE.run_async(d, &["doctor"], &[]).await;
     assert_exit(&o, 0);
     assert!(
         stdout(&o).contains("1 of 1 connected account"),
@@ -2026,23 +1972,23 @@ async fn account_connect_list_and_disconnect() {
 
     // The refresh token expires in "Entra ID": the next sync marks the account, and doctor
     // fails with the reconnect command.
-    let r = reqwest::Client::new()
-        .post(format!("{}/_sim/tokens/expire", sim.base_url))
-        .json(&json!({"user": user}))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
-    let o = calgate(d, &["sync"], &[]).await;
+    sim.control()
+        .ok(
+            reqwest::Method::POST,
+            "/tokens/expire",
+            Some(&json!({"user": user})),
+        )
+        .await;
+    let o = CALGATE.run_async(d, &["sync"], &[]).await;
     assert_exit(&o, 1);
-    let o = calgate(d, &["account", "list"], &[]).await;
+    let o = CALGATE.run_async(d, &["account", "list"], &[]).await;
     assert_exit(&o, 0);
     assert!(
         stdout(&o).contains(&format!("✗ {user} via jadu — reconnect needed")),
         "{}",
         stdout(&o)
     );
-    let o = calgate(d, &["doctor"], &[]).await;
+    let o = CALGATE.run_async(d, &["doctor"], &[]).await;
     assert_exit(&o, 1);
     let out = stdout(&o);
     let line = out
@@ -2061,13 +2007,19 @@ async fn account_connect_list_and_disconnect() {
         "{out}"
     );
 
-    let o = calgate(d, &["account", "disconnect", user], &[]).await;
+    let o = CALGATE
+        .run_async(d, &["account", "disconnect", user], &[])
+        .await;
     assert_exit(&o, 0);
     assert!(stdout(&o).contains(&format!("mailbox {user} stays linked")));
-    let o = calgate(d, &["account", "disconnect", user], &[]).await;
+    let o = CALGATE
+        .run_async(d, &["account", "disconnect", user], &[])
+        .await;
     assert_exit(&o, 1);
     assert!(one_error_line(&o).contains("no connected account"));
-    let o = calgate(d, &["account", "list", "--json"], &[]).await;
+    let o = CALGATE
+        .run_async(d, &["account", "list", "--json"], &[])
+        .await;
     assert_eq!(o.stdout.trim_ascii(), b"[]");
 }
 
@@ -2075,26 +2027,10 @@ async fn account_connect_list_and_disconnect() {
 // Issue 7: nothing lost, nothing exposed.
 // ---------------------------------------------------------------------------------------------
 
-/// Starts `calgate --data-dir DIR ARGS` as a child (clean environment), not waiting for it.
-fn spawn_calgate(dir: &std::path::Path, args: &[&str]) -> Child {
-    Command::new(BIN)
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("CALGATE_MASTER_KEY")
-        .env_remove("CALGATE_DATA_DIR")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 /// A simulator with `mailboxes` scale mailboxes of ~260 instances each (3 delta pages of 100),
 /// a data dir with a connection to it and every mailbox linked, and a first sync done.
 async fn scale_setup(mailboxes: usize) -> (SimHandle, tempfile::TempDir, Vec<String>) {
-    let sim = calgate_sim::start(SimOptions {
+    let sim = calgate_testkit::start_sim(SimOptions {
         seed: Seed::Empty,
         scale: mailboxes,
         scale_events: Some(260),
@@ -2102,10 +2038,9 @@ async fn scale_setup(mailboxes: usize) -> (SimHandle, tempfile::TempDir, Vec<Str
         latency_ms: 1,
         ..SimOptions::default()
     })
-    .await
-    .unwrap();
-    let creds = sim.credentials();
-    let app = &creds["apps"][0];
+    .await;
+    let creds = sim.creds();
+    let app = creds.first_app();
     let dir = data_dir();
     let d = dir.path();
     add_sim_connection(
@@ -2113,21 +2048,16 @@ async fn scale_setup(mailboxes: usize) -> (SimHandle, tempfile::TempDir, Vec<Str
         &sim,
         "c",
         &sim.tenant_id(),
-        app["client_id"].as_str().unwrap(),
-        app["client_secret"].as_str().unwrap(),
+        &app.client_id,
+        &app.client_secret,
     )
     .await;
-    let addresses: Vec<String> = creds["mailboxes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["address"].as_str().unwrap().to_owned())
-        .collect();
+    let addresses = creds.addresses();
     assert_eq!(addresses.len(), mailboxes);
     for a in &addresses {
         link(d, a, "c", &[]).await;
     }
-    let o = calgate(d, &["sync"], &[]).await;
+    let o = CALGATE.run_async(d, &["sync"], &[]).await;
     assert_exit(&o, 0);
     (sim, dir, addresses)
 }
@@ -2149,7 +2079,7 @@ async fn assert_store_equals_truth(
     )
     .await
     .unwrap();
-    let http = reqwest::Client::new();
+    let control = sim.control();
     for a in addresses {
         let m = store.mailbox(a).await.unwrap().unwrap();
         let c = store
@@ -2157,18 +2087,7 @@ async fn assert_store_equals_truth(
             .await
             .unwrap()
             .unwrap_or_else(|| panic!("{label}: {a} has no cursor"));
-        let truth: Value = http
-            .get(format!("{}/_sim/mailboxes/{a}/events", sim.base_url))
-            .query(&[
-                ("start", c.window_start.to_string()),
-                ("end", c.window_end.to_string()),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let truth = control.events(a, c.window_start, c.window_end).await;
         // All-day instances compare by date, the others by instant.
         let want: std::collections::BTreeMap<String, String> = truth["value"]
             .as_array()
@@ -2222,7 +2141,7 @@ async fn overlapping_sync_processes_lose_nothing_and_name_the_lease_holder() {
     const TRIALS: usize = 20;
     let (sim, dir, addresses) = scale_setup(6).await;
     let d = dir.path();
-    let http = reqwest::Client::new();
+    let control = sim.control();
     let mut named = [0usize; 2];
     for (scenario, named) in named.iter_mut().enumerate() {
         for trial in 0..TRIALS {
@@ -2230,17 +2149,13 @@ async fn overlapping_sync_processes_lose_nothing_and_name_the_lease_holder() {
                 &["sync", "--full", "--concurrency", "3"]
             } else {
                 for a in &addresses {
-                    let r = http
-                        .post(format!("{}/_sim/mailboxes/{a}/delta-faults", sim.base_url))
-                        .json(&json!({"gone_on_next": true}))
-                        .send()
-                        .await
-                        .unwrap();
-                    assert_eq!(r.status(), 200);
+                    control
+                        .delta_faults(a, &json!({"gone_on_next": true}))
+                        .await;
                 }
                 &["sync", "--concurrency", "3"]
             };
-            let (a, b) = (spawn_calgate(d, args), spawn_calgate(d, args));
+            let (a, b) = (CALGATE.spawn(d, args), CALGATE.spawn(d, args));
             let (oa, ob) = tokio::task::spawn_blocking(move || {
                 (a.wait_with_output().unwrap(), b.wait_with_output().unwrap())
             })
@@ -2264,7 +2179,7 @@ async fn overlapping_sync_processes_lose_nothing_and_name_the_lease_holder() {
             assert_store_equals_truth(&sim, d, &addresses, &label).await;
             if trial % 5 == 4 {
                 // And the next run finds nothing to do.
-                let o = calgate(d, &["sync"], &[]).await;
+                let o = CALGATE.run_async(d, &["sync"], &[]).await;
                 assert_exit(&o, 0);
                 assert!(
                     stdout(&o).contains(": 0 events stored, 0 removed"),
@@ -2288,16 +2203,16 @@ async fn overlapping_sync_processes_lose_nothing_and_name_the_lease_holder() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_only_stores_no_details_files_are_private_and_widening_resyncs() {
     use std::os::unix::fs::PermissionsExt;
-    let sim = demo_sim().await;
+    let sim = calgate_testkit::start_demo(7).await;
     let parent = data_dir();
     let d = parent.path().join("data");
     std::fs::create_dir(&d).unwrap();
     std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let (id, secret) = app(&sim, "calgate");
+    let (id, secret) = sim.creds().app("calgate").pair();
     add_sim_connection(&d, &sim, "c", &sim.tenant_id(), &id, &secret).await;
     let room = "room-amstel@contoso.example";
     link(&d, room, "c", &["--kind", "room", "--privacy", "busy-only"]).await;
-    let o = calgate(&d, &["sync"], &[]).await;
+    let o = CALGATE.run_async(&d, &["sync"], &[]).await;
     assert_exit(&o, 0);
     // Rows read directly (an open handle also keeps the WAL and shared-memory files).
     let store = calgate_store::open_with(
@@ -2321,15 +2236,10 @@ async fn busy_only_stores_no_details_files_are_private_and_widening_resyncs() {
         assert_eq!(mode, 0o600, "{name}");
     }
     // The room's details as Exchange has them.
-    let truth: Value = reqwest::get(format!(
-        "{}/_sim/mailboxes/{room}/events?start=2026-01-01T00:00:00Z&end=2028-01-01T00:00:00Z",
-        sim.base_url
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let truth = sim
+        .control()
+        .events(room, "2026-01-01T00:00:00Z", "2028-01-01T00:00:00Z")
+        .await;
     let mut details: Vec<String> = Vec::new();
     for e in truth["value"].as_array().unwrap() {
         for v in [
@@ -2383,53 +2293,57 @@ async fn busy_only_stores_no_details_files_are_private_and_widening_resyncs() {
     drop(store);
 
     // Re-linking (also with another kind of flag) keeps busy-only.
-    let o = calgate(&d, &["mailbox", "link", room, "--connection", "c"], &[]).await;
+    let o = CALGATE
+        .run_async(&d, &["mailbox", "link", room, "--connection", "c"], &[])
+        .await;
     assert_exit(&o, 0);
     assert!(stdout(&o).contains("privacy busy-only"), "{}", stdout(&o));
     // Widening: a full resync of that mailbox brings the subjects.
-    let o = calgate(
-        &d,
-        &[
-            "mailbox",
-            "link",
-            room,
-            "--connection",
-            "c",
-            "--privacy",
-            "full",
-        ],
-        &[],
-    )
-    .await;
+    let o = CALGATE
+        .run_async(
+            &d,
+            &[
+                "mailbox",
+                "link",
+                room,
+                "--connection",
+                "c",
+                "--privacy",
+                "full",
+            ],
+            &[],
+        )
+        .await;
     assert_exit(&o, 0);
     assert!(
         stdout(&o).contains("next `calgate sync` resyncs it in full"),
         "{}",
         stdout(&o)
     );
-    let o = calgate(&d, &["sync", "--dry-run"], &[]).await;
+    let o = CALGATE.run_async(&d, &["sync", "--dry-run"], &[]).await;
     assert_exit(&o, 0);
     assert!(
         stdout(&o).contains("full resync into shadow (privacy changed from busy-only to full"),
         "{}",
         stdout(&o)
     );
-    let o = calgate(&d, &["sync"], &[]).await;
+    let o = CALGATE.run_async(&d, &["sync"], &[]).await;
     assert_exit(&o, 0);
-    let o = calgate(
-        &d,
-        &[
-            "events",
-            room,
-            "--from",
-            "2026-01-01",
-            "--to",
-            "2028-01-01",
-            "--json",
-        ],
-        &[],
-    )
-    .await;
+    let o = CALGATE
+        .run_async(
+            &d,
+            &[
+                "events",
+                room,
+                "--from",
+                "2026-01-01",
+                "--to",
+                "2028-01-01",
+                "--json",
+            ],
+            &[],
+        )
+        .await;
     assert_exit(&o, 0);
     let events: Value = serde_json::from_slice(&o.stdout).unwrap();
     let with_subject = events
@@ -2439,7 +2353,7 @@ async fn busy_only_stores_no_details_files_are_private_and_widening_resyncs() {
         .filter(|e| e["subject"].is_string())
         .count();
     assert!(with_subject > 0, "subjects are back after the resync");
-    let o = calgate(&d, &["sync", "--dry-run"], &[]).await;
+    let o = CALGATE.run_async(&d, &["sync", "--dry-run"], &[]).await;
     assert!(stdout(&o).contains("incremental"), "{}", stdout(&o));
 }
 
@@ -2466,7 +2380,7 @@ fn a_mistyped_data_dir_fails_with_one_line_and_creates_nothing() {
         vec!["doctor"],
         vec!["account", "list"],
     ] {
-        let o = calgate_in(&typo, &args, &[]);
+        let o = CALGATE.run(&typo, &args, &[]);
         assert_exit(&o, 1);
         let err = stderr(&o);
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
@@ -2480,7 +2394,7 @@ fn a_mistyped_data_dir_fails_with_one_line_and_creates_nothing() {
         assert!(!typo.exists(), "{args:?} created {}", typo.display());
     }
     // An existing directory without a store says so too.
-    let o = calgate_in(parent.path(), &["sync"], &[]);
+    let o = CALGATE.run(parent.path(), &["sync"], &[]);
     assert_exit(&o, 1);
     assert!(
         stderr(&o).contains("holds no calgate store"),
@@ -2488,7 +2402,7 @@ fn a_mistyped_data_dir_fails_with_one_line_and_creates_nothing() {
         stderr(&o)
     );
     // Setting up creates it, private.
-    let o = calgate_in(
+    let o = CALGATE.run(
         &typo,
         &[
             "connection",
@@ -2505,7 +2419,7 @@ fn a_mistyped_data_dir_fails_with_one_line_and_creates_nothing() {
     );
     assert_exit(&o, 0);
     assert!(typo.join("calgate.db").is_file());
-    let o = calgate_in(&typo, &["sync"], &[]);
+    let o = CALGATE.run(&typo, &["sync"], &[]);
     assert_exit(&o, 0);
     assert!(stdout(&o).contains("nothing to sync"), "{}", stdout(&o));
 }
@@ -2516,7 +2430,7 @@ fn a_mistyped_data_dir_fails_with_one_line_and_creates_nothing() {
 fn import_limits_key_damage_corruption_and_far_dates() {
     let dir = data_dir();
     let d = dir.path();
-    let o = calgate_in(
+    let o = CALGATE.run(
         d,
         &[
             "connection",
@@ -2541,7 +2455,7 @@ fn import_limits_key_damage_corruption_and_far_dates() {
     std::fs::write(&big, text).unwrap();
     for file in [big.to_str().unwrap(), "/dev/zero"] {
         let started = std::time::Instant::now();
-        let o = calgate_in(d, &["mailbox", "import", file], &[]);
+        let o = CALGATE.run(d, &["mailbox", "import", file], &[]);
         assert_exit(&o, 1);
         let err = stderr(&o);
         assert_eq!(err.lines().count(), 1, "{err}");
@@ -2552,13 +2466,13 @@ fn import_limits_key_damage_corruption_and_far_dates() {
         );
     }
     // `--to 9999-12-31` means "everything ahead".
-    let o = calgate_in(
+    let o = CALGATE.run(
         d,
         &["mailbox", "link", "a@x.example", "--connection", "c"],
         &[],
     );
     assert_exit(&o, 0);
-    let o = calgate_in(
+    let o = CALGATE.run(
         d,
         &[
             "events",
@@ -2574,7 +2488,7 @@ fn import_limits_key_damage_corruption_and_far_dates() {
     assert_exit(&o, 0);
     assert_eq!(o.stdout.trim_ascii(), b"[]");
     // doctor checks the database itself.
-    let o = calgate_in(d, &["doctor", "--json"], &[]);
+    let o = CALGATE.run(d, &["doctor", "--json"], &[]);
     assert!(stdout(&o).contains("integrity check"), "{}", stdout(&o));
 
     // A deleted master.key is not replaced: every command says to restore it.
@@ -2586,7 +2500,7 @@ fn import_limits_key_damage_corruption_and_far_dates() {
         vec!["sync"],
         vec!["connection", "list"],
     ] {
-        let o = calgate_in(d, &args, &[]);
+        let o = CALGATE.run(d, &args, &[]);
         assert_exit(&o, 1);
         let err = stderr(&o);
         assert!(
@@ -2602,7 +2516,7 @@ fn import_limits_key_damage_corruption_and_far_dates() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
-    let o = calgate_in(d, &["mailbox", "list"], &[]);
+    let o = CALGATE.run(d, &["mailbox", "list"], &[]);
     assert_exit(&o, 1);
     let err = stderr(&o);
     assert!(
@@ -2610,7 +2524,7 @@ fn import_limits_key_damage_corruption_and_far_dates() {
         "{err}"
     );
     std::fs::write(&key, &saved).unwrap();
-    let o = calgate_in(d, &["mailbox", "list"], &[]);
+    let o = CALGATE.run(d, &["mailbox", "list"], &[]);
     assert_exit(&o, 0);
 }
 
@@ -2621,9 +2535,9 @@ fn doctor_finds_a_damaged_page() {
     use std::io::{Seek as _, SeekFrom, Write as _};
     let dir = data_dir();
     let d = dir.path();
-    let o = calgate_in(d, &["demo", "--no-serve"], &[]);
+    let o = CALGATE.run(d, &["demo", "--no-serve"], &[]);
     assert_exit(&o, 0);
-    let o = calgate_in(d, &["doctor"], &[]);
+    let o = CALGATE.run(d, &["doctor"], &[]);
     assert_exit(&o, 0);
     let db = d.join("calgate.db");
     // Everything into the database file (a clean close checkpoints the WAL).
@@ -2652,7 +2566,7 @@ fn doctor_finds_a_damaged_page() {
     f.seek(SeekFrom::Start(middle)).unwrap();
     f.write_all(&[0xA5; 4096]).unwrap();
     drop(f);
-    let o = calgate_in(d, &["doctor"], &[]);
+    let o = CALGATE.run(d, &["doctor"], &[]);
     assert_exit(&o, 1);
     let all = format!("{}{}", stdout(&o), stderr(&o));
     assert!(all.contains("the database is damaged"), "{all}");
@@ -2671,11 +2585,11 @@ async fn leases_of_a_killed_process_are_taken_over_at_once() {
     let (sim, dir, addresses) = scale_setup(4).await;
     let d = dir.path();
     for trial in 0..6u64 {
-        let mut child = spawn_calgate(d, &["sync", "--full", "--concurrency", "2"]);
+        let mut child = CALGATE.spawn(d, &["sync", "--full", "--concurrency", "2"]);
         tokio::time::sleep(Duration::from_millis(60 + trial * 40)).await;
         let _ = child.kill();
         let _ = child.wait();
-        let o = calgate(d, &["sync"], &[]).await;
+        let o = CALGATE.run_async(d, &["sync"], &[]).await;
         assert_exit(&o, 0);
         assert!(
             !stderr(&o).contains("being synced by another"),
@@ -2691,61 +2605,64 @@ async fn leases_of_a_killed_process_are_taken_over_at_once() {
 /// `--no-verify` links without asking.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mailbox_link_verifies_first() {
-    let sim = demo_sim().await;
+    let sim = calgate_testkit::start_demo(7).await;
     let dir = data_dir();
     let d = dir.path();
-    let (id, secret) = app(&sim, "calgate");
+    let (id, secret) = sim.creds().app("calgate").pair();
     add_sim_connection(d, &sim, "c", &sim.tenant_id(), &id, &secret).await;
-    let o = calgate(
-        d,
-        &[
-            "mailbox",
-            "link",
-            "nobody@contoso.example",
-            "--connection",
-            "c",
-        ],
-        &[],
-    )
-    .await;
+    let o = CALGATE
+        .run_async(
+            d,
+            &[
+                "mailbox",
+                "link",
+                "nobody@contoso.example",
+                "--connection",
+                "c",
+            ],
+            &[],
+        )
+        .await;
     assert_exit(&o, 1);
     let err = stderr(&o);
     assert!(
         err.contains("nobody@contoso.example was not linked") && err.contains("no such mailbox"),
         "{err}"
     );
-    let o = calgate(
-        d,
-        &[
-            "mailbox",
-            "link",
-            "room-amstel@contoso.example",
-            "--connection",
-            "c",
-            "--kind",
-            "user",
-        ],
-        &[],
-    )
-    .await;
+    let o = CALGATE
+        .run_async(
+            d,
+            &[
+                "mailbox",
+                "link",
+                "room-amstel@contoso.example",
+                "--connection",
+                "c",
+                "--kind",
+                "user",
+            ],
+            &[],
+        )
+        .await;
     assert_exit(&o, 1);
     assert!(
         stderr(&o).contains("--kind says user but Exchange says room"),
         "{}",
         stderr(&o)
     );
-    let o = calgate(
-        d,
-        &[
-            "mailbox",
-            "link",
-            "room-amstel@contoso.example",
-            "--connection",
-            "c",
-        ],
-        &[],
-    )
-    .await;
+    let o = CALGATE
+        .run_async(
+            d,
+            &[
+                "mailbox",
+                "link",
+                "room-amstel@contoso.example",
+                "--connection",
+                "c",
+            ],
+            &[],
+        )
+        .await;
     assert_exit(&o, 0);
     let out = stdout(&o);
     assert!(
@@ -2756,21 +2673,24 @@ async fn mailbox_link_verifies_first() {
         out.contains("verified: from mailboxSettings.userPurpose = room"),
         "{out}"
     );
-    let o = calgate(
-        d,
-        &[
-            "mailbox",
-            "link",
-            "nobody@contoso.example",
-            "--connection",
-            "c",
-            "--no-verify",
-        ],
-        &[],
-    )
-    .await;
+    let o = CALGATE
+        .run_async(
+            d,
+            &[
+                "mailbox",
+                "link",
+                "nobody@contoso.example",
+                "--connection",
+                "c",
+                "--no-verify",
+            ],
+            &[],
+        )
+        .await;
     assert_exit(&o, 0);
-    let o = calgate(d, &["mailbox", "list", "--json"], &[]).await;
+    let o = CALGATE
+        .run_async(d, &["mailbox", "list", "--json"], &[])
+        .await;
     let list: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 2);
 }

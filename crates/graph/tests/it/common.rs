@@ -2,12 +2,14 @@
 #![allow(dead_code)]
 
 pub use calgate_graph::*;
-pub use calgate_sim::{Seed, SimHandle, SimOptions};
+pub use calgate_sim::SimHandle;
+pub use calgate_testkit::{Control, SimExt};
 pub use serde_json::{Value, json};
 
 pub struct T {
     pub sim: SimHandle,
-    pub http: reqwest::Client,
+    /// The simulator's control API.
+    pub api: Control,
     pub shared: Shared,
 }
 
@@ -27,49 +29,29 @@ pub async fn start_for_storm() -> T {
 }
 
 async fn start_with(shared: Shared) -> T {
-    let sim = calgate_sim::start(SimOptions {
-        seed: Seed::Demo,
-        rng: 7,
-        ..SimOptions::default()
-    })
-    .await
-    .expect("simulator starts");
+    let sim = calgate_testkit::start_demo(7).await;
     T {
+        api: Control::with_client(reqwest::Client::new(), &sim.base_url),
         sim,
-        http: reqwest::Client::new(),
         shared,
     }
 }
 
 impl T {
-    pub fn creds(&self) -> Value {
-        self.sim.credentials()
-    }
     pub fn tenant(&self) -> String {
         self.sim.tenant_id()
     }
     /// (client_id, secret) of a published app.
     pub fn app(&self, name: &str) -> (String, String) {
-        let c = self.creds();
-        let a = c["apps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["name"] == name)
-            .unwrap_or_else(|| panic!("no app {name}: {c}"));
-        (
-            a["client_id"].as_str().unwrap().to_owned(),
-            a["client_secret"].as_str().unwrap().to_owned(),
-        )
+        self.sim.creds().app(name).pair()
     }
     pub fn config(&self, client_id: &str, credentials: Vec<Credential>) -> ConnectionConfig {
-        let c = self.creds();
         ConnectionConfig {
             tenant: self.tenant(),
             client_id: client_id.to_owned(),
             credentials,
             authority: self.sim.base_url.clone(),
-            graph_url: c["graph_url"].as_str().unwrap().to_owned(),
+            graph_url: self.sim.creds().graph_url,
             extra_root_ca_pem: None,
             token_endpoint: TokenEndpoint::V2,
             graph_resource: None,
@@ -95,68 +77,7 @@ impl T {
     }
     /// The `kind` mailboxes of the demo tenant.
     pub fn mailboxes(&self, kind: &str) -> Vec<String> {
-        self.creds()["mailboxes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|m| m["kind"] == kind)
-            .map(|m| m["address"].as_str().unwrap().to_owned())
-            .collect()
-    }
-    pub async fn control(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> (u16, Value) {
-        let mut r = self
-            .http
-            .request(method, format!("{}/_sim{path}", self.sim.base_url));
-        if let Some(b) = body {
-            r = r.json(b);
-        }
-        let r = r.send().await.unwrap();
-        let s = r.status().as_u16();
-        let t = r.text().await.unwrap();
-        (s, serde_json::from_str(&t).unwrap_or(Value::String(t)))
-    }
-    /// A control API call that must answer `status`: its body.
-    pub async fn control_ok(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-        status: u16,
-    ) -> Value {
-        let (s, v) = self.control(method, path, body).await;
-        assert_eq!(s, status, "{path}: {v}");
-        v
-    }
-    /// Creates an app through the control API: (client_id, secret).
-    pub async fn new_app(&self, name: &str, roles: &[&str]) -> (String, String, Value) {
-        let v = self
-            .control_ok(
-                reqwest::Method::POST,
-                "/apps",
-                Some(&json!({"name": name, "roles": roles})),
-                201,
-            )
-            .await;
-        (
-            v["client_id"].as_str().unwrap().to_owned(),
-            v["client_secret"].as_str().unwrap().to_owned(),
-            v,
-        )
-    }
-    pub async fn app_counters(&self, client_id: &str) -> Value {
-        let path = format!("/apps/{client_id}/counters");
-        self.control_ok(reqwest::Method::GET, &path, None, 200)
-            .await
-    }
-    pub async fn mailbox_stats(&self, address: &str) -> Value {
-        let path = format!("/mailboxes/{address}/stats");
-        self.control_ok(reqwest::Method::GET, &path, None, 200)
-            .await
+        self.sim.creds().addresses_of(kind)
     }
 }
 

@@ -33,15 +33,17 @@ async fn wrong_and_expired_secret_unknown_tenant_and_app() {
     );
     assert!(!e.message.contains("nope"));
     // Expired secret.
-    let (xid, xsecret, app) = t.new_app("expiring", &["Calendars.Read"]).await;
+    let (xapp, app) = t.api.new_app("expiring", &["Calendars.Read"]).await;
+    let (xid, xsecret) = xapp.pair();
     let key_id = app["secret"]["key_id"].as_str().unwrap();
-    t.control_ok(
-        reqwest::Method::PATCH,
-        &format!("/apps/{xid}/secrets/{key_id}"),
-        Some(&json!({"expires_in_seconds": -60})),
-        200,
-    )
-    .await;
+    t.api
+        .expect(
+            reqwest::Method::PATCH,
+            &format!("/apps/{xid}/secrets/{key_id}"),
+            Some(&json!({"expires_in_seconds": -60})),
+            200,
+        )
+        .await;
     let c = t.client_with_secret(&xid, xsecret);
     let e = c.access_token().await.unwrap_err();
     assert_kind(
@@ -81,7 +83,7 @@ async fn missing_permission_out_of_scope_and_unknown_mailbox() {
     let mb = t.mailboxes("user")[0].clone();
     let (a, b) = window();
     // No calendar permission at all.
-    let (id, secret, _) = t.new_app("no-perms", &[]).await;
+    let (id, secret) = t.api.new_app("no-perms", &[]).await.0.pair();
     let c = t.client_with_secret(&id, secret);
     let e = c.calendar_view(&mb, a, b).await.unwrap_err();
     assert_kind(
@@ -92,7 +94,8 @@ async fn missing_permission_out_of_scope_and_unknown_mailbox() {
     assert_eq!(e.status, Some(403));
     // RBAC-scoped app: a mailbox inside its scope works, one outside is refused.
     let g = t
-        .control_ok(
+        .api
+        .expect(
             reqwest::Method::GET,
             "/groups/calgate-scope@contoso.example",
             None,

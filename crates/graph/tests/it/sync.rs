@@ -6,13 +6,14 @@ use crate::common::*;
 
 /// Injects a delta fault into `mailbox`'s next delta requests.
 async fn delta_fault(t: &T, mailbox: &str, fault: Value) {
-    t.control_ok(
-        reqwest::Method::POST,
-        &format!("/mailboxes/{mailbox}/delta-faults"),
-        Some(&fault),
-        200,
-    )
-    .await;
+    t.api
+        .expect(
+            reqwest::Method::POST,
+            &format!("/mailboxes/{mailbox}/delta-faults"),
+            Some(&fault),
+            200,
+        )
+        .await;
 }
 
 fn ids(v: &[calgate_core::Instance]) -> BTreeSet<String> {
@@ -51,7 +52,8 @@ async fn calendar_view_pages_through_everything() {
     }
     // The truth, as the simulator's control API renders it.
     let truth = t
-        .control_ok(
+        .api
+        .expect(
             reqwest::Method::GET,
             &format!("/mailboxes/{mb}/events?start={a}&end={b}"),
             None,

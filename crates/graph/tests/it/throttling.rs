@@ -9,7 +9,7 @@ async fn storm_is_survived_without_early_retries_or_a_fifth_request() {
     let mb = t.mailboxes("user")[2].clone();
     let (a, b) = window();
     let truth = c.calendar_view(&mb, a, b).await.unwrap();
-    t.control_ok(
+    t.api.expect(
         reqwest::Method::PUT,
         "/faults",
         Some(
@@ -18,15 +18,19 @@ async fn storm_is_survived_without_early_retries_or_a_fifth_request() {
         200,
     )
     .await;
-    let (s, _) = t.control(reqwest::Method::POST, "/stats/reset", None).await;
+    let (s, _) = t
+        .api
+        .call(reqwest::Method::POST, "/stats/reset", None)
+        .await;
     assert_eq!(s, 204);
-    t.control_ok(
-        reqwest::Method::PUT,
-        "/settings",
-        Some(&json!({"latency_ms": 0})),
-        200,
-    )
-    .await;
+    t.api
+        .expect(
+            reqwest::Method::PUT,
+            "/settings",
+            Some(&json!({"latency_ms": 0})),
+            200,
+        )
+        .await;
     let before = t.shared.metrics();
     // Eight concurrent readers of the same mailbox, small pages: many requests.
     let tasks = (0..8).map(|_| {
@@ -45,7 +49,7 @@ async fn storm_is_survived_without_early_retries_or_a_fifth_request() {
     );
     assert!(m.retries > before.retries);
     assert!(m.peak_mailbox_concurrency <= 4, "{m:?}");
-    let s = t.mailbox_stats(&mb).await;
+    let s = t.api.mailbox_stats(&mb).await;
     assert!(s["throttled"].as_u64().unwrap() > 0, "{s}");
     // Once a 429 has reached the client, nothing goes to the mailbox before Retry-After (the
     // simulator counts from when its answer left, so requests already in flight don't count).
@@ -73,20 +77,21 @@ async fn retry_after_longer_than_the_policy_goes_back_to_the_caller() {
     )
     .unwrap();
     let mb = t.mailboxes("user")[3].clone();
-    t.control_ok(
-        reqwest::Method::PUT,
-        "/faults",
-        Some(&json!({"throttle_rate": 1.0, "throttle_retry_after": "2.5", "mailbox": mb})),
-        200,
-    )
-    .await;
+    t.api
+        .expect(
+            reqwest::Method::PUT,
+            "/faults",
+            Some(&json!({"throttle_rate": 1.0, "throttle_retry_after": "2.5", "mailbox": mb})),
+            200,
+        )
+        .await;
     let (a, b) = window();
     let e = c.calendar_view(&mb, a, b).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Retryable, "{e:?}");
     assert_eq!(e.retry_after, Some(std::time::Duration::from_millis(2500)));
     assert_eq!(e.status, Some(429));
     // The mailbox is held: a second call waits out the Retry-After before sending.
-    t.control(reqwest::Method::DELETE, "/faults", None).await;
+    t.api.call(reqwest::Method::DELETE, "/faults", None).await;
     let started = std::time::Instant::now();
     c.calendar_view(&mb, a, b).await.unwrap();
     assert!(
@@ -94,7 +99,7 @@ async fn retry_after_longer_than_the_policy_goes_back_to_the_caller() {
         "{:?}",
         started.elapsed()
     );
-    assert_eq!(t.mailbox_stats(&mb).await["early_retries"], 0);
+    assert_eq!(t.api.mailbox_stats(&mb).await["early_retries"], 0);
 }
 
 #[tokio::test]
@@ -102,13 +107,14 @@ async fn storm_over_many_mailboxes_read_like_the_sync_engine_has_zero_early_retr
     let t = start_for_storm().await;
     let c = t.client("calgate");
     let mbs: Vec<String> = t.mailboxes("user").into_iter().take(6).collect();
-    t.control_ok(
-        reqwest::Method::PUT,
-        "/faults",
-        Some(&json!({"throttle_rate": 0.3, "throttle_retry_after": "0.2", "seed": 5})),
-        200,
-    )
-    .await;
+    t.api
+        .expect(
+            reqwest::Method::PUT,
+            "/faults",
+            Some(&json!({"throttle_rate": 0.3, "throttle_retry_after": "0.2", "seed": 5})),
+            200,
+        )
+        .await;
     let (a, b) = window();
     // One delta chain per mailbox (sequential within a mailbox), all mailboxes at once.
     let tasks = mbs.iter().cloned().map(|mb| {
@@ -129,7 +135,7 @@ async fn storm_over_many_mailboxes_read_like_the_sync_engine_has_zero_early_retr
         r.unwrap().unwrap();
     }
     assert!(t.shared.metrics().throttled > 0);
-    let (_, all) = t.control(reqwest::Method::GET, "/stats", None).await;
+    let (_, all) = t.api.call(reqwest::Method::GET, "/stats", None).await;
     assert_eq!(all["totals"]["early_retries"], 0, "{all}");
     for m in all["mailboxes"].as_array().unwrap() {
         assert!(m["peak_concurrency"].as_u64().unwrap() <= 4, "{m}");

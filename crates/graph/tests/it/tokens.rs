@@ -8,7 +8,9 @@ async fn secret_token_is_cached_across_many_calls() {
     let t = start().await;
     let (id, _) = t.app("calgate");
     let c = t.client("calgate");
-    let before = t.app_counters(&id).await["tokens_issued"].as_u64().unwrap();
+    let before = t.api.app_counters(&id).await["tokens_issued"]
+        .as_u64()
+        .unwrap();
     let mb = &t.mailboxes("user")[0];
     for _ in 0..5 {
         let u = c.get_user(mb).await.unwrap();
@@ -23,7 +25,9 @@ async fn secret_token_is_cached_across_many_calls() {
     );
     assert!(!format!("{tok:?}").contains(tok.secret().expose()));
     assert_eq!(t.shared.metrics().token_requests, 1);
-    let after = t.app_counters(&id).await["tokens_issued"].as_u64().unwrap();
+    let after = t.api.app_counters(&id).await["tokens_issued"]
+        .as_u64()
+        .unwrap();
     assert_eq!(after - before, 1, "one token for six calls");
     // A second client of the same connection on the same Shared reuses the cache.
     let c2 = t.client("calgate");
@@ -35,7 +39,7 @@ async fn secret_token_is_cached_across_many_calls() {
 async fn twenty_concurrent_callers_share_one_token_request() {
     let t = start().await;
     let (id, _) = t.app("calgate");
-    let before = t.app_counters(&id).await["token_requests"]
+    let before = t.api.app_counters(&id).await["token_requests"]
         .as_u64()
         .unwrap();
     let c = t.client("calgate");
@@ -57,7 +61,7 @@ async fn twenty_concurrent_callers_share_one_token_request() {
         "everyone got the same token"
     );
     assert_eq!(t.shared.metrics().token_requests, 1);
-    let after = t.app_counters(&id).await["token_requests"]
+    let after = t.api.app_counters(&id).await["token_requests"]
         .as_u64()
         .unwrap();
     assert_eq!(after - before, 1, "the token endpoint saw one request");
@@ -66,9 +70,15 @@ async fn twenty_concurrent_callers_share_one_token_request() {
 #[tokio::test]
 async fn certificate_assertion_ps256_and_rs256() {
     let t = start().await;
-    let (id, _, _) = t.new_app("cert-app", &["Calendars.Read"]).await;
+    let id = t
+        .api
+        .new_app("cert-app", &["Calendars.Read"])
+        .await
+        .0
+        .client_id;
     let cert = t
-        .control_ok(
+        .api
+        .expect(
             reqwest::Method::POST,
             &format!("/apps/{id}/certificates"),
             Some(&json!({"generate": true})),

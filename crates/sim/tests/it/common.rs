@@ -2,12 +2,15 @@
 #![allow(dead_code)]
 
 pub use calgate_sim::{Seed, SimHandle, SimOptions};
+use calgate_testkit::{Control, SimExt};
 pub use reqwest::StatusCode;
 pub use serde_json::{Value, json};
 
 pub struct TestSim {
     pub sim: SimHandle,
     pub http: reqwest::Client,
+    /// The control API, over `http`.
+    pub api: Control,
 }
 
 /// Starts a simulator with the given seed (deterministic rng 7, no latency).
@@ -21,12 +24,13 @@ pub async fn start(seed: Seed) -> TestSim {
 }
 
 pub async fn start_with(opts: SimOptions) -> TestSim {
-    let sim = calgate_sim::start(opts).await.expect("simulator starts");
+    let sim = calgate_testkit::start_sim(opts).await;
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
         .build()
         .unwrap();
-    TestSim { sim, http }
+    let api = Control::with_client(http.clone(), &sim.base_url);
+    TestSim { sim, http, api }
 }
 
 impl TestSim {
@@ -41,17 +45,7 @@ impl TestSim {
     }
     /// (client_id, client_secret) of the published app named `name`.
     pub fn app(&self, name: &str) -> (String, String) {
-        let c = self.creds();
-        let a = c["apps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["name"] == name)
-            .unwrap_or_else(|| panic!("no published app {name}: {c}"));
-        (
-            a["client_id"].as_str().unwrap().to_owned(),
-            a["client_secret"].as_str().unwrap().to_owned(),
-        )
+        self.sim.creds().app(name).pair()
     }
     /// Raw client-credentials request to the v2 token endpoint.
     pub async fn token_request(&self, tenant: &str, form: &[(&str, &str)]) -> reqwest::Response {
@@ -83,35 +77,15 @@ impl TestSim {
     }
     /// A token of the first published app (the demo's read-write app).
     pub async fn default_token(&self) -> String {
-        let c = self.creds();
-        let a = &c["apps"][0];
-        self.token(
-            a["client_id"].as_str().unwrap(),
-            a["client_secret"].as_str().unwrap(),
-        )
-        .await
+        let (id, secret) = self.sim.creds().first_app().pair();
+        self.token(&id, &secret).await
     }
     pub async fn get(
         &self,
         token: &str,
         path: &str,
     ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-        let r = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let s = r.status();
-        let h = r.headers().clone();
-        let text = r.text().await.unwrap();
-        let v = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (s, h, v)
+        read(self.http.get(self.url(path)).bearer_auth(token)).await
     }
     pub async fn send_json(
         &self,
@@ -120,23 +94,13 @@ impl TestSim {
         path: &str,
         body: &Value,
     ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-        let r = self
-            .http
-            .request(method, self.url(path))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        let s = r.status();
-        let h = r.headers().clone();
-        let text = r.text().await.unwrap();
-        let v = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (s, h, v)
+        read(
+            self.http
+                .request(method, self.url(path))
+                .bearer_auth(token)
+                .json(body),
+        )
+        .await
     }
     /// Calls the control API (no auth).
     pub async fn control(
@@ -145,20 +109,23 @@ impl TestSim {
         path: &str,
         body: Option<&Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, self.url(&format!("/_sim{path}")));
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let r = req.send().await.unwrap();
-        let s = r.status();
-        let text = r.text().await.unwrap();
-        let v = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (s, v)
+        let r = self.api.send(method, path, body).await;
+        (r.status, r.json())
     }
+}
+
+/// Sends `rb`: (status, headers, JSON body; `null` when empty, a string when not JSON).
+async fn read(rb: reqwest::RequestBuilder) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let r = rb.send().await.unwrap();
+    let s = r.status();
+    let h = r.headers().clone();
+    let text = r.text().await.unwrap();
+    let v = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (s, h, v)
 }
 
 /// Asserts a Graph error body: `{"error":{"code","message","innerError":{"request-id",…}}}`.

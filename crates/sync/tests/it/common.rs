@@ -6,23 +6,22 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 
-use calgate_core::{MailboxKind, PrivacyPolicy, Sensitivity, ShowAs};
+use calgate_core::{MailboxKind, Sensitivity, ShowAs};
 use calgate_graph::{RetryPolicy, Shared};
-use calgate_sim::{Seed, SimHandle, SimOptions};
-use calgate_store::{
-    ChangeSet, MailboxId, MasterKey, NewConnection, NewCredential, NewMailbox, OpenOptions, Store,
-    Window,
-};
-use calgate_sync::{Engine, EngineOptions, Summary, SyncRequest};
+use calgate_sim::{SimHandle, SimOptions};
+use calgate_store::{ChangeSet, MailboxId, NewCredential, OpenOptions, Store, Window};
+use calgate_sync::{DeletionGuard, Engine, Summary, SyncRequest};
+use calgate_testkit::{Control, SimExt, TempStore};
 use jiff::Timestamp;
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 pub struct Env {
     pub sim: SimHandle,
-    pub http: reqwest::Client,
+    /// The simulator's control API.
+    pub api: Control,
     pub store: Arc<dyn Store>,
     pub shared: Shared,
     _dir: tempfile::TempDir,
@@ -40,40 +39,24 @@ pub async fn env_with(
     retry: Option<RetryPolicy>,
     max_page_count: Option<u64>,
 ) -> Env {
-    let sim = calgate_sim::start(SimOptions {
-        seed: Seed::Demo,
-        rng: 7,
+    let sim = calgate_testkit::start_sim(SimOptions {
         latency_ms,
-        ..SimOptions::default()
+        ..calgate_testkit::demo(7)
     })
-    .await
-    .expect("simulator starts");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (key, _) = MasterKey::generate().expect("key");
-    let location = format!("sqlite://{}", dir.path().join("calgate.db").display());
-    let store = calgate_store::open_with(
-        &location,
-        OpenOptions {
-            master_key: Some(key),
-            create: true,
-            max_page_count,
-            ..OpenOptions::default()
-        },
-    )
-    .await
-    .expect("store opens");
+    .await;
+    let TempStore { store, dir } = calgate_testkit::temp_store_with(OpenOptions {
+        max_page_count,
+        ..OpenOptions::default()
+    })
+    .await;
     let shared = match retry {
         Some(r) => Shared::with_retry_policy(r),
         None => Shared::new(),
     }
     .expect("shared");
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
-        .expect("http");
     Env {
+        api: sim.control(),
         sim,
-        http,
         store,
         shared,
         _dir: dir,
@@ -85,41 +68,14 @@ impl Env {
         &self.sim.base_url
     }
 
-    pub fn tenant(&self) -> String {
-        self.sim.tenant_id()
-    }
-
     /// (client_id, client_secret) of a published demo app.
     pub fn app(&self, name: &str) -> (String, String) {
-        let c = self.sim.credentials();
-        let a = c["apps"]
-            .as_array()
-            .and_then(|apps| apps.iter().find(|a| a["name"] == name))
-            .unwrap_or_else(|| panic!("no published app {name}: {c}"))
-            .clone();
-        (
-            a["client_id"].as_str().expect("client_id").to_owned(),
-            a["client_secret"]
-                .as_str()
-                .expect("client_secret")
-                .to_owned(),
-        )
+        self.sim.creds().app(name).pair()
     }
 
     /// Every demo mailbox: (address, kind).
     pub fn mailboxes(&self) -> Vec<(String, MailboxKind)> {
-        let c = self.sim.credentials();
-        c["mailboxes"]
-            .as_array()
-            .expect("mailboxes")
-            .iter()
-            .map(|m| {
-                (
-                    m["address"].as_str().expect("address").to_owned(),
-                    serde_json::from_value(m["kind"].clone()).expect("kind"),
-                )
-            })
-            .collect()
+        self.sim.creds().kinds()
     }
 
     /// Adds a connection to the simulator's tenant (or `tenant`), Graph at `graph_url` (default
@@ -132,20 +88,15 @@ impl Env {
         tenant: Option<&str>,
         graph_url: Option<&str>,
     ) {
-        let default_graph = format!("{}/v1.0", self.base());
-        self.store
-            .add_connection(&NewConnection {
-                ca_cert_pem: None,
-                name: name.to_owned(),
-                tenant: tenant.map(str::to_owned).unwrap_or_else(|| self.tenant()),
-                client_id: client_id.to_owned(),
-                authority: self.base().to_owned(),
-                graph_url: graph_url.unwrap_or(&default_graph).to_owned(),
-                cloud: "custom".to_owned(),
-                credentials: vec![NewCredential::secret(secret, None)],
-            })
-            .await
-            .expect("add connection");
+        let credentials = vec![NewCredential::secret(secret, None)];
+        let mut c = calgate_testkit::sim_connection(&self.sim, name, client_id, credentials);
+        if let Some(t) = tenant {
+            c.tenant = t.to_owned();
+        }
+        if let Some(g) = graph_url {
+            c.graph_url = g.to_owned();
+        }
+        self.store.add_connection(&c).await.expect("add connection");
     }
 
     /// The main demo app ("calgate", Calendars.ReadWrite) as connection `contoso`.
@@ -162,15 +113,7 @@ impl Env {
             .find(|(a, _)| a.eq_ignore_ascii_case(address))
             .map(|(_, k)| k)
             .unwrap_or(MailboxKind::User);
-        self.store
-            .link_mailbox(&NewMailbox::new(
-                address,
-                connection,
-                kind,
-                PrivacyPolicy::Full,
-            ))
-            .await
-            .expect("link")
+        calgate_testkit::link_full(self.store.as_ref(), address, connection, kind).await
     }
 
     /// Writes `changes` as another process would: under a lease of its own, released after.
@@ -209,35 +152,18 @@ impl Env {
     }
 
     pub fn engine_with(&self, concurrency: usize, page_size: u32) -> Engine {
-        Engine::new(
-            self.store.clone(),
-            self.shared.clone(),
-            EngineOptions {
-                concurrency,
-                page_size,
-                // Random changes may delete most of a small mailbox: the guard has its own test.
-                deletion_guard: calgate_sync::DeletionGuard::off(),
-                ..EngineOptions::default()
-            },
-        )
+        // Random changes may delete most of a small mailbox: the guard has its own test.
+        let guard = DeletionGuard::off();
+        calgate_testkit::engine(&self.store, &self.shared, concurrency, page_size, guard)
     }
 
     pub async fn sync(&self, engine: &Engine, request: &SyncRequest) -> Summary {
         engine.sync(request, None).await.expect("sync runs")
     }
 
-    /// `/_sim{path}` with an optional JSON body: (status, JSON or null).
+    /// `/_sim{path}` with an optional JSON body: (status, JSON).
     pub async fn control(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut rb = self
-            .http
-            .request(method, format!("{}/_sim{path}", self.base()));
-        if let Some(b) = body {
-            rb = rb.json(&b);
-        }
-        let r = rb.send().await.expect("control request");
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        self.api.call(method, path, body.as_ref()).await
     }
 
     /// The window the mailbox's cursor covers.
@@ -257,19 +183,9 @@ impl Env {
 
     /// The simulator's instances of `address` in `w`, as comparable rows.
     pub async fn truth(&self, address: &str, w: Window) -> BTreeMap<String, Row> {
-        let url = format!("{}/_sim/mailboxes/{address}/events", self.base());
-        let r = self
-            .http
-            .get(url)
-            .query(&[("start", w.start.to_string()), ("end", w.end.to_string())])
-            .send()
+        self.api
+            .truth(address, w.start, w.end)
             .await
-            .expect("truth request");
-        assert_eq!(r.status().as_u16(), 200, "truth of {address}");
-        let v: Value = r.json().await.expect("truth JSON");
-        v["value"]
-            .as_array()
-            .expect("value")
             .iter()
             .map(|e| (e["id"].as_str().expect("id").to_owned(), Row::from_graph(e)))
             .collect()
@@ -418,14 +334,7 @@ pub fn assert_rows_equal(
 
 /// `POST /_sim/mailboxes/{addr}/random-changes`: returns the counts per kind.
 pub async fn random_changes(env: &Env, address: &str, count: u32, seed: u64) -> Value {
-    let (s, v) = env
-        .control(
-            Method::POST,
-            &format!("/mailboxes/{address}/random-changes"),
-            Some(json!({"count": count, "seed": seed})),
-        )
-        .await;
-    assert_eq!(s, 200, "random changes on {address}: {v}");
+    let v = env.api.random_changes(address, count, seed).await;
     assert_eq!(v["applied"], count, "{v}");
     v["counts"].clone()
 }

@@ -1,67 +1,29 @@
 //! `mailbox verify` against the in-process simulator over real HTTP, with a real SQLite store.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
-
 use calgate_admin::verify::{PROBE_SUBJECT, VerifyOptions, verify_mailbox};
 use calgate_admin::{Checklist, Status};
 use calgate_core::MailboxKind;
-use calgate_sim::SimHandle;
-use calgate_store::{NewCredential, Store};
+use calgate_store::NewCredential;
+use calgate_testkit::SimExt;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
-mod common;
-
-const ANNA: &str = "anna.devries@contoso.example";
-/// A member of `calgate-scope` (the RBAC scope of `calgate-scoped`).
-const MARCO: &str = "marco.rossi@contoso.example";
-
-struct H {
-    sim: SimHandle,
-    http: reqwest::Client,
-    store: Arc<dyn Store>,
-    _dir: tempfile::TempDir,
-}
+use crate::common::{self, ANNA, Env as H, MARCO};
 
 async fn start() -> H {
-    let sim = calgate_sim::start(common::demo(13)).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = calgate_store::open_or_create(dir.path().to_str().unwrap())
-        .await
-        .unwrap();
-    H {
-        sim,
-        http: reqwest::Client::new(),
-        store,
-        _dir: dir,
-    }
+    common::demo_env(13).await
 }
 
 impl H {
-    fn creds(&self) -> Value {
-        self.sim.credentials()
-    }
     fn first(&self, kind: &str) -> String {
-        self.creds()["mailboxes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["kind"] == kind)
-            .unwrap()["address"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        self.sim.creds().first_of(kind)
     }
     /// A connection named like the published app `app`, with its secret.
     async fn connect(&self, app: &str) {
-        let (client_id, secret) = common::published_app(&self.sim, app);
+        let (client_id, secret) = self.app(app);
         let credentials = vec![NewCredential::secret(&secret, None)];
-        common::add_sim_connection(self.store.as_ref(), &self.sim, app, &client_id, credentials)
-            .await;
-    }
-    async fn link(&self, address: &str, connection: &str, kind: MailboxKind) {
-        common::link(self.store.as_ref(), address, connection, kind).await;
+        self.add_connection_with(app, &client_id, credentials).await;
     }
     async fn verify(&self, connection: &str, address: &str, opts: VerifyOptions) -> Checklist {
         let list = verify_mailbox(self.store.as_ref(), connection, address, &opts)
@@ -72,23 +34,12 @@ impl H {
         }
         list
     }
-    async fn control(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let (status, text) =
-            common::control_text(&self.http, &self.sim.base_url, method, path, body).await;
-        assert!(status.is_success(), "{path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
     /// The truth: every instance of `addr` in the next 3 days.
     async fn events(&self, addr: &str) -> Value {
         let now = Timestamp::now();
         let start = now.checked_sub(SignedDuration::from_hours(1)).unwrap();
         let end = now.checked_add(SignedDuration::from_hours(72)).unwrap();
-        self.control(
-            reqwest::Method::GET,
-            &format!("/mailboxes/{addr}/events?start={start}&end={end}"),
-            None,
-        )
-        .await
+        self.api.events(addr, start, end).await
     }
     async fn assert_no_probe_left(&self, addr: &str, before: &Value) {
         let after = self.events(addr).await;
@@ -286,7 +237,7 @@ async fn write_probe_leaves_nothing_behind() {
 
     // The create's answer is lost (the event IS created): the repeat with the same
     // transactionId finds it, and it is deleted.
-    h.control(
+    h.control_ok(
         reqwest::Method::PUT,
         "/faults",
         Some(
@@ -296,12 +247,12 @@ async fn write_probe_leaves_nothing_behind() {
     .await;
     let list = h.verify("calgate", ANNA, opts.clone()).await;
     assert_eq!(status(&list, "write"), Status::Pass, "{}", list.render());
-    let faults = h.control(reqwest::Method::GET, "/faults", None).await;
+    let faults = h.control_ok(reqwest::Method::GET, "/faults", None).await;
     assert_eq!(faults["dropped_connections"], 1, "{faults}");
     h.assert_no_probe_left(ANNA, &before).await;
 
     // The delete's answer is lost (the event IS deleted): the repeat's 404 means gone.
-    h.control(
+    h.control_ok(
         reqwest::Method::PUT,
         "/faults",
         Some(json!({"drop_connection": {"count": 1, "method": "DELETE", "path_contains": "/events"}})),
@@ -309,7 +260,7 @@ async fn write_probe_leaves_nothing_behind() {
     .await;
     let list = h.verify("calgate", ANNA, opts.clone()).await;
     assert_eq!(status(&list, "write"), Status::Pass, "{}", list.render());
-    let faults = h.control(reqwest::Method::GET, "/faults", None).await;
+    let faults = h.control_ok(reqwest::Method::GET, "/faults", None).await;
     assert_eq!(faults["dropped_connections"], 2, "{faults}");
     h.assert_no_probe_left(ANNA, &before).await;
 

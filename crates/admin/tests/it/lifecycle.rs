@@ -21,8 +21,7 @@ use jiff::{SignedDuration, Timestamp};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-mod common;
-use common::Env;
+use crate::common::{self, Env};
 
 async fn env() -> Env {
     Env::start(
@@ -44,16 +43,10 @@ struct App {
 
 impl Env {
     async fn new_app(&self, name: &str) -> App {
-        let (s, v) = self
-            .control(
-                Method::POST,
-                "/apps",
-                Some(json!({"name": name, "roles": ["Calendars.ReadWrite", "User.Read.All"]})),
-            )
-            .await;
-        assert_eq!(s, 201, "{v}");
+        let roles = ["Calendars.ReadWrite", "User.Read.All"];
+        let (app, v) = self.api.new_app(name, &roles).await;
         App {
-            client_id: v["client_id"].as_str().expect("client_id").to_owned(),
+            client_id: app.client_id,
             secret: v["secret"].clone(),
         }
     }
@@ -82,15 +75,7 @@ impl Env {
     }
 
     async fn counters(&self, app: &App) -> Value {
-        let (s, v) = self
-            .control(
-                Method::GET,
-                &format!("/apps/{}/counters", app.client_id),
-                None,
-            )
-            .await;
-        assert_eq!(s, 200, "{v}");
-        v
+        self.api.app_counters(&app.client_id).await
     }
 
     async fn connection(&self, name: &str) -> Connection {
@@ -146,8 +131,7 @@ fn secret_of(v: &Value, now: Timestamp) -> NewCredential {
 async fn sync_with_clock_jump(env: &Env, after: u32, advance_secs: i64) -> calgate_sync::Summary {
     let done = Arc::new(AtomicU32::new(0));
     let jumped = Arc::new(AtomicBool::new(false));
-    let http = env.http.clone();
-    let base = env.sim.base_url.clone();
+    let api = env.api.clone();
     let (d, j) = (done.clone(), jumped.clone());
     let progress: calgate_sync::ProgressFn = Arc::new(move |p| {
         if let ProgressEvent::MailboxFinished { .. } = p.event
@@ -156,15 +140,7 @@ async fn sync_with_clock_jump(env: &Env, after: u32, advance_secs: i64) -> calga
             // The engine starts the next mailbox only after this returns (concurrency 1).
             tokio::task::block_in_place(|| {
                 tokio::runtime::Handle::current().block_on(async {
-                    let (s, v) = common::control(
-                        &http,
-                        &base,
-                        Method::POST,
-                        "/clock",
-                        Some(json!({"advance_seconds": advance_secs})),
-                    )
-                    .await;
-                    assert_eq!(s, 200, "{v}");
+                    api.advance_clock(advance_secs).await;
                 });
             });
             j.store(true, Ordering::SeqCst);
@@ -710,8 +686,8 @@ async fn plain_connection(store: &dyn Store, name: &str, credentials: Vec<NewCre
 
 #[tokio::test]
 async fn doctor_warns_at_exactly_30_14_7_days_and_fails_at_expiry() {
-    let dir = tempfile::tempdir().expect("dir");
-    let store = common::open_sqlite(&dir.path().join("calgate.db")).await;
+    let tmp = calgate_testkit::temp_store().await;
+    let store = tmp.store.clone();
     let now = t("2026-11-23T12:00:00Z");
     let days = |n: i64| now + SignedDuration::from_hours(24 * n);
 
@@ -907,8 +883,8 @@ async fn doctor_warns_at_exactly_30_14_7_days_and_fails_at_expiry() {
 
 #[tokio::test]
 async fn doctor_reports_mailbox_errors_and_stale_syncs() {
-    let dir = tempfile::tempdir().expect("dir");
-    let store = common::open_sqlite(&dir.path().join("calgate.db")).await;
+    let tmp = calgate_testkit::temp_store().await;
+    let store = tmp.store.clone();
     let now = t("2026-11-23T12:00:00Z");
     let r = lifecycle::doctor(store.as_ref(), now)
         .await

@@ -2,94 +2,22 @@
 //! real SQLite store: every error case is produced by configuring the simulator that way.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
-
 use calgate_admin::diagnose::{AdminError, Purpose, TestOptions, test_connection};
 use calgate_admin::{Checklist, Status};
-use calgate_core::{MailboxKind, PrivacyPolicy};
-use calgate_sim::{Seed, SimHandle, SimOptions};
-use calgate_store::{NewConnection, NewCredential, NewMailbox, Store};
-use serde_json::{Value, json};
+use calgate_core::MailboxKind;
+use calgate_store::NewCredential;
+use calgate_testkit::SimExt;
+use serde_json::json;
 
-const ANNA: &str = "anna.devries@contoso.example";
-/// A member of the `calgate-scope` group (the RBAC scope of `calgate-scoped`).
-const MARCO: &str = "marco.rossi@contoso.example";
-
-struct H {
-    sim: SimHandle,
-    http: reqwest::Client,
-    store: Arc<dyn Store>,
-    _dir: tempfile::TempDir,
-}
+use crate::common::{self, ANNA, Env as H, MARCO};
 
 async fn start() -> H {
-    let sim = calgate_sim::start(SimOptions {
-        seed: Seed::Demo,
-        rng: 11,
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = calgate_store::open_or_create(dir.path().to_str().unwrap())
-        .await
-        .unwrap();
-    H {
-        sim,
-        http: reqwest::Client::new(),
-        store,
-        _dir: dir,
-    }
+    common::demo_env(11).await
 }
 
 impl H {
-    fn creds(&self) -> Value {
-        self.sim.credentials()
-    }
     fn graph_url(&self) -> String {
-        self.creds()["graph_url"].as_str().unwrap().to_owned()
-    }
-    /// (client_id, secret) of a published app.
-    fn app(&self, name: &str) -> (String, String) {
-        let c = self.creds();
-        let a = c["apps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["name"] == name)
-            .unwrap_or_else(|| panic!("no app {name}"))
-            .clone();
-        (
-            a["client_id"].as_str().unwrap().to_owned(),
-            a["client_secret"].as_str().unwrap().to_owned(),
-        )
-    }
-    async fn control(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut r = self
-            .http
-            .request(method, format!("{}/_sim{path}", self.sim.base_url));
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let r = r.send().await.unwrap();
-        let status = r.status();
-        let text = r.text().await.unwrap();
-        assert!(status.is_success(), "{path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-    /// A new app through the control API: (client_id, secret).
-    async fn new_app(&self, name: &str, roles: &[&str]) -> (String, String) {
-        let v = self
-            .control(
-                reqwest::Method::POST,
-                "/apps",
-                Some(json!({"name": name, "roles": roles})),
-            )
-            .await;
-        (
-            v["client_id"].as_str().unwrap().to_owned(),
-            v["client_secret"].as_str().unwrap().to_owned(),
-        )
+        self.sim.creds().graph_url
     }
     async fn add(
         &self,
@@ -117,19 +45,11 @@ impl H {
         authority: &str,
         graph_url: &str,
     ) {
-        self.store
-            .add_connection(&NewConnection {
-                ca_cert_pem: None,
-                name: name.to_owned(),
-                tenant: tenant.to_owned(),
-                client_id: client_id.to_owned(),
-                authority: authority.to_owned(),
-                graph_url: graph_url.to_owned(),
-                cloud: "custom".to_owned(),
-                credentials,
-            })
-            .await
-            .unwrap();
+        let mut c = calgate_testkit::sim_connection(&self.sim, name, client_id, credentials);
+        c.tenant = tenant.to_owned();
+        c.authority = authority.to_owned();
+        c.graph_url = graph_url.to_owned();
+        self.store.add_connection(&c).await.unwrap();
     }
     /// A connection for published app `app` with its secret.
     async fn add_app(&self, name: &str, app: &str) -> String {
@@ -142,18 +62,6 @@ impl H {
         )
         .await;
         id
-    }
-    async fn link(&self, address: &str, connection: &str) {
-        self.store
-            .link_mailbox(&NewMailbox {
-                address: address.to_owned(),
-                connection: connection.to_owned(),
-                kind: Some(MailboxKind::User),
-                external_id: None,
-                privacy: Some(PrivacyPolicy::Full),
-            })
-            .await
-            .unwrap();
     }
     async fn test(&self, name: &str, opts: TestOptions) -> Checklist {
         test_connection(self.store.as_ref(), name, &opts)
@@ -212,7 +120,7 @@ fn closed_port() -> u16 {
 async fn a_correct_setup_passes_every_step_and_serializes() {
     let h = start().await;
     h.add_app("contoso", "calgate").await;
-    h.link(ANNA, "contoso").await;
+    h.link(ANNA, "contoso", MailboxKind::User).await;
     for opts in [TestOptions::default(), push()] {
         let list = h.test("contoso", opts).await;
         let text = list.render();
@@ -354,7 +262,7 @@ async fn the_secret_id_pasted_instead_of_its_value() {
     let h = start().await;
     let (id, _) = h.app("calgate");
     let app = h
-        .control(reqwest::Method::GET, &format!("/apps/{id}"), None)
+        .control_ok(reqwest::Method::GET, &format!("/apps/{id}"), None)
         .await;
     let key_id = app["secrets"][0]["key_id"].as_str().unwrap().to_owned();
     h.add(
@@ -394,7 +302,7 @@ async fn expired_secret() {
 #[tokio::test]
 async fn admin_consent_missing() {
     let h = start().await;
-    let (id, secret) = h.new_app("no-consent", &[]).await;
+    let (id, secret) = h.api.new_app("no-consent", &[]).await.0.pair();
     h.add(
         "c",
         &h.sim.tenant_id(),
@@ -402,7 +310,7 @@ async fn admin_consent_missing() {
         vec![NewCredential::secret(secret, None)],
     )
     .await;
-    h.link(ANNA, "c").await;
+    h.link(ANNA, "c", MailboxKind::User).await;
     let list = h.test("c", TestOptions::default()).await;
     assert_fail(
         &list,
@@ -430,7 +338,7 @@ async fn admin_consent_missing() {
 async fn read_only_permission_is_enough_to_pull_but_not_to_push() {
     let h = start().await;
     h.add_app("ro", "calgate-readonly").await;
-    h.link(ANNA, "ro").await;
+    h.link(ANNA, "ro", MailboxKind::User).await;
     let pull = h.test("ro", TestOptions::default()).await;
     assert!(pull.passed(), "{}", pull.render());
     assert_eq!(pull.get("permissions").unwrap().status, Status::Pass);
@@ -464,7 +372,7 @@ async fn read_only_permission_is_enough_to_pull_but_not_to_push() {
 async fn mailbox_outside_the_rbac_scope() {
     let h = start().await;
     let id = h.add_app("scoped", "calgate-scoped").await;
-    h.link(MARCO, "scoped").await;
+    h.link(MARCO, "scoped", MailboxKind::User).await;
     // In scope: all good, access comes from RBAC for Applications.
     let ok = h.test("scoped", TestOptions::default()).await;
     assert!(ok.passed(), "{}", ok.render());
@@ -496,9 +404,12 @@ async fn mailbox_outside_the_rbac_scope() {
 async fn mailbox_blocked_by_an_application_access_policy() {
     let h = start().await;
     let (id, secret) = h
+        .api
         .new_app("policy", &["Calendars.Read", "User.Read.All"])
-        .await;
-    h.control(
+        .await
+        .0
+        .pair();
+    h.control_ok(
         reqwest::Method::PUT,
         &format!("/apps/{id}/access-policy"),
         Some(json!({"access_right": "RestrictAccess", "group": "calgate-scope@contoso.example"})),
@@ -511,7 +422,7 @@ async fn mailbox_blocked_by_an_application_access_policy() {
         vec![NewCredential::secret(secret, None)],
     )
     .await;
-    h.link(ANNA, "c").await;
+    h.link(ANNA, "c", MailboxKind::User).await;
     let list = h.test("c", TestOptions::default()).await;
     assert_fail(
         &list,
@@ -535,9 +446,14 @@ async fn mailbox_blocked_by_an_application_access_policy() {
 #[tokio::test]
 async fn clock_skew_for_a_certificate_assertion() {
     let h = start().await;
-    let (id, _) = h.new_app("cert-app", &["Calendars.Read"]).await;
+    let (id, _) = h
+        .api
+        .new_app("cert-app", &["Calendars.Read"])
+        .await
+        .0
+        .pair();
     let cert = h
-        .control(
+        .control_ok(
             reqwest::Method::POST,
             &format!("/apps/{id}/certificates"),
             Some(json!({"generate": true})),
@@ -554,7 +470,7 @@ async fn clock_skew_for_a_certificate_assertion() {
         )],
     )
     .await;
-    h.link(ANNA, "c").await;
+    h.link(ANNA, "c", MailboxKind::User).await;
     let before = h.test("c", TestOptions::default()).await;
     assert_eq!(
         before.get("credential-1").unwrap().status,
@@ -563,7 +479,7 @@ async fn clock_skew_for_a_certificate_assertion() {
         before.render()
     );
     // Entra ID's clock runs an hour ahead of this machine's.
-    h.control(
+    h.control_ok(
         reqwest::Method::POST,
         "/clock",
         Some(json!({"advance_seconds": 3600})),
@@ -620,7 +536,7 @@ async fn graph_unreachable() {
         &graph,
     )
     .await;
-    h.link(ANNA, "c").await;
+    h.link(ANNA, "c", MailboxKind::User).await;
     let list = h.test("c", TestOptions::default()).await;
     assert_fail(
         &list,
@@ -650,7 +566,7 @@ async fn credentials_are_tested_one_by_one_newest_first() {
         .add_credential("rot", &NewCredential::secret(wrong, None))
         .await
         .unwrap();
-    h.link(ANNA, "rot").await;
+    h.link(ANNA, "rot", MailboxKind::User).await;
     // The newest (just pasted) secret is wrong while the old one works: a real mistake.
     let list = h.test("rot", TestOptions::default()).await;
     assert_fail(
@@ -741,7 +657,7 @@ async fn a_working_secret_that_expires_soon_is_a_warning() {
         vec![NewCredential::secret(secret, Some(soon))],
     )
     .await;
-    h.link(ANNA, "c").await;
+    h.link(ANNA, "c", MailboxKind::User).await;
     let list = h.test("c", TestOptions::default()).await;
     assert!(list.passed(), "{}", list.render());
     let c = list.get("credential-1").unwrap();

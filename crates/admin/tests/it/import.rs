@@ -8,10 +8,10 @@ use calgate_core::{MailboxKind, PrivacyPolicy};
 use calgate_graph::{RetryPolicy, Shared};
 use calgate_sim::SimOptions;
 use calgate_store::NewMailbox;
+use calgate_testkit::SimExt;
 use serde_json::json;
 
-mod common;
-use common::Env;
+use crate::common::{self, Env};
 
 async fn env(scale: usize, retry: Option<RetryPolicy>) -> Env {
     let shared = match retry {
@@ -32,21 +32,6 @@ async fn env(scale: usize, retry: Option<RetryPolicy>) -> Env {
 }
 
 impl Env {
-    /// A new app registration with `roles`: (client id, secret).
-    async fn new_app(&self, name: &str, roles: &[&str]) -> (String, String) {
-        let v = self
-            .control_ok(
-                reqwest::Method::POST,
-                "/apps",
-                Some(json!({"name": name, "roles": roles})),
-            )
-            .await;
-        (
-            v["client_id"].as_str().expect("client_id").to_owned(),
-            v["client_secret"].as_str().expect("secret").to_owned(),
-        )
-    }
-
     async fn import(&self, csv: &str, dry_run: bool) -> ImportReport {
         import::import_bytes(
             self.store.as_ref(),
@@ -138,18 +123,9 @@ impl Lcg {
 
 /// The demo tenant's people, rooms and equipment by kind (from the simulator itself).
 fn demo_mailboxes(env: &Env) -> Vec<(String, MailboxKind)> {
-    env.sim.credentials()["mailboxes"]
-        .as_array()
-        .expect("mailboxes")
-        .iter()
-        .map(|m| {
-            (
-                m["address"].as_str().expect("address").to_owned(),
-                serde_json::from_value(m["kind"].clone()).expect("kind"),
-            )
-        })
-        .filter(|(a, _)| !a.starts_with("user0"))
-        .collect()
+    let mut all = env.sim.creds().kinds();
+    all.retain(|(a, _)| !a.starts_with("user0"));
+    all
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,11 +141,14 @@ async fn thousand_rows_with_ten_percent_bad_are_classified_linked_once_and_dry_r
     // A restricted app: Calendars.Read for the organisation, but an Application Access Policy
     // restricts it to the calgate-scope group.
     let (restricted_id, restricted_secret) = env
+        .api
         .new_app(
             "calgate-restricted",
             &["Calendars.Read", "User.Read.All", "MailboxSettings.Read"],
         )
-        .await;
+        .await
+        .0
+        .pair();
     env.control_ok(
         reqwest::Method::PUT,
         &format!("/apps/{restricted_id}/access-policy"),
@@ -622,7 +601,12 @@ async fn transient_failures_and_broken_connections_are_not_verified_and_not_link
     env.add_connection("broken", &main_id, "not-the-secret-value")
         .await;
     // An app with Calendars.Read only: kinds cannot be checked, the file's kind is trusted.
-    let (bare_id, bare_secret) = env.new_app("calendars-only", &["Calendars.Read"]).await;
+    let (bare_id, bare_secret) = env
+        .api
+        .new_app("calendars-only", &["Calendars.Read"])
+        .await
+        .0
+        .pair();
     env.add_connection("bare", &bare_id, &bare_secret).await;
     // Every call to one mailbox answers 503 (Retry-After 0.3 s, longer than the policy waits).
     env.control_ok(

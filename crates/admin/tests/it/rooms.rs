@@ -8,8 +8,7 @@ use calgate_graph::Shared;
 use calgate_store::NewMailbox;
 use serde_json::json;
 
-mod common;
-use common::Env;
+use crate::common::{self, Env};
 
 async fn env() -> Env {
     Env::start(

@@ -14,9 +14,9 @@ use calgate_graph::Shared;
 use calgate_store::AccountState;
 use calgate_sync::{Engine, SyncRequest};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
-mod common;
+use crate::common;
 
 struct Env {
     h: common::Env,
@@ -50,10 +50,6 @@ async fn env() -> Env {
 }
 
 impl Env {
-    fn base(&self) -> &str {
-        &self.sim.base_url
-    }
-
     /// An app with NO application permissions (so only a delegated token can read a
     /// calendar), delegated consent for calendars, loopback redirect URIs; added as `name`.
     async fn delegated_only_connection(&self, name: &str) -> String {
@@ -179,10 +175,7 @@ impl Env {
     }
 
     async fn token_requests(&self, client_id: &str) -> u64 {
-        let (s, v) = self
-            .control(Method::GET, &format!("/apps/{client_id}/counters"), None)
-            .await;
-        assert_eq!(s, 200, "{v}");
+        let v = self.api.app_counters(client_id).await;
         v["token_requests"].as_u64().expect("counter")
     }
 
@@ -201,18 +194,7 @@ impl Env {
             .await
             .expect("cursor")
             .expect("synced");
-        let r = self
-            .http
-            .get(format!("{}/_sim/mailboxes/{address}/events", self.base()))
-            .query(&[
-                ("start", c.window_start.to_string()),
-                ("end", c.window_end.to_string()),
-            ])
-            .send()
-            .await
-            .expect("truth");
-        assert_eq!(r.status(), 200);
-        let v: Value = r.json().await.expect("truth JSON");
+        let v = self.api.events(address, c.window_start, c.window_end).await;
         let truth: BTreeMap<String, (Option<String>, String)> = v["value"]
             .as_array()
             .expect("value")
@@ -364,14 +346,7 @@ async fn connect_sync_refresh_reconnect_and_disconnect() {
     // Refresh: past the access token's lifetime (simulated clock), a sync refreshes, and the
     // new refresh token replaces the old one in the store.
     let before = list_accounts(e.store.as_ref()).await.expect("list")[0].last_refreshed;
-    let (s, v) = e
-        .control(
-            Method::POST,
-            "/clock",
-            Some(json!({"advance_seconds": 2 * 3600})),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    e.api.advance_clock(2 * 3600).await;
     let s = engine
         .sync(&SyncRequest::default(), None)
         .await
@@ -390,14 +365,7 @@ async fn connect_sync_refresh_reconnect_and_disconnect() {
         .await;
     assert_eq!(s, 200, "{v}");
     // The access token in hand stays valid until it expires: move past its lifetime.
-    let (s, v) = e
-        .control(
-            Method::POST,
-            "/clock",
-            Some(json!({"advance_seconds": 2 * 3600})),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    e.api.advance_clock(2 * 3600).await;
     let s = engine
         .sync(&SyncRequest::default(), None)
         .await
@@ -478,14 +446,7 @@ async fn connect_sync_refresh_reconnect_and_disconnect() {
         .await;
     assert_eq!(s, 200, "{v}");
     // The access token in hand stays valid until it expires: move past its lifetime.
-    let (s, v) = e
-        .control(
-            Method::POST,
-            "/clock",
-            Some(json!({"advance_seconds": 2 * 3600})),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    e.api.advance_clock(2 * 3600).await;
     let s = engine
         .sync(&SyncRequest::default(), None)
         .await
