@@ -211,3 +211,28 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    /// The committed document is what the code generates (CI fails when it drifts).
+    #[test]
+    fn committed_openapi_document_is_current() {
+        let committed = include_str!("../../../docs/openapi.json");
+        let generated = format!("{}\n", super::openapi_json());
+        assert!(
+            committed == generated,
+            "docs/openapi.json is out of date: regenerate it with `cargo run -p calgate -- openapi > docs/openapi.json`"
+        );
+        let v: serde_json::Value = serde_json::from_str(committed).unwrap_or_default();
+        assert_eq!(v["openapi"], "3.1.0");
+        for p in [
+            "/v1/mailboxes",
+            "/v1/mailboxes/{address}/events",
+            "/v1/availability",
+            "/v1/feeds/{token}",
+            "/healthz",
+        ] {
+            assert!(v["paths"].get(p).is_some(), "{p}");
+        }
+    }
+}

@@ -505,6 +505,7 @@ pub async fn availability(
     }
     let result = availability::compute(
         state.store.as_ref(),
+        &state.busy,
         &req.mailboxes,
         from,
         to,
@@ -633,7 +634,7 @@ pub async fn feed(State(state): State<AppState>, Path(file): Path<String>) -> Ap
         .ok_or_else(unknown)?;
     let m = state.store.mailbox(&f.address).await?.ok_or_else(unknown)?;
     let now = Timestamp::now();
-    let window = calgate_sync::WindowConfig::default().window_at(now);
+    let window = state.config.window.window_at(now);
     let instances = state
         .store
         .instances(m.id, window.start, window.end)

@@ -6,6 +6,7 @@ use calgate_store::Store;
 use calgate_sync::Engine;
 use calgate_sync::scheduler::SchedulerHandle;
 
+use crate::availability::BusyCache;
 use crate::metrics::Metrics;
 
 /// Settings of the API itself.
@@ -16,6 +17,8 @@ pub struct ApiConfig {
     pub public_url: String,
     /// The longest window a request may ask for, in days (default 731: two years).
     pub max_window_days: i64,
+    /// The sync window (ICS feeds cover it).
+    pub window: calgate_sync::WindowConfig,
 }
 
 impl Default for ApiConfig {
@@ -23,6 +26,7 @@ impl Default for ApiConfig {
         ApiConfig {
             public_url: "http://127.0.0.1:8080".to_owned(),
             max_window_days: 731,
+            window: calgate_sync::WindowConfig::default(),
         }
     }
 }
@@ -36,6 +40,29 @@ pub struct AppState {
     pub scheduler: Option<SchedulerHandle>,
     pub metrics: Arc<Metrics>,
     pub config: ApiConfig,
+    /// Busy time kept between availability requests.
+    pub busy: Arc<BusyCache>,
+}
+
+impl AppState {
+    /// The state of a server over `store` and `engine`, with a fresh metrics registry and busy
+    /// cache.
+    pub fn new(
+        store: Arc<dyn Store>,
+        engine: Engine,
+        scheduler: Option<SchedulerHandle>,
+        metrics: Arc<Metrics>,
+        config: ApiConfig,
+    ) -> AppState {
+        AppState {
+            store,
+            engine,
+            scheduler,
+            metrics,
+            config,
+            busy: Arc::new(BusyCache::default()),
+        }
+    }
 }
 
 impl std::fmt::Debug for AppState {

@@ -26,6 +26,40 @@ pub(crate) enum BenchCommand {
     /// requests, requests per second, peak concurrency per mailbox, 429s, peak RSS and the
     /// round-trip lower bound.
     Sync(BenchSyncArgs),
+    /// The REST API under a fixed offered load: events of one mailbox over a month, and
+    /// availability of many mailboxes over four weeks, against a store of M × E synced
+    /// events; prints p50/p90/p99 latency, throughput and peak RSS.
+    Api(BenchApiArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchApiArgs {
+    /// Mailboxes in the store.
+    #[arg(long, value_name = "M", default_value_t = 2000,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub mailboxes: u32,
+    /// Event instances per mailbox in the simulator's seeding window.
+    #[arg(long, value_name = "E", default_value_t = 150)]
+    pub events_per_mailbox: usize,
+    /// Requests per second offered (open loop: sent on schedule, whatever the answers).
+    #[arg(long, value_name = "R", default_value_t = 500,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub rate: u32,
+    /// Seconds of load per scenario.
+    #[arg(long, value_name = "S", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub seconds: u64,
+    /// Mailboxes per availability request.
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=200))]
+    pub availability_mailboxes: u32,
+    /// Seed of the simulated tenant.
+    #[arg(long, value_name = "SEED", default_value_t = 1)]
+    pub rng: u64,
+    /// Build the store in DIR and keep it; a later run with the same DIR (on the same day)
+    /// reuses it, skipping the simulator and the first sync.
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -54,11 +88,12 @@ pub(crate) struct BenchSyncArgs {
 pub(crate) async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Sync(args) => bench_sync(args).await,
+        BenchCommand::Api(args) => crate::bench_api::run(args).await,
     }
 }
 
 /// Kills the simulator when dropped (also on error).
-struct SimChild(Child);
+pub(crate) struct SimChild(pub Child);
 
 impl Drop for SimChild {
     fn drop(&mut self) {
@@ -68,7 +103,7 @@ impl Drop for SimChild {
 }
 
 /// `VmHWM` (peak resident set) of a process, in KiB.
-fn peak_rss_kib(pid: &str) -> Option<u64> {
+pub(crate) fn peak_rss_kib(pid: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
@@ -76,20 +111,36 @@ fn peak_rss_kib(pid: &str) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-fn mib(kib: Option<u64>) -> String {
+pub(crate) fn mib(kib: Option<u64>) -> String {
     kib.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
         .unwrap_or_else(|| "n/a (no /proc)".to_owned())
 }
 
 /// Starts `calgate sim` and returns it with its base URL once its banner is out.
 fn start_sim(args: &BenchSyncArgs, creds: &Path) -> anyhow::Result<(SimChild, String)> {
+    start_sim_with(
+        args.mailboxes,
+        args.events_per_mailbox,
+        args.latency_ms,
+        args.rng,
+        creds,
+    )
+}
+
+pub(crate) fn start_sim_with(
+    mailboxes: u32,
+    events: usize,
+    latency_ms: u64,
+    rng: u64,
+    creds: &Path,
+) -> anyhow::Result<(SimChild, String)> {
     let exe = std::env::current_exe().context("cannot find calgate's own executable")?;
     let mut child = Command::new(exe)
         .args(["sim", "--seed", "empty", "--listen", "127.0.0.1:0"])
-        .args(["--scale", &args.mailboxes.to_string()])
-        .args(["--events-per-mailbox", &args.events_per_mailbox.to_string()])
-        .args(["--latency-ms", &args.latency_ms.to_string()])
-        .args(["--rng", &args.rng.to_string()])
+        .args(["--scale", &mailboxes.to_string()])
+        .args(["--events-per-mailbox", &events.to_string()])
+        .args(["--latency-ms", &latency_ms.to_string()])
+        .args(["--rng", &rng.to_string()])
         .arg("--credentials-out")
         .arg(creds)
         .stdin(Stdio::null())
@@ -115,27 +166,19 @@ fn start_sim(args: &BenchSyncArgs, creds: &Path) -> anyhow::Result<(SimChild, St
     Ok((child, base.to_owned()))
 }
 
-async fn bench_sync(args: BenchSyncArgs) -> anyhow::Result<()> {
-    let dir = tempfile::Builder::new()
-        .prefix("calgate-bench-")
-        .tempdir()
-        .context("cannot create a temporary data directory")?;
-    let creds_path = dir.path().join("sim-credentials.json");
-    let t_sim = Instant::now();
-    let (child, base) = start_sim(&args, &creds_path)?;
-    let sim_pid = child.0.id().to_string();
-    let creds: Value = serde_json::from_str(
-        &std::fs::read_to_string(&creds_path).context("cannot read the simulator's credentials")?,
-    )?;
-    let seeded = t_sim.elapsed();
+/// A new store in `data` with a connection `bench` to the simulator at `base` and every
+/// mailbox of its credentials document linked; returns it and how many were linked.
+pub(crate) async fn store_linked_to(
+    creds: &Value,
+    base: &str,
+    data: &Path,
+) -> anyhow::Result<(std::sync::Arc<dyn calgate_store::Store>, u64)> {
     let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
     let app = creds["apps"]
         .as_array()
         .and_then(|a| a.first())
         .cloned()
         .context("the simulator published no app")?;
-
-    let data = dir.path().join("data");
     let loc = StoreLocation::new(data.display().to_string());
     let store = loc.open_or_create().await?;
     crate::connection::add(
@@ -144,14 +187,13 @@ async fn bench_sync(args: BenchSyncArgs) -> anyhow::Result<()> {
             name: "bench".to_owned(),
             tenant: s(&creds["tenant_id"]),
             client_id: s(&app["client_id"]),
-            authority: Some(base.clone()),
+            authority: Some(base.to_owned()),
             graph_url: Some(s(&creds["graph_url"])),
             credentials: vec![NewCredential::secret(s(&app["client_secret"]), None)],
             ..Default::default()
         },
     )
     .await?;
-    let t_link = Instant::now();
     let mut linked = 0u64;
     for m in creds["mailboxes"]
         .as_array()
@@ -169,6 +211,24 @@ async fn bench_sync(args: BenchSyncArgs) -> anyhow::Result<()> {
             .await?;
         linked += 1;
     }
+    Ok((store, linked))
+}
+
+async fn bench_sync(args: BenchSyncArgs) -> anyhow::Result<()> {
+    let dir = tempfile::Builder::new()
+        .prefix("calgate-bench-")
+        .tempdir()
+        .context("cannot create a temporary data directory")?;
+    let creds_path = dir.path().join("sim-credentials.json");
+    let t_sim = Instant::now();
+    let (child, base) = start_sim(&args, &creds_path)?;
+    let sim_pid = child.0.id().to_string();
+    let creds: Value = serde_json::from_str(
+        &std::fs::read_to_string(&creds_path).context("cannot read the simulator's credentials")?,
+    )?;
+    let seeded = t_sim.elapsed();
+    let t_link = Instant::now();
+    let (store, linked) = store_linked_to(&creds, &base, &dir.path().join("data")).await?;
     let link_time = t_link.elapsed();
     print_out(&format!(
         "bench sync: {} mailboxes × ~{} events, simulator latency {} ms, concurrency {} (simulator seeded in {:.1} s, mailboxes linked in {:.1} s)\n",

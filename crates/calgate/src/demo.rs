@@ -14,7 +14,7 @@ use clap::Args;
 use serde_json::Value;
 
 use crate::output::{plural, print_out, thousands};
-use crate::sim_cmd::{explain_sim_error, wait_for_shutdown};
+use crate::sim_cmd::explain_sim_error;
 use crate::sync_cmd::{engine, failure_lines, summary_line, sync_with_progress};
 use crate::{StoreLocation, error_line};
 
@@ -26,8 +26,7 @@ pub(crate) struct DemoArgs {
     /// Stop after the first sync (print the summary and exit).
     #[arg(long)]
     pub no_serve: bool,
-    /// Where the REST API and admin console will listen (they come in a later version; the
-    /// address is only checked for now).
+    /// Where the REST API listens (without --no-serve).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Where the embedded Microsoft 365 simulator listens (port 0: a free port).
@@ -38,7 +37,11 @@ pub(crate) struct DemoArgs {
     pub rng: u64,
 }
 
-pub(crate) async fn run(args: DemoArgs, loc: StoreLocation) -> anyhow::Result<()> {
+pub(crate) async fn run(
+    args: DemoArgs,
+    loc: StoreLocation,
+    config: &crate::config::Config,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     let sim = calgate_sim::start(SimOptions {
         listen: args.sim_listen,
@@ -202,12 +205,46 @@ pub(crate) async fn run(args: DemoArgs, loc: StoreLocation) -> anyhow::Result<()
             Ok(())
         };
     }
+    // Serve: an API key and a feed for the curl commands, then the REST API with sync in the
+    // background against the running simulator.
+    for k in store.list_api_keys().await? {
+        if k.name.starts_with(DEMO_KEY) && k.revoked_at.is_none() {
+            store.revoke_api_key(&k.name).await?;
+        }
+    }
+    let (key, new) = calgate_api::auth::generate_key(
+        &format!("{DEMO_KEY}-{}", jiff::Timestamp::now().as_second()),
+        &[calgate_core::ApiScope::Admin],
+    );
+    store.add_api_key(&new).await?;
+    let service = crate::serve::start(store.clone(), config, args.listen, true).await?;
+    let base = service.state.config.public_url.clone();
+    let (token, hash) = calgate_api::auth::generate_feed_token();
+    store
+        .add_feed(&calgate_store::NewFeed {
+            address: room.clone(),
+            token_hash: hash,
+            token_hint: token.chars().take(6).collect(),
+            privacy: calgate_core::PrivacyPolicy::BusyOnly,
+        })
+        .await?;
+    let from = format!("{today}T00:00:00Z");
+    let to = format!("{week}T00:00:00Z");
+    let people: Vec<String> = store
+        .list_mailboxes()
+        .await?
+        .into_iter()
+        .filter(|m| m.kind == MailboxKind::User)
+        .take(1)
+        .map(|m| m.address)
+        .collect();
+    let person = people.first().cloned().unwrap_or_else(|| room.clone());
     print_out(&format!(
-        "\nThe simulator keeps running at {base} until Ctrl-C. Try, in another terminal:\n  {try_events}\n  {try_events} --json\n  calgate{data_flag} mailbox list\n  curl -X POST {base}/_sim/mailboxes/{room}/random-changes -d '{{\"count\":20,\"seed\":1}}'   # change events as Outlook would\n  calgate{data_flag} sync      # incremental: picks up the changes\nThe REST API and admin console (--listen {listen}) come in a later version of calgate; nothing is served on {listen} yet.\nPress Ctrl-C to stop.\n",
-        base = sim.base_url,
-        listen = args.listen,
+        "\ncalgate serves its REST API at {base} (OpenAPI: {base}/openapi.json), keeping every mailbox in sync;\nthe simulator runs at {sim} until Ctrl-C. API key (admin scope, shown once): {k}\n\nTry, in another terminal:\n  curl -s -H 'Authorization: Bearer {k}' '{base}/v1/mailboxes/{room}/events?from={from}&to={to}'\n  curl -s -H 'Authorization: Bearer {k}' -H 'Content-Type: application/json' -d '{{\"mailboxes\":[\"{person}\",\"{room}\"],\"from\":\"{from}\",\"to\":\"{to}\",\"duration_minutes\":60}}' {base}/v1/availability\n  curl -s '{base}/v1/feeds/{token}.ics'\nand: {try_events}\nPress Ctrl-C to stop.\n",
+        sim = sim.base_url,
+        k = key.expose(),
     ));
-    wait_for_shutdown().await;
+    crate::serve::run_service(service).await?;
     print_out("calgate demo: stopping the simulator\n");
     sim.shutdown().await;
     if failed {
@@ -215,6 +252,9 @@ pub(crate) async fn run(args: DemoArgs, loc: StoreLocation) -> anyhow::Result<()
     }
     Ok(())
 }
+
+/// The name prefix of the API key the demo makes (the previous one is revoked on every run).
+const DEMO_KEY: &str = "demo";
 
 /// ` --data-dir X` when the location is not the default one.
 fn data_flag(loc: &StoreLocation) -> String {

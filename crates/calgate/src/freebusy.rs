@@ -51,6 +51,7 @@ pub(crate) async fn run(args: FreeBusyArgs, loc: StoreLocation) -> anyhow::Resul
     let store = loc.open().await?;
     let result = calgate_api::availability::compute(
         store.as_ref(),
+        &calgate_api::availability::BusyCache::default(),
         &args.addresses,
         from,
         to,

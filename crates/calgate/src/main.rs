@@ -10,6 +10,7 @@
 mod account;
 mod apikey;
 mod bench;
+mod bench_api;
 mod config;
 mod connection;
 mod demo;
@@ -94,6 +95,9 @@ enum Command {
     Feed(feed::FeedCommand),
     /// Busy time of people and rooms, and the free slots common to all.
     Freebusy(freebusy::FreeBusyArgs),
+    /// Print the REST API's OpenAPI 3.1 document (what `calgate serve` serves at
+    /// /openapi.json; committed as docs/openapi.json).
+    Openapi,
 }
 
 /// Where the store lives, as the global flags say.
@@ -244,12 +248,16 @@ fn main() -> ExitCode {
         Command::Doctor(args) => run_async(doctor::run(args, loc)),
         Command::Sync(args) => run_async(sync_cmd::run(args, loc)),
         Command::Events(args) => run_async(events::run(args, loc)),
-        Command::Demo(args) => run_async(demo::run(args, loc)),
+        Command::Demo(args) => run_async(demo::run(args, loc, &config)),
         Command::Bench(cmd) => run_async(bench::run(cmd)),
         Command::Serve(args) => run_async(serve::run(args, loc, config)),
         Command::Apikey(cmd) => run_async(apikey::run(cmd, loc)),
         Command::Feed(cmd) => run_async(feed::run(cmd, loc, &config)),
         Command::Freebusy(args) => run_async(freebusy::run(args, loc)),
+        Command::Openapi => {
+            output::print_out(&format!("{}\n", calgate_api::openapi_json()));
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

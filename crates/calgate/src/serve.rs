@@ -88,16 +88,20 @@ pub(crate) async fn start(
         None => format!("http://{local}"),
     };
     Ok(Service {
-        state: AppState {
+        state: AppState::new(
             store,
             engine,
             scheduler,
             metrics,
-            config: ApiConfig {
+            ApiConfig {
                 public_url,
+                window: WindowConfig {
+                    days_back: config.days_back,
+                    days_ahead: config.days_ahead,
+                },
                 ..ApiConfig::default()
             },
-        },
+        ),
         listener,
     })
 }
@@ -105,6 +109,15 @@ pub(crate) async fn start(
 /// Serves until SIGTERM or Ctrl-C, then shuts down within 10 s.
 pub(crate) async fn run_service(service: Service) -> anyhow::Result<()> {
     let Service { state, listener } = service;
+    // Busy time of every mailbox into memory, beside serving (availability answers from the
+    // store meanwhile).
+    let warm = state.clone();
+    tokio::spawn(async move {
+        match warm.busy.warm(warm.store.as_ref()).await {
+            Ok(n) => tracing::debug!("busy time of {n} mailboxes in memory"),
+            Err(e) => tracing::warn!("could not load busy time ahead: {}", e.detail),
+        }
+    });
     let scheduler = state.scheduler.clone();
     let store = state.store.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -87,6 +87,12 @@ pub trait Store: Send + Sync {
     async fn unlink_mailbox(&self, address: &str) -> Result<bool>;
     /// All linked mailboxes, by address.
     async fn list_mailboxes(&self) -> Result<Vec<Mailbox>>;
+    /// The linked mailboxes among `addresses` (case-insensitive; unknown ones left out), each
+    /// with its last successful sync, in one read.
+    async fn mailboxes_named(
+        &self,
+        addresses: &[String],
+    ) -> Result<Vec<(Mailbox, Option<Timestamp>)>>;
     async fn mailbox(&self, address: &str) -> Result<Option<Mailbox>>;
 
     // ---- sync leases ---------------------------------------------------------------------
@@ -150,6 +156,16 @@ pub trait Store: Send + Sync {
         after: Option<&InstanceCursor>,
         limit: u32,
     ) -> Result<InstancePage>;
+    /// The spans of the live instances of `mailboxes` that overlap `[from, to)` and show as
+    /// one of `busy`, in one read: one entry per mailbox that has any (in no order; spans
+    /// unsorted and unclipped).
+    async fn busy_times(
+        &self,
+        mailboxes: &[MailboxId],
+        from: Timestamp,
+        to: Timestamp,
+        busy: &[calgate_core::ShowAs],
+    ) -> Result<Vec<BusyTimes>>;
     /// One live instance by Exchange id.
     async fn instance(
         &self,
@@ -175,6 +191,11 @@ pub trait Store: Send + Sync {
     async fn sync_states(&self) -> Result<Vec<MailboxSyncState>>;
     /// The change log after `after` (exclusive), oldest first, at most `limit` rows.
     async fn changes_after(&self, after: u64, limit: u32) -> Result<Vec<ChangeRecord>>;
+    /// The mailboxes with change-log rows after `after` (exclusive), each with the newest
+    /// row's position: what changed since a reader last looked (empty: nothing did).
+    async fn mailboxes_changed_after(&self, after: u64) -> Result<Vec<(MailboxId, u64)>>;
+    /// The position of the newest change-log row (0: none yet).
+    async fn change_log_end(&self) -> Result<u64>;
     async fn status(&self, mailbox: MailboxId) -> Result<Option<MailboxStatus>>;
     /// Closes the store: waits for work in flight, then releases the database (SQLite:
     /// checkpoints the WAL into the file). Later calls fail.

@@ -411,3 +411,11 @@ pub struct Feed {
     pub created_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
 }
+
+/// A mailbox's busy spans over a window (what availability needs; nothing else is read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusyTimes {
+    pub mailbox: MailboxId,
+    /// `(start, end)` of each instance.
+    pub spans: Vec<(Timestamp, Timestamp)>,
+}

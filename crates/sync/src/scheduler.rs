@@ -129,8 +129,12 @@ impl SchedulerHandle {
         *lock(&self.shared.heartbeat)
     }
 
-    /// Whether the loop went round within three ticks.
+    /// Whether the scheduler has not been shut down and its loop went round within three
+    /// ticks (plus 2 s).
     pub fn is_alive(&self) -> bool {
+        if *self.stop.borrow() {
+            return false;
+        }
         let limit = SignedDuration::try_from(self.shared.options.tick * 3 + Duration::from_secs(2))
             .unwrap_or(SignedDuration::from_secs(5));
         Timestamp::now().duration_since(self.heartbeat()) <= limit

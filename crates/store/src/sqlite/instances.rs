@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
-use calgate_core::{Instance, Person, PrivacyPolicy, When};
+use calgate_core::{Instance, Person, PrivacyPolicy, ShowAs, When};
 use jiff::Timestamp;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -750,6 +750,57 @@ impl SqliteStore {
             None
         };
         Ok(InstancePage { instances, next })
+    }
+
+    pub(super) async fn busy_times_impl(
+        &self,
+        mailboxes: &[MailboxId],
+        from: Timestamp,
+        to: Timestamp,
+        busy: &[ShowAs],
+    ) -> Result<Vec<BusyTimes>> {
+        let c = "cannot read instances";
+        let mut out = Vec::new();
+        if busy.is_empty() {
+            return Ok(out);
+        }
+        // One row per mailbox, its spans aggregated inside SQLite ("start,end;start,end"):
+        // rows, not instances, are what a read costs here. The covering index
+        // (mailbox_id, start_us, end_us, show_as) answers it without touching the table.
+        let shows = vec!["?"; busy.len()].join(", ");
+        for chunk in mailboxes.chunks(400) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let mut q = sqlx::query(sql(format!(
+                "SELECT mailbox_id, group_concat(start_us || ',' || end_us, ';') AS spans \
+                 FROM instances INDEXED BY instances_busy \
+                 WHERE mailbox_id IN ({marks}) AND start_us < ? AND (end_us > ? OR start_us = ?) \
+                 AND show_as IN ({shows}) GROUP BY mailbox_id"
+            )));
+            for m in chunk {
+                q = q.bind(m.0);
+            }
+            q = q.bind(us(to)).bind(us(from)).bind(us(from));
+            for s in busy {
+                q = q.bind(s.as_str());
+            }
+            let rows = q.fetch_all(&self.pool).await.ctx(c)?;
+            for row in rows {
+                let text: String = row.try_get("spans").ctx(c)?;
+                let mut spans = Vec::new();
+                for pair in text.split(';') {
+                    let bad = || Error::corrupt("a busy span", pair);
+                    let (a, b) = pair.split_once(',').ok_or_else(bad)?;
+                    let a: i64 = a.parse().map_err(|_| bad())?;
+                    let b: i64 = b.parse().map_err(|_| bad())?;
+                    spans.push((ts(a)?, ts(b)?));
+                }
+                out.push(BusyTimes {
+                    mailbox: MailboxId(row.try_get("mailbox_id").ctx(c)?),
+                    spans,
+                });
+            }
+        }
+        Ok(out)
     }
 
     pub(super) async fn instance_impl(

@@ -192,6 +192,31 @@ impl SqliteStore {
         rows.iter().map(mailbox_from_row).collect()
     }
 
+    pub(super) async fn mailboxes_named_impl(
+        &self,
+        addresses: &[String],
+    ) -> Result<Vec<(Mailbox, Option<Timestamp>)>> {
+        let mut out = Vec::with_capacity(addresses.len());
+        let c = "cannot read mailboxes";
+        for chunk in addresses.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let mut q = sqlx::query(sql(format!(
+                "SELECT m.id, m.address, m.connection_id, c.name AS connection, m.kind, \
+                 m.external_id, m.privacy, m.linked_at, m.resync_reason, s.last_success \
+                 FROM mailboxes m JOIN connections c ON c.id = m.connection_id \
+                 LEFT JOIN sync_status s ON s.mailbox_id = m.id WHERE m.address_key IN ({marks})"
+            )));
+            for a in chunk {
+                q = q.bind(address_key(a));
+            }
+            for row in q.fetch_all(&self.pool).await.ctx(c)? {
+                let last: Option<i64> = row.try_get("last_success").ctx(c)?;
+                out.push((mailbox_from_row(&row)?, super::opt_ts(last)?));
+            }
+        }
+        Ok(out)
+    }
+
     /// The mailbox's privacy policy, or NotFound: the check every write of its data starts with.
     pub(super) async fn require_mailbox(tx: &mut Tx, mailbox: MailboxId) -> Result<PrivacyPolicy> {
         let found: Option<String> =

@@ -475,6 +475,12 @@ impl Store for SqliteStore {
     async fn list_mailboxes(&self) -> Result<Vec<Mailbox>> {
         routed!(self.mailboxes_impl(None))
     }
+    async fn mailboxes_named(
+        &self,
+        addresses: &[String],
+    ) -> Result<Vec<(Mailbox, Option<Timestamp>)>> {
+        routed!(self.mailboxes_named_impl(addresses))
+    }
     async fn mailbox(&self, address: &str) -> Result<Option<Mailbox>> {
         Ok(routed!(self.mailboxes_impl(Some(address)))?
             .into_iter()
@@ -538,6 +544,15 @@ impl Store for SqliteStore {
     ) -> Result<Vec<StoredInstance>> {
         routed!(self.instances_impl(mailbox, from, to))
     }
+    async fn busy_times(
+        &self,
+        mailboxes: &[MailboxId],
+        from: Timestamp,
+        to: Timestamp,
+        busy: &[calgate_core::ShowAs],
+    ) -> Result<Vec<BusyTimes>> {
+        routed!(self.busy_times_impl(mailboxes, from, to, busy))
+    }
     async fn instance(
         &self,
         mailbox: MailboxId,
@@ -571,6 +586,12 @@ impl Store for SqliteStore {
     }
     async fn changes_after(&self, after: u64, limit: u32) -> Result<Vec<ChangeRecord>> {
         routed!(self.changes_after_impl(after, limit))
+    }
+    async fn mailboxes_changed_after(&self, after: u64) -> Result<Vec<(MailboxId, u64)>> {
+        routed!(self.mailboxes_changed_after_impl(after))
+    }
+    async fn change_log_end(&self) -> Result<u64> {
+        routed!(self.change_log_end_impl())
     }
     async fn status(&self, mailbox: MailboxId) -> Result<Option<MailboxStatus>> {
         Ok(routed!(self.statuses_impl(Some(mailbox)))?

@@ -211,4 +211,36 @@ impl SqliteStore {
             })
             .collect()
     }
+
+    pub(super) async fn mailboxes_changed_after_impl(
+        &self,
+        after: u64,
+    ) -> Result<Vec<(MailboxId, u64)>> {
+        let c = "cannot read the change log";
+        // `seq` is the rowid: a range seek, nothing read when nothing changed.
+        let rows = sqlx::query(
+            "SELECT mailbox_id, max(seq) AS last FROM change_log NOT INDEXED WHERE seq > ? \
+             GROUP BY mailbox_id",
+        )
+        .bind(to_i64(after))
+        .fetch_all(&self.pool)
+        .await
+        .ctx(c)?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    MailboxId(row.try_get("mailbox_id").ctx(c)?),
+                    count(row.try_get("last").ctx(c)?),
+                ))
+            })
+            .collect()
+    }
+
+    pub(super) async fn change_log_end_impl(&self) -> Result<u64> {
+        let end: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM change_log")
+            .fetch_one(&self.pool)
+            .await
+            .ctx("cannot read the change log")?;
+        Ok(end.map_or(0, count))
+    }
 }

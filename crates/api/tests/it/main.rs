@@ -1,0 +1,11 @@
+//! The REST API over real HTTP: an in-process server on a real SQLite file, a demo simulator
+//! behind it.
+
+mod auth;
+mod availability;
+mod common;
+mod events;
+mod feeds;
+mod hostile;
+mod mailboxes;
+mod service;
