@@ -235,7 +235,9 @@ fn main() -> ExitCode {
     // failures as `calgate:` lines themselves, so their logs stay quiet unless RUST_LOG asks.
     match &cli.command {
         Command::Sim(_) => init_tracing("warn", config::LogFormat::Text),
-        Command::Serve(_) => init_tracing(&config.log_level, config.log_format),
+        Command::Serve(a) => {
+            init_tracing(&config.log_level, a.log_format.unwrap_or(config.log_format))
+        }
         _ => init_tracing("error", config::LogFormat::Text),
     }
     let loc = StoreLocation::from_cli(&cli, &config);

@@ -29,6 +29,9 @@ pub(crate) struct ServeArgs {
     /// Do not run the background sync (serve the stored data only).
     #[arg(long)]
     pub no_sync: bool,
+    /// Log lines as `text` or `json` (default: log.format / CALGATE_LOG_FORMAT, else text).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<crate::config::LogFormat>,
 }
 
 /// The running service: the API's state and its scheduler.

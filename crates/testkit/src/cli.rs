@@ -63,6 +63,44 @@ impl Cli {
         .expect("calgate run task")
     }
 
+    /// `calgate connection add NAME` to the simulator's tenant `tenant` as `client_id` with
+    /// `secret` (passed through the environment); asserts success and that no output shows
+    /// the secret.
+    pub async fn add_sim_connection(
+        &self,
+        dir: &Path,
+        sim: &calgate_sim::SimHandle,
+        name: &str,
+        tenant: &str,
+        client_id: &str,
+        secret: &str,
+    ) {
+        let graph = format!("{}/v1.0", sim.base_url);
+        let o = self
+            .run_async(
+                dir,
+                &[
+                    "connection",
+                    "add",
+                    name,
+                    "--tenant",
+                    tenant,
+                    "--client-id",
+                    client_id,
+                    "--client-secret-env",
+                    "CG_TEST_SECRET",
+                    "--authority",
+                    &sim.base_url,
+                    "--graph-url",
+                    &graph,
+                ],
+                &[("CG_TEST_SECRET", secret)],
+            )
+            .await;
+        assert_exit(&o, 0);
+        assert!(!stdout(&o).contains(secret) && !stderr(&o).contains(secret));
+    }
+
     /// Starts [`Cli::command`] with stdout and stderr piped, not waiting for it.
     pub fn spawn(&self, dir: &Path, args: &[&str]) -> Child {
         self.command(dir, args)
