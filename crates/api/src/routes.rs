@@ -179,7 +179,9 @@ pub struct MailboxList {
 /// Linked mailboxes with their sync status.
 #[utoipa::path(get, path = "/v1/mailboxes", tag = "mailboxes", security(("api_key" = [])),
     responses((status = 200, body = MailboxList),
-              (status = 401, body = Problem), (status = 403, body = Problem)))]
+              (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 500, body = Problem, content_type = "application/problem+json"),
+              (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_mailboxes(
     State(state): State<AppState>,
     caller: Caller,
@@ -195,11 +197,15 @@ pub async fn list_mailboxes(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkRequest {
+    #[schema(example = "room-camden@contoso.example")]
     pub address: String,
+    #[schema(example = "demo")]
     pub connection: String,
     /// `user`, `room` or `equipment` (default: what Exchange says, else `user`).
+    #[schema(example = "room")]
     pub kind: Option<String>,
     /// `full`, `busy-only` or `full-including-private` (default `full`).
+    #[schema(example = "busy-only")]
     pub privacy: Option<String>,
     pub external_id: Option<String>,
 }
@@ -220,8 +226,12 @@ pub struct LinkResponse {
     request_body = LinkRequest,
     responses((status = 201, description = "Linked", body = LinkResponse),
               (status = 200, description = "Already linked (settings given were applied)", body = LinkResponse),
-              (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-              (status = 409, body = Problem), (status = 422, body = Problem)))]
+              (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"),
+              (status = 413, body = Problem, content_type = "application/problem+json"),
+              (status = 415, body = Problem, content_type = "application/problem+json"),
+              (status = 500, body = Problem, content_type = "application/problem+json"),
+              (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn link_mailbox(
     State(state): State<AppState>,
     caller: Caller,
@@ -290,9 +300,11 @@ pub async fn link_mailbox(
 
 /// Unlinks a mailbox and deletes everything stored for it.
 #[utoipa::path(delete, path = "/v1/mailboxes/{address}", tag = "mailboxes", security(("api_key" = [])),
-    params(("address" = String, Path, description = "The mailbox's address")),
-    responses((status = 204, description = "Unlinked"), (status = 400, body = Problem),
-              (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    params(("address" = String, Path, description = "The mailbox's address", example = "anna.devries@contoso.example")),
+    responses((status = 204, description = "Unlinked"), (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 500, body = Problem, content_type = "application/problem+json"),
+              (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn unlink_mailbox(
     State(state): State<AppState>,
     caller: Caller,
@@ -309,9 +321,12 @@ pub async fn unlink_mailbox(
 
 /// Verify a mailbox: exists, in the app's scope, its kind, its calendar readable.
 #[utoipa::path(post, path = "/v1/mailboxes/{address}/verify", tag = "mailboxes", security(("api_key" = [])),
-    params(("address" = String, Path, description = "The mailbox's address")),
-    responses((status = 200, body = ChecklistDto), (status = 401, body = Problem),
-              (status = 403, body = Problem), (status = 404, body = Problem)))]
+    params(("address" = String, Path, description = "The mailbox's address", example = "anna.devries@contoso.example")),
+    responses((status = 200, body = ChecklistDto), (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 500, body = Problem, content_type = "application/problem+json"),
+              (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn verify_mailbox(
     State(state): State<AppState>,
     caller: Caller,
@@ -347,9 +362,11 @@ pub struct SyncQueued {
 
 /// Asks for an immediate sync round of the mailbox (without waiting for the cadence).
 #[utoipa::path(post, path = "/v1/mailboxes/{address}/sync", tag = "mailboxes", security(("api_key" = [])),
-    params(("address" = String, Path, description = "The mailbox's address")),
-    responses((status = 202, body = SyncQueued), (status = 401, body = Problem),
-              (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
+    params(("address" = String, Path, description = "The mailbox's address", example = "anna.devries@contoso.example")),
+    responses((status = 202, body = SyncQueued), (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json"),
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 500, body = Problem, content_type = "application/problem+json")))]
 pub async fn sync_mailbox(
     State(state): State<AppState>,
     caller: Caller,
@@ -379,8 +396,10 @@ pub async fn sync_mailbox(
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Start: RFC 3339 instant or date (midnight UTC).
+    #[param(example = "2026-12-07T00:00:00Z")]
     pub from: String,
     /// End (exclusive): RFC 3339 instant or date (midnight UTC).
+    #[param(example = "2026-12-14")]
     pub to: String,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -406,10 +425,12 @@ struct PageCursor {
 
 /// A mailbox's instances over a window (privacy and busy mapping applied), paginated.
 #[utoipa::path(get, path = "/v1/mailboxes/{address}/events", tag = "events", security(("api_key" = [])),
-    params(("address" = String, Path, description = "The mailbox's address"), EventsQuery),
+    params(("address" = String, Path, description = "The mailbox's address", example = "anna.devries@contoso.example"), EventsQuery),
     responses((status = 200, body = EventsPage), (status = 304, description = "Not modified (If-None-Match)"),
-              (status = 400, body = Problem), (status = 401, body = Problem),
-              (status = 403, body = Problem), (status = 404, body = Problem)))]
+              (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 500, body = Problem, content_type = "application/problem+json"),
+              (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn events(
     State(state): State<AppState>,
     caller: Caller,
@@ -474,19 +495,29 @@ pub async fn events(
 #[serde(deny_unknown_fields)]
 pub struct AvailabilityRequest {
     /// Addresses of linked mailboxes (people and rooms), at most 200.
+    #[schema(example = json!(["anna.devries@contoso.example", "room-camden@contoso.example"]))]
     pub mailboxes: Vec<String>,
     /// RFC 3339 instant or date (midnight UTC).
+    #[schema(example = "2026-12-07T08:00:00Z")]
     pub from: String,
+    /// End (exclusive): RFC 3339 instant or date (midnight UTC).
+    #[schema(example = "2026-12-09")]
     pub to: String,
     /// The shortest free slot worth reporting, in minutes (default 30).
+    #[schema(example = 60)]
     pub duration_minutes: Option<u32>,
 }
 
 /// Busy time of several mailboxes, merged, and the free slots common to all.
 #[utoipa::path(post, path = "/v1/availability", tag = "availability", security(("api_key" = [])),
     request_body = AvailabilityRequest,
-    responses((status = 200, body = Availability), (status = 400, body = Problem),
-              (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = Availability), (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 413, body = Problem, content_type = "application/problem+json"),
+              (status = 415, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json"),
+              (status = 500, body = Problem, content_type = "application/problem+json"),
+              (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn availability(
     State(state): State<AppState>,
     caller: Caller,
@@ -524,7 +555,9 @@ pub struct ConnectionList {
 
 /// Connections (never their secrets).
 #[utoipa::path(get, path = "/v1/connections", tag = "connections", security(("api_key" = [])),
-    responses((status = 200, body = ConnectionList), (status = 401, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 200, body = ConnectionList), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 500, body = Problem, content_type = "application/problem+json"),
+              (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_connections(
     State(state): State<AppState>,
     caller: Caller,
@@ -572,8 +605,12 @@ pub struct TestRequest {
 #[utoipa::path(post, path = "/v1/connections/{name}/test", tag = "connections", security(("api_key" = [])),
     params(("name" = String, Path, description = "The connection's name")),
     request_body(content = TestRequest, description = "Optional", content_type = "application/json"),
-    responses((status = 200, body = ChecklistDto), (status = 401, body = Problem),
-              (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = ChecklistDto), (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 413, body = Problem, content_type = "application/problem+json"),
+              (status = 500, body = Problem, content_type = "application/problem+json"),
+              (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn test_connection(
     State(state): State<AppState>,
     caller: Caller,
@@ -619,7 +656,9 @@ pub async fn test_connection(
 #[utoipa::path(get, path = "/v1/feeds/{token}", tag = "feeds",
     params(("token" = String, Path, description = "The feed's token, followed by .ics")),
     responses((status = 200, description = "RFC 5545 calendar", content_type = "text/calendar"),
-              (status = 404, body = Problem)))]
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 500, body = Problem, content_type = "application/problem+json"),
+              (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn feed(State(state): State<AppState>, Path(file): Path<String>) -> ApiResult<Response> {
     let unknown = || ApiError::not_found("no such feed (it was never made, or was revoked)");
     let token = file.strip_suffix(".ics").unwrap_or(&file);

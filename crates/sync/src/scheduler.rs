@@ -60,15 +60,23 @@ struct Shared {
     options: SchedulerOptions,
     /// Mailboxes asked for now (`sync_now`), by lowercase address.
     urgent: Mutex<HashSet<String>>,
-    /// When each mailbox is due next (set after each round; absent: from its status).
-    due: Mutex<HashMap<MailboxId, Timestamp>>,
-    running: Mutex<HashSet<MailboxId>>,
-    /// Consecutive failures seen by this scheduler (the back-off grows with them).
-    failures: Mutex<HashMap<MailboxId, u64>>,
+    /// The schedule, behind one lock: picking and finishing rounds run on different workers
+    /// at once, and with one lock per map they once took two in opposite orders and
+    /// deadlocked both runtime workers (and with them the API).
+    book: Mutex<Book>,
     wake: Notify,
     /// The last time the loop went round (readiness).
     heartbeat: Mutex<Timestamp>,
     on_summary: Option<SummaryFn>,
+}
+
+#[derive(Default)]
+struct Book {
+    /// When each mailbox is due next (set after each round; absent: from its status).
+    due: HashMap<MailboxId, Timestamp>,
+    running: HashSet<MailboxId>,
+    /// Consecutive failures seen by this scheduler (the back-off grows with them).
+    failures: HashMap<MailboxId, u64>,
 }
 
 /// A running scheduler.
@@ -97,9 +105,7 @@ pub fn spawn(
         engine,
         options,
         urgent: Mutex::default(),
-        due: Mutex::default(),
-        running: Mutex::default(),
-        failures: Mutex::default(),
+        book: Mutex::default(),
         wake: Notify::new(),
         heartbeat: Mutex::new(Timestamp::now()),
         on_summary,
@@ -142,7 +148,7 @@ impl SchedulerHandle {
 
     /// Mailboxes in flight now.
     pub fn running(&self) -> usize {
-        lock(&self.shared.running).len()
+        lock(&self.shared.book).running.len()
     }
 
     /// Stops taking work and waits up to `grace` for the rounds in flight; those still running
@@ -182,9 +188,14 @@ fn next_due(options: &SchedulerOptions, from: Timestamp, failures: u64) -> Times
 }
 
 impl Shared {
-    /// When `s` is due, from the in-memory schedule or, the first time, from its status.
-    fn due_at(&self, s: &MailboxState, failures: u64) -> Timestamp {
-        if let Some(d) = lock(&self.due).get(&s.mailbox_id) {
+    /// When `s` is due, from the in-memory schedule `due` or, the first time, from its status.
+    fn due_at(
+        &self,
+        due: &HashMap<MailboxId, Timestamp>,
+        s: &MailboxState,
+        failures: u64,
+    ) -> Timestamp {
+        if let Some(d) = due.get(&s.mailbox_id) {
             return *d;
         }
         match s.last_attempt {
@@ -211,7 +222,8 @@ impl Shared {
         };
         let now = Timestamp::now();
         let urgent: HashSet<String> = std::mem::take(&mut *lock(&self.urgent));
-        let mut running = lock(&self.running);
+        let mut book = lock(&self.book);
+        let Book { due, running, .. } = &mut *book;
         let mut chosen = Vec::new();
         let mut left_urgent = HashSet::new();
         for s in states {
@@ -223,12 +235,12 @@ impl Shared {
                 continue;
             }
             let fails = failures.get(&s.mailbox_id).copied().unwrap_or(0);
-            if urgent.contains(&key) || self.due_at(&s, fails) <= now {
+            if urgent.contains(&key) || self.due_at(due, &s, fails) <= now {
                 running.insert(s.mailbox_id);
                 chosen.push(s);
             }
         }
-        drop(running);
+        drop(book);
         // Asked for while running: run again once this round is over.
         lock(&self.urgent).extend(left_urgent);
         chosen
@@ -237,9 +249,12 @@ impl Shared {
     /// Records when each mailbox of a finished batch is due next.
     fn finished(&self, summary: &Summary) {
         let now = Timestamp::now();
-        let mut due = lock(&self.due);
-        let mut running = lock(&self.running);
-        let mut failures = lock(&self.failures);
+        let mut book = lock(&self.book);
+        let Book {
+            due,
+            running,
+            failures,
+        } = &mut *book;
         for o in &summary.outcomes {
             running.remove(&o.mailbox_id);
             let n = match (&o.failure, &o.skipped) {
@@ -280,9 +295,9 @@ async fn run(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "a scheduled sync could not run");
-                        let mut running = lock(&s.running);
+                        let mut book = lock(&s.book);
                         for m in &p.mailboxes {
-                            running.remove(&m.mailbox_id);
+                            book.running.remove(&m.mailbox_id);
                         }
                     }
                 }

@@ -176,3 +176,51 @@ async fn metrics_openapi_and_request_ids() {
         .await;
     assert_ne!(r.header("request-id"), Some("evil\"; injected=1"));
 }
+
+/// Immediate syncs asked for over and over while rounds finish, on two runtime workers: the
+/// scheduler's picking and its bookkeeping of finished rounds run at once, and the API must
+/// keep answering. (They once took two locks in opposite orders and, rarely, deadlocked both
+/// workers and the API with them; Schemathesis found it. The schedule is now behind one lock.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_immediate_syncs_does_not_stall_the_service() {
+    let api = api_with(Options {
+        cadence: Some(Duration::from_millis(50)),
+    })
+    .await;
+    let users: Vec<String> = api.users().into_iter().take(6).collect();
+    for u in &users {
+        api.link(u, MailboxKind::User, PrivacyPolicy::Full).await;
+    }
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let until = Instant::now() + Duration::from_secs(3);
+    let mut asked = 0u32;
+    while Instant::now() < until {
+        let mut calls = tokio::task::JoinSet::new();
+        for u in &users {
+            let (http, url, key) = (
+                http.clone(),
+                format!("{}/v1/mailboxes/{u}/sync", api.base),
+                api.write_key.clone(),
+            );
+            calls.spawn(async move { http.post(url).bearer_auth(key).send().await });
+        }
+        while let Some(r) = calls.join_next().await {
+            let r = r.expect("task").expect("the API answers within 5 s");
+            assert_eq!(r.status(), 202);
+            asked += 1;
+        }
+    }
+    assert!(asked > 50, "only {asked} immediate syncs asked for");
+    let r = http
+        .get(format!("{}/readyz", api.base))
+        .send()
+        .await
+        .expect("the API answers within 5 s");
+    assert_eq!(r.status(), 200, "scheduler stalled");
+    let sched = api.scheduler.as_ref().expect("scheduler");
+    assert!(sched.is_alive());
+    sched.shutdown(Duration::from_secs(10)).await;
+}
