@@ -121,6 +121,8 @@ pub struct InstanceDto {
     pub last_modified: Option<String>,
     /// `exchange` (made in Exchange) or `calgate` (pushed by calgate).
     pub origin: String,
+    /// For `origin: calgate`: the booking's `external_id` (else `null`).
+    pub booking_id: Option<String>,
 }
 
 impl InstanceDto {
@@ -155,6 +157,7 @@ impl InstanceDto {
             change_key: i.change_key.clone(),
             last_modified: i.last_modified.map(|t| t.to_string()),
             origin: i.origin.as_str().to_owned(),
+            booking_id: i.booking_id.clone(),
         }
     }
 }
@@ -202,6 +205,7 @@ mod tests {
                 change_key: Some("ck".into()),
                 last_modified: None,
                 origin: Origin::Exchange,
+                booking_id: None,
             },
         }
     }
@@ -245,6 +249,7 @@ mod tests {
             "change_key",
             "last_modified",
             "origin",
+            "booking_id",
             "details_hidden",
         ] {
             assert!(full.contains_key(k), "{k} in {full:?}");

@@ -19,6 +19,7 @@
 
 pub mod auth;
 pub mod availability;
+pub mod bookings;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -57,6 +58,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
         routes::list_mailboxes, routes::link_mailbox, routes::unlink_mailbox,
         routes::verify_mailbox, routes::sync_mailbox, routes::events,
         routes::availability, routes::list_connections, routes::test_connection, routes::feed,
+        bookings::put_booking, bookings::get_booking, bookings::delete_booking,
+        bookings::list_bookings,
     ),
     modifiers(&SecurityAddon),
     tags(
@@ -65,6 +68,7 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
         (name = "mailboxes", description = "Linked mailboxes and their sync status"),
         (name = "connections", description = "App registrations and Test settings"),
         (name = "feeds", description = "ICS feeds"),
+        (name = "bookings", description = "The host application's events, pushed into Exchange"),
         (name = "health", description = "Liveness, readiness, metrics"),
     )
 )]
@@ -193,6 +197,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/connections", get(routes::list_connections))
         .route("/v1/connections/{name}/test", post(routes::test_connection))
         .route("/v1/feeds/{token}", get(routes::feed))
+        .route("/v1/bookings", get(bookings::list_bookings))
+        .route(
+            "/v1/bookings/{external_id}",
+            get(bookings::get_booking)
+                .put(bookings::put_booking)
+                .delete(bookings::delete_booking),
+        )
         .fallback(not_found)
         .layer(middleware::from_fn(method_not_allowed))
         .layer(middleware::from_fn_with_state(state.clone(), observe))

@@ -11,6 +11,7 @@ mod account;
 mod apikey;
 mod bench;
 mod bench_api;
+mod booking;
 mod config;
 mod connection;
 mod demo;
@@ -20,6 +21,7 @@ mod feed;
 mod freebusy;
 mod mailbox;
 mod output;
+mod push_cmd;
 mod rooms_cmd;
 mod serve;
 mod sim_cmd;
@@ -95,6 +97,12 @@ enum Command {
     Feed(feed::FeedCommand),
     /// Busy time of people and rooms, and the free slots common to all.
     Freebusy(freebusy::FreeBusyArgs),
+    /// The host application's events that calgate pushes into Exchange.
+    #[command(subcommand)]
+    Booking(booking::BookingCommand),
+    /// Push bookings into Exchange now, or purge what calgate pushed.
+    #[command(subcommand)]
+    Push(push_cmd::PushCommand),
     /// Print the REST API's OpenAPI 3.1 document (what `calgate serve` serves at
     /// /openapi.json; committed as docs/openapi.json).
     Openapi,
@@ -256,6 +264,8 @@ fn main() -> ExitCode {
         Command::Apikey(cmd) => run_async(apikey::run(cmd, loc)),
         Command::Feed(cmd) => run_async(feed::run(cmd, loc, &config)),
         Command::Freebusy(args) => run_async(freebusy::run(args, loc)),
+        Command::Booking(cmd) => run_async(booking::run(cmd, loc)),
+        Command::Push(cmd) => run_async(push_cmd::run(cmd, loc)),
         Command::Openapi => {
             output::print_out(&format!("{}\n", calgate_api::openapi_json()));
             Ok(())

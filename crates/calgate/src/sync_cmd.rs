@@ -73,12 +73,28 @@ pub(crate) async fn run(args: SyncArgs, loc: StoreLocation) -> anyhow::Result<()
         print_out("dry run: nothing was changed\n");
         return Ok(());
     }
+    // Push before pull: the host application's bookings go out first, so the pull that follows
+    // sees them (as calgate's own events).
+    let mut push_failed = false;
+    if store.pending_pushes().await? > 0 {
+        let pushed = engine
+            .push(&calgate_sync::push::PushOptions::default())
+            .await?;
+        print_out(&format!("{pushed}\n"));
+        if pushed.failed > 0 {
+            error_line(&format!(
+                "calgate: {} booking writes failed for good: see `calgate booking list --state failed`",
+                pushed.failed
+            ));
+            push_failed = true;
+        }
+    }
     let summary = sync_with_progress(&engine, &request).await?;
     print_out(&format!("{}\n", summary_line(&summary)));
     for line in skipped_lines(&summary) {
         error_line(&line);
     }
-    if report_failures(&summary) {
+    if report_failures(&summary) || push_failed {
         return Err(Reported.into());
     }
     Ok(())

@@ -50,6 +50,9 @@ macro_rules! string_forms {
     };
 }
 
+// After the macro: `booking` uses `string_forms!`.
+pub mod booking;
+
 /// Exchange's free/busy status of an event (`showAs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -259,6 +262,9 @@ pub struct Instance {
     pub change_key: Option<String>,
     pub last_modified: Option<Timestamp>,
     pub origin: Origin,
+    /// The booking calgate pushed this instance for (`origin` is then `calgate`).
+    #[serde(default)]
+    pub booking_id: Option<String>,
 }
 
 /// An instance after the privacy policy: the detail fields are `None` (absent, not blanked)
@@ -343,6 +349,7 @@ mod tests {
             change_key: None,
             last_modified: None,
             origin: Origin::Exchange,
+            booking_id: None,
         }
     }
 

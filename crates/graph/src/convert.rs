@@ -273,6 +273,7 @@ pub fn event_to_instance(ev: &wire::Event, mailbox: &str) -> Result<Instance, Er
         change_key: opt(&ev.change_key),
         last_modified,
         origin: Origin::Exchange,
+        booking_id: None,
     })
 }
 

@@ -197,6 +197,31 @@ pub trait Store: Send + Sync {
     /// The position of the newest change-log row (0: none yet).
     async fn change_log_end(&self) -> Result<u64>;
     async fn status(&self, mailbox: MailboxId) -> Result<Option<MailboxStatus>>;
+    // ---- push (bookings, targets, outbox) ----
+
+    /// Stores the host application's booking and queues the writes it needs in the same
+    /// transaction. `false`: the spec equals the stored one (nothing queued).
+    async fn put_booking(&self, external_id: &str, spec: &BookingSpec) -> Result<(Booking, bool)>;
+    async fn booking(&self, external_id: &str) -> Result<Option<Booking>>;
+    /// Marks the booking deleted and queues the removal of its events. `false`: unknown.
+    async fn delete_booking(&self, external_id: &str) -> Result<bool>;
+    /// Bookings by external id after `after`, optionally in one state.
+    async fn list_bookings(
+        &self,
+        state: Option<BookingState>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Booking>>;
+    /// Outbox entries due at `now`, oldest first.
+    async fn due_pushes(&self, now: Timestamp, limit: u32) -> Result<Vec<PushTask>>;
+    /// Claims a due entry for `hold` before calling Exchange (counts the attempt); `false`:
+    /// another worker has it, or it is no longer due.
+    async fn claim_push(&self, entry: i64, now: Timestamp, hold: SignedDuration) -> Result<bool>;
+    /// Records how an attempt ended.
+    async fn finish_push(&self, task: &PushTask, outcome: &PushOutcome) -> Result<()>;
+    /// Entries in the outbox.
+    async fn pending_pushes(&self) -> Result<u64>;
+
     /// Closes the store: waits for work in flight, then releases the database (SQLite:
     /// checkpoints the WAL into the file). Later calls fail.
     async fn close(&self);

@@ -419,3 +419,84 @@ pub struct BusyTimes {
     /// `(start, end)` of each instance.
     pub spans: Vec<(Timestamp, Timestamp)>,
 }
+
+// ---- push ------------------------------------------------------------------------------------
+
+pub use calgate_core::booking::{
+    Booking, BookingMode, BookingSpec, BookingState, BookingTarget, TargetRole, TargetState,
+    TargetStatus,
+};
+
+/// What an outbox entry asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PushOp {
+    /// Make the target's event match the booking (create it, or update it).
+    Upsert,
+    /// Remove the target's event.
+    Delete,
+}
+
+impl PushOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PushOp::Upsert => "upsert",
+            PushOp::Delete => "delete",
+        }
+    }
+}
+
+impl std::str::FromStr for PushOp {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "upsert" => Ok(PushOp::Upsert),
+            "delete" => Ok(PushOp::Delete),
+            other => Err(format!("unknown push operation '{other}'")),
+        }
+    }
+}
+
+/// One due outbox entry with what the pusher needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushTask {
+    /// The outbox entry's id: stable across the entry's attempts (its `transactionId`).
+    pub entry: i64,
+    pub external_id: String,
+    pub address: String,
+    pub role: TargetRole,
+    pub op: PushOp,
+    /// The booking's version this entry brings the target to.
+    pub version: i64,
+    /// Attempts begun before this one: > 0 means an earlier outcome is unknown.
+    pub attempts: u32,
+    /// The target's event in Exchange, when calgate knows it.
+    pub exchange_id: Option<String>,
+    pub ical_uid: Option<String>,
+    pub change_key: Option<String>,
+    pub pushed_version: i64,
+    /// The booking as it is now.
+    pub spec: BookingSpec,
+}
+
+/// How a push attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// Exchange holds the booking's event (created or updated).
+    Written {
+        exchange_id: String,
+        ical_uid: Option<String>,
+        web_link: Option<String>,
+        change_key: Option<String>,
+    },
+    /// The event is gone from Exchange (deleted, or was never there).
+    Removed,
+    /// Someone deleted calgate's event in Exchange: not re-created by itself.
+    GoneInExchange,
+    /// Try again after `not_before`.
+    Retry {
+        error: String,
+        not_before: Timestamp,
+    },
+    /// A permanent error, in an administrator's words.
+    Failed { error: String },
+}

@@ -55,6 +55,7 @@ mod error;
 mod executor;
 mod page;
 mod plan;
+pub mod push;
 pub mod scheduler;
 
 pub use backend::{

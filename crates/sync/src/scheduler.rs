@@ -65,6 +65,8 @@ struct Shared {
     /// deadlocked both runtime workers (and with them the API).
     book: Mutex<Book>,
     wake: Notify,
+    /// A push run is in flight (one at a time).
+    pushing: std::sync::atomic::AtomicBool,
     /// The last time the loop went round (readiness).
     heartbeat: Mutex<Timestamp>,
     on_summary: Option<SummaryFn>,
@@ -107,6 +109,7 @@ pub fn spawn(
         urgent: Mutex::default(),
         book: Mutex::default(),
         wake: Notify::new(),
+        pushing: std::sync::atomic::AtomicBool::new(false),
         heartbeat: Mutex::new(Timestamp::now()),
         on_summary,
     });
@@ -127,6 +130,11 @@ impl SchedulerHandle {
     /// Makes the mailbox due now; it starts within a tick unless it is running already.
     pub fn sync_now(&self, address: &str) {
         lock(&self.shared.urgent).insert(address.trim().to_lowercase());
+        self.shared.wake.notify_one();
+    }
+
+    /// Drains the push outbox on the next tick (a booking was put or deleted).
+    pub fn push_now(&self) {
         self.shared.wake.notify_one();
     }
 
@@ -302,6 +310,28 @@ async fn run(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
                     }
                 }
             });
+        }
+        // Push: drain the outbox when it has due work, one run at a time.
+        if !shared.pushing.load(std::sync::atomic::Ordering::SeqCst) {
+            match shared.engine.store().due_pushes(Timestamp::now(), 1).await {
+                Ok(due) if !due.is_empty() => {
+                    shared
+                        .pushing
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                    let s = shared.clone();
+                    batches.spawn(async move {
+                        match s.engine.push(&crate::push::PushOptions::default()).await {
+                            Ok(summary) => tracing::info!(%summary, "pushed"),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "the push outbox could not be drained")
+                            }
+                        }
+                        s.pushing.store(false, std::sync::atomic::Ordering::SeqCst);
+                    });
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "the scheduler cannot read the push outbox"),
+            }
         }
         while batches.try_join_next().is_some() {}
         tokio::select! {

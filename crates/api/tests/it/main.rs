@@ -3,6 +3,7 @@
 
 mod auth;
 mod availability;
+mod bookings;
 mod common;
 mod events;
 mod feeds;

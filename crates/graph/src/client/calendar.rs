@@ -38,6 +38,15 @@ fn calendar_path<'a>(mailbox: &'a str, calendar: Option<&'a str>, leaf: &'a str)
     segments
 }
 
+/// An event found by [`GraphClient::find_by_property`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundEvent {
+    pub id: String,
+    pub ical_uid: Option<String>,
+    pub web_link: Option<String>,
+    pub change_key: Option<String>,
+}
+
 impl GraphClient {
     /// A view of `[start, end)` at `segments`, `page_size` instances a page (`$top`).
     fn view_url(
@@ -276,6 +285,72 @@ impl GraphClient {
         req.body = Some(draft_json(draft).to_string().into_bytes());
         let resp = self.execute(req).await?;
         convert::parse_event(&resp.body, mailbox)
+    }
+
+    /// The events (single events and series masters) of `mailbox` carrying the single-value
+    /// extended property `property_id` with `value` (`$filter` on
+    /// `singleValueExtendedProperties`, as Microsoft documents it), up to `limit`, following
+    /// `@odata.nextLink`.
+    pub async fn find_by_property(
+        &self,
+        mailbox: &str,
+        property_id: &str,
+        value: &str,
+        limit: usize,
+    ) -> Result<Vec<FoundEvent>, Error> {
+        let q = |s: &str| s.replace('\'', "''");
+        let filter = format!(
+            "singleValueExtendedProperties/Any(ep: ep/id eq '{}' and ep/value eq '{}')",
+            q(property_id),
+            q(value)
+        );
+        let mut url = self.url(
+            &["users", mailbox, "events"],
+            &[
+                ("$filter", &filter),
+                ("$select", "id,iCalUId,webLink,changeKey,subject"),
+                (
+                    "$expand",
+                    &format!(
+                        "singleValueExtendedProperties($filter=id eq '{}')",
+                        q(property_id)
+                    ),
+                ),
+                ("$top", "100"),
+            ],
+        )?;
+        let mut out = Vec::new();
+        loop {
+            let body = self.get_json(url, Some(mailbox)).await?;
+            let page: Value = serde_json::from_slice(&body).map_err(|e| {
+                Error::invalid_data(format!("Graph sent an event list calgate cannot read: {e}"))
+            })?;
+            let items = page["value"]
+                .as_array()
+                .ok_or_else(|| Error::invalid_data("Graph sent an event list without `value`"))?;
+            for it in items {
+                let Some(id) = it["id"].as_str() else {
+                    return Err(Error::invalid_data("Graph sent an event without an id"));
+                };
+                let text = |k: &str| it[k].as_str().map(str::to_owned);
+                out.push(FoundEvent {
+                    id: id.to_owned(),
+                    ical_uid: text("iCalUId"),
+                    web_link: text("webLink"),
+                    change_key: text("changeKey"),
+                });
+            }
+            match page["@odata.nextLink"].as_str() {
+                Some(next) if out.len() < limit => {
+                    url = Url::parse(next).map_err(|_| {
+                        Error::invalid_data("Graph sent a nextLink that is not a URL")
+                    })?;
+                }
+                _ => break,
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
     }
 
     pub async fn delete_event(&self, mailbox: &str, id: &str) -> Result<(), Error> {

@@ -32,7 +32,7 @@ mod draft;
 mod transport;
 
 pub use batch::{BATCH_LIMIT, BatchRequest, BatchResponse};
-pub use calendar::DeltaRequest;
+pub use calendar::{DeltaRequest, FoundEvent};
 pub use draft::EventDraft;
 pub(crate) use transport::retry_after;
 pub use transport::{RetryPolicy, parse_retry_after};

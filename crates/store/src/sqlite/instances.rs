@@ -82,8 +82,12 @@ fn upsert_master_sql(set: Set) -> String {
     )
 }
 
-const SELECT_INSTANCE: &str = "SELECT i.*, m.address AS mailbox_address FROM instances i \
-     JOIN mailboxes m ON m.id = i.mailbox_id";
+/// Instances with their mailbox's address and, for events calgate pushed, their booking: an
+/// event (or a series, by its master) that a booking target of the same mailbox names.
+const SELECT_INSTANCE: &str = "SELECT i.*, m.address AS mailbox_address, \
+     (SELECT bt.external_id FROM booking_targets bt WHERE bt.address_key = m.address_key \
+      AND bt.exchange_id = COALESCE(i.series_master_id, i.exchange_id) LIMIT 1) AS booking_id \
+     FROM instances i JOIN mailboxes m ON m.id = i.mailbox_id";
 
 fn instance_from_row(row: &SqliteRow) -> Result<StoredInstance> {
     let c = "cannot read an instance";
@@ -101,6 +105,7 @@ fn instance_from_row(row: &SqliteRow) -> Result<StoredInstance> {
     let show_as: String = row.try_get("show_as").ctx(c)?;
     let sensitivity: String = row.try_get("sensitivity").ctx(c)?;
     let origin: String = row.try_get("origin").ctx(c)?;
+    let booking_id: Option<String> = row.try_get("booking_id").ctx(c)?;
     let instance = Instance {
         exchange_id: row.try_get("exchange_id").ctx(c)?,
         ical_uid: row.try_get("ical_uid").ctx(c)?,
@@ -125,7 +130,12 @@ fn instance_from_row(row: &SqliteRow) -> Result<StoredInstance> {
         web_link: row.try_get("web_link").ctx(c)?,
         change_key: row.try_get("change_key").ctx(c)?,
         last_modified: text_ts(row.try_get("last_modified").ctx(c)?)?,
-        origin: parse_enum("origin", &origin)?,
+        origin: if booking_id.is_some() {
+            calgate_core::Origin::Calgate
+        } else {
+            parse_enum("origin", &origin)?
+        },
+        booking_id,
     };
     Ok(StoredInstance {
         id: uuid::Uuid::parse_str(&id).map_err(|_| Error::corrupt("instance id", &id))?,

@@ -34,6 +34,7 @@ mod host;
 mod instances;
 mod leases;
 mod mailboxes;
+mod push;
 mod status;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -603,6 +604,36 @@ impl Store for SqliteStore {
     }
     async fn check_integrity(&self) -> Result<Vec<String>> {
         routed!(self.integrity_impl())
+    }
+
+    async fn put_booking(&self, external_id: &str, spec: &BookingSpec) -> Result<(Booking, bool)> {
+        routed!(self.put_booking_impl(external_id, spec))
+    }
+    async fn booking(&self, external_id: &str) -> Result<Option<Booking>> {
+        routed!(self.booking_impl(external_id))
+    }
+    async fn delete_booking(&self, external_id: &str) -> Result<bool> {
+        routed!(self.delete_booking_impl(external_id))
+    }
+    async fn list_bookings(
+        &self,
+        state: Option<BookingState>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Booking>> {
+        routed!(self.list_bookings_impl(state, after, limit))
+    }
+    async fn due_pushes(&self, now: Timestamp, limit: u32) -> Result<Vec<PushTask>> {
+        routed!(self.due_pushes_impl(now, limit))
+    }
+    async fn claim_push(&self, entry: i64, now: Timestamp, hold: SignedDuration) -> Result<bool> {
+        routed!(self.claim_push_impl(entry, now, hold))
+    }
+    async fn finish_push(&self, task: &PushTask, outcome: &PushOutcome) -> Result<()> {
+        routed!(self.finish_push_impl(task, outcome))
+    }
+    async fn pending_pushes(&self) -> Result<u64> {
+        routed!(self.pending_pushes_impl())
     }
 
     async fn add_api_key(&self, key: &NewApiKey) -> Result<()> {

@@ -107,6 +107,7 @@ pub fn instance(id: &str, start: &str, end: &str) -> Instance {
         change_key: Some("ck1".into()),
         last_modified: None,
         origin: Origin::Exchange,
+        booking_id: None,
     }
 }
 

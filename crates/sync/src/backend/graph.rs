@@ -5,7 +5,47 @@ use async_trait::async_trait;
 use calgate_core::{CredentialId, FailureKind};
 use calgate_graph::{DeltaItem, DeltaNext, DeltaRequest, ErrorKind, GraphClient};
 
-use super::{BackendError, CalendarBackend, Change, ChangesPage, ChangesRequest, PageNext};
+use super::{
+    BackendError, CalendarBackend, Change, ChangesPage, ChangesRequest, EventWrite, PageNext,
+    Written,
+};
+
+/// calgate's property set (a GUID of its own) and the single-value extended property that
+/// marks every event calgate creates with its booking's external id.
+pub const MARKER_PROPERTY: &str =
+    "String {5b8a3c1e-7d4f-4e2a-9c6b-ca19a7e00001} Name calgateBooking";
+/// The second property of every event calgate creates, always [`OWNER_VALUE`]: what
+/// `calgate push purge` finds them all by (Graph filters a property by id *and* value).
+pub const OWNER_PROPERTY: &str = "String {5b8a3c1e-7d4f-4e2a-9c6b-ca19a7e00001} Name calgateOwner";
+pub const OWNER_VALUE: &str = "calgate";
+
+fn draft(e: &EventWrite) -> calgate_graph::EventDraft {
+    calgate_graph::EventDraft {
+        subject: Some(e.subject.clone()),
+        body_text: e.body.clone(),
+        start: e.when.start,
+        end: e.when.end,
+        time_zone: e.when.time_zone.clone(),
+        all_day: e.when.all_day,
+        show_as: e.show_as,
+        sensitivity: e.sensitivity,
+        location: e.location.clone(),
+        attendees: e.attendees.clone(),
+        extended_properties: vec![
+            (MARKER_PROPERTY.to_owned(), e.marker.clone()),
+            (OWNER_PROPERTY.to_owned(), OWNER_VALUE.to_owned()),
+        ],
+    }
+}
+
+fn written(i: calgate_core::Instance) -> Written {
+    Written {
+        exchange_id: i.exchange_id,
+        ical_uid: i.ical_uid,
+        web_link: i.web_link,
+        change_key: i.change_key,
+    }
+}
 
 /// A Graph client (app-only, or a connected account's delegated one) as a backend.
 #[derive(Debug, Clone)]
@@ -88,5 +128,69 @@ impl CalendarBackend for GraphBackend {
 
     fn expired_credentials(&self) -> Vec<CredentialId> {
         self.client.expired_credentials()
+    }
+
+    async fn find_pushed(&self, mailbox: &str, marker: &str) -> Result<Vec<Written>, BackendError> {
+        let found = self
+            .client
+            .find_by_property(mailbox, MARKER_PROPERTY, marker, 100)
+            .await?;
+        Ok(found
+            .into_iter()
+            .map(|f| Written {
+                exchange_id: f.id,
+                ical_uid: f.ical_uid,
+                web_link: f.web_link,
+                change_key: f.change_key,
+            })
+            .collect())
+    }
+
+    async fn find_all_pushed(
+        &self,
+        mailbox: &str,
+        limit: usize,
+    ) -> Result<Vec<Written>, BackendError> {
+        let found = self
+            .client
+            .find_by_property(mailbox, OWNER_PROPERTY, OWNER_VALUE, limit)
+            .await?;
+        Ok(found
+            .into_iter()
+            .map(|f| Written {
+                exchange_id: f.id,
+                ical_uid: f.ical_uid,
+                web_link: f.web_link,
+                change_key: f.change_key,
+            })
+            .collect())
+    }
+
+    async fn create_event(
+        &self,
+        mailbox: &str,
+        event: &EventWrite,
+        idempotency_key: &str,
+    ) -> Result<Written, BackendError> {
+        Ok(written(
+            self.client
+                .create_event(mailbox, &draft(event), idempotency_key)
+                .await?,
+        ))
+    }
+
+    async fn update_event(
+        &self,
+        mailbox: &str,
+        id: &str,
+        event: &EventWrite,
+    ) -> Result<Written, BackendError> {
+        Ok(written(
+            self.client.update_event(mailbox, id, &draft(event)).await?,
+        ))
+    }
+
+    async fn delete_event(&self, mailbox: &str, id: &str) -> Result<(), BackendError> {
+        Ok(self.client.delete_event(mailbox, id).await?)
     }
 }

@@ -122,6 +122,63 @@ pub trait CalendarBackend: Send + Sync + fmt::Debug {
     /// The stored credentials the service reported as expired during this backend's life
     /// (the engine records them, so `doctor` and `connection list` show them).
     fn expired_credentials(&self) -> Vec<CredentialId>;
+
+    // ---- push ----
+
+    /// The events of `mailbox` that calgate wrote for `marker` (found by calgate's marker in
+    /// the service itself, never by calgate's own tables).
+    async fn find_pushed(&self, mailbox: &str, marker: &str) -> Result<Vec<Written>, BackendError>;
+
+    /// Every event of `mailbox` that calgate created (up to `limit`), found in the service.
+    async fn find_all_pushed(
+        &self,
+        mailbox: &str,
+        limit: usize,
+    ) -> Result<Vec<Written>, BackendError>;
+
+    /// Creates `event` in `mailbox`; `idempotency_key` makes a repeated create (after an
+    /// unknown outcome) return the event made the first time, where the service supports it.
+    async fn create_event(
+        &self,
+        mailbox: &str,
+        event: &EventWrite,
+        idempotency_key: &str,
+    ) -> Result<Written, BackendError>;
+
+    /// Updates the event `id` of `mailbox` to `event`. `NotFound`: it is gone.
+    async fn update_event(
+        &self,
+        mailbox: &str,
+        id: &str,
+        event: &EventWrite,
+    ) -> Result<Written, BackendError>;
+
+    /// Deletes the event `id` of `mailbox`. `NotFound`: it was gone already.
+    async fn delete_event(&self, mailbox: &str, id: &str) -> Result<(), BackendError>;
+}
+
+/// An event as calgate writes it into a calendar.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventWrite {
+    pub subject: String,
+    pub body: Option<String>,
+    pub when: calgate_core::When,
+    pub location: Option<String>,
+    pub show_as: calgate_core::ShowAs,
+    pub sensitivity: calgate_core::Sensitivity,
+    /// Invitees (meeting mode); empty: no invitation is sent.
+    pub attendees: Vec<calgate_core::Person>,
+    /// calgate's marker (the booking's external id), stored with the event in the service.
+    pub marker: String,
+}
+
+/// An event calgate wrote, as the service knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub exchange_id: String,
+    pub ical_uid: Option<String>,
+    pub web_link: Option<String>,
+    pub change_key: Option<String>,
 }
 
 /// A shared backend.

@@ -43,6 +43,7 @@ fn inst(id: &str, start: &str, end: &str, subject: &str) -> Instance {
         change_key: None,
         last_modified: None,
         origin: Origin::Exchange,
+        booking_id: None,
     }
 }
 

@@ -1,0 +1,512 @@
+//! Push: bookings through the REST API into the simulator, exactly once.
+
+use calgate_core::{MailboxKind, PrivacyPolicy};
+use calgate_sync::push::PushOptions;
+use jiff::{SignedDuration, Timestamp};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::common::{Api, Reply, api};
+
+async fn put(api: &Api, id: &str, body: &Value) -> Reply {
+    api.send(
+        api.request(
+            Method::PUT,
+            &format!("/v1/bookings/{id}"),
+            Some(&api.write_key),
+        )
+        .json(body),
+    )
+    .await
+}
+
+async fn push(api: &Api) -> calgate_sync::push::PushSummary {
+    api.engine
+        .push(&PushOptions::default())
+        .await
+        .expect("push runs")
+}
+
+/// The simulator's instances of `address` with `subject` over the next 60 days.
+async fn in_exchange(api: &Api, address: &str, subject: &str) -> Vec<Value> {
+    let now = Timestamp::now();
+    api.control
+        .truth(
+            address,
+            now - SignedDuration::from_hours(24 * 30),
+            now + SignedDuration::from_hours(24 * 60),
+        )
+        .await
+        .into_iter()
+        .filter(|e| e["subject"] == subject)
+        .collect()
+}
+
+fn local(days: i64, hour: i8) -> String {
+    let d = jiff::Zoned::now()
+        .date()
+        .checked_add(jiff::Span::new().days(days))
+        .expect("date");
+    format!("{d}T{hour:02}:00:00")
+}
+
+struct Session {
+    person: String,
+    room: String,
+    equipment: String,
+}
+
+async fn setup(api: &Api) -> Session {
+    let s = Session {
+        person: api.users()[0].clone(),
+        room: api.rooms()[0].clone(),
+        equipment: api.creds.addresses_of("equipment")[0].clone(),
+    };
+    api.link(&s.person, MailboxKind::User, PrivacyPolicy::Full)
+        .await;
+    api.link(&s.room, MailboxKind::Room, PrivacyPolicy::Full)
+        .await;
+    api.link(&s.equipment, MailboxKind::Equipment, PrivacyPolicy::Full)
+        .await;
+    s
+}
+
+fn session_body(s: &Session, subject: &str) -> Value {
+    json!({
+        "subject": subject,
+        "body": "Bring the slides.",
+        "start": local(3, 10),
+        "end": local(3, 12),
+        "time_zone": "Europe/Amsterdam",
+        "location": "Room Amstel",
+        "calendars": [
+            {"address": s.person, "role": "organizer"},
+            {"address": s.room, "role": "room"},
+            {"address": s.equipment, "role": "equipment"},
+        ]
+    })
+}
+
+#[tokio::test]
+async fn a_session_goes_into_three_calendars_once_and_follows_updates_and_deletes() {
+    let api = api().await;
+    let s = setup(&api).await;
+    let subject = "Thesis defence";
+
+    let r = put(&api, "course-42-session-7", &session_body(&s, subject)).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let b = r.json();
+    assert_eq!(b["state"], "pending");
+    assert_eq!(b["targets"].as_array().map(Vec::len), Some(3));
+
+    let pushed = push(&api).await;
+    assert_eq!(pushed.created, 3, "{pushed:?}");
+    assert_eq!(pushed.failed + pushed.retried, 0, "{pushed:?}");
+    let b = api
+        .get("/v1/bookings/course-42-session-7", Some(&api.read_key))
+        .await
+        .ok();
+    assert_eq!(b["state"], "synced", "{b}");
+    for t in b["targets"].as_array().expect("targets") {
+        assert_eq!(t["state"], "synced", "{t}");
+        assert!(t["exchange_id"].is_string(), "{t}");
+    }
+    for m in [&s.person, &s.room, &s.equipment] {
+        let found = in_exchange(&api, m, subject).await;
+        assert_eq!(found.len(), 1, "{m}: {found:?}");
+        // Direct mode: a plain copy, nobody invited.
+        assert_eq!(found[0]["attendees"], json!([]), "{m}: {}", found[0]);
+        assert_eq!(
+            found[0]["start"]["dateTime"].as_str().map(|d| &d[11..16]),
+            Some(
+                // 10:00 in Amsterdam is 09:00 UTC in winter, 08:00 in summer.
+                if jiff::tz::TimeZone::get("Europe/Amsterdam")
+                    .expect("zone")
+                    .to_offset(Timestamp::now())
+                    .seconds()
+                    == 3600
+                {
+                    "09:00"
+                } else {
+                    "08:00"
+                }
+            )
+        );
+    }
+
+    // The same body again: nothing to do.
+    let r = put(&api, "course-42-session-7", &session_body(&s, subject)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(push(&api).await.attempted, 0);
+
+    // Pulled back: calgate's own events, with their booking, never new Exchange events.
+    api.sync().await;
+    let from = Timestamp::now().to_string();
+    let to = (Timestamp::now() + SignedDuration::from_hours(24 * 10)).to_string();
+    let events = api
+        .get(
+            &format!("/v1/mailboxes/{}/events?from={from}&to={to}", s.room),
+            Some(&api.read_key),
+        )
+        .await
+        .ok();
+    let ours: Vec<&Value> = events["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["subject"] == subject)
+        .collect();
+    assert_eq!(ours.len(), 1, "{events}");
+    assert_eq!(ours[0]["origin"], "calgate");
+    assert_eq!(ours[0]["booking_id"], "course-42-session-7");
+
+    // An update: each copy changes in place.
+    let moved = "Thesis defence (moved)";
+    let mut body = session_body(&s, moved);
+    body["start"] = json!(local(4, 14));
+    body["end"] = json!(local(4, 15));
+    let r = put(&api, "course-42-session-7", &body).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let pushed = push(&api).await;
+    assert_eq!((pushed.updated, pushed.created), (3, 0), "{pushed:?}");
+    for m in [&s.person, &s.room, &s.equipment] {
+        assert_eq!(in_exchange(&api, m, subject).await.len(), 0, "{m}");
+        assert_eq!(in_exchange(&api, m, moved).await.len(), 1, "{m}");
+    }
+
+    // The room is dropped from the booking: only its copy goes.
+    let mut body = body.clone();
+    body["calendars"]
+        .as_array_mut()
+        .expect("calendars")
+        .remove(1);
+    assert_eq!(put(&api, "course-42-session-7", &body).await.status, 202);
+    let pushed = push(&api).await;
+    assert_eq!(pushed.removed, 1, "{pushed:?}");
+    assert_eq!(in_exchange(&api, &s.room, moved).await.len(), 0);
+    assert_eq!(in_exchange(&api, &s.person, moved).await.len(), 1);
+
+    // Deleted: every copy goes, and the booking says so.
+    let r = api
+        .send(api.request(
+            Method::DELETE,
+            "/v1/bookings/course-42-session-7",
+            Some(&api.write_key),
+        ))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let pushed = push(&api).await;
+    assert_eq!(pushed.removed, 2, "{pushed:?}");
+    for m in [&s.person, &s.room, &s.equipment] {
+        assert_eq!(in_exchange(&api, m, moved).await.len(), 0, "{m}");
+    }
+    let b = api
+        .get("/v1/bookings/course-42-session-7", Some(&api.read_key))
+        .await
+        .ok();
+    assert_eq!(b["deleted"], true);
+    assert_eq!(b["state"], "synced", "{b}");
+}
+
+#[tokio::test]
+async fn an_attempt_whose_outcome_was_lost_is_found_by_its_marker_not_created_again() {
+    let api = api().await;
+    let s = setup(&api).await;
+    let subject = "Lost answer";
+    let mut body = session_body(&s, subject);
+    body["calendars"] = json!([{"address": s.room, "role": "room"}]);
+    assert_eq!(put(&api, "lost-1", &body).await.status, 202);
+
+    // A worker claimed the entry and created the event, then died before recording it.
+    let task = api
+        .store
+        .due_pushes(Timestamp::now(), 10)
+        .await
+        .expect("outbox")
+        .pop()
+        .expect("one entry");
+    assert!(
+        api.store
+            .claim_push(task.entry, Timestamp::now(), SignedDuration::ZERO)
+            .await
+            .expect("claim")
+    );
+    let client = calgate_graph::GraphClient::new(
+        calgate_graph::ConnectionConfig::from_connection(
+            &api.store
+                .connection("contoso")
+                .await
+                .expect("store")
+                .expect("connection"),
+        )
+        .expect("config"),
+        api.engine.shared(),
+    )
+    .expect("client");
+    let draft = calgate_graph::EventDraft {
+        subject: Some(subject.into()),
+        body_text: None,
+        start: task.spec.when.start,
+        end: task.spec.when.end,
+        time_zone: task.spec.when.time_zone.clone(),
+        all_day: None,
+        show_as: calgate_core::ShowAs::Busy,
+        sensitivity: calgate_core::Sensitivity::Normal,
+        location: None,
+        attendees: vec![],
+        extended_properties: vec![(
+            calgate_sync::backend::graph::MARKER_PROPERTY.to_owned(),
+            "lost-1".to_owned(),
+        )],
+    };
+    client
+        .create_event(&s.room, &draft, "an-earlier-attempt")
+        .await
+        .expect("created");
+    assert_eq!(in_exchange(&api, &s.room, subject).await.len(), 1);
+
+    let pushed = push(&api).await;
+    assert_eq!((pushed.recovered, pushed.created), (1, 0), "{pushed:?}");
+    let found = in_exchange(&api, &s.room, subject).await;
+    assert_eq!(found.len(), 1, "no duplicate: {found:?}");
+    let b = api
+        .get("/v1/bookings/lost-1", Some(&api.read_key))
+        .await
+        .ok();
+    assert_eq!(b["state"], "synced", "{b}");
+    assert_eq!(b["targets"][0]["exchange_id"], found[0]["id"], "{b}");
+}
+
+#[tokio::test]
+async fn a_dropped_connection_after_the_create_makes_no_duplicate() {
+    let api = api().await;
+    let s = setup(&api).await;
+    let subject = "Dropped answer";
+    let mut body = session_body(&s, subject);
+    body["calendars"] = json!([{"address": s.person, "role": "organizer"}]);
+    assert_eq!(put(&api, "dropped-1", &body).await.status, 202);
+    api.control
+        .ok(
+            Method::PUT,
+            "/faults",
+            Some(&json!({"drop_connection": {"count": 1, "method": "POST", "path_contains": "/events"}})),
+        )
+        .await;
+    let pushed = push(&api).await;
+    let faults = api.control.ok(Method::GET, "/faults", None).await;
+    assert_eq!(faults["dropped_connections"], 1, "{faults}");
+    // Either the retried POST met Graph's transactionId de-duplication, or the next run finds
+    // the event by its marker: one event either way.
+    if pushed.created + pushed.recovered == 0 {
+        let again = api
+            .engine
+            .push(&PushOptions::default())
+            .await
+            .expect("push");
+        assert!(again.attempted <= 1, "{again:?}");
+    }
+    assert_eq!(in_exchange(&api, &s.person, subject).await.len(), 1);
+}
+
+#[tokio::test]
+async fn deleted_in_outlook_is_reported_not_recreated() {
+    let api = api().await;
+    let s = setup(&api).await;
+    let subject = "Deleted in Outlook";
+    let mut body = session_body(&s, subject);
+    body["calendars"] = json!([{"address": s.person, "role": "organizer"}]);
+    assert_eq!(put(&api, "outlook-del", &body).await.status, 202);
+    push(&api).await;
+    let found = in_exchange(&api, &s.person, subject).await;
+    let id = found[0]["id"].as_str().expect("id").to_owned();
+    assert_eq!(api.control.delete_event(&s.person, &id).await, 204);
+
+    body["subject"] = json!("Deleted in Outlook, then changed");
+    assert_eq!(put(&api, "outlook-del", &body).await.status, 202);
+    let pushed = push(&api).await;
+    assert_eq!(pushed.gone_in_exchange, 1, "{pushed:?}");
+    assert_eq!(pushed.created, 0);
+    assert_eq!(
+        in_exchange(&api, &s.person, "Deleted in Outlook, then changed")
+            .await
+            .len(),
+        0
+    );
+    let b = api
+        .get("/v1/bookings/outlook-del", Some(&api.read_key))
+        .await
+        .ok();
+    assert_eq!(b["targets"][0]["state"], "deleted_in_exchange", "{b}");
+}
+
+#[tokio::test]
+async fn bad_bookings_name_the_field_and_store_nothing() {
+    let api = api().await;
+    let s = setup(&api).await;
+    let good = session_body(&s, "Good");
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            {
+                let mut b = good.clone();
+                b["end"] = json!(local(2, 9));
+                b
+            },
+            "end",
+        ),
+        (
+            {
+                let mut b = good.clone();
+                b["time_zone"] = json!("Mars/Olympus");
+                b
+            },
+            "time_zone",
+        ),
+        (
+            {
+                let mut b = good.clone();
+                b["start"] = json!("next tuesday");
+                b
+            },
+            "start",
+        ),
+        (
+            {
+                let mut b = good.clone();
+                b["calendars"][1]["address"] = json!("nobody@contoso.example");
+                b
+            },
+            "calendars[1].address",
+        ),
+        (
+            {
+                let mut b = good.clone();
+                b["calendars"][1]["role"] = json!("attendee");
+                b
+            },
+            "calendars[1].role",
+        ),
+        (
+            {
+                let mut b = good.clone();
+                b["mode"] = json!("meeting");
+                b["calendars"] = json!([{"address": s.room, "role": "organizer"}]);
+                b
+            },
+            "calendars[0].role",
+        ),
+        (
+            {
+                let mut b = good.clone();
+                b["subject"] = json!(" ");
+                b
+            },
+            "subject",
+        ),
+        (
+            {
+                let mut b = good.clone();
+                b["calendars"] = json!([]);
+                b
+            },
+            "calendars",
+        ),
+        (
+            {
+                let mut b = good.clone();
+                b["recurrence"] = json!({"rrule": "FREQ=DAILY"});
+                b
+            },
+            "recurrence",
+        ),
+        (
+            {
+                let mut b = good.clone();
+                b["show_as"] = json!("maybe");
+                b
+            },
+            "show_as",
+        ),
+    ];
+    for (body, field) in cases {
+        let r = put(&api, "bad-1", &body).await;
+        let detail = r.problem(422);
+        assert!(
+            detail.starts_with(&format!("{field}:")),
+            "{field}: {detail}"
+        );
+    }
+    // Not JSON, too big, a bad id.
+    let r = api
+        .send(
+            api.request(Method::PUT, "/v1/bookings/bad-1", Some(&api.write_key))
+                .header("content-type", "application/json")
+                .body("{"),
+        )
+        .await;
+    r.problem(400);
+    let big = json!({"subject": "x".repeat(10 * 1024 * 1024)});
+    put(&api, "bad-1", &big).await.problem(413);
+    put(&api, "a%2Fb", &good).await.problem(400);
+    // A read key may not write.
+    let r = api
+        .send(
+            api.request(Method::PUT, "/v1/bookings/bad-1", Some(&api.read_key))
+                .json(&good),
+        )
+        .await;
+    r.problem(403);
+    assert!(
+        api.store
+            .list_bookings(None, None, 10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert_eq!(api.store.pending_pushes().await.expect("outbox"), 0);
+    api.get("/v1/bookings/bad-1", Some(&api.read_key))
+        .await
+        .problem(404);
+}
+
+#[tokio::test]
+async fn bookings_are_listed_by_state_across_pages() {
+    let api = api().await;
+    let s = setup(&api).await;
+    for i in 0..5 {
+        let mut body = session_body(&s, &format!("Listed {i}"));
+        body["calendars"] = json!([{"address": s.person, "role": "organizer"}]);
+        assert_eq!(put(&api, &format!("list-{i}"), &body).await.status, 202);
+    }
+    let pending = api
+        .get("/v1/bookings?state=pending&limit=2", Some(&api.read_key))
+        .await
+        .ok();
+    assert_eq!(pending["bookings"].as_array().map(Vec::len), Some(2));
+    let cursor = pending["next_cursor"]
+        .as_str()
+        .expect("more pages")
+        .to_owned();
+    let next = api
+        .get(
+            &format!("/v1/bookings?state=pending&limit=10&cursor={cursor}"),
+            Some(&api.read_key),
+        )
+        .await
+        .ok();
+    assert_eq!(next["bookings"].as_array().map(Vec::len), Some(3));
+    assert_eq!(next["next_cursor"], Value::Null);
+    push(&api).await;
+    let synced = api
+        .get("/v1/bookings?state=synced", Some(&api.read_key))
+        .await
+        .ok();
+    assert_eq!(synced["bookings"].as_array().map(Vec::len), Some(5));
+    let failed = api
+        .get("/v1/bookings?state=failed", Some(&api.read_key))
+        .await
+        .ok();
+    assert_eq!(failed["bookings"], json!([]));
+    api.get("/v1/bookings?state=bogus", Some(&api.read_key))
+        .await
+        .problem(400);
+}

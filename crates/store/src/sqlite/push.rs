@@ -1,0 +1,506 @@
+//! Push: bookings, their targets and the outbox (schema v8).
+
+use std::collections::{BTreeMap, HashMap};
+
+use calgate_core::booking::{
+    Booking, BookingSpec, BookingState, TargetRole, TargetState, TargetStatus,
+};
+use jiff::{SignedDuration, Timestamp};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::{Ctx, SqliteStore, Tx, address_key, from_json, parse_enum, to_json, ts, us};
+use crate::error::{Error, Result};
+use crate::types::{PushOp, PushOutcome, PushTask};
+
+fn target_from_row(row: &SqliteRow) -> Result<TargetStatus> {
+    let c = "cannot read a booking target";
+    let role: String = row.try_get("role").ctx(c)?;
+    let state: String = row.try_get("state").ctx(c)?;
+    Ok(TargetStatus {
+        address: row.try_get("address").ctx(c)?,
+        role: parse_enum("calendar role", &role)?,
+        state: parse_enum("target state", &state)?,
+        exchange_id: row.try_get("exchange_id").ctx(c)?,
+        web_link: row.try_get("web_link").ctx(c)?,
+        error: row.try_get("error").ctx(c)?,
+        updated_at: ts(row.try_get("updated_at").ctx(c)?)?,
+    })
+}
+
+fn booking_from_row(row: &SqliteRow, targets: Vec<TargetStatus>) -> Result<Booking> {
+    let c = "cannot read a booking";
+    let spec: String = row.try_get("spec").ctx(c)?;
+    let deleted: i64 = row.try_get("deleted").ctx(c)?;
+    Ok(Booking {
+        external_id: row.try_get("external_id").ctx(c)?,
+        spec: from_json("booking", &spec)?,
+        version: row.try_get("version").ctx(c)?,
+        deleted: deleted != 0,
+        targets,
+        created_at: ts(row.try_get("created_at").ctx(c)?)?,
+        updated_at: ts(row.try_get("updated_at").ctx(c)?)?,
+    })
+}
+
+/// Queues (or re-queues) work for a target; an entry already there keeps its id and attempts
+/// (an earlier attempt's outcome may be unknown) and takes the new op and version.
+async fn enqueue(
+    tx: &mut Tx,
+    external_id: &str,
+    key: &str,
+    op: PushOp,
+    version: i64,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO push_outbox (external_id, address_key, op, version, not_before, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (external_id, address_key) DO UPDATE SET op = excluded.op, \
+         version = excluded.version, \
+         not_before = CASE WHEN push_outbox.attempts > 0 AND push_outbox.not_before > excluded.not_before \
+                      THEN push_outbox.not_before ELSE excluded.not_before END",
+    )
+    .bind(external_id)
+    .bind(key)
+    .bind(op.as_str())
+    .bind(version)
+    .bind(us(now))
+    .bind(us(now))
+    .execute(&mut **tx)
+    .await
+    .ctx("cannot queue the write to Exchange")?;
+    Ok(())
+}
+
+impl SqliteStore {
+    async fn targets_of(&self, external_id: &str) -> Result<Vec<TargetStatus>> {
+        let rows =
+            sqlx::query("SELECT * FROM booking_targets WHERE external_id = ? ORDER BY rowid")
+                .bind(external_id)
+                .fetch_all(&self.pool)
+                .await
+                .ctx("cannot read booking targets")?;
+        rows.iter().map(target_from_row).collect()
+    }
+
+    pub(super) async fn booking_impl(&self, external_id: &str) -> Result<Option<Booking>> {
+        let row = sqlx::query("SELECT * FROM bookings WHERE external_id = ?")
+            .bind(external_id)
+            .fetch_optional(&self.pool)
+            .await
+            .ctx("cannot read the booking")?;
+        match row {
+            None => Ok(None),
+            Some(row) => {
+                let targets = self.targets_of(external_id).await?;
+                booking_from_row(&row, targets).map(Some)
+            }
+        }
+    }
+
+    pub(super) async fn put_booking_impl(
+        &self,
+        external_id: &str,
+        spec: &BookingSpec,
+    ) -> Result<(Booking, bool)> {
+        calgate_core::booking::check_external_id(external_id).map_err(Error::invalid)?;
+        if spec.calendars.is_empty() {
+            return Err(Error::invalid("a booking needs at least one calendar"));
+        }
+        let now = Timestamp::now();
+        let spec_json = to_json(spec)?;
+        let mut tx = self.write_tx().await?;
+        let existing: Option<(String, i64, i64)> =
+            sqlx::query_as("SELECT spec, version, deleted FROM bookings WHERE external_id = ?")
+                .bind(external_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .ctx("cannot read the booking")?;
+        let version = match &existing {
+            Some((old, _, 0)) if *old == spec_json => {
+                tx.commit().await.ctx("cannot read the booking")?;
+                let b = self
+                    .booking_impl(external_id)
+                    .await?
+                    .ok_or_else(|| Error::not_found("the booking vanished"))?;
+                return Ok((b, false));
+            }
+            Some((_, v, _)) => v + 1,
+            None => 1,
+        };
+        sqlx::query(
+            "INSERT INTO bookings (external_id, spec, version, deleted, created_at, updated_at) \
+             VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT (external_id) DO UPDATE SET \
+             spec = excluded.spec, version = excluded.version, deleted = 0, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(external_id)
+        .bind(&spec_json)
+        .bind(version)
+        .bind(us(now))
+        .bind(us(now))
+        .execute(&mut *tx)
+        .await
+        .ctx("cannot store the booking")?;
+        // Targets: the spec's get an upsert; the others (dropped from the spec) a delete.
+        let old: Vec<(String, String)> =
+            sqlx::query_as("SELECT address_key, state FROM booking_targets WHERE external_id = ?")
+                .bind(external_id)
+                .fetch_all(&mut *tx)
+                .await
+                .ctx("cannot read booking targets")?;
+        let mut wanted: BTreeMap<String, (&str, TargetRole)> = BTreeMap::new();
+        for t in &spec.calendars {
+            wanted.insert(address_key(&t.address), (t.address.trim(), t.role));
+        }
+        for (key, (address, role)) in &wanted {
+            sqlx::query(
+                "INSERT INTO booking_targets (external_id, address_key, address, role, state, error, updated_at) \
+                 VALUES (?, ?, ?, ?, 'pending', NULL, ?) ON CONFLICT (external_id, address_key) \
+                 DO UPDATE SET role = excluded.role, state = 'pending', error = NULL, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(external_id)
+            .bind(key)
+            .bind(*address)
+            .bind(role.as_str())
+            .bind(us(now))
+            .execute(&mut *tx)
+            .await
+            .ctx("cannot store a booking target")?;
+            enqueue(&mut tx, external_id, key, PushOp::Upsert, version, now).await?;
+        }
+        for (key, state) in &old {
+            if wanted.contains_key(key) || state == TargetState::Deleted.as_str() {
+                continue;
+            }
+            self.queue_delete(&mut tx, external_id, key, version, now)
+                .await?;
+        }
+        tx.commit().await.ctx("cannot store the booking")?;
+        let b = self
+            .booking_impl(external_id)
+            .await?
+            .ok_or_else(|| Error::not_found("the booking vanished"))?;
+        Ok((b, true))
+    }
+
+    async fn queue_delete(
+        &self,
+        tx: &mut Tx,
+        external_id: &str,
+        key: &str,
+        version: i64,
+        now: Timestamp,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE booking_targets SET state = 'deleting', error = NULL, updated_at = ? \
+             WHERE external_id = ? AND address_key = ?",
+        )
+        .bind(us(now))
+        .bind(external_id)
+        .bind(key)
+        .execute(&mut **tx)
+        .await
+        .ctx("cannot store a booking target")?;
+        enqueue(tx, external_id, key, PushOp::Delete, version, now).await
+    }
+
+    pub(super) async fn delete_booking_impl(&self, external_id: &str) -> Result<bool> {
+        let now = Timestamp::now();
+        let mut tx = self.write_tx().await?;
+        let version: Option<(i64, i64)> =
+            sqlx::query_as("SELECT version, deleted FROM bookings WHERE external_id = ?")
+                .bind(external_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .ctx("cannot read the booking")?;
+        let Some((version, deleted)) = version else {
+            return Ok(false);
+        };
+        if deleted != 0 {
+            tx.commit().await.ctx("cannot delete the booking")?;
+            return Ok(true);
+        }
+        let version = version + 1;
+        sqlx::query(
+            "UPDATE bookings SET deleted = 1, version = ?, updated_at = ? WHERE external_id = ?",
+        )
+        .bind(version)
+        .bind(us(now))
+        .bind(external_id)
+        .execute(&mut *tx)
+        .await
+        .ctx("cannot delete the booking")?;
+        let keys: Vec<(String,)> = sqlx::query_as(
+            "SELECT address_key FROM booking_targets WHERE external_id = ? \
+             AND state NOT IN ('deleted', 'deleted_in_exchange')",
+        )
+        .bind(external_id)
+        .fetch_all(&mut *tx)
+        .await
+        .ctx("cannot read booking targets")?;
+        for (key,) in keys {
+            self.queue_delete(&mut tx, external_id, &key, version, now)
+                .await?;
+        }
+        tx.commit().await.ctx("cannot delete the booking")?;
+        Ok(true)
+    }
+
+    pub(super) async fn list_bookings_impl(
+        &self,
+        state: Option<BookingState>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Booking>> {
+        let state_sql = match state {
+            None => "1",
+            Some(BookingState::Failed) => {
+                "EXISTS (SELECT 1 FROM booking_targets t WHERE t.external_id = b.external_id AND t.state = 'failed')"
+            }
+            Some(BookingState::Pending) => {
+                "NOT EXISTS (SELECT 1 FROM booking_targets t WHERE t.external_id = b.external_id AND t.state = 'failed') \
+                 AND EXISTS (SELECT 1 FROM booking_targets t WHERE t.external_id = b.external_id AND t.state IN ('pending', 'deleting'))"
+            }
+            Some(BookingState::Synced) => {
+                "NOT EXISTS (SELECT 1 FROM booking_targets t WHERE t.external_id = b.external_id AND t.state IN ('failed', 'pending', 'deleting'))"
+            }
+        };
+        let rows = sqlx::query(super::sql(format!(
+            "SELECT * FROM bookings b WHERE b.external_id > ? AND {state_sql} \
+             ORDER BY b.external_id LIMIT ?"
+        )))
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit.clamp(1, 1001)))
+        .fetch_all(&self.pool)
+        .await
+        .ctx("cannot list bookings")?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: String = row.try_get("external_id").ctx("cannot list bookings")?;
+            let targets = self.targets_of(&id).await?;
+            out.push(booking_from_row(row, targets)?);
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn due_pushes_impl(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<PushTask>> {
+        let rows = sqlx::query(
+            "SELECT o.id, o.external_id, o.address_key, o.op, o.version, o.attempts, \
+             t.address, t.role, t.exchange_id, t.ical_uid, t.change_key, t.pushed_version, \
+             b.spec, b.deleted \
+             FROM push_outbox o \
+             JOIN bookings b ON b.external_id = o.external_id \
+             JOIN booking_targets t ON t.external_id = o.external_id AND t.address_key = o.address_key \
+             WHERE o.not_before <= ? ORDER BY o.not_before, o.id LIMIT ?",
+        )
+        .bind(us(now))
+        .bind(i64::from(limit.max(1)))
+        .fetch_all(&self.pool)
+        .await
+        .ctx("cannot read the push outbox")?;
+        let c = "cannot read the push outbox";
+        let mut specs: HashMap<String, BookingSpec> = HashMap::new();
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let external_id: String = row.try_get("external_id").ctx(c)?;
+            let spec = match specs.get(&external_id) {
+                Some(s) => s.clone(),
+                None => {
+                    let text: String = row.try_get("spec").ctx(c)?;
+                    let s: BookingSpec = from_json("booking", &text)?;
+                    specs.insert(external_id.clone(), s.clone());
+                    s
+                }
+            };
+            let op: String = row.try_get("op").ctx(c)?;
+            let role: String = row.try_get("role").ctx(c)?;
+            out.push(PushTask {
+                entry: row.try_get("id").ctx(c)?,
+                external_id,
+                address: row.try_get("address").ctx(c)?,
+                role: parse_enum("calendar role", &role)?,
+                op: parse_enum("push operation", &op)?,
+                version: row.try_get("version").ctx(c)?,
+                attempts: row.try_get::<i64, _>("attempts").ctx(c)?.max(0) as u32,
+                exchange_id: row.try_get("exchange_id").ctx(c)?,
+                ical_uid: row.try_get("ical_uid").ctx(c)?,
+                change_key: row.try_get("change_key").ctx(c)?,
+                pushed_version: row.try_get("pushed_version").ctx(c)?,
+                spec,
+            });
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn claim_push_impl(
+        &self,
+        entry: i64,
+        now: Timestamp,
+        hold: SignedDuration,
+    ) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE push_outbox SET attempts = attempts + 1, not_before = ? \
+             WHERE id = ? AND not_before <= ?",
+        )
+        .bind(us(now.saturating_add(hold).unwrap_or(now)))
+        .bind(entry)
+        .bind(us(now))
+        .execute(&mut *tx)
+        .await
+        .ctx("cannot claim the push")?;
+        tx.commit().await.ctx("cannot claim the push")?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(super) async fn finish_push_impl(
+        &self,
+        task: &PushTask,
+        outcome: &PushOutcome,
+    ) -> Result<()> {
+        let now = Timestamp::now();
+        let c = "cannot record the push";
+        let mut tx = self.write_tx().await?;
+        let key = address_key(&task.address);
+        // The entry as it is now: a newer put may have changed its op or version meanwhile.
+        let current: Option<(String, i64)> =
+            sqlx::query_as("SELECT op, version FROM push_outbox WHERE id = ?")
+                .bind(task.entry)
+                .fetch_optional(&mut *tx)
+                .await
+                .ctx(c)?;
+        let superseded = current
+            .as_ref()
+            .is_some_and(|(op, v)| op != task.op.as_str() || *v != task.version);
+        let mut target_state: Option<TargetState> = None;
+        match outcome {
+            PushOutcome::Written {
+                exchange_id,
+                ical_uid,
+                web_link,
+                change_key,
+            } => {
+                sqlx::query(
+                    "UPDATE booking_targets SET exchange_id = ?, ical_uid = ?, web_link = ?, \
+                     change_key = ?, pushed_version = ?, error = NULL, updated_at = ? \
+                     WHERE external_id = ? AND address_key = ?",
+                )
+                .bind(Some(exchange_id.as_str()).filter(|s| !s.is_empty()))
+                .bind(ical_uid.as_deref())
+                .bind(web_link.as_deref())
+                .bind(change_key.as_deref())
+                .bind(task.version)
+                .bind(us(now))
+                .bind(&task.external_id)
+                .bind(&key)
+                .execute(&mut *tx)
+                .await
+                .ctx(c)?;
+                target_state = Some(TargetState::Synced);
+            }
+            PushOutcome::Removed => {
+                sqlx::query(
+                    "UPDATE booking_targets SET exchange_id = NULL, web_link = NULL, change_key = NULL, \
+                     pushed_version = ?, error = NULL, updated_at = ? \
+                     WHERE external_id = ? AND address_key = ?",
+                )
+                .bind(task.version)
+                .bind(us(now))
+                .bind(&task.external_id)
+                .bind(&key)
+                .execute(&mut *tx)
+                .await
+                .ctx(c)?;
+                target_state = Some(TargetState::Deleted);
+            }
+            PushOutcome::GoneInExchange => {
+                sqlx::query(
+                    "UPDATE booking_targets SET exchange_id = NULL, web_link = NULL, change_key = NULL, \
+                     updated_at = ? WHERE external_id = ? AND address_key = ?",
+                )
+                .bind(us(now))
+                .bind(&task.external_id)
+                .bind(&key)
+                .execute(&mut *tx)
+                .await
+                .ctx(c)?;
+                target_state = Some(TargetState::DeletedInExchange);
+            }
+            PushOutcome::Retry { error, not_before } => {
+                sqlx::query("UPDATE push_outbox SET not_before = ? WHERE id = ?")
+                    .bind(us(*not_before))
+                    .bind(task.entry)
+                    .execute(&mut *tx)
+                    .await
+                    .ctx(c)?;
+                sqlx::query(
+                    "UPDATE booking_targets SET error = ?, updated_at = ? \
+                     WHERE external_id = ? AND address_key = ?",
+                )
+                .bind(error)
+                .bind(us(now))
+                .bind(&task.external_id)
+                .bind(&key)
+                .execute(&mut *tx)
+                .await
+                .ctx(c)?;
+            }
+            PushOutcome::Failed { error } => {
+                sqlx::query(
+                    "UPDATE booking_targets SET error = ?, updated_at = ? \
+                     WHERE external_id = ? AND address_key = ?",
+                )
+                .bind(error)
+                .bind(us(now))
+                .bind(&task.external_id)
+                .bind(&key)
+                .execute(&mut *tx)
+                .await
+                .ctx(c)?;
+                target_state = Some(TargetState::Failed);
+            }
+        }
+        if let Some(state) = target_state {
+            if superseded {
+                // A newer change is queued: the entry stays (due now), the target pending.
+                sqlx::query("UPDATE push_outbox SET not_before = ?, attempts = 0 WHERE id = ?")
+                    .bind(us(now))
+                    .bind(task.entry)
+                    .execute(&mut *tx)
+                    .await
+                    .ctx(c)?;
+            } else {
+                sqlx::query("DELETE FROM push_outbox WHERE id = ?")
+                    .bind(task.entry)
+                    .execute(&mut *tx)
+                    .await
+                    .ctx(c)?;
+                sqlx::query(
+                    "UPDATE booking_targets SET state = ? WHERE external_id = ? AND address_key = ?",
+                )
+                .bind(state.as_str())
+                .bind(&task.external_id)
+                .bind(&key)
+                .execute(&mut *tx)
+                .await
+                .ctx(c)?;
+            }
+        }
+        tx.commit().await.ctx(c)
+    }
+
+    pub(super) async fn pending_pushes_impl(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM push_outbox")
+            .fetch_one(&self.pool)
+            .await
+            .ctx("cannot read the push outbox")?;
+        Ok(super::count(n))
+    }
+}
