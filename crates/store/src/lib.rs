@@ -221,6 +221,9 @@ pub trait Store: Send + Sync {
     async fn finish_push(&self, task: &PushTask, outcome: &PushOutcome) -> Result<()>;
     /// Entries in the outbox.
     async fn pending_pushes(&self) -> Result<u64>;
+    /// Applies what pulls saw of calgate's events: edited in Exchange → queued again
+    /// (app-wins); gone from a synced mailbox → `deleted_in_exchange`. (re-queued, gone).
+    async fn reconcile_pushed(&self) -> Result<(u64, u64)>;
 
     /// Closes the store: waits for work in flight, then releases the database (SQLite:
     /// checkpoints the WAL into the file). Later calls fail.

@@ -426,6 +426,18 @@ impl Engine {
             }
         }
         let learned_expiries = self.record_learned_expiries(&cells, &connections).await;
+        // What the rounds saw of calgate's own events: edits put back, deletions reported.
+        match self.store.reconcile_pushed().await {
+            Ok((0, 0)) => {}
+            Ok((requeued, gone)) => tracing::info!(
+                requeued,
+                gone,
+                "calgate's events changed in Exchange: edits are put back, deletions reported"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not compare calgate's events with Exchange")
+            }
+        }
         reporter.emit(ProgressEvent::Finished);
         let after = self.shared.metrics();
         Ok(Summary {

@@ -510,3 +510,73 @@ async fn bookings_are_listed_by_state_across_pages() {
         .await
         .problem(400);
 }
+
+#[tokio::test]
+async fn an_outlook_edit_is_put_back_and_an_outlook_delete_is_reported_after_a_pull() {
+    let api = api().await;
+    let s = setup(&api).await;
+    let subject = "Office hours";
+    let mut body = session_body(&s, subject);
+    body["calendars"] = json!([
+        {"address": s.person, "role": "organizer"},
+        {"address": s.room, "role": "room"},
+    ]);
+    assert_eq!(put(&api, "oh-1", &body).await.status, 202);
+    assert_eq!(push(&api).await.created, 2);
+    // Our own writes, pulled back, are not drift.
+    api.sync().await;
+    assert_eq!(
+        api.store.reconcile_pushed().await.expect("reconcile"),
+        (0, 0)
+    );
+    assert_eq!(api.store.pending_pushes().await.expect("outbox"), 0);
+
+    // Someone renames the person's copy in Outlook and deletes the room's.
+    let person_ev = in_exchange(&api, &s.person, subject).await.remove(0);
+    let room_ev = in_exchange(&api, &s.room, subject).await.remove(0);
+    let id = person_ev["id"].as_str().expect("id");
+    api.control
+        .ok(
+            Method::PATCH,
+            &format!("/mailboxes/{}/events/{id}", s.person),
+            Some(&json!({"subject": "Renamed in Outlook"})),
+        )
+        .await;
+    assert_eq!(
+        api.control
+            .delete_event(&s.room, room_ev["id"].as_str().expect("id"))
+            .await,
+        204
+    );
+    api.sync().await;
+    let b = api.get("/v1/bookings/oh-1", Some(&api.read_key)).await.ok();
+    let state_of = |a: &str| {
+        b["targets"]
+            .as_array()
+            .expect("targets")
+            .iter()
+            .find(|t| {
+                t["address"]
+                    .as_str()
+                    .is_some_and(|x| x.eq_ignore_ascii_case(a))
+            })
+            .map(|t| t["state"].clone())
+    };
+    assert_eq!(state_of(&s.person), Some(json!("pending")), "{b}");
+    assert_eq!(state_of(&s.room), Some(json!("deleted_in_exchange")), "{b}");
+    let pushed = push(&api).await;
+    assert_eq!((pushed.updated, pushed.created), (1, 0), "{pushed:?}");
+    assert_eq!(
+        in_exchange(&api, &s.person, subject).await.len(),
+        1,
+        "app wins"
+    );
+    assert_eq!(
+        in_exchange(&api, &s.room, subject).await.len(),
+        0,
+        "not re-created"
+    );
+    // And it settles: the re-applied event pulled back is not drift again.
+    api.sync().await;
+    assert_eq!(api.store.pending_pushes().await.expect("outbox"), 0);
+}

@@ -635,6 +635,9 @@ impl Store for SqliteStore {
     async fn pending_pushes(&self) -> Result<u64> {
         routed!(self.pending_pushes_impl())
     }
+    async fn reconcile_pushed(&self) -> Result<(u64, u64)> {
+        routed!(self.reconcile_pushed_impl())
+    }
 
     async fn add_api_key(&self, key: &NewApiKey) -> Result<()> {
         routed!(self.add_api_key_impl(key))

@@ -504,3 +504,70 @@ impl SqliteStore {
         Ok(super::count(n))
     }
 }
+
+impl SqliteStore {
+    /// What the last pulls saw of calgate's events, applied to their targets:
+    /// - edited in Exchange (the stored instance's change key differs from the one calgate
+    ///   wrote): the booking is queued again (`app-wins`);
+    /// - gone from a mailbox synced since the write, while the booking lies inside the synced
+    ///   window: the target becomes `deleted_in_exchange` (not re-created by itself).
+    ///
+    /// Returns (re-queued, deleted in Exchange).
+    pub(super) async fn reconcile_pushed_impl(&self) -> Result<(u64, u64)> {
+        let now = Timestamp::now();
+        let c = "cannot compare calgate's events with the pulled ones";
+        let mut tx = self.write_tx().await?;
+        let drifted: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT t.external_id, t.address_key, b.version FROM booking_targets t \
+             JOIN bookings b ON b.external_id = t.external_id AND b.deleted = 0 \
+             JOIN mailboxes m ON m.address_key = t.address_key \
+             JOIN instances i ON i.mailbox_id = m.id AND i.exchange_id = t.exchange_id \
+             WHERE t.state = 'synced' AND t.change_key IS NOT NULL \
+             AND i.change_key IS NOT NULL AND i.change_key <> t.change_key \
+             AND NOT EXISTS (SELECT 1 FROM push_outbox o WHERE o.external_id = t.external_id \
+                             AND o.address_key = t.address_key)",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .ctx(c)?;
+        for (id, key, version) in &drifted {
+            sqlx::query(
+                "UPDATE booking_targets SET state = 'pending', \
+                 error = 'edited in Exchange: calgate puts the booking back (app-wins)', updated_at = ? \
+                 WHERE external_id = ? AND address_key = ?",
+            )
+            .bind(us(now))
+            .bind(id)
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .ctx(c)?;
+            enqueue(&mut tx, id, key, PushOp::Upsert, *version, now).await?;
+        }
+        // Gone: the mailbox was synced after the write, the event lies inside the window the
+        // instances cover, and neither it nor its series is stored.
+        let gone = sqlx::query(
+            "UPDATE booking_targets SET state = 'deleted_in_exchange', updated_at = ?, \
+             error = 'deleted in Exchange: put the booking again to bring it back' \
+             WHERE state = 'synced' AND exchange_id IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM push_outbox o WHERE o.external_id = booking_targets.external_id \
+                             AND o.address_key = booking_targets.address_key) \
+             AND EXISTS (SELECT 1 FROM mailboxes m JOIN sync_status s ON s.mailbox_id = m.id \
+                         JOIN delta_cursors d ON d.mailbox_id = m.id \
+                         JOIN bookings b ON b.external_id = booking_targets.external_id \
+                         WHERE m.address_key = booking_targets.address_key \
+                         AND s.last_success > booking_targets.updated_at \
+                         AND unixepoch(json_extract(b.spec, '$.when.start')) * 1000000 > d.window_start \
+                         AND unixepoch(json_extract(b.spec, '$.when.end')) * 1000000 < d.window_end \
+                         AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.mailbox_id = m.id \
+                             AND (i.exchange_id = booking_targets.exchange_id \
+                                  OR i.series_master_id = booking_targets.exchange_id)))",
+        )
+        .bind(us(now))
+        .execute(&mut *tx)
+        .await
+        .ctx(c)?;
+        tx.commit().await.ctx(c)?;
+        Ok((drifted.len() as u64, gone.rows_affected()))
+    }
+}
