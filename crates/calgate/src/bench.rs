@@ -30,6 +30,9 @@ pub(crate) enum BenchCommand {
     /// availability of many mailboxes over four weeks, against a store of M × E synced
     /// events; prints p50/p90/p99 latency, throughput and peak RSS.
     Api(BenchApiArgs),
+    /// N bookings pushed into M mailboxes of a simulator started for the occasion; prints wall
+    /// time, requests per booking, the round-trip lower bound and duplicates (must be 0).
+    Push(crate::bench_push::BenchPushArgs),
 }
 
 #[derive(Debug, Args)]
@@ -89,6 +92,7 @@ pub(crate) async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Sync(args) => bench_sync(args).await,
         BenchCommand::Api(args) => crate::bench_api::run(args).await,
+        BenchCommand::Push(args) => crate::bench_push::run(args).await,
     }
 }
 

@@ -11,6 +11,7 @@ mod account;
 mod apikey;
 mod bench;
 mod bench_api;
+mod bench_push;
 mod booking;
 mod config;
 mod connection;

@@ -236,21 +236,30 @@ impl Engine {
         let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
         let mut summary = PushSummary::default();
         let mut seen = std::collections::HashSet::new();
+        // One stream of writes: the next entries are read while earlier ones are in flight, so
+        // no batch waits for its slowest write.
+        let mut set: tokio::task::JoinSet<Result<Pushed, Error>> = tokio::task::JoinSet::new();
         loop {
             if started.elapsed() >= options.max_time {
                 break;
             }
             let tasks = store.due_pushes(Timestamp::now(), options.batch).await?;
-            // An entry seen in this run (retried, or superseded and due again) waits for the
-            // next run; only new work continues this one.
+            // An entry seen in this run (retried, or in flight) is not started twice; one
+            // superseded meanwhile (a new version) is.
             let tasks: Vec<PushTask> = tasks
                 .into_iter()
                 .filter(|t| seen.insert((t.entry, t.version, t.op)))
                 .collect();
             if tasks.is_empty() {
-                break;
+                if set.is_empty() {
+                    break;
+                }
+                // Let what is in flight finish, then look once more.
+                while let Some(r) = set.join_next().await {
+                    tally(&mut summary, r)?;
+                }
+                continue;
             }
-            let mut set = tokio::task::JoinSet::new();
             for task in tasks {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
                     break;
@@ -261,33 +270,13 @@ impl Engine {
                     drop(permit);
                     r
                 });
-            }
-            while let Some(r) = set.join_next().await {
-                match r {
-                    Ok(Ok(Some((outcome, did, dups)))) => {
-                        summary.attempted += 1;
-                        summary.duplicates_removed += dups;
-                        match (&outcome, did) {
-                            (PushOutcome::Written { .. }, Some(Did::Created)) => {
-                                summary.created += 1
-                            }
-                            (PushOutcome::Written { .. }, Some(Did::Recovered)) => {
-                                summary.recovered += 1
-                            }
-                            (PushOutcome::Written { .. }, _) => summary.updated += 1,
-                            (PushOutcome::Removed, _) => summary.removed += 1,
-                            (PushOutcome::GoneInExchange, _) => summary.gone_in_exchange += 1,
-                            (PushOutcome::Retry { .. }, _) => summary.retried += 1,
-                            (PushOutcome::Failed { .. }, _) => summary.failed += 1,
-                        }
-                    }
-                    Ok(Ok(None)) => summary.skipped += 1,
-                    Ok(Err(e)) => return Err(e),
-                    Err(e) => {
-                        tracing::error!(error = %e, "a push task stopped unexpectedly");
-                    }
+                while let Some(r) = set.try_join_next() {
+                    tally(&mut summary, r)?;
                 }
             }
+        }
+        while let Some(r) = set.join_next().await {
+            tally(&mut summary, r)?;
         }
         summary.elapsed = started.elapsed();
         Ok(summary)
@@ -295,6 +284,31 @@ impl Engine {
 }
 
 type Pushed = Option<(PushOutcome, Option<Did>, u64)>;
+
+fn tally(
+    summary: &mut PushSummary,
+    r: Result<Result<Pushed, Error>, tokio::task::JoinError>,
+) -> Result<(), Error> {
+    match r {
+        Ok(Ok(Some((outcome, did, dups)))) => {
+            summary.attempted += 1;
+            summary.duplicates_removed += dups;
+            match (&outcome, did) {
+                (PushOutcome::Written { .. }, Some(Did::Created)) => summary.created += 1,
+                (PushOutcome::Written { .. }, Some(Did::Recovered)) => summary.recovered += 1,
+                (PushOutcome::Written { .. }, _) => summary.updated += 1,
+                (PushOutcome::Removed, _) => summary.removed += 1,
+                (PushOutcome::GoneInExchange, _) => summary.gone_in_exchange += 1,
+                (PushOutcome::Retry { .. }, _) => summary.retried += 1,
+                (PushOutcome::Failed { .. }, _) => summary.failed += 1,
+            }
+        }
+        Ok(Ok(None)) => summary.skipped += 1,
+        Ok(Err(e)) => return Err(e),
+        Err(e) => tracing::error!(error = %e, "a push task stopped unexpectedly"),
+    }
+    Ok(())
+}
 
 /// One entry: claim, write, record. `None`: another worker has it.
 async fn push_one(
