@@ -1,5 +1,6 @@
 //! `calgate push run [--claim-seconds N]`: drain the push outbox into Exchange now (what
 //! `calgate sync` does before it pulls, and `calgate serve` in the background).
+//! `calgate push reconcile --connection NAME`: rebuild the mapping from Exchange alone.
 //! `calgate push purge --connection NAME [--dry-run] [--yes]`: delete every event calgate made in
 //! the connection's linked mailboxes, found in Exchange itself.
 
@@ -21,6 +22,13 @@ pub(crate) enum PushCommand {
         /// process that died is taken over after it).
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
         claim_seconds: u64,
+    },
+    /// Rebuild the booking ↔ Exchange mapping from Exchange alone (calgate's events found by
+    /// their property in the connection's mailboxes); run it before pushing into a restored
+    /// or rebuilt store.
+    Reconcile {
+        #[arg(long)]
+        connection: String,
     },
     /// Delete every event calgate created in the mailboxes linked through a connection, found
     /// by calgate's property in Exchange itself: a count first, then a confirmation.
@@ -59,6 +67,20 @@ pub(crate) async fn run(cmd: PushCommand, loc: StoreLocation) -> anyhow::Result<
                     "calgate: {} booking writes failed for good: see `calgate booking list --state failed`",
                     summary.failed
                 ));
+                return Err(Reported.into());
+            }
+            Ok(())
+        }
+        PushCommand::Reconcile { connection } => {
+            let r = engine.reconcile(&connection).await?;
+            for (a, e) in &r.errors {
+                error_line(&format!("calgate: {a}: {e}"));
+            }
+            print_out(&format!(
+                "{} events made by calgate found in Exchange: {} recorded on their bookings, {} of bookings this store does not have\n",
+                r.found, r.adopted, r.unknown
+            ));
+            if !r.errors.is_empty() {
                 return Err(Reported.into());
             }
             Ok(())

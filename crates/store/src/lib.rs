@@ -224,6 +224,17 @@ pub trait Store: Send + Sync {
     /// Applies what pulls saw of calgate's events: edited in Exchange → queued again
     /// (app-wins); gone from a synced mailbox → `deleted_in_exchange`. (re-queued, gone).
     async fn reconcile_pushed(&self) -> Result<(u64, u64)>;
+    /// Records that Exchange holds `exchange_id` for a booking's target (found there by
+    /// calgate's marker): the mapping rebuilt from Exchange. `false`: nothing to change.
+    async fn adopt_pushed(
+        &self,
+        external_id: &str,
+        address: &str,
+        exchange_id: &str,
+        ical_uid: Option<&str>,
+        web_link: Option<&str>,
+        change_key: Option<&str>,
+    ) -> Result<bool>;
 
     /// Closes the store: waits for work in flight, then releases the database (SQLite:
     /// checkpoints the WAL into the file). Later calls fail.

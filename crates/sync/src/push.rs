@@ -442,7 +442,74 @@ pub struct PurgedMailbox {
     pub error: Option<String>,
 }
 
+/// What `reconcile` found in Exchange.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// calgate's events found in the connection's mailboxes.
+    pub found: u64,
+    /// Of those, events a booking's target did not know (now recorded).
+    pub adopted: u64,
+    /// Events of bookings (or targets) this store does not have.
+    pub unknown: u64,
+    /// Mailboxes that could not be searched: (address, why).
+    pub errors: Vec<(String, String)>,
+}
+
 impl Engine {
+    /// Rebuilds the booking ↔ Exchange mapping from Exchange alone: every event carrying
+    /// calgate's marker in the connection's linked mailboxes is recorded on its booking's
+    /// target. Run it before pushing into a store that lost its mapping.
+    pub async fn reconcile(&self, connection: &str) -> Result<Reconciled, Error> {
+        let store = self.store().clone();
+        let conn = store.connection(connection).await?.ok_or_else(|| {
+            Error::Config(format!(
+                "there is no connection '{connection}' (see `calgate connection list`)"
+            ))
+        })?;
+        let client = ConnectionConfig::from_connection(&conn)
+            .and_then(|cfg| GraphClient::new(cfg, self.shared()))?;
+        let backend: Backend = Arc::new(GraphBackend::new(client));
+        let mut out = Reconciled::default();
+        for m in store.list_mailboxes().await? {
+            if !m.connection.eq_ignore_ascii_case(&conn.name) {
+                continue;
+            }
+            match backend.find_all_pushed(&m.address, 1_000_000).await {
+                Err(e) => out.errors.push((m.address.clone(), e.message)),
+                Ok(found) => {
+                    for w in found {
+                        out.found += 1;
+                        let Some(marker) = &w.marker else {
+                            out.unknown += 1;
+                            continue;
+                        };
+                        let known = store.booking(marker).await?.is_some_and(|b| {
+                            b.targets
+                                .iter()
+                                .any(|t| t.address.eq_ignore_ascii_case(&m.address))
+                        });
+                        if !known {
+                            out.unknown += 1;
+                        } else if store
+                            .adopt_pushed(
+                                marker,
+                                &m.address,
+                                &w.exchange_id,
+                                w.ical_uid.as_deref(),
+                                w.web_link.as_deref(),
+                                w.change_key.as_deref(),
+                            )
+                            .await?
+                        {
+                            out.adopted += 1;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Finds, in Exchange itself, every event calgate created in the mailboxes linked through
     /// `connection` (by calgate's owner property) and, unless `dry_run`, deletes exactly those.
     pub async fn purge(

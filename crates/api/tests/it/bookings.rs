@@ -208,14 +208,13 @@ async fn a_session_goes_into_three_calendars_once_and_follows_updates_and_delete
     assert_eq!(b["state"], "synced", "{b}");
 }
 
-#[tokio::test]
-async fn an_attempt_whose_outcome_was_lost_is_found_by_its_marker_not_created_again() {
-    let api = api().await;
-    let s = setup(&api).await;
-    let subject = "Lost answer";
-    let mut body = session_body(&s, subject);
+/// Booking `lost-1` into the room, and what a worker that died leaves behind: the outbox entry
+/// claimed (its outcome unknown) and the event made in Exchange with calgate's properties, but
+/// not recorded.
+async fn lost_create(api: &Api, s: &Session, subject: &str) {
+    let mut body = session_body(s, subject);
     body["calendars"] = json!([{"address": s.room, "role": "room"}]);
-    assert_eq!(put(&api, "lost-1", &body).await.status, 202);
+    assert_eq!(put(api, "lost-1", &body).await.status, 202);
 
     // A worker claimed the entry and created the event, then died before recording it.
     let task = api
@@ -254,19 +253,64 @@ async fn an_attempt_whose_outcome_was_lost_is_found_by_its_marker_not_created_ag
         sensitivity: calgate_core::Sensitivity::Normal,
         location: None,
         attendees: vec![],
-        extended_properties: vec![(
-            calgate_sync::backend::graph::MARKER_PROPERTY.to_owned(),
-            "lost-1".to_owned(),
-        )],
+        // What calgate's own create carries.
+        extended_properties: vec![
+            (
+                calgate_sync::backend::graph::MARKER_PROPERTY.to_owned(),
+                "lost-1".to_owned(),
+            ),
+            (
+                calgate_sync::backend::graph::OWNER_PROPERTY.to_owned(),
+                calgate_sync::backend::graph::OWNER_VALUE.to_owned(),
+            ),
+        ],
     };
     client
         .create_event(&s.room, &draft, "an-earlier-attempt")
         .await
         .expect("created");
-    assert_eq!(in_exchange(&api, &s.room, subject).await.len(), 1);
+    assert_eq!(in_exchange(api, &s.room, subject).await.len(), 1);
+}
 
+#[tokio::test]
+async fn an_attempt_whose_outcome_was_lost_is_found_by_its_marker_not_created_again() {
+    let api = api().await;
+    let s = setup(&api).await;
+    let subject = "Lost answer";
+    lost_create(&api, &s, subject).await;
     let pushed = push(&api).await;
     assert_eq!((pushed.recovered, pushed.created), (1, 0), "{pushed:?}");
+    let found = in_exchange(&api, &s.room, subject).await;
+    assert_eq!(found.len(), 1, "no duplicate: {found:?}");
+    let b = api
+        .get("/v1/bookings/lost-1", Some(&api.read_key))
+        .await
+        .ok();
+    assert_eq!(b["state"], "synced", "{b}");
+    assert_eq!(b["targets"][0]["exchange_id"], found[0]["id"], "{b}");
+}
+
+#[tokio::test]
+async fn the_mapping_is_rebuilt_from_exchange_alone() {
+    let api = api().await;
+    let s = setup(&api).await;
+    let subject = "Lost answer";
+    lost_create(&api, &s, subject).await;
+
+    // The mapping is rebuilt from Exchange alone (`calgate push reconcile`).
+    let r = api.engine.reconcile("contoso").await.expect("reconcile");
+    assert_eq!((r.found, r.adopted, r.unknown), (1, 1, 0), "{r:?}");
+    assert_eq!(
+        api.engine
+            .reconcile("contoso")
+            .await
+            .expect("again")
+            .adopted,
+        0,
+        "known now"
+    );
+    let pushed = push(&api).await;
+    assert_eq!((pushed.updated, pushed.created), (1, 0), "{pushed:?}");
     let found = in_exchange(&api, &s.room, subject).await;
     assert_eq!(found.len(), 1, "no duplicate: {found:?}");
     let b = api
@@ -579,4 +623,37 @@ async fn an_outlook_edit_is_put_back_and_an_outlook_delete_is_reported_after_a_p
     // And it settles: the re-applied event pulled back is not drift again.
     api.sync().await;
     assert_eq!(api.store.pending_pushes().await.expect("outbox"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_pushes_a_booking_in_the_background() {
+    let api = crate::common::api_with(crate::common::Options {
+        cadence: Some(std::time::Duration::from_secs(60)),
+    })
+    .await;
+    let s = setup(&api).await;
+    let mut body = session_body(&s, "Pushed by the service");
+    body["calendars"] = json!([{"address": s.room, "role": "room"}]);
+    let asked = std::time::Instant::now();
+    assert_eq!(put(&api, "bg-1", &body).await.status, 202);
+    loop {
+        let b = api.get("/v1/bookings/bg-1", Some(&api.read_key)).await.ok();
+        if b["state"] == "synced" {
+            break;
+        }
+        assert!(
+            asked.elapsed() < std::time::Duration::from_secs(10),
+            "not pushed within 10 s (long before the 60 s cadence): {b}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        in_exchange(&api, &s.room, "Pushed by the service")
+            .await
+            .len(),
+        1
+    );
+    if let Some(sched) = &api.scheduler {
+        sched.shutdown(std::time::Duration::from_secs(5)).await;
+    }
 }

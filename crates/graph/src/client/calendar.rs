@@ -45,6 +45,8 @@ pub struct FoundEvent {
     pub ical_uid: Option<String>,
     pub web_link: Option<String>,
     pub change_key: Option<String>,
+    /// The single-value extended properties asked for with `expand`: (id, value).
+    pub properties: Vec<(String, String)>,
 }
 
 impl GraphClient {
@@ -296,6 +298,7 @@ impl GraphClient {
         mailbox: &str,
         property_id: &str,
         value: &str,
+        expand: &[&str],
         limit: usize,
     ) -> Result<Vec<FoundEvent>, Error> {
         let q = |s: &str| s.replace('\'', "''");
@@ -312,8 +315,12 @@ impl GraphClient {
                 (
                     "$expand",
                     &format!(
-                        "singleValueExtendedProperties($filter=id eq '{}')",
-                        q(property_id)
+                        "singleValueExtendedProperties($filter={})",
+                        std::iter::once(property_id)
+                            .chain(expand.iter().copied())
+                            .map(|id| format!("id eq '{}'", q(id)))
+                            .collect::<Vec<_>>()
+                            .join(" or ")
                     ),
                 ),
                 ("$top", "100"),
@@ -338,6 +345,18 @@ impl GraphClient {
                     ical_uid: text("iCalUId"),
                     web_link: text("webLink"),
                     change_key: text("changeKey"),
+                    properties: it["singleValueExtendedProperties"]
+                        .as_array()
+                        .map(Vec::as_slice)
+                        .unwrap_or(&[])
+                        .iter()
+                        .filter_map(|p| {
+                            Some((
+                                p["id"].as_str()?.to_owned(),
+                                p["value"].as_str()?.to_owned(),
+                            ))
+                        })
+                        .collect(),
                 });
             }
             match page["@odata.nextLink"].as_str() {

@@ -638,6 +638,24 @@ impl Store for SqliteStore {
     async fn reconcile_pushed(&self) -> Result<(u64, u64)> {
         routed!(self.reconcile_pushed_impl())
     }
+    async fn adopt_pushed(
+        &self,
+        external_id: &str,
+        address: &str,
+        exchange_id: &str,
+        ical_uid: Option<&str>,
+        web_link: Option<&str>,
+        change_key: Option<&str>,
+    ) -> Result<bool> {
+        routed!(self.adopt_pushed_impl(
+            external_id,
+            address,
+            exchange_id,
+            ical_uid,
+            web_link,
+            change_key
+        ))
+    }
 
     async fn add_api_key(&self, key: &NewApiKey) -> Result<()> {
         routed!(self.add_api_key_impl(key))

@@ -571,3 +571,39 @@ impl SqliteStore {
         Ok((drifted.len() as u64, gone.rows_affected()))
     }
 }
+
+impl SqliteStore {
+    /// Records that Exchange holds `exchange_id` for the booking's target in `address`
+    /// (found by calgate's marker). `false`: no such target, or it knows that event already.
+    pub(super) async fn adopt_pushed_impl(
+        &self,
+        external_id: &str,
+        address: &str,
+        exchange_id: &str,
+        ical_uid: Option<&str>,
+        web_link: Option<&str>,
+        change_key: Option<&str>,
+    ) -> Result<bool> {
+        let c = "cannot record an event found in Exchange";
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE booking_targets SET exchange_id = ?, ical_uid = ?, web_link = ?, change_key = ?, \
+             updated_at = ? WHERE external_id = ? AND address_key = ? \
+             AND state NOT IN ('deleted', 'deleted_in_exchange') \
+             AND (exchange_id IS NULL OR exchange_id <> ?)",
+        )
+        .bind(exchange_id)
+        .bind(ical_uid)
+        .bind(web_link)
+        .bind(change_key)
+        .bind(us(Timestamp::now()))
+        .bind(external_id)
+        .bind(address_key(address))
+        .bind(exchange_id)
+        .execute(&mut *tx)
+        .await
+        .ctx(c)?;
+        tx.commit().await.ctx(c)?;
+        Ok(done.rows_affected() > 0)
+    }
+}

@@ -40,6 +40,7 @@ fn draft(e: &EventWrite) -> calgate_graph::EventDraft {
 
 fn written(i: calgate_core::Instance) -> Written {
     Written {
+        marker: None,
         exchange_id: i.exchange_id,
         ical_uid: i.ical_uid,
         web_link: i.web_link,
@@ -133,11 +134,16 @@ impl CalendarBackend for GraphBackend {
     async fn find_pushed(&self, mailbox: &str, marker: &str) -> Result<Vec<Written>, BackendError> {
         let found = self
             .client
-            .find_by_property(mailbox, MARKER_PROPERTY, marker, 100)
+            .find_by_property(mailbox, MARKER_PROPERTY, marker, &[], 100)
             .await?;
         Ok(found
             .into_iter()
             .map(|f| Written {
+                marker: f
+                    .properties
+                    .iter()
+                    .find(|(id, _)| id.eq_ignore_ascii_case(MARKER_PROPERTY))
+                    .map(|(_, v)| v.clone()),
                 exchange_id: f.id,
                 ical_uid: f.ical_uid,
                 web_link: f.web_link,
@@ -153,11 +159,22 @@ impl CalendarBackend for GraphBackend {
     ) -> Result<Vec<Written>, BackendError> {
         let found = self
             .client
-            .find_by_property(mailbox, OWNER_PROPERTY, OWNER_VALUE, limit)
+            .find_by_property(
+                mailbox,
+                OWNER_PROPERTY,
+                OWNER_VALUE,
+                &[MARKER_PROPERTY],
+                limit,
+            )
             .await?;
         Ok(found
             .into_iter()
             .map(|f| Written {
+                marker: f
+                    .properties
+                    .iter()
+                    .find(|(id, _)| id.eq_ignore_ascii_case(MARKER_PROPERTY))
+                    .map(|(_, v)| v.clone()),
                 exchange_id: f.id,
                 ical_uid: f.ical_uid,
                 web_link: f.web_link,

@@ -176,6 +176,8 @@ pub struct EventWrite {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
     pub exchange_id: String,
+    /// calgate's marker on the event (the booking's external id), when the service was asked.
+    pub marker: Option<String>,
     pub ical_uid: Option<String>,
     pub web_link: Option<String>,
     pub change_key: Option<String>,
