@@ -555,6 +555,7 @@ async fn write_probe(
         .checked_add(SignedDuration::from_mins(15))
         .unwrap_or(start);
     let draft = EventDraft {
+        recurrence: None,
         subject: Some(PROBE_SUBJECT.to_owned()),
         body_text: Some(
             "Created by `calgate mailbox verify --write-probe` to check write access; it is deleted at once.".to_owned(),

@@ -67,12 +67,157 @@ pub struct BookingRequest {
     pub show_as: Option<String>,
     /// `normal` (default), `personal`, `private`, `confidential`.
     pub sensitivity: Option<String>,
-    /// Not supported yet: a booking with a recurrence is refused with a 422.
-    #[schema(value_type = Option<Object>)]
-    pub recurrence: Option<serde_json::Value>,
+    /// A series (timed bookings only): `start`/`end` are its first occurrence.
+    pub recurrence: Option<RecurrenceRequest>,
     /// `direct` (default: a copy in each calendar, no invitations) or `meeting`.
     pub mode: Option<String>,
     pub calendars: Vec<CalendarRef>,
+}
+
+/// A booking's series.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecurrenceRequest {
+    /// An RFC 5545 RRULE with COUNT or UNTIL (`FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10`); what
+    /// Exchange's patterns cannot express is refused.
+    #[schema(example = "FREQ=WEEKLY;BYDAY=MO;COUNT=10")]
+    pub rrule: String,
+    /// Cancelled occurrences: their original local starts (`YYYY-MM-DDTHH:MM:SS`) in the
+    /// booking's zone.
+    pub exdates: Option<Vec<String>>,
+    /// Moved or renamed occurrences.
+    pub overrides: Option<Vec<OverrideRequest>>,
+}
+
+/// One occurrence changed.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideRequest {
+    /// The occurrence's original local start in the booking's zone.
+    pub original_start: String,
+    /// Its new start and end: local date-times in the booking's zone, or RFC 3339 instants.
+    pub start: String,
+    pub end: String,
+    pub subject: Option<String>,
+}
+
+/// The most occurrences a series may have.
+pub const MAX_OCCURRENCES: usize = 730;
+
+/// Checks a series against the booking's first occurrence `when`.
+fn parse_recurrence(
+    r: &RecurrenceRequest,
+    when: &When,
+    zone: &TimeZone,
+) -> ApiResult<calgate_core::booking::BookingRecurrence> {
+    use calgate_core::booking::{BookingRecurrence, OccurrenceOverride};
+    use calgate_recurrence::{RangeKind, Recurrence};
+    if when.all_day.is_some() {
+        return Err(field_error(
+            "recurrence",
+            "all-day series are not supported yet: give the series times, or put each day as its own booking",
+        ));
+    }
+    let rrule = r.rrule.trim().trim_start_matches("RRULE:");
+    let first = when.start.to_zoned(zone.clone()).datetime();
+    let rec = Recurrence::from_rrule_local(rrule, first, zone)
+        .map_err(|e| field_error("recurrence.rrule", e))?;
+    if rec.range.kind == RangeKind::NoEnd {
+        return Err(field_error(
+            "recurrence.rrule",
+            "a series needs an end: add COUNT or UNTIL",
+        ));
+    }
+    let limit = first
+        .date()
+        .checked_add(jiff::Span::new().years(5))
+        .map_err(|e| field_error("recurrence.rrule", e))?;
+    let dates = rec
+        .dates(limit)
+        .map_err(|e| field_error("recurrence.rrule", e))?;
+    if dates.len() > MAX_OCCURRENCES {
+        return Err(field_error(
+            "recurrence.rrule",
+            format!("more than {MAX_OCCURRENCES} occurrences: split the series"),
+        ));
+    }
+    if let RangeKind::EndDate(end) = rec.range.kind
+        && end > limit
+    {
+        return Err(field_error(
+            "recurrence.rrule",
+            "the series runs more than 5 years: split it",
+        ));
+    }
+    let occurrence = |field: &str, v: &str| -> ApiResult<DateTime> {
+        let dt: DateTime = v.trim().parse().map_err(|_| {
+            field_error(
+                field,
+                format!(
+                    "'{}' is not a local date-time (2026-12-14T10:00:00)",
+                    calgate_core::printable(v).trim_matches('\'')
+                ),
+            )
+        })?;
+        if dt.time() != first.time() || !dates.contains(&dt.date()) {
+            return Err(field_error(
+                field,
+                format!(
+                    "{dt} is not an occurrence of the series (they start at {} local time)",
+                    first.time()
+                ),
+            ));
+        }
+        Ok(dt)
+    };
+    let mut exdates = Vec::new();
+    for (i, e) in r.exdates.iter().flatten().enumerate() {
+        exdates.push(occurrence(&format!("recurrence.exdates[{i}]"), e)?);
+    }
+    let mut overrides = Vec::new();
+    for (i, o) in r.overrides.iter().flatten().enumerate() {
+        let f = |k: &str| format!("recurrence.overrides[{i}].{k}");
+        let original_start = occurrence(&f("original_start"), &o.original_start)?;
+        if exdates.contains(&original_start) {
+            return Err(field_error(
+                &f("original_start"),
+                "that occurrence is cancelled (in exdates)",
+            ));
+        }
+        let (start, end) = (
+            instant(&f("start"), &o.start, zone)?,
+            instant(&f("end"), &o.end, zone)?,
+        );
+        if end <= start {
+            return Err(field_error(&f("end"), "must be after start"));
+        }
+        let subject = o
+            .subject
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
+        if subject
+            .as_ref()
+            .is_some_and(|s| s.chars().count() > MAX_SUBJECT_CHARS)
+        {
+            return Err(field_error(
+                &f("subject"),
+                format!("is longer than {MAX_SUBJECT_CHARS} characters"),
+            ));
+        }
+        overrides.push(OccurrenceOverride {
+            original_start,
+            start,
+            end,
+            subject,
+        });
+    }
+    Ok(BookingRecurrence {
+        rrule: rrule.to_owned(),
+        exdates,
+        overrides,
+    })
 }
 
 /// One target's state.
@@ -212,12 +357,6 @@ pub async fn parse_request(store: &dyn Store, req: &BookingRequest) -> ApiResult
             format!("is longer than {MAX_BODY_CHARS} characters"),
         ));
     }
-    if req.recurrence.as_ref().is_some_and(|r| !r.is_null()) {
-        return Err(field_error(
-            "recurrence",
-            "recurring bookings are not supported yet: put each occurrence as its own booking",
-        ));
-    }
     let zone_name = req.time_zone.as_deref().map(str::trim).unwrap_or("UTC");
     let zone = TimeZone::get(zone_name).map_err(|_| {
         field_error(
@@ -268,6 +407,11 @@ pub async fn parse_request(store: &dyn Store, req: &BookingRequest) -> ApiResult
             format!("a booking lasts at most {MAX_EVENT_DAYS} days"),
         ));
     }
+    let recurrence = req
+        .recurrence
+        .as_ref()
+        .map(|r| parse_recurrence(r, &when, &zone))
+        .transpose()?;
     let sensitivity = match req.sensitivity.as_deref().map(str::trim) {
         None => Sensitivity::Normal,
         Some(s) => s
@@ -367,6 +511,7 @@ pub async fn parse_request(store: &dyn Store, req: &BookingRequest) -> ApiResult
         sensitivity,
         mode,
         calendars,
+        recurrence,
     })
 }
 

@@ -84,6 +84,7 @@ pub(crate) async fn run(args: BenchPushArgs) -> anyhow::Result<()> {
                 address: addresses[i as usize % addresses.len()].clone(),
                 role: TargetRole::Organizer,
             }],
+            recurrence: None,
         };
         store.put_booking(&format!("bench-{i}"), &spec).await?;
     }

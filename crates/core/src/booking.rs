@@ -77,6 +77,30 @@ pub struct BookingSpec {
     pub sensitivity: Sensitivity,
     pub mode: BookingMode,
     pub calendars: Vec<BookingTarget>,
+    /// A series: `when` is its first occurrence.
+    #[serde(default)]
+    pub recurrence: Option<BookingRecurrence>,
+}
+
+/// A booking's series: an RFC 5545 RRULE (with COUNT or UNTIL), occurrences left out, and
+/// occurrences moved or renamed. Local date-times are in the booking's zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookingRecurrence {
+    pub rrule: String,
+    /// Original local starts of cancelled occurrences.
+    #[serde(default)]
+    pub exdates: Vec<jiff::civil::DateTime>,
+    #[serde(default)]
+    pub overrides: Vec<OccurrenceOverride>,
+}
+
+/// One occurrence changed: found by its original local start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OccurrenceOverride {
+    pub original_start: jiff::civil::DateTime,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub subject: Option<String>,
 }
 
 /// Where one target of a booking stands.

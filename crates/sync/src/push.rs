@@ -137,7 +137,81 @@ fn event_of(task: &PushTask) -> EventWrite {
         sensitivity: s.sensitivity,
         attendees,
         marker: task.external_id.clone(),
+        rrule: s.recurrence.as_ref().map(|r| r.rrule.clone()),
     }
+}
+
+/// A series' cancelled and changed occurrences, applied to the series `master_id` after it was
+/// written (a write of the master may have reset them, as Exchange does when the pattern or
+/// times change). Idempotent: an occurrence already gone is fine.
+async fn apply_exceptions(
+    backend: &dyn crate::backend::CalendarBackend,
+    task: &PushTask,
+    master_id: &str,
+) -> Result<(), BackendError> {
+    let s = &task.spec;
+    let Some(rec) = &s.recurrence else {
+        return Ok(());
+    };
+    if rec.exdates.is_empty() && rec.overrides.is_empty() {
+        return Ok(());
+    }
+    let tz = jiff::tz::TimeZone::get(&s.when.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let at = |dt: jiff::civil::DateTime| dt.to_zoned(tz.clone()).map(|z| z.timestamp()).ok();
+    let starts: Vec<Timestamp> = rec
+        .exdates
+        .iter()
+        .chain(rec.overrides.iter().map(|o| &o.original_start))
+        .filter_map(|d| at(*d))
+        .collect();
+    let (Some(from), Some(to)) = (starts.iter().min(), starts.iter().max()) else {
+        return Ok(());
+    };
+    let occurrences = backend
+        .occurrences(
+            &task.address,
+            master_id,
+            *from - SignedDuration::from_hours(1),
+            *to + SignedDuration::from_hours(25),
+        )
+        .await?;
+    let find = |start: Timestamp| {
+        occurrences
+            .iter()
+            .find(|(_, s)| *s == start)
+            .map(|(id, _)| id.clone())
+    };
+    for d in &rec.exdates {
+        if let Some(id) = at(*d).and_then(find) {
+            match backend.delete_event(&task.address, &id).await {
+                Ok(()) => {}
+                Err(e) if e.kind == FailureKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    for o in &rec.overrides {
+        // Found by its original start, or where an earlier write moved it already.
+        let Some(id) = at(o.original_start)
+            .and_then(find)
+            .or_else(|| find(o.start))
+        else {
+            continue;
+        };
+        let mut ev = event_of(task);
+        ev.rrule = None;
+        ev.when = calgate_core::When {
+            start: o.start,
+            end: o.end,
+            time_zone: s.when.time_zone.clone(),
+            all_day: None,
+        };
+        if let Some(subject) = &o.subject {
+            ev.subject = subject.clone();
+        }
+        backend.update_event(&task.address, &id, &ev).await?;
+    }
+    Ok(())
 }
 
 /// In meeting mode only the organizer's calendar is written; the others get Exchange's copy.
@@ -370,7 +444,10 @@ async fn attempt(
             let event = event_of(task);
             if let Some(id) = task.exchange_id.as_deref().filter(|id| !id.is_empty()) {
                 return match backend.update_event(mailbox, id, &event).await {
-                    Ok(w) => Ok((written(w), Some(Did::Updated), 0)),
+                    Ok(w) => {
+                        apply_exceptions(backend, task, &w.exchange_id).await?;
+                        Ok((written(w), Some(Did::Updated), 0))
+                    }
                     Err(e) if e.kind == FailureKind::NotFound => {
                         Ok((PushOutcome::GoneInExchange, None, 0))
                     }
@@ -395,12 +472,14 @@ async fn attempt(
                     let w = backend
                         .update_event(mailbox, &keep.exchange_id, &event)
                         .await?;
+                    apply_exceptions(backend, task, &w.exchange_id).await?;
                     return Ok((written(w), Some(Did::Recovered), dups));
                 }
             }
             let w = backend
                 .create_event(mailbox, &event, &idempotency_key(task))
                 .await?;
+            apply_exceptions(backend, task, &w.exchange_id).await?;
             Ok((written(w), Some(Did::Created), 0))
         }
         PushOp::Delete => {

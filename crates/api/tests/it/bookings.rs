@@ -243,6 +243,7 @@ async fn lost_create(api: &Api, s: &Session, subject: &str) {
     )
     .expect("client");
     let draft = calgate_graph::EventDraft {
+        recurrence: None,
         subject: Some(subject.into()),
         body_text: None,
         start: task.spec.when.start,
@@ -460,7 +461,7 @@ async fn bad_bookings_name_the_field_and_store_nothing() {
                 b["recurrence"] = json!({"rrule": "FREQ=DAILY"});
                 b
             },
-            "recurrence",
+            "recurrence.rrule",
         ),
         (
             {
@@ -655,5 +656,112 @@ async fn the_service_pushes_a_booking_in_the_background() {
     );
     if let Some(sched) = &api.scheduler {
         sched.shutdown(std::time::Duration::from_secs(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_weekly_series_with_a_cancelled_and_a_moved_occurrence_is_one_series_in_exchange() {
+    let api = api().await;
+    let s = setup(&api).await;
+    let subject = "Weekly seminar";
+    let occ = |week: i64, hour: i8| local(3 + 7 * week, hour);
+    let mut body = session_body(&s, subject);
+    body["calendars"] = json!([
+        {"address": s.person, "role": "organizer"},
+        {"address": s.room, "role": "room"},
+    ]);
+    body["start"] = json!(occ(0, 10));
+    body["end"] = json!(occ(0, 11));
+    body["recurrence"] = json!({
+        "rrule": "FREQ=WEEKLY;COUNT=4",
+        "exdates": [occ(1, 10)],
+        "overrides": [{"original_start": occ(2, 10), "start": occ(2, 14), "end": occ(2, 15), "subject": "Weekly seminar (moved)"}],
+    });
+    let r = put(&api, "seminar", &body).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let pushed = push(&api).await;
+    let b = api
+        .get("/v1/bookings/seminar", Some(&api.read_key))
+        .await
+        .ok();
+    assert_eq!(pushed.created, 2, "{pushed:?} {b}");
+    let check = |label: &'static str| {
+        let api = &api;
+        let s = &s;
+        async move {
+            for m in [&s.person, &s.room] {
+                let plain = in_exchange(api, m, subject).await;
+                let moved = in_exchange(api, m, "Weekly seminar (moved)").await;
+                assert_eq!(plain.len(), 2, "{label} {m}: weeks 0 and 3: {plain:?}");
+                assert_eq!(moved.len(), 1, "{label} {m}: week 2 moved: {moved:?}");
+                for e in plain.iter().chain(&moved) {
+                    assert!(e["seriesMasterId"].is_string(), "{label}: one series: {e}");
+                }
+                assert_eq!(moved[0]["type"], "exception", "{label}");
+            }
+        }
+    };
+    check("after create").await;
+    // The host changes the series' location: Exchange keeps one series, exceptions kept.
+    body["location"] = json!("Room Amstel, 2nd floor");
+    assert_eq!(put(&api, "seminar", &body).await.status, 202);
+    let pushed = push(&api).await;
+    assert_eq!((pushed.updated, pushed.created), (2, 0), "{pushed:?}");
+    check("after update").await;
+    // Pulled back: every occurrence is calgate's.
+    api.sync().await;
+    let from = Timestamp::now().to_string();
+    let to = (Timestamp::now() + SignedDuration::from_hours(24 * 40)).to_string();
+    let events = api
+        .get(
+            &format!("/v1/mailboxes/{}/events?from={from}&to={to}", s.room),
+            Some(&api.read_key),
+        )
+        .await
+        .ok();
+    let ours: Vec<&Value> = events["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["booking_id"] == "seminar")
+        .collect();
+    assert_eq!(ours.len(), 3, "{events}");
+    assert!(ours.iter().all(|e| e["origin"] == "calgate"));
+    // Bad series are refused, naming the field.
+    let mut bad = body.clone();
+    bad["recurrence"]["rrule"] = json!("FREQ=WEEKLY");
+    assert!(
+        put(&api, "seminar-2", &bad)
+            .await
+            .problem(422)
+            .starts_with("recurrence.rrule:")
+    );
+    let mut bad = body.clone();
+    bad["recurrence"]["exdates"] = json!([occ(1, 9)]);
+    assert!(
+        put(&api, "seminar-2", &bad)
+            .await
+            .problem(422)
+            .starts_with("recurrence.exdates[0]:")
+    );
+    let mut bad = body.clone();
+    bad["recurrence"]["rrule"] = json!("FREQ=DAILY;COUNT=5000");
+    assert!(
+        put(&api, "seminar-2", &bad)
+            .await
+            .problem(422)
+            .starts_with("recurrence.rrule:")
+    );
+    // Deleted: the whole series goes.
+    api.send(api.request(Method::DELETE, "/v1/bookings/seminar", Some(&api.write_key)))
+        .await;
+    assert_eq!(push(&api).await.removed, 2);
+    for m in [&s.person, &s.room] {
+        assert!(in_exchange(&api, m, subject).await.is_empty());
+        assert!(
+            in_exchange(&api, m, "Weekly seminar (moved)")
+                .await
+                .is_empty()
+        );
     }
 }

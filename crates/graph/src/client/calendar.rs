@@ -49,6 +49,25 @@ pub struct FoundEvent {
     pub properties: Vec<(String, String)>,
 }
 
+/// The identity of an event in a Graph answer.
+fn found_of(body: &[u8]) -> Result<FoundEvent, Error> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        Error::invalid_data(format!("Graph sent an event calgate cannot read: {e}"))
+    })?;
+    let id = v["id"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Error::invalid_data("Graph sent an event without an id"))?;
+    let text = |k: &str| v[k].as_str().map(str::to_owned);
+    Ok(FoundEvent {
+        id: id.to_owned(),
+        ical_uid: text("iCalUId"),
+        web_link: text("webLink"),
+        change_key: text("changeKey"),
+        properties: Vec::new(),
+    })
+}
+
 impl GraphClient {
     /// A view of `[start, end)` at `segments`, `page_size` instances a page (`$top`).
     fn view_url(
@@ -274,6 +293,40 @@ impl GraphClient {
     ) -> Result<Instance, Error> {
         self.create_event_of(mailbox, Some(calendar_id), draft, transaction_id)
             .await
+    }
+
+    /// [`GraphClient::create_event`] for any kind of event (a series master too): what
+    /// identifies the created event.
+    pub async fn create_any(
+        &self,
+        mailbox: &str,
+        draft: &EventDraft,
+        transaction_id: &str,
+    ) -> Result<FoundEvent, Error> {
+        let mut body = draft_json(draft);
+        if let Value::Object(m) = &mut body {
+            m.insert("transactionId".into(), json!(transaction_id));
+        }
+        let url = self.url(&calendar_path(mailbox, None, "events"), &[])?;
+        let mut req = self.req(Method::POST, url, Some(mailbox));
+        req.body = Some(body.to_string().into_bytes());
+        req.idempotent = !transaction_id.is_empty();
+        let resp = self.execute(req).await?;
+        found_of(&resp.body)
+    }
+
+    /// [`GraphClient::update_event`] for any kind of event (a series master, an occurrence).
+    pub async fn update_any(
+        &self,
+        mailbox: &str,
+        id: &str,
+        draft: &EventDraft,
+    ) -> Result<FoundEvent, Error> {
+        let url = self.event_url(mailbox, id)?;
+        let mut req = self.req(Method::PATCH, url, Some(mailbox));
+        req.body = Some(draft_json(draft).to_string().into_bytes());
+        let resp = self.execute(req).await?;
+        found_of(&resp.body)
     }
 
     pub async fn update_event(

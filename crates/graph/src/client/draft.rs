@@ -23,6 +23,8 @@ pub struct EventDraft {
     pub attendees: Vec<Person>,
     /// Single-value extended properties: (`"String {guid} Name X"`, value).
     pub extended_properties: Vec<(String, String)>,
+    /// Graph's `patternedRecurrence` JSON, for a series master.
+    pub recurrence: Option<Value>,
 }
 
 fn sensitivity_str(s: Sensitivity) -> &'static str {
@@ -77,6 +79,9 @@ pub(super) fn draft_json(d: &EventDraft) -> Value {
                 .collect();
             m.insert("attendees".into(), Value::Array(a));
         }
+        if let Some(r) = &d.recurrence {
+            m.insert("recurrence".into(), r.clone());
+        }
         if !d.extended_properties.is_empty() {
             let p: Vec<Value> = d
                 .extended_properties
@@ -111,6 +116,7 @@ mod tests {
             location: None,
             attendees: vec![],
             extended_properties: vec![],
+            recurrence: None,
         };
         let v = draft_json(&d);
         assert_eq!(v["start"]["timeZone"], "W. Europe Standard Time");

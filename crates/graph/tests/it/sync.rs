@@ -108,6 +108,7 @@ async fn delta_initial_follow_and_removed() {
         jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() / 60 * 60 + 48 * 3600)
             .unwrap();
     let draft = EventDraft {
+        recurrence: None,
         subject: Some("calgate-graph test".into()),
         body_text: Some("hello".into()),
         start,

@@ -19,8 +19,71 @@ pub const MARKER_PROPERTY: &str =
 pub const OWNER_PROPERTY: &str = "String {5b8a3c1e-7d4f-4e2a-9c6b-ca19a7e00001} Name calgateOwner";
 pub const OWNER_VALUE: &str = "calgate";
 
-fn draft(e: &EventWrite) -> calgate_graph::EventDraft {
-    calgate_graph::EventDraft {
+/// Graph's `patternedRecurrence` for an RRULE whose first occurrence is `when` (checked when
+/// the booking was accepted; an error here is a booking calgate can no longer write).
+fn recurrence_json(
+    rrule: &str,
+    when: &calgate_core::When,
+) -> Result<serde_json::Value, BackendError> {
+    use calgate_recurrence::{RangeKind, Recurrence};
+    use serde_json::json;
+    let tz = jiff::tz::TimeZone::get(&when.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let first = when.start.to_zoned(tz.clone()).datetime();
+    let r = Recurrence::from_rrule_local(rrule, first, &tz).map_err(|e| {
+        BackendError::new(
+            FailureKind::Fatal,
+            format!("the booking's RRULE cannot be written: {e}"),
+        )
+    })?;
+    let p = &r.pattern;
+    let day = |d: calgate_recurrence::DayOfWeek| {
+        let w: jiff::civil::Weekday = d.into();
+        format!("{w:?}").to_lowercase()
+    };
+    let mut pattern = json!({
+        "type": p.kind.as_str(),
+        "interval": p.interval,
+        "month": p.month,
+        "dayOfMonth": p.day_of_month,
+        "daysOfWeek": p.days_of_week.iter().map(|d| day(*d)).collect::<Vec<_>>(),
+        "firstDayOfWeek": day(p.first_day_of_week),
+        "index": match p.index.to_setpos() { 1 => "first", 2 => "second", 3 => "third", 4 => "fourth", _ => "last" },
+    });
+    if p.days_of_week.is_empty()
+        && let Some(m) = pattern.as_object_mut()
+    {
+        m.remove("daysOfWeek");
+    }
+    let zone = calgate_tz::iana_to_windows(&when.time_zone).unwrap_or("UTC");
+    let mut range = json!({
+        "startDate": r.range.start_date.to_string(),
+        "recurrenceTimeZone": zone,
+    });
+    if let Some(m) = range.as_object_mut() {
+        match r.range.kind {
+            RangeKind::EndDate(d) => {
+                m.insert("type".into(), json!("endDate"));
+                m.insert("endDate".into(), json!(d.to_string()));
+            }
+            RangeKind::Numbered(n) => {
+                m.insert("type".into(), json!("numbered"));
+                m.insert("numberOfOccurrences".into(), json!(n));
+            }
+            RangeKind::NoEnd => {
+                m.insert("type".into(), json!("noEnd"));
+            }
+        }
+    }
+    Ok(json!({"pattern": pattern, "range": range}))
+}
+
+fn draft(e: &EventWrite) -> Result<calgate_graph::EventDraft, BackendError> {
+    Ok(calgate_graph::EventDraft {
+        recurrence: e
+            .rrule
+            .as_deref()
+            .map(|r| recurrence_json(r, &e.when))
+            .transpose()?,
         subject: Some(e.subject.clone()),
         body_text: e.body.clone(),
         start: e.when.start,
@@ -35,16 +98,16 @@ fn draft(e: &EventWrite) -> calgate_graph::EventDraft {
             (MARKER_PROPERTY.to_owned(), e.marker.clone()),
             (OWNER_PROPERTY.to_owned(), OWNER_VALUE.to_owned()),
         ],
-    }
+    })
 }
 
-fn written(i: calgate_core::Instance) -> Written {
+fn written(f: calgate_graph::FoundEvent) -> Written {
     Written {
         marker: None,
-        exchange_id: i.exchange_id,
-        ical_uid: i.ical_uid,
-        web_link: i.web_link,
-        change_key: i.change_key,
+        exchange_id: f.id,
+        ical_uid: f.ical_uid,
+        web_link: f.web_link,
+        change_key: f.change_key,
     }
 }
 
@@ -191,7 +254,7 @@ impl CalendarBackend for GraphBackend {
     ) -> Result<Written, BackendError> {
         Ok(written(
             self.client
-                .create_event(mailbox, &draft(event), idempotency_key)
+                .create_any(mailbox, &draft(event)?, idempotency_key)
                 .await?,
         ))
     }
@@ -203,11 +266,27 @@ impl CalendarBackend for GraphBackend {
         event: &EventWrite,
     ) -> Result<Written, BackendError> {
         Ok(written(
-            self.client.update_event(mailbox, id, &draft(event)).await?,
+            self.client.update_any(mailbox, id, &draft(event)?).await?,
         ))
     }
 
     async fn delete_event(&self, mailbox: &str, id: &str) -> Result<(), BackendError> {
         Ok(self.client.delete_event(mailbox, id).await?)
+    }
+
+    async fn occurrences(
+        &self,
+        mailbox: &str,
+        master_id: &str,
+        from: jiff::Timestamp,
+        to: jiff::Timestamp,
+    ) -> Result<Vec<(String, jiff::Timestamp)>, BackendError> {
+        Ok(self
+            .client
+            .instances(mailbox, master_id, from, to)
+            .await?
+            .into_iter()
+            .map(|i| (i.exchange_id, i.when.start))
+            .collect())
     }
 }

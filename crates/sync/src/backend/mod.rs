@@ -155,6 +155,15 @@ pub trait CalendarBackend: Send + Sync + fmt::Debug {
 
     /// Deletes the event `id` of `mailbox`. `NotFound`: it was gone already.
     async fn delete_event(&self, mailbox: &str, id: &str) -> Result<(), BackendError>;
+
+    /// The occurrences and exceptions of the series `master_id` in `[from, to)`: (id, start).
+    async fn occurrences(
+        &self,
+        mailbox: &str,
+        master_id: &str,
+        from: jiff::Timestamp,
+        to: jiff::Timestamp,
+    ) -> Result<Vec<(String, jiff::Timestamp)>, BackendError>;
 }
 
 /// An event as calgate writes it into a calendar.
@@ -170,6 +179,9 @@ pub struct EventWrite {
     pub attendees: Vec<calgate_core::Person>,
     /// calgate's marker (the booking's external id), stored with the event in the service.
     pub marker: String,
+    /// For a series master: its RRULE (`when` is the first occurrence). Occurrences left out
+    /// or changed are applied afterwards, occurrence by occurrence.
+    pub rrule: Option<String>,
 }
 
 /// An event calgate wrote, as the service knows it.
