@@ -508,7 +508,8 @@ impl SqliteStore {
 impl SqliteStore {
     /// What the last pulls saw of calgate's events, applied to their targets:
     /// - edited in Exchange (the stored instance's change key differs from the one calgate
-    ///   wrote): the booking is queued again (`app-wins`);
+    ///   wrote): the booking is queued again (`app-wins`) — direct mode only: a meeting's
+    ///   change key also moves when an attendee responds, which is not an edit;
     /// - gone from a mailbox synced since the write, while the booking lies inside the synced
     ///   window: the target becomes `deleted_in_exchange` (not re-created by itself).
     ///
@@ -520,6 +521,7 @@ impl SqliteStore {
         let drifted: Vec<(String, String, i64)> = sqlx::query_as(
             "SELECT t.external_id, t.address_key, b.version FROM booking_targets t \
              JOIN bookings b ON b.external_id = t.external_id AND b.deleted = 0 \
+             AND json_extract(b.spec, '$.mode') = 'direct' \
              JOIN mailboxes m ON m.address_key = t.address_key \
              JOIN instances i ON i.mailbox_id = m.id AND i.exchange_id = t.exchange_id \
              WHERE t.state = 'synced' AND t.change_key IS NOT NULL \
