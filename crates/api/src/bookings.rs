@@ -246,6 +246,8 @@ pub struct BookingDto {
     pub time_zone: String,
     pub is_all_day: bool,
     pub mode: String,
+    /// The series' RRULE (`null`: a single event).
+    pub rrule: Option<String>,
     pub targets: Vec<TargetDto>,
     pub updated_at: String,
 }
@@ -262,6 +264,7 @@ impl From<&Booking> for BookingDto {
             time_zone: b.spec.when.time_zone.clone(),
             is_all_day: b.spec.when.all_day.is_some(),
             mode: b.spec.mode.as_str().to_owned(),
+            rrule: b.spec.recurrence.as_ref().map(|r| r.rrule.clone()),
             targets: b
                 .targets
                 .iter()
