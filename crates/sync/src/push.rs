@@ -535,19 +535,24 @@ pub struct Reconciled {
 }
 
 impl Engine {
-    /// Rebuilds the booking ↔ Exchange mapping from Exchange alone: every event carrying
-    /// calgate's marker in the connection's linked mailboxes is recorded on its booking's
-    /// target. Run it before pushing into a store that lost its mapping.
-    pub async fn reconcile(&self, connection: &str) -> Result<Reconciled, Error> {
-        let store = self.store().clone();
-        let conn = store.connection(connection).await?.ok_or_else(|| {
+    /// The named connection and an app-only backend for it.
+    async fn connection_backend(&self, connection: &str) -> Result<(Connection, Backend), Error> {
+        let conn = self.store().connection(connection).await?.ok_or_else(|| {
             Error::Config(format!(
                 "there is no connection '{connection}' (see `calgate connection list`)"
             ))
         })?;
         let client = ConnectionConfig::from_connection(&conn)
             .and_then(|cfg| GraphClient::new(cfg, self.shared()))?;
-        let backend: Backend = Arc::new(GraphBackend::new(client));
+        Ok((conn, Arc::new(GraphBackend::new(client))))
+    }
+
+    /// Rebuilds the booking ↔ Exchange mapping from Exchange alone: every event carrying
+    /// calgate's marker in the connection's linked mailboxes is recorded on its booking's
+    /// target. Run it before pushing into a store that lost its mapping.
+    pub async fn reconcile(&self, connection: &str) -> Result<Reconciled, Error> {
+        let store = self.store().clone();
+        let (conn, backend) = self.connection_backend(connection).await?;
         let mut out = Reconciled::default();
         for m in store.list_mailboxes().await? {
             if !m.connection.eq_ignore_ascii_case(&conn.name) {
@@ -597,14 +602,7 @@ impl Engine {
         dry_run: bool,
     ) -> Result<Vec<PurgedMailbox>, Error> {
         let store = self.store().clone();
-        let conn = store.connection(connection).await?.ok_or_else(|| {
-            Error::Config(format!(
-                "there is no connection '{connection}' (see `calgate connection list`)"
-            ))
-        })?;
-        let client = ConnectionConfig::from_connection(&conn)
-            .and_then(|cfg| GraphClient::new(cfg, self.shared()))?;
-        let backend: Backend = Arc::new(GraphBackend::new(client));
+        let (conn, backend) = self.connection_backend(connection).await?;
         let mut out = Vec::new();
         for m in store.list_mailboxes().await? {
             if !m.connection.eq_ignore_ascii_case(&conn.name) {

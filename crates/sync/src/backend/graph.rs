@@ -101,6 +101,19 @@ fn draft(e: &EventWrite) -> Result<calgate_graph::EventDraft, BackendError> {
     })
 }
 
+/// A found event with calgate's marker, when the service sent it.
+fn found_written(f: calgate_graph::FoundEvent) -> Written {
+    let marker = f
+        .properties
+        .iter()
+        .find(|(id, _)| id.eq_ignore_ascii_case(MARKER_PROPERTY))
+        .map(|(_, v)| v.clone());
+    Written {
+        marker,
+        ..written(f)
+    }
+}
+
 fn written(f: calgate_graph::FoundEvent) -> Written {
     Written {
         marker: None,
@@ -199,20 +212,7 @@ impl CalendarBackend for GraphBackend {
             .client
             .find_by_property(mailbox, MARKER_PROPERTY, marker, &[], 100)
             .await?;
-        Ok(found
-            .into_iter()
-            .map(|f| Written {
-                marker: f
-                    .properties
-                    .iter()
-                    .find(|(id, _)| id.eq_ignore_ascii_case(MARKER_PROPERTY))
-                    .map(|(_, v)| v.clone()),
-                exchange_id: f.id,
-                ical_uid: f.ical_uid,
-                web_link: f.web_link,
-                change_key: f.change_key,
-            })
-            .collect())
+        Ok(found.into_iter().map(found_written).collect())
     }
 
     async fn find_all_pushed(
@@ -230,20 +230,7 @@ impl CalendarBackend for GraphBackend {
                 limit,
             )
             .await?;
-        Ok(found
-            .into_iter()
-            .map(|f| Written {
-                marker: f
-                    .properties
-                    .iter()
-                    .find(|(id, _)| id.eq_ignore_ascii_case(MARKER_PROPERTY))
-                    .map(|(_, v)| v.clone()),
-                exchange_id: f.id,
-                ical_uid: f.ical_uid,
-                web_link: f.web_link,
-                change_key: f.change_key,
-            })
-            .collect())
+        Ok(found.into_iter().map(found_written).collect())
     }
 
     async fn create_event(
