@@ -5,6 +5,7 @@
 //! - `control_directory`: mailboxes (users, rooms, equipment), groups, room lists, the clock
 //! - `control_events`: events changed as a person in Outlook would
 //! - `control_faults`: fault injection, settings, per-mailbox counters
+//! - `control_meetings`: booking policies, attendees' responses, meeting messages sent
 //!
 //! Every endpoint that takes a JSON body reads it with [`parse_object`].
 // GraphError (error.rs) is large; the crate passes it by value everywhere.
@@ -24,6 +25,7 @@ pub fn routes() -> Router<Arc<SimState>> {
         .merge(crate::control_directory::routes())
         .merge(crate::control_events::routes())
         .merge(crate::control_faults::routes())
+        .merge(crate::control_meetings::routes())
 }
 
 /// What a control endpoint makes of an empty (or all-whitespace) body.

@@ -3,7 +3,8 @@
 //! - `GET /_sim/faults`, `PUT|POST /_sim/faults` (replace), `DELETE /_sim/faults` (clear)
 //! - `GET /_sim/settings`, `PUT|PATCH /_sim/settings` (request budget, concurrency, latency,
 //!   budget window)
-//! - `GET /_sim/stats`, `GET /_sim/mailboxes/{addr}/stats`, `POST /_sim/stats/reset`
+//! - `GET /_sim/stats`, `GET /_sim/mailboxes/{addr}/stats`, `POST /_sim/stats/reset` (also
+//!   clears the meeting messages of `GET /_sim/invitations`)
 //!
 //! Documented in `docs/sim/platform.md`.
 // GraphError (error.rs) is large; the crate passes it by value everywhere.
@@ -188,6 +189,7 @@ async fn get_stats(State(st): State<St>) -> Response {
         "now": st.now(),
         "totals": totals,
         "dropped_connections": st.faults.dropped_connections(),
+        "invitations": crate::control_meetings::stats(&st),
         "mailboxes": mailboxes,
     }))
     .into_response()
@@ -220,5 +222,6 @@ async fn mailbox_stats(
 
 async fn reset_stats(State(st): State<St>) -> Response {
     st.throttle.reset();
+    crate::control_meetings::reset(&st);
     StatusCode::NO_CONTENT.into_response()
 }

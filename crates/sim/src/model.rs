@@ -47,6 +47,11 @@ pub struct Tenant {
     user_index: HashMap<String, Uuid>,
     pub groups: Vec<Group>,
     pub room_lists: Vec<RoomList>,
+    /// `Set-CalendarProcessing` of resource mailboxes that an operator changed (others use
+    /// [`crate::meetings::BookingPolicy::default_for`]).
+    pub booking_policies: HashMap<Uuid, crate::meetings::BookingPolicy>,
+    /// Meeting messages (requests, updates, cancellations, responses) sent in this tenant.
+    pub meeting_log: crate::meetings::MeetingLog,
 }
 
 impl Tenant {
@@ -60,6 +65,8 @@ impl Tenant {
             user_index: HashMap::new(),
             groups: Vec::new(),
             room_lists: Vec::new(),
+            booking_policies: HashMap::new(),
+            meeting_log: Default::default(),
         }
     }
 
@@ -102,6 +109,7 @@ impl Tenant {
         let u = self.users.remove(&id)?;
         self.user_index.remove(&u.upn.to_ascii_lowercase());
         self.user_index.remove(&u.mail.to_ascii_lowercase());
+        self.booking_policies.remove(&id);
         for g in &mut self.groups {
             g.members.remove(&id);
         }
@@ -463,6 +471,8 @@ pub struct Attendee {
     pub email: EmailAddress,
     pub kind: AttendeeType,
     pub response: ResponseType,
+    /// When `response` was given (`status.time`); `None` renders as `0001-01-01T00:00:00Z`.
+    pub response_time: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

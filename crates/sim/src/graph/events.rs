@@ -23,6 +23,7 @@ use super::wire::{self, ExpandProps, PreferTz, RenderOpts};
 use super::{Need, Principal, St, enter_mailbox, require_role};
 use crate::error::{GraphError, GraphResult};
 use crate::expand::{self, Instance, InstanceKind};
+use crate::meetings;
 use crate::model::{
     Calendar, EmailAddress, ExceptionOccurrence, MailboxKind, StoredEvent, Tenant, User,
     new_change_key, new_ical_uid, new_item_id,
@@ -73,13 +74,13 @@ pub fn routes() -> Router<St> {
         )
 }
 
-type Params = HashMap<String, String>;
+pub(super) type Params = HashMap<String, String>;
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 // ---------------------------------------------------------------------------------------------
 
-fn param<'a>(p: &'a Params, name: &str) -> &'a str {
+pub(super) fn param<'a>(p: &'a Params, name: &str) -> &'a str {
     p.get(name).map(String::as_str).unwrap_or("")
 }
 
@@ -115,7 +116,7 @@ fn tenant<'d>(dir: &'d crate::model::Directory, p: &Principal) -> GraphResult<&'
         .ok_or_else(|| GraphError::invalid_token("Access token validation failure."))
 }
 
-fn tenant_mut<'d>(
+pub(super) fn tenant_mut<'d>(
     dir: &'d mut crate::model::Directory,
     p: &Principal,
 ) -> GraphResult<&'d mut Tenant> {
@@ -144,7 +145,7 @@ fn user_ref<'d>(
 }
 
 /// `400 ErrorInvalidIdMalformed` unless `id` is base64 of some kind.
-fn check_id(id: &str) -> GraphResult<()> {
+pub(super) fn check_id(id: &str) -> GraphResult<()> {
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
     let ok = expand::is_well_formed_id(id)
         && id.len() >= 4
@@ -184,7 +185,11 @@ fn calendar_of_mut<'u>(user: &'u mut User, params: &Params) -> GraphResult<&'u m
 }
 
 /// Finds the calendar holding event `eid` (a stored id, or an occurrence/exception id).
-fn locate<'u>(user: &'u User, params: &Params, eid: &str) -> Option<(&'u Calendar, Instance)> {
+pub(super) fn locate<'u>(
+    user: &'u User,
+    params: &Params,
+    eid: &str,
+) -> Option<(&'u Calendar, Instance)> {
     let cals: Vec<&Calendar> = match params.get("cid") {
         Some(cid) => user.calendar(cid).into_iter().collect(),
         None => user.calendars.iter().collect(),
@@ -909,7 +914,7 @@ async fn get_event(
     ))
 }
 
-fn read_body(body: Result<Bytes, BytesRejection>) -> GraphResult<Value> {
+pub(super) fn read_body(body: Result<Bytes, BytesRejection>) -> GraphResult<Value> {
     let bytes = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             GraphError::new(
@@ -988,7 +993,7 @@ async fn create_event(
         }
         let mut ext = Vec::new();
         merge_ext(&mut ext, parsed.extended_properties.unwrap_or_default());
-        let ev = StoredEvent {
+        let mut ev = StoredEvent {
             id: new_item_id(),
             ical_uid: new_ical_uid(),
             change_key: new_change_key(),
@@ -1004,8 +1009,13 @@ async fn create_event(
         if let Some(tx) = &parsed.transaction_id {
             cal.transactions.insert(tx.clone(), ev.id.clone());
         }
+        meetings::prepare_new(&mut ev, &mailbox);
+        // The answer shows the item as written; resources answer right after (in Exchange a
+        // few seconds later), changing the organizer's item again.
         let inst = expand::master_view(&ev);
-        cal.events.insert(ev.id.clone(), ev);
+        let id = ev.id.clone();
+        cal.events.insert(id.clone(), ev);
+        meetings::after_write(tenant_mut(&mut dir, &p)?, uid, None, &id, None, now);
         (inst, mailbox)
     };
     Ok(entity_response(
@@ -1052,12 +1062,13 @@ async fn update_event(
             .calendar_mut(&cal_id)
             .ok_or_else(GraphError::item_not_found)?;
         let parsed = wire::parse_event_input(&v, Some(&found.data), &defaults)?;
-        let inst = match found.kind {
+        let (inst, before, stored_id, occurrence) = match found.kind {
             InstanceKind::SingleInstance | InstanceKind::SeriesMaster => {
                 let ev = cal
                     .events
                     .get_mut(&eid)
                     .ok_or_else(GraphError::item_not_found)?;
+                let before = ev.clone();
                 let old_start = ev.data.start.clone();
                 ev.data = parsed.data;
                 match parsed.recurrence {
@@ -1084,8 +1095,9 @@ async fn update_event(
                 if let Some(ext) = parsed.extended_properties {
                     merge_ext(&mut ev.extended_properties, ext);
                 }
+                meetings::keep_tracking(ev, &before, &mailbox);
                 ev.touch(now);
-                expand::master_view(ev)
+                (expand::master_view(ev), before, eid.clone(), None)
             }
             InstanceKind::Occurrence | InstanceKind::Exception => {
                 if matches!(parsed.recurrence, Some(Some(_))) {
@@ -1102,6 +1114,7 @@ async fn update_event(
                     .events
                     .get_mut(&master_id)
                     .ok_or_else(GraphError::item_not_found)?;
+                let before = ev.clone();
                 let x = ev
                     .exceptions
                     .entry(orig)
@@ -1117,11 +1130,22 @@ async fn update_event(
                 if let Some(ext) = parsed.extended_properties {
                     merge_ext(&mut ev.extended_properties, ext);
                 }
+                meetings::keep_tracking(ev, &before, &mailbox);
                 ev.touch(now);
                 let c: &Calendar = cal;
-                expand::find_instance(c, &found.id).ok_or_else(GraphError::item_not_found)?
+                let inst =
+                    expand::find_instance(c, &found.id).ok_or_else(GraphError::item_not_found)?;
+                (inst, before, master_id, Some(orig))
             }
         };
+        meetings::after_write(
+            tenant_mut(&mut dir, &p)?,
+            uid,
+            Some(&before),
+            &stored_id,
+            occurrence,
+            now,
+        );
         (inst, mailbox)
     };
     Ok(entity_response(
@@ -1155,8 +1179,12 @@ async fn delete_event(
         .ok_or_else(GraphError::item_not_found)?;
     match found.kind {
         InstanceKind::SingleInstance | InstanceKind::SeriesMaster => {
-            cal.events.remove(&eid);
+            let removed = cal.events.remove(&eid);
             cal.transactions.retain(|_, id| *id != eid);
+            // Deleting a meeting in the organizer's calendar cancels it for its attendees.
+            if let Some(ev) = removed {
+                meetings::after_delete(tenant_mut(&mut dir, &p)?, uid, &ev, now);
+            }
         }
         InstanceKind::Occurrence | InstanceKind::Exception => {
             let master_id = found.series_master_id.unwrap_or_default();
@@ -1167,9 +1195,18 @@ async fn delete_event(
                 .events
                 .get_mut(&master_id)
                 .ok_or_else(GraphError::item_not_found)?;
+            let before = ev.clone();
             ev.exceptions.remove(&orig);
             ev.cancelled.insert(orig);
             ev.touch(now);
+            meetings::after_write(
+                tenant_mut(&mut dir, &p)?,
+                uid,
+                Some(&before),
+                &master_id,
+                Some(orig),
+                now,
+            );
         }
     }
     Ok(StatusCode::NO_CONTENT.into_response())

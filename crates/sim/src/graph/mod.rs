@@ -22,6 +22,7 @@ pub mod batch;
 pub mod delta;
 pub mod events;
 pub mod places;
+pub mod responses;
 mod route_util;
 pub mod schedule;
 pub mod view;
@@ -33,6 +34,7 @@ pub type St = Arc<SimState>;
 pub fn routes() -> Router<St> {
     Router::new()
         .merge(events::routes())
+        .merge(responses::routes())
         .merge(view::routes())
         .merge(delta::routes())
         .merge(schedule::routes())

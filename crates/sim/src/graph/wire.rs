@@ -176,19 +176,21 @@ pub fn event_json(inst: &Instance, opts: &RenderOpts) -> Value {
     let is_organizer = opts.mailbox.as_deref().is_none_or(|m| {
         d.organizer.address.is_empty() || d.organizer.address.eq_ignore_ascii_case(m)
     });
-    let response: String = if is_organizer {
-        "organizer".to_owned()
+    // An attendee's copy carries the attendee's own response (and its time) in their entry.
+    let own = opts.mailbox.as_deref().and_then(|m| {
+        d.attendees
+            .iter()
+            .find(|a| a.email.address.eq_ignore_ascii_case(m))
+    });
+    let (response, response_time): (String, Option<Timestamp>) = if is_organizer {
+        ("organizer".to_owned(), None)
     } else {
-        opts.mailbox
-            .as_deref()
-            .and_then(|m| {
-                d.attendees
-                    .iter()
-                    .find(|a| a.email.address.eq_ignore_ascii_case(m))
-            })
-            .and_then(|a| enum_str(&a.response).as_str().map(str::to_owned))
-            .filter(|s| s != "none")
-            .unwrap_or_else(|| "notResponded".to_owned())
+        (
+            own.and_then(|a| enum_str(&a.response).as_str().map(str::to_owned))
+                .filter(|s| s != "none")
+                .unwrap_or_else(|| "notResponded".to_owned()),
+            own.and_then(|a| a.response_time),
+        )
     };
     let mut m = Map::new();
     m.insert(
@@ -266,7 +268,7 @@ pub fn event_json(inst: &Instance, opts: &RenderOpts) -> Value {
     );
     m.insert(
         "responseStatus".into(),
-        json!({"response": response, "time": "0001-01-01T00:00:00Z"}),
+        json!({"response": response, "time": response_time_json(response_time)}),
     );
     m.insert(
         "body".into(),
@@ -334,10 +336,18 @@ fn email_json(e: &EmailAddress) -> Value {
     json!({"name": e.name, "address": e.address})
 }
 
+/// `status.time` / `responseStatus.time`: Exchange's "never" until a response was given.
+fn response_time_json(t: Option<Timestamp>) -> Value {
+    match t {
+        Some(t) => json!(fmt_timestamp(t)),
+        None => json!("0001-01-01T00:00:00Z"),
+    }
+}
+
 fn attendee_json(a: &Attendee) -> Value {
     json!({
         "type": enum_str(&a.kind),
-        "status": {"response": enum_str(&a.response), "time": "0001-01-01T00:00:00Z"},
+        "status": {"response": enum_str(&a.response), "time": response_time_json(a.response_time)},
         "emailAddress": email_json(&a.email),
     })
 }

@@ -284,6 +284,7 @@ fn attendee(u: &User, kind: AttendeeType, response: ResponseType) -> Attendee {
         email: email_of(u),
         kind,
         response,
+        response_time: None,
     }
 }
 

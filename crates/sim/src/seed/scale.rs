@@ -90,6 +90,7 @@ pub(super) fn scale_mailboxes(
                     },
                     kind: AttendeeType::Required,
                     response: ResponseType::None,
+                    response_time: None,
                 });
                 d.is_online_meeting = true;
             }

@@ -9,6 +9,7 @@ mod control;
 mod delta;
 mod events;
 mod identity;
+mod meetings;
 mod places;
 mod robustness;
 mod schedule;
