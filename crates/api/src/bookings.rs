@@ -231,6 +231,9 @@ pub struct TargetDto {
     pub web_link: Option<String>,
     /// What went wrong last, in an administrator's words.
     pub error: Option<String>,
+    /// Meeting mode: this calendar's answer (`accepted`, `tentativelyAccepted`, `declined`,
+    /// `notResponded`, `none`); `null` in direct mode.
+    pub response: Option<String>,
 }
 
 /// A booking and where it stands in Exchange.
@@ -275,6 +278,7 @@ impl From<&Booking> for BookingDto {
                     exchange_id: t.exchange_id.clone(),
                     web_link: t.web_link.clone(),
                     error: t.error.clone(),
+                    response: t.response.clone(),
                 })
                 .collect(),
             updated_at: b.updated_at.to_string(),

@@ -174,6 +174,10 @@ pub struct TargetStatus {
     pub web_link: Option<String>,
     /// The last error, in an administrator's words.
     pub error: Option<String>,
+    /// Meeting mode: this calendar's answer as the organizer's event shows it
+    /// (`accepted`, `tentativelyAccepted`, `declined`, `notResponded`, `none`).
+    #[serde(default)]
+    pub response: Option<String>,
     pub updated_at: Timestamp,
 }
 

@@ -224,6 +224,13 @@ pub trait Store: Send + Sync {
     /// Applies what pulls saw of calgate's events: edited in Exchange → queued again
     /// (app-wins); gone from a synced mailbox → `deleted_in_exchange`. (re-queued, gone).
     async fn reconcile_pushed(&self) -> Result<(u64, u64)>;
+    /// Meeting mode: records each calendar's answer (address, response) as the organizer's
+    /// event shows it.
+    async fn record_responses(
+        &self,
+        external_id: &str,
+        responses: &[(String, String)],
+    ) -> Result<()>;
     /// Records that Exchange holds `exchange_id` for a booking's target (found there by
     /// calgate's marker): the mapping rebuilt from Exchange. `false`: nothing to change.
     async fn adopt_pushed(

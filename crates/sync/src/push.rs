@@ -394,8 +394,9 @@ async fn push_one(
     if !store.claim_push(task.entry, Timestamp::now(), hold).await? {
         return Ok(None);
     }
-    let (outcome, did, dups) = match backends.for_mailbox(&task.address).await {
-        Err(e) => (outcome_of_error(task, &e), None, 0),
+    let backend = backends.for_mailbox(&task.address).await;
+    let (outcome, did, dups) = match &backend {
+        Err(e) => (outcome_of_error(task, e), None, 0),
         Ok(backend) => match attempt(backend.as_ref(), task).await {
             Ok((o, did, dups)) => (o, did, dups),
             Err(e) => (outcome_of_error(task, &e), None, 0),
@@ -408,6 +409,19 @@ async fn push_one(
         _ => {}
     }
     store.finish_push(task, &outcome).await?;
+    // Meeting mode: the answers of the invited calendars, as the organizer's event shows them
+    // (rooms and equipment answer by their booking policy).
+    if task.spec.mode == BookingMode::Meeting
+        && task.role == TargetRole::Organizer
+        && let (Ok(backend), PushOutcome::Written { exchange_id, .. }) = (&backend, &outcome)
+    {
+        match backend.responses(&task.address, exchange_id).await {
+            Ok(answers) => store.record_responses(&task.external_id, &answers).await?,
+            Err(e) => {
+                tracing::warn!(booking = %task.external_id, error = %e, "could not read the meeting's answers")
+            }
+        }
+    }
     Ok(Some((outcome, did, dups)))
 }
 

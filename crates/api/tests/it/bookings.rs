@@ -134,6 +134,10 @@ async fn a_session_goes_into_three_calendars_once_and_follows_updates_and_delete
         );
     }
 
+    // Direct mode: not one invitation, request or otherwise.
+    let sent = api.control.ok(Method::GET, "/invitations", None).await;
+    assert_eq!(sent["count"], 0, "{sent}");
+
     // The same body again: nothing to do.
     let r = put(&api, "course-42-session-7", &session_body(&s, subject)).await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -764,4 +768,118 @@ async fn a_weekly_series_with_a_cancelled_and_a_moved_occurrence_is_one_series_i
                 .is_empty()
         );
     }
+}
+
+#[tokio::test]
+async fn a_meeting_invites_the_other_calendars_and_reports_their_answers() {
+    let api = api().await;
+    let s = setup(&api).await;
+    let guest = api.users()[1].clone();
+    api.link(&guest, MailboxKind::User, PrivacyPolicy::Full)
+        .await;
+    let subject = "Project review";
+    let mut body = session_body(&s, subject);
+    body["mode"] = json!("meeting");
+    body["calendars"] = json!([
+        {"address": s.person, "role": "organizer"},
+        {"address": guest, "role": "attendee"},
+        {"address": s.room, "role": "room"},
+        {"address": s.equipment, "role": "equipment"},
+    ]);
+    assert_eq!(put(&api, "review-1", &body).await.status, 202);
+    let pushed = push(&api).await;
+    assert_eq!(pushed.failed + pushed.retried, 0, "{pushed:?}");
+    // One meeting, written once, in the organizer's calendar; Exchange invited the others.
+    let organizer = in_exchange(&api, &s.person, subject).await;
+    assert_eq!(organizer.len(), 1, "{organizer:?}");
+    assert_eq!(organizer[0]["attendees"].as_array().map(Vec::len), Some(3));
+    let sent = api
+        .control
+        .ok(Method::GET, "/invitations?kind=request", None)
+        .await;
+    assert_eq!(sent["count"], 3, "{sent}");
+    assert_eq!(
+        in_exchange(&api, &guest, subject).await.len(),
+        1,
+        "the guest's copy"
+    );
+    let b = api
+        .get("/v1/bookings/review-1", Some(&api.read_key))
+        .await
+        .ok();
+    assert_eq!(b["state"], "synced", "{b}");
+    let answer = |a: &str| {
+        b["targets"]
+            .as_array()
+            .expect("targets")
+            .iter()
+            .find(|t| {
+                t["address"]
+                    .as_str()
+                    .is_some_and(|x| x.eq_ignore_ascii_case(a))
+            })
+            .map(|t| t["response"].clone())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(answer(&s.room), "accepted", "{b}");
+    assert_eq!(answer(&s.equipment), "accepted", "{b}");
+    assert_eq!(answer(&guest), "none", "{b}");
+    // Pulled back: the guest's and the room's copies are calgate's meeting, not new events.
+    api.sync().await;
+    let from = Timestamp::now().to_string();
+    let to = (Timestamp::now() + SignedDuration::from_hours(24 * 10)).to_string();
+    for m in [&guest, &s.room] {
+        let events = api
+            .get(
+                &format!("/v1/mailboxes/{m}/events?from={from}&to={to}"),
+                Some(&api.read_key),
+            )
+            .await
+            .ok();
+        let ours: Vec<&Value> = events["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter(|e| e["booking_id"] == "review-1")
+            .collect();
+        assert_eq!(ours.len(), 1, "{m}: {events}");
+        assert_eq!(ours[0]["origin"], "calgate");
+    }
+
+    // A second meeting at the same time: the room declines it, and the booking says so.
+    let mut clash = body.clone();
+    clash["subject"] = json!("Clashing review");
+    clash["calendars"] = json!([
+        {"address": guest, "role": "organizer"},
+        {"address": s.room, "role": "room"},
+    ]);
+    assert_eq!(put(&api, "review-2", &clash).await.status, 202);
+    push(&api).await;
+    let b = api
+        .get("/v1/bookings/review-2", Some(&api.read_key))
+        .await
+        .ok();
+    let room = b["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .find(|t| t["role"] == "room")
+        .cloned()
+        .expect("room");
+    assert_eq!(room["response"], "declined", "{b}");
+
+    // Cancelled: the organizer's meeting goes; the room drops its copy.
+    api.send(api.request(
+        Method::DELETE,
+        "/v1/bookings/review-1",
+        Some(&api.write_key),
+    ))
+    .await;
+    push(&api).await;
+    assert!(in_exchange(&api, &s.person, subject).await.is_empty());
+    let cancels = api
+        .control
+        .ok(Method::GET, "/invitations?kind=cancel", None)
+        .await;
+    assert_eq!(cancels["count"], 3, "{cancels}");
 }

@@ -315,6 +315,36 @@ impl GraphClient {
         found_of(&resp.body)
     }
 
+    /// The attendees of the event `id` and their answers (`status.response`): (address,
+    /// response).
+    pub async fn attendee_responses(
+        &self,
+        mailbox: &str,
+        id: &str,
+    ) -> Result<Vec<(String, String)>, Error> {
+        let mut url = self.event_url(mailbox, id)?;
+        url.query_pairs_mut().append_pair("$select", "attendees");
+        let body = self.get_json(url, Some(mailbox)).await?;
+        let v: Value = serde_json::from_slice(&body).map_err(|e| {
+            Error::invalid_data(format!("Graph sent an event calgate cannot read: {e}"))
+        })?;
+        Ok(v["attendees"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|a| {
+                Some((
+                    a["emailAddress"]["address"].as_str()?.to_owned(),
+                    a["status"]["response"]
+                        .as_str()
+                        .unwrap_or("none")
+                        .to_owned(),
+                ))
+            })
+            .collect())
+    }
+
     /// [`GraphClient::update_event`] for any kind of event (a series master, an occurrence).
     pub async fn update_any(
         &self,

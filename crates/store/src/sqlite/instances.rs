@@ -83,10 +83,13 @@ fn upsert_master_sql(set: Set) -> String {
 }
 
 /// Instances with their mailbox's address and, for events calgate pushed, their booking: an
-/// event (or a series, by its master) that a booking target of the same mailbox names.
+/// event (or a series, by its master) that a booking target of the same mailbox names, or, in
+/// meeting mode, the attendee's copy of calgate's meeting (by its iCalUId).
 const SELECT_INSTANCE: &str = "SELECT i.*, m.address AS mailbox_address, \
-     (SELECT bt.external_id FROM booking_targets bt WHERE bt.address_key = m.address_key \
-      AND bt.exchange_id = COALESCE(i.series_master_id, i.exchange_id) LIMIT 1) AS booking_id \
+     COALESCE((SELECT bt.external_id FROM booking_targets bt WHERE bt.address_key = m.address_key \
+      AND bt.exchange_id = COALESCE(i.series_master_id, i.exchange_id) LIMIT 1), \
+      (SELECT bt.external_id FROM booking_targets bt WHERE bt.address_key = m.address_key \
+      AND bt.exchange_id IS NULL AND bt.ical_uid = i.ical_uid LIMIT 1)) AS booking_id \
      FROM instances i JOIN mailboxes m ON m.id = i.mailbox_id";
 
 fn instance_from_row(row: &SqliteRow) -> Result<StoredInstance> {

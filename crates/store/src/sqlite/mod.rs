@@ -638,6 +638,13 @@ impl Store for SqliteStore {
     async fn reconcile_pushed(&self) -> Result<(u64, u64)> {
         routed!(self.reconcile_pushed_impl())
     }
+    async fn record_responses(
+        &self,
+        external_id: &str,
+        responses: &[(String, String)],
+    ) -> Result<()> {
+        routed!(self.record_responses_impl(external_id, responses))
+    }
     async fn adopt_pushed(
         &self,
         external_id: &str,

@@ -24,6 +24,7 @@ fn target_from_row(row: &SqliteRow) -> Result<TargetStatus> {
         exchange_id: row.try_get("exchange_id").ctx(c)?,
         web_link: row.try_get("web_link").ctx(c)?,
         error: row.try_get("error").ctx(c)?,
+        response: row.try_get("response").ctx(c)?,
         updated_at: ts(row.try_get("updated_at").ctx(c)?)?,
     })
 }
@@ -388,8 +389,8 @@ impl SqliteStore {
                 change_key,
             } => {
                 sqlx::query(
-                    "UPDATE booking_targets SET exchange_id = ?, ical_uid = ?, web_link = ?, \
-                     change_key = ?, pushed_version = ?, error = NULL, updated_at = ? \
+                    "UPDATE booking_targets SET exchange_id = ?, ical_uid = COALESCE(?, ical_uid), \
+                     web_link = ?, change_key = ?, pushed_version = ?, error = NULL, updated_at = ? \
                      WHERE external_id = ? AND address_key = ?",
                 )
                 .bind(Some(exchange_id.as_str()).filter(|s| !s.is_empty()))
@@ -607,5 +608,32 @@ impl SqliteStore {
         .ctx(c)?;
         tx.commit().await.ctx(c)?;
         Ok(done.rows_affected() > 0)
+    }
+}
+
+impl SqliteStore {
+    /// Records the answers to a meeting-mode booking, by attendee address.
+    pub(super) async fn record_responses_impl(
+        &self,
+        external_id: &str,
+        responses: &[(String, String)],
+    ) -> Result<()> {
+        let c = "cannot record the meeting's answers";
+        let mut tx = self.write_tx().await?;
+        for (address, response) in responses {
+            sqlx::query(
+                "UPDATE booking_targets SET response = ?, \
+                 ical_uid = COALESCE((SELECT o.ical_uid FROM booking_targets o \
+                     WHERE o.external_id = booking_targets.external_id AND o.role = 'organizer'), ical_uid) \
+                 WHERE external_id = ? AND address_key = ?",
+            )
+            .bind(response)
+            .bind(external_id)
+            .bind(address_key(address))
+            .execute(&mut *tx)
+            .await
+            .ctx(c)?;
+        }
+        tx.commit().await.ctx(c)
     }
 }

@@ -261,6 +261,14 @@ impl CalendarBackend for GraphBackend {
         Ok(self.client.delete_event(mailbox, id).await?)
     }
 
+    async fn responses(
+        &self,
+        mailbox: &str,
+        id: &str,
+    ) -> Result<Vec<(String, String)>, BackendError> {
+        Ok(self.client.attendee_responses(mailbox, id).await?)
+    }
+
     async fn occurrences(
         &self,
         mailbox: &str,

@@ -156,6 +156,14 @@ pub trait CalendarBackend: Send + Sync + fmt::Debug {
     /// Deletes the event `id` of `mailbox`. `NotFound`: it was gone already.
     async fn delete_event(&self, mailbox: &str, id: &str) -> Result<(), BackendError>;
 
+    /// The attendees' answers to the meeting `id` of `mailbox` (the organizer's):
+    /// (address, response).
+    async fn responses(
+        &self,
+        mailbox: &str,
+        id: &str,
+    ) -> Result<Vec<(String, String)>, BackendError>;
+
     /// The occurrences and exceptions of the series `master_id` in `[from, to)`: (id, start).
     async fn occurrences(
         &self,
