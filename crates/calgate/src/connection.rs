@@ -32,6 +32,15 @@ pub(crate) enum ConnectionCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Change a connection's settings.
+    Set {
+        /// The connection's name.
+        name: String,
+        /// When someone edits an event calgate pushed, in Outlook: put the booking back
+        /// (`app-wins`, the default) or mark the calendar `drifted` and leave it (`report`).
+        #[arg(long, value_name = "POLICY", value_parser = ["app-wins", "report"])]
+        outlook_edits: String,
+    },
     /// Remove a connection and its credentials (unlink its mailboxes first).
     Remove {
         /// The connection's name.
@@ -245,6 +254,22 @@ pub(crate) async fn run(cmd: ConnectionCommand, loc: StoreLocation) -> anyhow::R
         ConnectionCommand::List { json } => {
             let store = loc.open().await?;
             list(store.as_ref(), json).await
+        }
+        ConnectionCommand::Set {
+            name,
+            outlook_edits,
+        } => {
+            let store = loc.open().await?;
+            let policy: calgate_core::booking::OutlookEdits = outlook_edits
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("{e}"))?;
+            if !store.set_outlook_edits(&name, policy).await? {
+                anyhow::bail!("there is no connection '{name}' (see `calgate connection list`)");
+            }
+            print_out(&format!(
+                "connection '{name}': Outlook edits of calgate's events: {policy}\n"
+            ));
+            Ok(())
         }
         ConnectionCommand::Remove { name } => {
             let store = loc.open().await?;

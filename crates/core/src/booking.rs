@@ -119,6 +119,9 @@ pub enum TargetState {
     Deleted,
     /// Someone deleted calgate's event in Exchange; it is not re-created by itself.
     DeletedInExchange,
+    /// Someone edited calgate's event in Exchange and the connection's policy is `report`:
+    /// Exchange is left as it is until the booking is put again.
+    Drifted,
 }
 
 string_forms!(TargetState, "target state", {
@@ -128,6 +131,23 @@ string_forms!(TargetState, "target state", {
     Deleting => "deleting",
     Deleted => "deleted",
     DeletedInExchange => "deleted_in_exchange",
+    Drifted => "drifted",
+});
+
+/// What calgate does when someone edits one of its events in Outlook (per connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutlookEdits {
+    /// Put the booking back (the default).
+    #[default]
+    AppWins,
+    /// Mark the calendar `drifted` and leave Exchange alone.
+    Report,
+}
+
+string_forms!(OutlookEdits, "Outlook-edit policy", {
+    AppWins => "app-wins",
+    Report => "report",
 });
 
 /// A booking's overall state, from its targets': `failed` if any failed, else `pending` if any

@@ -224,6 +224,17 @@ pub trait Store: Send + Sync {
     /// Applies what pulls saw of calgate's events: edited in Exchange → queued again
     /// (app-wins); gone from a synced mailbox → `deleted_in_exchange`. (re-queued, gone).
     async fn reconcile_pushed(&self) -> Result<(u64, u64)>;
+    /// Sets what calgate does when someone edits its events in Outlook, for the mailboxes of
+    /// `connection`. `false`: no such connection.
+    async fn set_outlook_edits(
+        &self,
+        connection: &str,
+        policy: calgate_core::booking::OutlookEdits,
+    ) -> Result<bool>;
+    async fn outlook_edits(
+        &self,
+        connection: &str,
+    ) -> Result<Option<calgate_core::booking::OutlookEdits>>;
     /// Meeting mode: records each calendar's answer (address, response) as the organizer's
     /// event shows it.
     async fn record_responses(

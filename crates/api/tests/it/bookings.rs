@@ -883,3 +883,51 @@ async fn a_meeting_invites_the_other_calendars_and_reports_their_answers() {
         .await;
     assert_eq!(cancels["count"], 3, "{cancels}");
 }
+
+#[tokio::test]
+async fn with_the_report_policy_an_outlook_edit_is_marked_drifted_and_left_alone() {
+    let api = api().await;
+    let s = setup(&api).await;
+    assert!(
+        api.store
+            .set_outlook_edits("contoso", calgate_core::booking::OutlookEdits::Report)
+            .await
+            .expect("set")
+    );
+    let subject = "Reported edit";
+    let mut body = session_body(&s, subject);
+    body["calendars"] = json!([{"address": s.person, "role": "organizer"}]);
+    assert_eq!(put(&api, "rep-1", &body).await.status, 202);
+    push(&api).await;
+    api.sync().await;
+    let ev = in_exchange(&api, &s.person, subject).await.remove(0);
+    api.control
+        .ok(
+            Method::PATCH,
+            &format!(
+                "/mailboxes/{}/events/{}",
+                s.person,
+                ev["id"].as_str().expect("id")
+            ),
+            Some(&json!({"subject": "Changed by hand"})),
+        )
+        .await;
+    api.sync().await;
+    let b = api
+        .get("/v1/bookings/rep-1", Some(&api.read_key))
+        .await
+        .ok();
+    assert_eq!(b["targets"][0]["state"], "drifted", "{b}");
+    assert_eq!(api.store.pending_pushes().await.expect("outbox"), 0);
+    assert_eq!(push(&api).await.attempted, 0);
+    assert_eq!(
+        in_exchange(&api, &s.person, "Changed by hand").await.len(),
+        1,
+        "left alone"
+    );
+    // Putting the booking again (changed) overwrites it.
+    body["location"] = json!("Room 2");
+    assert_eq!(put(&api, "rep-1", &body).await.status, 202);
+    assert_eq!(push(&api).await.updated, 1);
+    assert_eq!(in_exchange(&api, &s.person, subject).await.len(), 1);
+}

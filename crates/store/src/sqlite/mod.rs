@@ -638,6 +638,19 @@ impl Store for SqliteStore {
     async fn reconcile_pushed(&self) -> Result<(u64, u64)> {
         routed!(self.reconcile_pushed_impl())
     }
+    async fn set_outlook_edits(
+        &self,
+        connection: &str,
+        policy: calgate_core::booking::OutlookEdits,
+    ) -> Result<bool> {
+        routed!(self.set_outlook_edits_impl(connection, policy))
+    }
+    async fn outlook_edits(
+        &self,
+        connection: &str,
+    ) -> Result<Option<calgate_core::booking::OutlookEdits>> {
+        routed!(self.outlook_edits_impl(connection))
+    }
     async fn record_responses(
         &self,
         external_id: &str,

@@ -519,11 +519,12 @@ impl SqliteStore {
         let now = Timestamp::now();
         let c = "cannot compare calgate's events with the pulled ones";
         let mut tx = self.write_tx().await?;
-        let drifted: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT t.external_id, t.address_key, b.version FROM booking_targets t \
+        let drifted: Vec<(String, String, i64, String)> = sqlx::query_as(
+            "SELECT t.external_id, t.address_key, b.version, c.outlook_edits FROM booking_targets t \
              JOIN bookings b ON b.external_id = t.external_id AND b.deleted = 0 \
              AND json_extract(b.spec, '$.mode') = 'direct' \
              JOIN mailboxes m ON m.address_key = t.address_key \
+             JOIN connections c ON c.id = m.connection_id \
              JOIN instances i ON i.mailbox_id = m.id AND i.exchange_id = t.exchange_id \
              WHERE t.state = 'synced' AND t.change_key IS NOT NULL \
              AND i.change_key IS NOT NULL AND i.change_key <> t.change_key \
@@ -533,7 +534,23 @@ impl SqliteStore {
         .fetch_all(&mut *tx)
         .await
         .ctx(c)?;
-        for (id, key, version) in &drifted {
+        let mut requeued = 0u64;
+        for (id, key, version, policy) in &drifted {
+            if policy == "report" {
+                sqlx::query(
+                    "UPDATE booking_targets SET state = 'drifted', \
+                     error = 'edited in Exchange: left as it is (policy report); put the booking again to overwrite', \
+                     updated_at = ? WHERE external_id = ? AND address_key = ?",
+                )
+                .bind(us(now))
+                .bind(id)
+                .bind(key)
+                .execute(&mut *tx)
+                .await
+                .ctx(c)?;
+                continue;
+            }
+            requeued += 1;
             sqlx::query(
                 "UPDATE booking_targets SET state = 'pending', \
                  error = 'edited in Exchange: calgate puts the booking back (app-wins)', updated_at = ? \
@@ -571,7 +588,7 @@ impl SqliteStore {
         .await
         .ctx(c)?;
         tx.commit().await.ctx(c)?;
-        Ok((drifted.len() as u64, gone.rows_affected()))
+        Ok((requeued, gone.rows_affected()))
     }
 }
 
@@ -635,5 +652,37 @@ impl SqliteStore {
             .ctx(c)?;
         }
         tx.commit().await.ctx(c)
+    }
+}
+
+impl SqliteStore {
+    pub(super) async fn set_outlook_edits_impl(
+        &self,
+        connection: &str,
+        policy: calgate_core::booking::OutlookEdits,
+    ) -> Result<bool> {
+        let c = "cannot change the connection";
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query("UPDATE connections SET outlook_edits = ? WHERE name = ?")
+            .bind(policy.as_str())
+            .bind(connection.trim())
+            .execute(&mut *tx)
+            .await
+            .ctx(c)?;
+        tx.commit().await.ctx(c)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub(super) async fn outlook_edits_impl(
+        &self,
+        connection: &str,
+    ) -> Result<Option<calgate_core::booking::OutlookEdits>> {
+        let v: Option<String> =
+            sqlx::query_scalar("SELECT outlook_edits FROM connections WHERE name = ?")
+                .bind(connection.trim())
+                .fetch_optional(&self.pool)
+                .await
+                .ctx("cannot read the connection")?;
+        v.map(|v| parse_enum("Outlook-edit policy", &v)).transpose()
     }
 }
