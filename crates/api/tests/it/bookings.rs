@@ -50,6 +50,15 @@ fn local(days: i64, hour: i8) -> String {
     format!("{d}T{hour:02}:00:00")
 }
 
+/// The target of booking JSON `b` for mailbox `address`.
+fn target<'a>(b: &'a Value, address: &str) -> Option<&'a Value> {
+    b["targets"].as_array().expect("targets").iter().find(|t| {
+        t["address"]
+            .as_str()
+            .is_some_and(|x| x.eq_ignore_ascii_case(address))
+    })
+}
+
 struct Session {
     person: String,
     room: String,
@@ -599,18 +608,7 @@ async fn an_outlook_edit_is_put_back_and_an_outlook_delete_is_reported_after_a_p
     );
     api.sync().await;
     let b = api.get("/v1/bookings/oh-1", Some(&api.read_key)).await.ok();
-    let state_of = |a: &str| {
-        b["targets"]
-            .as_array()
-            .expect("targets")
-            .iter()
-            .find(|t| {
-                t["address"]
-                    .as_str()
-                    .is_some_and(|x| x.eq_ignore_ascii_case(a))
-            })
-            .map(|t| t["state"].clone())
-    };
+    let state_of = |a: &str| target(&b, a).map(|t| t["state"].clone());
     assert_eq!(state_of(&s.person), Some(json!("pending")), "{b}");
     assert_eq!(state_of(&s.room), Some(json!("deleted_in_exchange")), "{b}");
     let pushed = push(&api).await;
@@ -809,15 +807,7 @@ async fn a_meeting_invites_the_other_calendars_and_reports_their_answers() {
         .ok();
     assert_eq!(b["state"], "synced", "{b}");
     let answer = |a: &str| {
-        b["targets"]
-            .as_array()
-            .expect("targets")
-            .iter()
-            .find(|t| {
-                t["address"]
-                    .as_str()
-                    .is_some_and(|x| x.eq_ignore_ascii_case(a))
-            })
+        target(&b, a)
             .map(|t| t["response"].clone())
             .unwrap_or(Value::Null)
     };
