@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use jiff::civil::{Date, DateTime, Time, Weekday};
 use jiff::tz::TimeZone;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::error::Error;
 use crate::wire;
@@ -279,44 +280,43 @@ pub fn event_to_instance(ev: &wire::Event, mailbox: &str) -> Result<Instance, Er
 
 /// Reads a JSON event (e.g. a create/get response) for `mailbox`.
 pub fn parse_event(body: &[u8], mailbox: &str) -> Result<Instance, Error> {
-    let v: Value = serde_json::from_slice(body)
+    let v: &RawValue = serde_json::from_slice(body)
         .map_err(|e| Error::invalid_data(format!("Graph sent an event that is not JSON ({e})")))?;
-    if !v.is_object() {
+    if !v.get().starts_with('{') {
         return Err(Error::invalid_data(
             "Graph sent an event that is not a JSON object",
         ));
     }
-    let ev: wire::Event = serde_json::from_value(v)
+    let ev: wire::Event = serde_json::from_str(v.get())
         .map_err(|e| Error::invalid_data(format!("Graph sent an unreadable event ({e})")))?;
     event_to_instance(&ev, mailbox)
 }
 
-/// A page's items (raw objects), nextLink and deltaLink.
-pub(crate) type RawPage = (Vec<Value>, Option<String>, Option<String>);
+/// A page's items (each the raw JSON text of an object, borrowed from the body), nextLink
+/// and deltaLink.
+pub(crate) type RawPage<'a> = (Vec<&'a RawValue>, Option<String>, Option<String>);
 
 /// A collection page: its items (raw objects) and links. A body that is not a page — not
 /// JSON, not an object, `value` missing or not an array, an item not an object — is
-/// `InvalidData`: a broken page must never read as "no more items".
-pub(crate) fn parse_page(body: &[u8], what: &str) -> Result<RawPage, Error> {
-    let page: wire::Page = serde_json::from_slice(body).map_err(|e| {
+/// `InvalidData`: a broken page must never read as "no more items". Nothing is built as a
+/// `Value` tree: the items stay text until each is read into its wire type.
+pub(crate) fn parse_page<'a>(body: &'a [u8], what: &str) -> Result<RawPage<'a>, Error> {
+    let page: wire::Page<'a> = serde_json::from_slice(body).map_err(|e| {
         Error::invalid_data(format!(
             "Graph sent a {what} page that is not valid JSON ({e}); it may have been truncated"
         ))
     })?;
-    let items = match page.value {
-        Some(Value::Array(items)) => items,
-        Some(_) => {
-            return Err(Error::invalid_data(format!(
-                "Graph sent a {what} page whose 'value' is not a list"
-            )));
-        }
-        None => {
-            return Err(Error::invalid_data(format!(
-                "Graph sent a {what} page without 'value'"
-            )));
-        }
+    let Some(value) = page.value else {
+        return Err(Error::invalid_data(format!(
+            "Graph sent a {what} page without 'value'"
+        )));
     };
-    if items.iter().any(|i| !i.is_object()) {
+    let items: Vec<&'a RawValue> = serde_json::from_str(value.get()).map_err(|_| {
+        Error::invalid_data(format!(
+            "Graph sent a {what} page whose 'value' is not a list"
+        ))
+    })?;
+    if items.iter().any(|i| !i.get().starts_with('{')) {
         return Err(Error::invalid_data(format!(
             "Graph sent a {what} page with an item that is not an object"
         )));
@@ -328,9 +328,26 @@ pub(crate) fn parse_page(body: &[u8], what: &str) -> Result<RawPage, Error> {
     ))
 }
 
+/// Events, nextLink and deltaLink of a page of events, read in one pass; a broken page gets
+/// the error [`parse_page`] words.
+fn parse_event_page(
+    body: &[u8],
+    what: &str,
+) -> Result<(Vec<wire::Event>, Option<String>, Option<String>), Error> {
+    match serde_json::from_slice::<wire::EventPage>(body) {
+        Ok(p) => Ok((p.value, p.next_link.into_inner(), p.delta_link.into_inner())),
+        Err(e) => {
+            parse_page(body, what)?;
+            Err(Error::invalid_data(format!(
+                "Graph sent an unreadable {what} page ({e})"
+            )))
+        }
+    }
+}
+
 /// Reads one delta page of `mailbox`.
 pub fn parse_delta_page(body: &[u8], mailbox: &str) -> Result<DeltaPage, Error> {
-    let (items, next, delta) = parse_page(body, "delta")?;
+    let (items, next, delta) = parse_event_page(body, "delta")?;
     let next = match (next, delta) {
         (Some(n), _) if !n.trim().is_empty() => DeltaNext::NextLink(n),
         (_, Some(d)) if !d.trim().is_empty() => DeltaNext::DeltaLink(d),
@@ -341,10 +358,7 @@ pub fn parse_delta_page(body: &[u8], mailbox: &str) -> Result<DeltaPage, Error> 
         }
     };
     let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        let ev: wire::Event = serde_json::from_value(item).map_err(|e| {
-            Error::invalid_data(format!("Graph sent an unreadable delta item ({e})"))
-        })?;
+    for ev in items {
         if let Some(removed) = &ev.removed {
             let exchange_id = opt(&ev.id)
                 .ok_or_else(|| Error::invalid_data("Graph sent an @removed item without an id"))?;
@@ -374,11 +388,9 @@ pub(crate) fn parse_view_page(
     body: &[u8],
     mailbox: &str,
 ) -> Result<(Vec<Instance>, Option<String>), Error> {
-    let (items, next, _) = parse_page(body, "calendar view")?;
+    let (items, next, _) = parse_event_page(body, "calendar view")?;
     let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        let ev: wire::Event = serde_json::from_value(item)
-            .map_err(|e| Error::invalid_data(format!("Graph sent an unreadable event ({e})")))?;
+    for ev in items {
         if is_series_master(&ev) {
             continue;
         }
@@ -539,7 +551,7 @@ mod tests {
         let (items, _, _) = parse_page(&b, "places").expect("page");
         let rooms: Vec<Room> = items
             .into_iter()
-            .filter_map(|v| serde_json::from_value::<wire::Place>(v).ok())
+            .filter_map(|v| serde_json::from_str::<wire::Place>(v.get()).ok())
             .filter_map(place_to_room)
             .collect();
         assert_eq!(rooms[0].capacity, Some(50));

@@ -9,6 +9,7 @@
 use serde::de::{DeserializeOwned, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// `T` if the JSON value has `T`'s shape, else `None` — never an error. Use with
 /// `#[serde(default)]` so that absence is `None` too.
@@ -21,10 +22,13 @@ impl<T> Default for Lenient<T> {
     }
 }
 
+/// Read from the JSON text itself: the field's raw text is borrowed from the input (no tree
+/// is built) and read as `T`, `None` if it does not fit. Wire types are therefore read with
+/// `serde_json::from_slice`/`from_str`, never `from_value`.
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Lenient<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Value::deserialize(d)?;
-        Ok(Lenient(serde_json::from_value(v).ok()))
+        let raw = <&'de RawValue>::deserialize(d)?;
+        Ok(Lenient(serde_json::from_str(raw.get()).ok()))
     }
 }
 
@@ -267,11 +271,23 @@ pub struct Event {
 }
 
 /// A collection page: `value` plus `@odata.nextLink` / `@odata.deltaLink`. `value` is kept
-/// raw so that each item is read on its own and a bad item is reported as such.
+/// raw (borrowed text) so that each item is read on its own and a bad item is reported as such.
 #[derive(Debug, Deserialize)]
-pub struct Page {
-    #[serde(default)]
-    pub value: Option<Value>,
+pub struct Page<'a> {
+    #[serde(default, borrow)]
+    pub value: Option<&'a RawValue>,
+    #[serde(default, rename = "@odata.nextLink")]
+    pub next_link: Lenient<String>,
+    #[serde(default, rename = "@odata.deltaLink")]
+    pub delta_link: Lenient<String>,
+}
+
+/// A page of events read in one pass, straight into [`Event`]s. Every field of an event is
+/// lenient, so this fails only where [`Page`] would report a broken page (not JSON, `value`
+/// not a list of objects); the caller then reads it again as a [`Page`] for the precise error.
+#[derive(Debug, Deserialize)]
+pub struct EventPage {
+    pub value: Vec<Event>,
     #[serde(default, rename = "@odata.nextLink")]
     pub next_link: Lenient<String>,
     #[serde(default, rename = "@odata.deltaLink")]

@@ -236,7 +236,7 @@ impl GraphClient {
             .body
             .as_ref()
             .and_then(|b| b.get("error"))
-            .and_then(|e| serde_json::from_value::<wire::GraphError>(e.clone()).ok());
+            .and_then(|e| serde_json::from_str::<wire::GraphError>(&e.to_string()).ok());
         let ctx = GraphContext {
             mailbox: request.mailbox(),
             roles: None,

@@ -41,7 +41,7 @@ impl GraphClient {
                 let (items, next, _) = convert::parse_page(body, "places")?;
                 let places = items
                     .into_iter()
-                    .filter_map(|v| serde_json::from_value::<wire::Place>(v).ok())
+                    .filter_map(|v| serde_json::from_str::<wire::Place>(v.get()).ok())
                     .filter_map(read)
                     .collect();
                 Ok((places, next.filter(|n| !n.trim().is_empty())))
