@@ -189,6 +189,9 @@ pub trait Store: Send + Sync {
     /// Every linked mailbox's sync state (settings, cursor, live count, status), by address,
     /// read in one query.
     async fn sync_states(&self) -> Result<Vec<MailboxSyncState>>;
+    /// One mailbox's sync state (by address, case-insensitive), in one query; `None`: not
+    /// linked.
+    async fn sync_state(&self, address: &str) -> Result<Option<MailboxSyncState>>;
     /// The change log after `after` (exclusive), oldest first, at most `limit` rows.
     async fn changes_after(&self, after: u64, limit: u32) -> Result<Vec<ChangeRecord>>;
     /// The mailboxes with change-log rows after `after` (exclusive), each with the newest

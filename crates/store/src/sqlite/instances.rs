@@ -47,10 +47,116 @@ const MASTER_COLUMNS: &str = "mailbox_id, exchange_id, ical_uid, subject, locati
      recurrence, start_us, end_us, time_zone, show_as, sensitivity, web_link, change_key, \
      last_modified, stored_at";
 
-fn upsert_instance_sql(set: Set) -> String {
+/// Rows per multi-row statement: one statement (one trip to sqlx's SQLite thread) per 64
+/// rows instead of one per row; 64 × 23 parameters stay far below SQLite's limit.
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// One instance's column values, ready to bind.
+struct InstanceRow {
+    mailbox: i64,
+    exchange_id: String,
+    id: String,
+    ical_uid: Option<String>,
+    kind: &'static str,
+    series_master_id: Option<String>,
+    start: i64,
+    end: i64,
+    all_day_start: Option<String>,
+    all_day_end: Option<String>,
+    time_zone: String,
+    show_as: &'static str,
+    sensitivity: &'static str,
+    subject: Option<String>,
+    location: Option<String>,
+    body_preview: Option<String>,
+    organizer: Option<String>,
+    attendees: String,
+    web_link: Option<String>,
+    change_key: Option<String>,
+    last_modified: Option<String>,
+    origin: &'static str,
+    stored_at: i64,
+}
+
+type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+impl InstanceRow {
+    fn of(mailbox: MailboxId, i: &Instance, id: String, now: Timestamp) -> Result<InstanceRow> {
+        let (all_day_start, all_day_end) = match i.when.all_day {
+            Some((s, e)) => (Some(s.to_string()), Some(e.to_string())),
+            None => (None, None),
+        };
+        Ok(InstanceRow {
+            mailbox: mailbox.0,
+            exchange_id: i.exchange_id.clone(),
+            id,
+            ical_uid: i.ical_uid.clone(),
+            kind: i.kind.as_str(),
+            series_master_id: i.series_master_id.clone(),
+            start: us(i.when.start),
+            end: us(i.when.end),
+            all_day_start,
+            all_day_end,
+            time_zone: i.when.time_zone.clone(),
+            show_as: i.show_as.as_str(),
+            sensitivity: i.sensitivity.as_str(),
+            subject: i.subject.clone(),
+            location: i.location.clone(),
+            body_preview: i.body_preview.clone(),
+            organizer: i.organizer.as_ref().map(to_json).transpose()?,
+            attendees: to_json(&i.attendees)?,
+            web_link: i.web_link.clone(),
+            change_key: i.change_key.clone(),
+            last_modified: i.last_modified.map(|t| t.to_string()),
+            origin: i.origin.as_str(),
+            stored_at: us(now),
+        })
+    }
+
+    /// Binds the row's values, in [`INSTANCE_COLUMNS`] order.
+    fn bind<'q>(&'q self, q: Query<'q>) -> Query<'q> {
+        q.bind(self.mailbox)
+            .bind(self.exchange_id.as_str())
+            .bind(self.id.as_str())
+            .bind(self.ical_uid.as_deref())
+            .bind(self.kind)
+            .bind(self.series_master_id.as_deref())
+            .bind(self.start)
+            .bind(self.end)
+            .bind(self.all_day_start.as_deref())
+            .bind(self.all_day_end.as_deref())
+            .bind(self.time_zone.as_str())
+            .bind(self.show_as)
+            .bind(self.sensitivity)
+            .bind(self.subject.as_deref())
+            .bind(self.location.as_deref())
+            .bind(self.body_preview.as_deref())
+            .bind(self.organizer.as_deref())
+            .bind(self.attendees.as_str())
+            .bind(self.web_link.as_deref())
+            .bind(self.change_key.as_deref())
+            .bind(self.last_modified.as_deref())
+            .bind(self.origin)
+            .bind(self.stored_at)
+    }
+}
+
+/// One change-log row.
+struct LogRow<'a> {
+    instance_id: String,
+    exchange_id: &'a str,
+    op: ChangeOp,
+    start: i64,
+    end: i64,
+}
+
+/// `rows` instances in one upsert statement (an id twice in a statement: the later row wins,
+/// as if written one after the other).
+fn upsert_instances_sql(set: Set, rows: usize) -> String {
+    let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    let values = vec![row; rows].join(", ");
     format!(
-        "INSERT INTO {t} ({INSTANCE_COLUMNS}) VALUES \
-         (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+        "INSERT INTO {t} ({INSTANCE_COLUMNS}) VALUES {values} \
          ON CONFLICT (mailbox_id, exchange_id) DO UPDATE SET \
          ical_uid = excluded.ical_uid, type = excluded.type, \
          series_master_id = excluded.series_master_id, start_us = excluded.start_us, \
@@ -219,31 +325,33 @@ impl SqliteStore {
             .iter()
             .map(|i| i.exchange_id.as_str())
             .collect();
-        let remove = format!(
-            "DELETE FROM {} WHERE mailbox_id = ? AND exchange_id = ?",
-            set.instances()
-        );
-        for id in &changes.removals {
-            sqlx::query(sql(remove.clone()))
-                .bind(mailbox.0)
-                .bind(id)
-                .execute(&mut **tx)
-                .await
-                .ctx("cannot remove an instance")?;
-            if let Some(old) = before.as_ref().and_then(|b| b.get(id.as_str()))
-                && !upserted.contains(id.as_str())
-            {
-                Self::log_change(
-                    tx,
-                    mailbox,
-                    &old.id,
-                    id,
-                    ChangeOp::Deleted,
-                    old.start,
-                    old.end,
-                    now,
-                )
-                .await?;
+        // The change log's rows, written together at the end.
+        let mut log: Vec<LogRow<'_>> = Vec::new();
+        for chunk in changes.removals.chunks(ROWS_PER_STATEMENT) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let mut q = sqlx::query(sql(format!(
+                "DELETE FROM {} WHERE mailbox_id = ? AND exchange_id IN ({marks})",
+                set.instances()
+            )))
+            .bind(mailbox.0);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            q.execute(&mut **tx).await.ctx("cannot remove instances")?;
+        }
+        if let Some(before) = &before {
+            for id in &changes.removals {
+                if let Some(old) = before.get(id.as_str())
+                    && !upserted.contains(id.as_str())
+                {
+                    log.push(LogRow {
+                        instance_id: old.id.clone(),
+                        exchange_id: id,
+                        op: ChangeOp::Deleted,
+                        start: old.start,
+                        end: old.end,
+                    });
+                }
             }
         }
         let remove_master = format!(
@@ -258,62 +366,63 @@ impl SqliteStore {
                 .await
                 .ctx("cannot remove a series master")?;
         }
-        let upsert = upsert_instance_sql(set);
-        for i in &changes.upserts {
-            let what = format!("cannot store instance {}", i.exchange_id);
-            let i = visible_instance(i, policy);
-            let (ad_start, ad_end) = match i.when.all_day {
-                Some((s, e)) => (Some(s.to_string()), Some(e.to_string())),
-                None => (None, None),
-            };
-            let organizer = i.organizer.as_ref().map(to_json).transpose()?;
-            let new_id = uuid::Uuid::new_v4().to_string();
-            if let Some(before) = &before {
-                let (start, end) = (us(i.when.start), us(i.when.end));
-                let op = match before.get(i.exchange_id.as_str()) {
-                    None => Some((new_id.as_str(), ChangeOp::Created)),
-                    Some(old)
-                        if old.change_key.is_none()
-                            || old.change_key.as_deref() != i.change_key.as_deref()
-                            || old.start != start
-                            || old.end != end =>
-                    {
-                        Some((old.id.as_str(), ChangeOp::Updated))
+        // New rows' ids: random (v4), from one draw of the CSPRNG per change set rather than
+        // one system call per row.
+        let mut random = vec![0u8; 16 * changes.upserts.len()];
+        aws_lc_rs::rand::fill(&mut random)
+            .map_err(|_| Error::new(ErrorKind::Database, "cannot draw random instance ids"))?;
+        for (n, chunk) in changes.upserts.chunks(ROWS_PER_STATEMENT).enumerate() {
+            let mut rows = Vec::with_capacity(chunk.len());
+            for (k, original) in chunk.iter().enumerate() {
+                let at = 16 * (n * ROWS_PER_STATEMENT + k);
+                let mut bytes = [0u8; 16];
+                bytes.copy_from_slice(&random[at..at + 16]);
+                let new_id = uuid::Builder::from_random_bytes(bytes)
+                    .into_uuid()
+                    .to_string();
+                let i = visible_instance(original, policy);
+                if let Some(before) = &before {
+                    let (start, end) = (us(i.when.start), us(i.when.end));
+                    let op = match before.get(i.exchange_id.as_str()) {
+                        None => Some((new_id.clone(), ChangeOp::Created)),
+                        Some(old)
+                            if old.change_key.is_none()
+                                || old.change_key.as_deref() != i.change_key.as_deref()
+                                || old.start != start
+                                || old.end != end =>
+                        {
+                            Some((old.id.clone(), ChangeOp::Updated))
+                        }
+                        Some(_) => None,
+                    };
+                    if let Some((instance_id, op)) = op {
+                        log.push(LogRow {
+                            instance_id,
+                            exchange_id: original.exchange_id.as_str(),
+                            op,
+                            start,
+                            end,
+                        });
                     }
-                    Some(_) => None,
-                };
-                if let Some((id, op)) = op {
-                    Self::log_change(tx, mailbox, id, &i.exchange_id, op, start, end, now).await?;
                 }
+                rows.push(InstanceRow::of(mailbox, &i, new_id, now)?);
             }
-            sqlx::query(sql(upsert.clone()))
-                .bind(mailbox.0)
-                .bind(&i.exchange_id)
-                .bind(&new_id)
-                .bind(i.ical_uid.as_deref())
-                .bind(i.kind.as_str())
-                .bind(i.series_master_id.as_deref())
-                .bind(us(i.when.start))
-                .bind(us(i.when.end))
-                .bind(ad_start)
-                .bind(ad_end)
-                .bind(&i.when.time_zone)
-                .bind(i.show_as.as_str())
-                .bind(i.sensitivity.as_str())
-                .bind(i.subject.as_deref())
-                .bind(i.location.as_deref())
-                .bind(i.body_preview.as_deref())
-                .bind(organizer)
-                .bind(to_json(&i.attendees)?)
-                .bind(i.web_link.as_deref())
-                .bind(i.change_key.as_deref())
-                .bind(i.last_modified.map(|t| t.to_string()))
-                .bind(i.origin.as_str())
-                .bind(us(now))
-                .execute(&mut **tx)
-                .await
-                .ctx(&what)?;
+            let mut q = sqlx::query(sql(upsert_instances_sql(set, rows.len())));
+            for r in &rows {
+                q = r.bind(q);
+            }
+            if let Err(e) = q.execute(&mut **tx).await {
+                // The failed statement left nothing behind; row by row names the culprit.
+                for r in &rows {
+                    let one = r.bind(sqlx::query(sql(upsert_instances_sql(set, 1))));
+                    one.execute(&mut **tx)
+                        .await
+                        .ctx(&format!("cannot store instance {}", r.exchange_id))?;
+                }
+                return Err(e).ctx("cannot store instances");
+            }
         }
+        Self::log_changes(tx, mailbox, &log, now).await?;
         let upsert_master = upsert_master_sql(set);
         for m in &changes.masters {
             let what = format!("cannot store series master {}", m.exchange_id);
@@ -396,32 +505,42 @@ impl SqliteStore {
         Ok(out)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn log_change(
+    /// Writes the change log's rows, several per statement.
+    async fn log_changes(
         tx: &mut Tx,
         mailbox: MailboxId,
-        instance_id: &str,
-        exchange_id: &str,
-        op: ChangeOp,
-        start: i64,
-        end: i64,
+        rows: &[LogRow<'_>],
         now: Timestamp,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO change_log (mailbox_id, address, instance_id, exchange_id, op, start_us, \
-             end_us, at) SELECT ?, address, ?, ?, ?, ?, ?, ? FROM mailboxes WHERE id = ?",
-        )
-        .bind(mailbox.0)
-        .bind(instance_id)
-        .bind(exchange_id)
-        .bind(op.as_str())
-        .bind(start)
-        .bind(end)
-        .bind(us(now))
-        .bind(mailbox.0)
-        .execute(&mut **tx)
-        .await
-        .ctx("cannot write the change log")?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let address: String = sqlx::query_scalar("SELECT address FROM mailboxes WHERE id = ?")
+            .bind(mailbox.0)
+            .fetch_one(&mut **tx)
+            .await
+            .ctx("cannot write the change log")?;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let mut q = sqlx::query(sql(format!(
+                "INSERT INTO change_log (mailbox_id, address, instance_id, exchange_id, op, \
+                 start_us, end_us, at) VALUES {values}"
+            )));
+            for r in chunk {
+                q = q
+                    .bind(mailbox.0)
+                    .bind(address.clone())
+                    .bind(r.instance_id.clone())
+                    .bind(r.exchange_id.to_owned())
+                    .bind(r.op.as_str())
+                    .bind(r.start)
+                    .bind(r.end)
+                    .bind(us(now));
+            }
+            q.execute(&mut **tx)
+                .await
+                .ctx("cannot write the change log")?;
+        }
         Ok(())
     }
 

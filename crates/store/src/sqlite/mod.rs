@@ -11,6 +11,7 @@
 //! transaction wrapper, value codecs, and the [`Store`] impl that routes to them.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -58,6 +59,10 @@ pub struct SqliteOptions {
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// This process's writers queue here (first come, first served) before `BEGIN
+    /// IMMEDIATE`, rather than all taking pooled connections and sleeping in SQLite's busy
+    /// handler; other processes' writers still meet the busy timeout.
+    write_gate: Arc<tokio::sync::Mutex<()>>,
     key: MasterKey,
     file: PathBuf,
 }
@@ -131,16 +136,25 @@ impl<T> Ctx<T> for std::result::Result<T, sqlx::Error> {
 struct WriteTx {
     conn: PoolConnection<Sqlite>,
     done: bool,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
 impl WriteTx {
-    async fn begin(pool: &SqlitePool) -> std::result::Result<WriteTx, sqlx::Error> {
+    async fn begin(
+        pool: &SqlitePool,
+        gate: &Arc<tokio::sync::Mutex<()>>,
+    ) -> std::result::Result<WriteTx, sqlx::Error> {
+        let turn = gate.clone().lock_owned().await;
         let mut conn = pool.acquire().await?;
         if let Err(e) = sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn).await {
             conn.close_on_drop();
             return Err(e);
         }
-        Ok(WriteTx { conn, done: false })
+        Ok(WriteTx {
+            conn,
+            done: false,
+            _turn: turn,
+        })
     }
 
     async fn commit(mut self) -> std::result::Result<(), sqlx::Error> {
@@ -342,6 +356,7 @@ impl SqliteStore {
         let key = key(sealed.is_some())?;
         let store = SqliteStore {
             pool,
+            write_gate: Arc::new(tokio::sync::Mutex::new(())),
             key,
             file: file.to_path_buf(),
         };
@@ -355,7 +370,7 @@ impl SqliteStore {
     }
 
     async fn write_tx(&self) -> Result<Tx> {
-        WriteTx::begin(&self.pool)
+        WriteTx::begin(&self.pool, &self.write_gate)
             .await
             .ctx("cannot start a write transaction")
     }
@@ -584,6 +599,9 @@ impl Store for SqliteStore {
     }
     async fn sync_states(&self) -> Result<Vec<MailboxSyncState>> {
         routed!(self.sync_states_impl())
+    }
+    async fn sync_state(&self, address: &str) -> Result<Option<MailboxSyncState>> {
+        routed!(self.sync_state_impl(address))
     }
     async fn changes_after(&self, after: u64, limit: u32) -> Result<Vec<ChangeRecord>> {
         routed!(self.changes_after_impl(after, limit))

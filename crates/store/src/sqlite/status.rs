@@ -151,33 +151,42 @@ const SELECT_SYNC_STATE: &str = "SELECT m.id, m.address, m.connection_id, c.name
      LEFT JOIN sync_status s ON s.mailbox_id = m.id \
      LEFT JOIN delta_cursors d ON d.mailbox_id = m.id";
 
+fn sync_state_from_row(row: &SqliteRow) -> Result<MailboxSyncState> {
+    let c = "cannot read the mailboxes' sync state";
+    let link: Option<String> = row.try_get("d_link").ctx(c)?;
+    let cursor = match link {
+        Some(delta_link) => Some(Cursor {
+            delta_link,
+            window_start: ts(row.try_get("d_start").ctx(c)?)?,
+            window_end: ts(row.try_get("d_end").ctx(c)?)?,
+            rebased_at: ts(row.try_get("d_rebased").ctx(c)?)?,
+        }),
+        None => None,
+    };
+    Ok(MailboxSyncState {
+        mailbox: mailbox_from_row(row)?,
+        cursor,
+        live_instances: count(row.try_get("live").ctx(c)?),
+        status: status_from_row(row)?,
+    })
+}
+
 impl SqliteStore {
     pub(super) async fn sync_states_impl(&self) -> Result<Vec<MailboxSyncState>> {
-        let c = "cannot read the mailboxes' sync state";
         let rows = sqlx::query(sql(format!("{SELECT_SYNC_STATE} ORDER BY m.address_key")))
             .fetch_all(&self.pool)
             .await
-            .ctx(c)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let link: Option<String> = row.try_get("d_link").ctx(c)?;
-            let cursor = match link {
-                Some(delta_link) => Some(Cursor {
-                    delta_link,
-                    window_start: ts(row.try_get("d_start").ctx(c)?)?,
-                    window_end: ts(row.try_get("d_end").ctx(c)?)?,
-                    rebased_at: ts(row.try_get("d_rebased").ctx(c)?)?,
-                }),
-                None => None,
-            };
-            out.push(MailboxSyncState {
-                mailbox: mailbox_from_row(row)?,
-                cursor,
-                live_instances: count(row.try_get("live").ctx(c)?),
-                status: status_from_row(row)?,
-            });
-        }
-        Ok(out)
+            .ctx("cannot read the mailboxes' sync state")?;
+        rows.iter().map(sync_state_from_row).collect()
+    }
+
+    pub(super) async fn sync_state_impl(&self, address: &str) -> Result<Option<MailboxSyncState>> {
+        let row = sqlx::query(sql(format!("{SELECT_SYNC_STATE} WHERE m.address_key = ?")))
+            .bind(super::address_key(address))
+            .fetch_optional(&self.pool)
+            .await
+            .ctx("cannot read the mailbox's sync state")?;
+        row.as_ref().map(sync_state_from_row).transpose()
     }
 
     pub(super) async fn changes_after_impl(
