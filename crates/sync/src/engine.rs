@@ -22,7 +22,7 @@ use crate::executor::{DeletionGuard, MailboxRun, RoundReport};
 use crate::plan::{LastError, MailboxPlan, MailboxState, Plan, SyncRequest, plan, plan_mailbox};
 
 /// Default number of mailboxes synced at once (each with ≤ 4 requests in flight).
-pub const DEFAULT_CONCURRENCY: usize = 16;
+pub const DEFAULT_CONCURRENCY: usize = 64;
 /// Default delta page size (`Prefer: odata.maxpagesize`).
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 /// How long a mailbox's sync lease lasts without a write or renewal (renewed every third of
@@ -582,18 +582,10 @@ impl MailboxTask {
     /// The mailbox's plan made again from its state now that the lease is held: another
     /// process may have synced it since the run was planned. `None`: it was unlinked.
     async fn fresh_plan(&self) -> Result<Option<MailboxPlan>, Error> {
-        let Some(mailbox) = self.store.mailbox(&self.plan.address).await? else {
+        let Some(state) = self.store.sync_state(&self.plan.address).await? else {
             return Ok(None);
         };
-        let Some(status) = self.store.status(mailbox.id).await? else {
-            return Ok(None);
-        };
-        let state = mailbox_state(calgate_store::MailboxSyncState {
-            cursor: self.store.cursor(mailbox.id).await?,
-            live_instances: self.store.count_instances(mailbox.id).await?,
-            mailbox,
-            status,
-        });
+        let state = mailbox_state(state);
         Ok(Some(plan_mailbox(&state, &self.request, self.now)))
     }
 

@@ -98,6 +98,10 @@ impl DeletionGuard {
     }
 }
 
+/// Instances a first round gathers before it writes them (a mailbox of ~200 events is one
+/// transaction; a very large one does not hold all of its pages in memory).
+const FIRST_ROUND_BATCH: usize = 500;
+
 impl MailboxRun<'_> {
     fn address(&self) -> &str {
         &self.plan.address
@@ -176,7 +180,8 @@ impl MailboxRun<'_> {
     }
 
     /// A delta round into the live set, the deltaLink stored with its last changes. A first
-    /// round (nothing stored yet) writes each page in its own transaction; an incremental
+    /// round (nothing stored yet) writes its pages in transactions of about
+    /// [`FIRST_ROUND_BATCH`] instances (one for most mailboxes); an incremental
     /// round gathers its pages and writes them in one transaction, after the bulk-delete guard
     /// let it through. A failure part-way leaves the old cursor, so the next round replays
     /// from it (pages are idempotent).
@@ -205,15 +210,11 @@ impl MailboxRun<'_> {
                     None
                 }
             };
-            if incremental {
-                merge_changes(&mut gathered, changes);
-            } else if next.is_some() {
-                if !changes.is_empty() {
-                    self.store.apply_changes(self.lease, &changes).await?;
-                }
-                self.counted(&changes, report);
-            } else {
-                gathered = changes;
+            merge_changes(&mut gathered, changes);
+            if !incremental && next.is_some() && gathered.upserts.len() >= FIRST_ROUND_BATCH {
+                let batch = std::mem::take(&mut gathered);
+                self.store.apply_changes(self.lease, &batch).await?;
+                self.counted(&batch, report);
             }
             match next {
                 Some(next) => {
