@@ -247,68 +247,35 @@ async fn bench_sync(args: BenchSyncArgs) -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()?;
-    let _ = http.post(format!("{base}/_sim/stats/reset")).send().await;
-
     let engine = engine(store.clone(), args.concurrency)?;
-    let started = Instant::now();
-    let summary = sync_with_progress(&engine, &SyncRequest::default()).await?;
-    let wall = started.elapsed();
+    let db = dir.path().join("data");
 
-    let stats: Value = http
-        .get(format!("{base}/_sim/stats"))
-        .send()
-        .await
-        .context("cannot read the simulator's stats")?
-        .json()
-        .await
-        .context("the simulator's stats are not JSON")?;
-    let sim_rss = peak_rss_kib(&sim_pid);
-    drop(child);
+    // Round 1: the first sync.
+    let first = timed_round(&engine, &http, &base, &sim_pid).await?;
     let mut stored = 0u64;
     for m in store.list_mailboxes().await? {
         stored += store.count_instances(m.id).await?;
     }
-
-    let mailboxes = stats["mailboxes"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
-    let peak_per_mailbox = mailboxes
-        .iter()
-        .filter_map(|m| m["peak_concurrency"].as_u64())
-        .max()
-        .unwrap_or(0);
-    let sim_requests: u64 = mailboxes
-        .iter()
-        .filter_map(|m| m["requests"].as_u64())
-        .sum();
-    let sim_429: u64 = mailboxes
-        .iter()
-        .filter_map(|m| m["throttled"].as_u64())
-        .sum();
-    let early: u64 = mailboxes
-        .iter()
-        .filter_map(|m| m["early_retries"].as_u64())
-        .sum();
-    let t = &summary.totals;
-    let secs = wall.as_secs_f64().max(1e-9);
+    let t = &first.summary.totals;
     let m = f64::from(args.mailboxes);
-    let per_mailbox = sim_requests as f64 / m;
+    let per_mailbox = first.sim_requests as f64 / m;
     let parallel = args.concurrency.min(args.mailboxes as usize) as f64;
     // Each mailbox's delta pages are sequential (a page's nextLink is needed for the next);
     // at most `parallel` mailboxes run at once.
     let waves = (m / parallel).ceil();
     let bound = waves * per_mailbox * args.latency_ms as f64 / 1000.0;
-
+    let secs = first.wall.as_secs_f64().max(1e-9);
     print_out(&format!(
-        "wall time:            {:.2} s\n\
+        "first sync\n\
+         wall time:            {:.2} s\n\
          mailboxes synced:     {} of {} ({} failed)\n\
          events stored:        {}\n\
          requests sent:        {} to Graph by calgate (+ {} token), {} seen by the simulator ({:.2} per mailbox)\n\
          requests per second:  {:.0}\n\
          peak concurrency:     {} requests in flight per mailbox (simulator's peak over all mailboxes; calgate's own gauge: {})\n\
          429 responses:        {} (simulator), {} (calgate); early retries: {}\n\
-         peak RSS:             {} calgate, {} simulator (separate process)\n\
+         CPU:                  {:.2} s calgate ({:.1} ms per 1,000 events stored, {:.0} events per CPU second), {:.2} s simulator\n\
+         written:              {} by calgate (database now {})\n\
          round-trip lower bound: {:.2} s = ceil({} mailboxes ÷ {} at once) × {:.2} sequential requests per mailbox × {} ms — each mailbox's delta pages follow one another, mailboxes run {} at a time\n\
          efficiency:           {:.0} % of the lower bound\n",
         secs,
@@ -318,33 +285,205 @@ async fn bench_sync(args: BenchSyncArgs) -> anyhow::Result<()> {
         thousands(stored),
         thousands(t.requests),
         thousands(engine.shared().metrics().token_requests),
-        thousands(sim_requests),
+        thousands(first.sim_requests),
         per_mailbox,
-        sim_requests as f64 / secs,
-        peak_per_mailbox,
-        summary.peak_mailbox_concurrency,
-        thousands(sim_429),
+        first.sim_requests as f64 / secs,
+        first.peak_per_mailbox,
+        first.summary.peak_mailbox_concurrency,
+        thousands(first.sim_429),
         thousands(t.throttled),
-        thousands(early),
-        mib(peak_rss_kib("self")),
-        mib(sim_rss),
+        thousands(first.early),
+        first.cpu,
+        1000.0 * first.cpu * 1000.0 / (stored.max(1) as f64),
+        stored as f64 / first.cpu.max(1e-9),
+        first.sim_cpu,
+        bytes(first.written),
+        bytes(dir_size(&db)),
         bound,
         thousands(u64::from(args.mailboxes)),
         parallel as u64,
         per_mailbox,
         args.latency_ms,
         parallel as u64,
-        if secs > 0.0 {
-            100.0 * bound / secs
-        } else {
-            0.0
-        },
+        100.0 * bound / secs,
     ));
-    for line in failure_lines(&summary) {
+    let mut failed = !first.summary.is_success();
+    for line in failure_lines(&first.summary) {
         error_line(&line);
     }
-    if !summary.is_success() {
+
+    // Round 2: an incremental round with nothing changed.
+    let unchanged = timed_round(&engine, &http, &base, &sim_pid).await?;
+    print_out(&unchanged.short("incremental, nothing changed"));
+    failed |= !unchanged.summary.is_success();
+    for line in failure_lines(&unchanged.summary) {
+        error_line(&line);
+    }
+
+    // Round 3: 1 % of the mailboxes changed (a few random changes each, as people make them).
+    let changed: Vec<String> = creds["mailboxes"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .step_by(100)
+        .filter_map(|m| m["address"].as_str().map(str::to_owned))
+        .collect();
+    for (n, address) in changed.iter().enumerate() {
+        let r = http
+            .post(format!("{base}/_sim/mailboxes/{address}/random-changes"))
+            .json(&serde_json::json!({"count": 3, "seed": n}))
+            .send()
+            .await
+            .context("cannot change the simulator's mailboxes")?;
+        if !r.status().is_success() {
+            bail!("the simulator refused random changes: {}", r.status());
+        }
+    }
+    let one_percent = timed_round(&engine, &http, &base, &sim_pid).await?;
+    print_out(&one_percent.short(&format!(
+        "incremental, {} mailboxes (1 %) changed",
+        changed.len()
+    )));
+    failed |= !one_percent.summary.is_success();
+    for line in failure_lines(&one_percent.summary) {
+        error_line(&line);
+    }
+    print_out(&format!(
+        "peak RSS:             {} calgate, {} simulator (separate process)\n",
+        mib(peak_rss_kib("self")),
+        mib(peak_rss_kib(&sim_pid)),
+    ));
+    drop(child);
+    if failed {
         return Err(crate::Reported.into());
     }
     Ok(())
+}
+
+/// One measured `calgate sync` round and the simulator's view of it.
+struct Round {
+    summary: calgate_sync::Summary,
+    wall: Duration,
+    /// calgate's own CPU seconds (user + system) over the round.
+    cpu: f64,
+    /// The simulator's CPU seconds over the round.
+    sim_cpu: f64,
+    /// Bytes calgate's process caused to be written to storage.
+    written: u64,
+    sim_requests: u64,
+    sim_429: u64,
+    early: u64,
+    peak_per_mailbox: u64,
+}
+
+impl Round {
+    fn short(&self, what: &str) -> String {
+        let t = &self.summary.totals;
+        format!(
+            "{what}\n\
+             wall time:            {:.2} s\n\
+             mailboxes synced:     {} of {} ({} failed); {} events stored, {} removed\n\
+             requests:             {} seen by the simulator; 429s: {}; peak {} in flight per mailbox\n\
+             CPU:                  {:.2} s calgate ({:.2} ms per mailbox), {:.2} s simulator\n\
+             written:              {} by calgate\n",
+            self.wall.as_secs_f64(),
+            thousands(t.mailboxes_done - t.mailboxes_failed),
+            thousands(t.mailboxes_total),
+            thousands(t.mailboxes_failed),
+            thousands(t.events_upserted),
+            thousands(t.events_removed),
+            thousands(self.sim_requests),
+            thousands(self.sim_429),
+            self.peak_per_mailbox,
+            self.cpu,
+            1000.0 * self.cpu / (t.mailboxes_total.max(1) as f64),
+            self.sim_cpu,
+            bytes(self.written),
+        )
+    }
+}
+
+async fn timed_round(
+    engine: &calgate_sync::Engine,
+    http: &reqwest::Client,
+    base: &str,
+    sim_pid: &str,
+) -> anyhow::Result<Round> {
+    let _ = http.post(format!("{base}/_sim/stats/reset")).send().await;
+    let (cpu0, sim0, w0) = (cpu_seconds("self"), cpu_seconds(sim_pid), written_bytes());
+    let started = Instant::now();
+    let summary = sync_with_progress(engine, &SyncRequest::default()).await?;
+    let wall = started.elapsed();
+    let (cpu1, sim1, w1) = (cpu_seconds("self"), cpu_seconds(sim_pid), written_bytes());
+    let stats: Value = http
+        .get(format!("{base}/_sim/stats"))
+        .send()
+        .await
+        .context("cannot read the simulator's stats")?
+        .json()
+        .await
+        .context("the simulator's stats are not JSON")?;
+    let mailboxes = stats["mailboxes"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let sum = |k: &str| -> u64 { mailboxes.iter().filter_map(|m| m[k].as_u64()).sum() };
+    Ok(Round {
+        wall,
+        cpu: cpu1 - cpu0,
+        sim_cpu: sim1 - sim0,
+        written: w1.saturating_sub(w0),
+        sim_requests: sum("requests"),
+        sim_429: sum("throttled"),
+        early: sum("early_retries"),
+        peak_per_mailbox: mailboxes
+            .iter()
+            .filter_map(|m| m["peak_concurrency"].as_u64())
+            .max()
+            .unwrap_or(0),
+        summary,
+    })
+}
+
+/// User + system CPU seconds of a process so far (`/proc/PID/stat`, in USER_HZ = 100 ticks
+/// per second); 0 where there is no /proc.
+pub(crate) fn cpu_seconds(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // The command name (field 2) may hold spaces: count fields after its closing ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // Fields 14 (utime) and 15 (stime) of the whole line are the 12th and 13th after ')'.
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
+/// Bytes this process caused to be written to storage so far (`/proc/self/io`).
+fn written_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|io| {
+            io.lines()
+                .find_map(|l| l.strip_prefix("write_bytes:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The total size of the files in `dir` (not recursive).
+fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn bytes(n: u64) -> String {
+    format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0))
 }

@@ -7,6 +7,13 @@
 //! file) and are never printed.
 #![forbid(unsafe_code)]
 
+/// mimalloc rather than glibc's allocator: a sync round frees many large response bodies and
+/// many small strings, and glibc's `malloc_consolidate` was the top entry of calgate's profile
+/// (14 % of its CPU in a first sync; BENCHMARKS.md). The simulator, in the same binary, gains
+/// as much.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod account;
 mod apikey;
 mod bench;
