@@ -278,6 +278,92 @@ pub struct Engine {
     delegated: crate::delegated::DelegatedClients,
     /// Mailboxes in flight, over every run of this engine at once (`concurrency`).
     slots: Arc<Semaphore>,
+    /// Lowers the mailboxes in flight while Graph answers 429, and raises them back.
+    limit: Arc<AdaptiveLimit>,
+}
+
+/// The fewest mailboxes in flight that 429s bring the engine down to.
+const ADAPTIVE_FLOOR: usize = 4;
+
+/// The mailboxes-in-flight limit under throttling. It starts at the configured concurrency
+/// (the cap, never exceeded); when Graph answered 429 since the last look it halves (down to
+/// [`ADAPTIVE_FLOOR`]), and after as many mailboxes as the limit started with no new 429 it
+/// grows back by one. Lowering takes permits out of the engine's semaphore into a reserve
+/// (as they come free: mailboxes in flight finish first); raising gives one back.
+#[derive(Debug)]
+pub(crate) struct AdaptiveLimit {
+    cap: usize,
+    state: std::sync::Mutex<LimitState>,
+}
+
+#[derive(Debug, Default)]
+struct LimitState {
+    reserve: Vec<tokio::sync::OwnedSemaphorePermit>,
+    /// How many permits the reserve should hold.
+    withheld: usize,
+    seen_throttled: u64,
+    calm: usize,
+}
+
+impl AdaptiveLimit {
+    pub(crate) fn new(cap: usize) -> AdaptiveLimit {
+        AdaptiveLimit {
+            cap: cap.max(1),
+            state: Default::default(),
+        }
+    }
+
+    /// The limit now.
+    pub(crate) fn current(&self) -> usize {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.cap - st.withheld
+    }
+
+    /// Called before a mailbox takes its slot, with the 429s counted so far. Returns how many
+    /// more permits the reserve needs: the caller waits for them (ahead of its own slot, the
+    /// semaphore is fair) and hands them over with [`AdaptiveLimit::stash`].
+    pub(crate) fn observe(&self, slots: &Arc<Semaphore>, throttled: u64) -> usize {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let floor = ADAPTIVE_FLOOR.min(self.cap);
+        let limit = self.cap - st.withheld;
+        if throttled > st.seen_throttled {
+            st.seen_throttled = throttled;
+            st.calm = 0;
+            let lower = (limit / 2).max(floor);
+            if lower < limit {
+                st.withheld = self.cap - lower;
+                tracing::info!(
+                    from = limit,
+                    to = lower,
+                    "Graph is throttling (429): fewer mailboxes at once"
+                );
+            }
+        } else if st.withheld > 0 {
+            st.calm += 1;
+            if st.calm >= self.cap {
+                st.calm = 0;
+                st.withheld -= 1;
+            }
+        }
+        while st.reserve.len() > st.withheld {
+            st.reserve.pop();
+        }
+        while st.reserve.len() < st.withheld {
+            match slots.clone().try_acquire_owned() {
+                Ok(p) => st.reserve.push(p),
+                Err(_) => break,
+            }
+        }
+        st.withheld - st.reserve.len()
+    }
+
+    /// Puts a permit into the reserve (or back, if the limit rose meanwhile).
+    pub(crate) fn stash(&self, permit: tokio::sync::OwnedSemaphorePermit) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if st.reserve.len() < st.withheld {
+            st.reserve.push(permit);
+        }
+    }
 }
 
 impl fmt::Debug for Engine {
@@ -294,6 +380,7 @@ impl Engine {
         Engine {
             store,
             shared,
+            limit: Arc::new(AdaptiveLimit::new(options.concurrency)),
             options,
             delegated: Default::default(),
             slots,
@@ -376,6 +463,15 @@ impl Engine {
                 None => mp.connection.to_lowercase(),
             };
             let cell = cells.entry(key).or_default().clone();
+            let owed = self
+                .limit
+                .observe(&semaphore, self.shared.metrics().throttled);
+            for _ in 0..owed {
+                match semaphore.clone().acquire_owned().await {
+                    Ok(p) => self.limit.stash(p),
+                    Err(_) => break,
+                }
+            }
             let Ok(permit) = semaphore.clone().acquire_owned().await else {
                 break;
             };
@@ -758,5 +854,51 @@ impl MailboxTask {
             failed: failure.as_ref().map(|f| f.kind),
         });
         self.outcome(report, failure)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limit_halves_on_429s_to_a_floor_and_grows_back_when_calm() {
+        let slots = Arc::new(Semaphore::new(16));
+        let l = AdaptiveLimit::new(16);
+        assert_eq!(l.observe(&slots, 0), 0);
+        assert_eq!(l.current(), 16);
+        // A 429: half, and the reserve takes the 8 free permits at once.
+        assert_eq!(l.observe(&slots, 3), 0);
+        assert_eq!((l.current(), slots.available_permits()), (8, 8));
+        // More 429s: 4, the floor, and no lower.
+        l.observe(&slots, 5);
+        assert_eq!((l.current(), slots.available_permits()), (4, 4));
+        l.observe(&slots, 9);
+        assert_eq!(l.current(), 4);
+        // Calm: one back per 16 mailboxes started without a new 429.
+        for _ in 0..16 {
+            l.observe(&slots, 9);
+        }
+        assert_eq!((l.current(), slots.available_permits()), (5, 5));
+        for _ in 0..(16 * 11) {
+            l.observe(&slots, 9);
+        }
+        assert_eq!((l.current(), slots.available_permits()), (16, 16));
+    }
+
+    #[test]
+    fn permits_in_use_are_owed_to_the_reserve() {
+        let slots = Arc::new(Semaphore::new(8));
+        let l = AdaptiveLimit::new(8);
+        let busy: Vec<_> = (0..8)
+            .map(|_| slots.clone().try_acquire_owned().unwrap())
+            .collect();
+        // Everything is in use: halving is owed four permits.
+        assert_eq!(l.observe(&slots, 1), 4);
+        drop(busy);
+        for _ in 0..4 {
+            l.stash(slots.clone().try_acquire_owned().unwrap());
+        }
+        assert_eq!((l.current(), slots.available_permits()), (4, 4));
     }
 }
