@@ -330,12 +330,9 @@ pub(crate) fn parse_page<'a>(body: &'a [u8], what: &str) -> Result<RawPage<'a>, 
 
 /// Events, nextLink and deltaLink of a page of events, read in one pass; a broken page gets
 /// the error [`parse_page`] words.
-fn parse_event_page(
-    body: &[u8],
-    what: &str,
-) -> Result<(Vec<wire::Event>, Option<String>, Option<String>), Error> {
+fn parse_event_page(body: &[u8], what: &str) -> Result<wire::EventPage, Error> {
     match serde_json::from_slice::<wire::EventPage>(body) {
-        Ok(p) => Ok((p.value, p.next_link.into_inner(), p.delta_link.into_inner())),
+        Ok(p) => Ok(p),
         Err(e) => {
             parse_page(body, what)?;
             Err(Error::invalid_data(format!(
@@ -347,8 +344,9 @@ fn parse_event_page(
 
 /// Reads one delta page of `mailbox`.
 pub fn parse_delta_page(body: &[u8], mailbox: &str) -> Result<DeltaPage, Error> {
-    let (items, next, delta) = parse_event_page(body, "delta")?;
-    let next = match (next, delta) {
+    let page = parse_event_page(body, "delta")?;
+    let items = page.value;
+    let next = match (page.next_link.into_inner(), page.delta_link.into_inner()) {
         (Some(n), _) if !n.trim().is_empty() => DeltaNext::NextLink(n),
         (_, Some(d)) if !d.trim().is_empty() => DeltaNext::DeltaLink(d),
         _ => {
@@ -388,7 +386,8 @@ pub(crate) fn parse_view_page(
     body: &[u8],
     mailbox: &str,
 ) -> Result<(Vec<Instance>, Option<String>), Error> {
-    let (items, next, _) = parse_event_page(body, "calendar view")?;
+    let page = parse_event_page(body, "calendar view")?;
+    let (items, next) = (page.value, page.next_link.into_inner());
     let mut out = Vec::with_capacity(items.len());
     for ev in items {
         if is_series_master(&ev) {
