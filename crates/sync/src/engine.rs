@@ -521,6 +521,14 @@ impl Engine {
                 }
             }
         }
+        let limit = self.limit.current();
+        if limit < self.options.concurrency {
+            tracing::info!(
+                limit,
+                cap = self.options.concurrency,
+                "Graph throttled this run: mailboxes in flight are still lowered"
+            );
+        }
         let learned_expiries = self.record_learned_expiries(&cells, &connections).await;
         // What the rounds saw of calgate's own events: edits put back, deletions reported.
         match self.store.reconcile_pushed().await {
