@@ -899,13 +899,13 @@ mod tests {
         let slots = Arc::new(Semaphore::new(8));
         let l = AdaptiveLimit::new(8);
         let busy: Vec<_> = (0..8)
-            .map(|_| slots.clone().try_acquire_owned().unwrap())
+            .map(|_| slots.clone().try_acquire_owned().expect("a free permit"))
             .collect();
         // Everything is in use: halving is owed four permits.
         assert_eq!(l.observe(&slots, 1), 4);
         drop(busy);
         for _ in 0..4 {
-            l.stash(slots.clone().try_acquire_owned().unwrap());
+            l.stash(slots.clone().try_acquire_owned().expect("a free permit"));
         }
         assert_eq!((l.current(), slots.available_permits()), (4, 4));
     }
