@@ -48,7 +48,9 @@ const MASTER_COLUMNS: &str = "mailbox_id, exchange_id, ical_uid, subject, locati
      last_modified, stored_at";
 
 /// Rows per multi-row statement: one statement (one trip to sqlx's SQLite thread) per 64
-/// rows instead of one per row; 64 × 23 parameters stay far below SQLite's limit.
+/// rows instead of one per row; 64 × 23 parameters stay far below SQLite's limit. Only the
+/// full-size statements stay prepared in sqlx's per-connection cache: a shorter remainder is
+/// prepared for the occasion, or every connection would keep up to 64 large programs.
 const ROWS_PER_STATEMENT: usize = 64;
 
 /// One instance's column values, ready to bind.
@@ -333,6 +335,7 @@ impl SqliteStore {
                 "DELETE FROM {} WHERE mailbox_id = ? AND exchange_id IN ({marks})",
                 set.instances()
             )))
+            .persistent(chunk.len() == ROWS_PER_STATEMENT)
             .bind(mailbox.0);
             for id in chunk {
                 q = q.bind(id);
@@ -407,7 +410,8 @@ impl SqliteStore {
                 }
                 rows.push(InstanceRow::of(mailbox, &i, new_id, now)?);
             }
-            let mut q = sqlx::query(sql(upsert_instances_sql(set, rows.len())));
+            let mut q = sqlx::query(sql(upsert_instances_sql(set, rows.len())))
+                .persistent(rows.len() == ROWS_PER_STATEMENT);
             for r in &rows {
                 q = r.bind(q);
             }
@@ -485,6 +489,7 @@ impl SqliteStore {
                 "SELECT exchange_id, id, change_key, start_us, end_us FROM instances \
                  WHERE mailbox_id = ? AND exchange_id IN ({marks})"
             )))
+            .persistent(chunk.len() == 500)
             .bind(mailbox.0);
             for id in chunk {
                 q = q.bind(*id);
@@ -525,7 +530,8 @@ impl SqliteStore {
             let mut q = sqlx::query(sql(format!(
                 "INSERT INTO change_log (mailbox_id, address, instance_id, exchange_id, op, \
                  start_us, end_us, at) VALUES {values}"
-            )));
+            )))
+            .persistent(chunk.len() == ROWS_PER_STATEMENT);
             for r in chunk {
                 q = q
                     .bind(mailbox.0)
