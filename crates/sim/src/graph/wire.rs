@@ -502,9 +502,14 @@ pub fn event_json_text(inst: &Instance, mailbox: &str, odata_type: bool) -> Stri
     w.key("type");
     w.str(inst.kind.as_str());
     w.key("webLink");
-    w.str(&web_link(&inst.id));
+    w.web_link(&inst.id);
     w.close();
     w.finish()
+}
+
+/// Whether `s` stands in a JSON string as is (no quote, backslash or control character).
+fn needs_no_escape(s: &str) -> bool {
+    s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
 }
 
 /// `n` as exactly `width` decimal digits (zero-padded; `n` must fit).
@@ -565,7 +570,30 @@ impl JsonText {
         self.ser(v);
     }
     fn etag(&mut self, change_key: &str) {
-        self.str(&format!("W/\"{change_key}\""));
+        if needs_no_escape(change_key) {
+            self.raw("\"W/\\\"");
+            self.raw(change_key);
+            self.raw("\\\"\"");
+        } else {
+            self.str(&format!("W/\"{change_key}\""));
+        }
+    }
+    /// [`web_link`] as a JSON string (its characters need no escaping).
+    fn web_link(&mut self, id: &str) {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        self.raw("\"https://outlook.office365.com/owa/?itemid=");
+        for b in id.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                self.buf.push(b);
+            } else {
+                self.buf.extend_from_slice(&[
+                    b'%',
+                    HEX[usize::from(b >> 4)],
+                    HEX[usize::from(b & 0xf)],
+                ]);
+            }
+        }
+        self.raw("&exvsurl=1&path=/calendar/item\"");
     }
     fn email(&mut self, e: &EmailAddress) {
         self.raw("{\"address\":");
@@ -2111,6 +2139,7 @@ mod tests {
                     if let Some(ev) = cal.events.values_mut().next() {
                         ev.data.subject = "q\"b\\s/\u{1}\u{1f}\n\t\u{7f} é 😀 <&>".to_owned();
                         ev.data.body.content = "line\r\nnext \u{8}\u{c}".to_owned();
+                        ev.change_key = "ck\"\\q".to_owned();
                     }
                     for inst in crate::expand::instances(&cal, ws, we) {
                         let mut who: Vec<&str> = vec![user.mail.as_str(), ""];
