@@ -263,15 +263,14 @@ pub fn resolve(st: &St, user_id: Uuid, sel: &CalSel) -> GraphResult<Resolved> {
     })
 }
 
-/// Every instance of `cal` overlapping `w`, ordered by start, then id.
+/// Every instance of `cal` overlapping `w`, ordered by start, then id
+/// ([`expand::instances`] sorts them so).
 pub fn instances_in(cal: &Calendar, w: Window) -> Vec<Instance> {
-    let mut items = if w.end > w.start {
+    if w.end > w.start {
         expand::instances(cal, w.start, w.end)
     } else {
         Vec::new()
-    };
-    items.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
-    items
+    }
 }
 
 /// Resolves the calendar `sel` of `user_id` and renders every instance overlapping `w` (UTC),
