@@ -556,7 +556,7 @@ async fn create_mailbox(State(st): State<St>, body: Bytes) -> Res {
         time_zone: zone,
         working_hours: wh,
         room,
-        calendars: vec![cal],
+        calendars: vec![cal.into()],
     };
     let v = mailbox_json(&u);
     t.insert_user(u);

@@ -66,8 +66,32 @@ pub struct Instance {
     pub cancelled: Vec<Timestamp>,
 }
 
+/// Zone names resolved on this thread (expansion asks for the same few zones for every
+/// instance; a lookup in jiff's database compares names and checks its clock each time).
+const TZ_CACHE_MAX: usize = 256;
+
+thread_local! {
+    static TZ_CACHE: std::cell::RefCell<std::collections::HashMap<String, Option<TimeZone>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
 /// Resolves a zone name as Graph accepts it (Windows name, IANA name, `UTC`).
 pub fn resolve_tz(name: &str) -> Option<TimeZone> {
+    if let Some(hit) = TZ_CACHE.with(|c| c.borrow().get(name).cloned()) {
+        return hit;
+    }
+    let tz = resolve_tz_uncached(name);
+    TZ_CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= TZ_CACHE_MAX {
+            c.clear();
+        }
+        c.insert(name.to_owned(), tz.clone());
+    });
+    tz
+}
+
+fn resolve_tz_uncached(name: &str) -> Option<TimeZone> {
     let n = name.trim();
     if let Some(iana) = calgate_tz::to_iana(n) {
         if iana == "UTC" {
@@ -366,13 +390,25 @@ pub fn event_instances(
 /// sorted by start (then id). Cancelled occurrences are skipped; an exception appears where it
 /// was moved to.
 pub fn instances(cal: &Calendar, window_start: Timestamp, window_end: Timestamp) -> Vec<Instance> {
-    let mut out: Vec<Instance> = cal
+    let out: Vec<Instance> = cal
         .events
         .values()
         .flat_map(|ev| event_instances(ev, window_start, window_end))
         .collect();
-    out.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
-    out
+    // Sort a permutation (stable, like sorting the instances themselves): an `Instance` is
+    // large, and moving them around in a sort was a good part of expanding a calendar.
+    let mut order: Vec<usize> = (0..out.len()).collect();
+    order.sort_by(|&a, &b| {
+        out[a]
+            .start
+            .cmp(&out[b].start)
+            .then_with(|| out[a].id.cmp(&out[b].id))
+    });
+    let mut slots: Vec<Option<Instance>> = out.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .filter_map(|i| slots.get_mut(i).and_then(Option::take))
+        .collect()
 }
 
 /// Whether `original_start` is an occurrence of the series per its pattern.

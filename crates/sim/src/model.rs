@@ -8,6 +8,9 @@
 //! `.await`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use jiff::{Timestamp, civil};
 use serde::{Deserialize, Serialize};
@@ -336,15 +339,23 @@ pub struct User {
     pub time_zone: String,
     pub working_hours: WorkingHours,
     pub room: Option<RoomInfo>,
-    pub calendars: Vec<Calendar>,
+    pub calendars: Vec<CalCell>,
 }
 
 impl User {
     pub fn default_calendar(&self) -> Option<&Calendar> {
+        self.default_calendar_cell().map(|c| &**c)
+    }
+    /// The default calendar as held (with its version).
+    pub fn default_calendar_cell(&self) -> Option<&CalCell> {
         self.calendars
             .iter()
             .find(|c| c.is_default)
             .or(self.calendars.first())
+    }
+    /// Calendar `id` as held (with its version).
+    pub fn calendar_cell(&self, id: &str) -> Option<&CalCell> {
+        self.calendars.iter().find(|c| c.id == id)
     }
     pub fn default_calendar_mut(&mut self) -> Option<&mut Calendar> {
         let idx =
@@ -356,24 +367,85 @@ impl User {
                 } else {
                     Some(0)
                 })?;
-        self.calendars.get_mut(idx)
+        self.calendars.get_mut(idx).map(|c| &mut **c)
     }
     pub fn calendar(&self, id: &str) -> Option<&Calendar> {
-        self.calendars.iter().find(|c| c.id == id)
+        self.calendar_cell(id).map(|c| &**c)
     }
     pub fn calendar_mut(&mut self, id: &str) -> Option<&mut Calendar> {
-        self.calendars.iter_mut().find(|c| c.id == id)
+        self.calendars
+            .iter_mut()
+            .find(|c| c.id == id)
+            .map(|c| &mut **c)
     }
     /// The calendar that holds event `event_id` (an id of a stored event, not of an occurrence).
     pub fn calendar_of_event_mut(&mut self, event_id: &str) -> Option<&mut Calendar> {
         self.calendars
             .iter_mut()
             .find(|c| c.events.contains_key(event_id))
+            .map(|c| &mut **c)
     }
     pub fn calendar_of_event(&self, event_id: &str) -> Option<&Calendar> {
         self.calendars
             .iter()
             .find(|c| c.events.contains_key(event_id))
+            .map(|c| &**c)
+    }
+}
+
+/// Source of [`CalCell`] versions (process-wide, so a version names one content for good).
+static NEXT_CALENDAR_VERSION: AtomicU64 = AtomicU64::new(1);
+
+fn next_calendar_version() -> u64 {
+    NEXT_CALENDAR_VERSION.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A calendar as a [`User`] holds it: behind an `Arc` (a reader clones it cheaply and lets go
+/// of the directory lock before expanding it), with a version that changes on *every* mutable
+/// access ([`DerefMut`] takes a fresh one before handing out `&mut Calendar`). Two equal
+/// versions therefore mean the same content: delta's unchanged-calendar fast path relies on it.
+#[derive(Debug, Clone)]
+pub struct CalCell {
+    cal: Arc<Calendar>,
+    version: u64,
+}
+
+impl CalCell {
+    pub fn new(cal: Calendar) -> Self {
+        CalCell {
+            cal: Arc::new(cal),
+            version: next_calendar_version(),
+        }
+    }
+
+    /// Changes whenever the calendar may have changed.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// A shared handle on the current content (copy-on-write: later edits do not touch it).
+    pub fn shared(&self) -> Arc<Calendar> {
+        Arc::clone(&self.cal)
+    }
+}
+
+impl From<Calendar> for CalCell {
+    fn from(cal: Calendar) -> Self {
+        CalCell::new(cal)
+    }
+}
+
+impl Deref for CalCell {
+    type Target = Calendar;
+    fn deref(&self) -> &Calendar {
+        &self.cal
+    }
+}
+
+impl DerefMut for CalCell {
+    fn deref_mut(&mut self) -> &mut Calendar {
+        self.version = next_calendar_version();
+        Arc::make_mut(&mut self.cal)
     }
 }
 

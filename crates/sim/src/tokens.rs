@@ -213,14 +213,38 @@ pub struct TokenInner {
 pub struct TokenState {
     key: OnceLock<Result<SigningKey, String>>,
     pub inner: Mutex<TokenInner>,
+    /// Claims of bearer tokens whose header and signature were verified (the key never
+    /// changes within a run): token string → claims. Lifetime, audience, tenant and app are
+    /// still checked on every request. Cleared when it reaches [`VERIFIED_TOKENS_MAX`].
+    verified: Mutex<HashMap<String, Arc<Value>>>,
 }
+
+/// Verified tokens remembered (see [`TokenState::verified_claims`]).
+const VERIFIED_TOKENS_MAX: usize = 4096;
 
 impl TokenState {
     pub fn new() -> Self {
         TokenState {
             key: OnceLock::new(),
             inner: Mutex::new(TokenInner::default()),
+            verified: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The claims of `token` if its signature was verified before.
+    pub fn verified_claims(&self, token: &str) -> Option<Arc<Value>> {
+        lock(&self.verified).get(token).cloned()
+    }
+
+    /// Remembers that `token`'s signature verified; returns its claims.
+    pub fn remember_verified(&self, token: &str, claims: Value) -> Arc<Value> {
+        let claims = Arc::new(claims);
+        let mut g = lock(&self.verified);
+        if g.len() >= VERIFIED_TOKENS_MAX {
+            g.clear();
+        }
+        g.insert(token.to_owned(), Arc::clone(&claims));
+        claims
     }
 
     /// The signing key (generated on first use).
@@ -468,20 +492,26 @@ pub fn validate_graph_token(st: &Arc<SimState>, token: &str) -> GraphResult<Prin
     if token.is_empty() {
         return Err(GraphError::invalid_token(MSG_EMPTY));
     }
-    let Some((header, claims, input, sig)) = split_jws(token) else {
-        return Err(GraphError::invalid_token(MSG_MALFORMED));
+    let claims = match st.tokens.verified_claims(token) {
+        Some(claims) => claims,
+        None => {
+            let Some((header, claims, input, sig)) = split_jws(token) else {
+                return Err(GraphError::invalid_token(MSG_MALFORMED));
+            };
+            let key = st
+                .tokens
+                .key()
+                .map_err(|_| GraphError::invalid_token(MSG_FAILURE))?;
+            let alg = header["alg"].as_str().unwrap_or("");
+            if alg != "RS256" || header["kid"].as_str() != Some(key.kid.as_str()) {
+                return Err(GraphError::invalid_token(MSG_SIGNATURE));
+            }
+            if !verify_sig(alg, &input, &sig, &key.decoding) {
+                return Err(GraphError::invalid_token(MSG_SIGNATURE));
+            }
+            st.tokens.remember_verified(token, claims)
+        }
     };
-    let key = st
-        .tokens
-        .key()
-        .map_err(|_| GraphError::invalid_token(MSG_FAILURE))?;
-    let alg = header["alg"].as_str().unwrap_or("");
-    if alg != "RS256" || header["kid"].as_str() != Some(key.kid.as_str()) {
-        return Err(GraphError::invalid_token(MSG_SIGNATURE));
-    }
-    if !verify_sig(alg, &input, &sig, &key.decoding) {
-        return Err(GraphError::invalid_token(MSG_SIGNATURE));
-    }
     let aud = claims["aud"].as_str().unwrap_or("");
     let aud_ok = [GRAPH_RESOURCE, "https://graph.microsoft.com/", GRAPH_APP_ID]
         .iter()

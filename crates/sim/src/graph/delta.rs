@@ -25,8 +25,7 @@
 #![allow(clippy::result_large_err)] // GraphError is the lead's type.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -39,10 +38,11 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::route_util;
-use super::view::{self, Collected, Target, ViewItem, Window};
+use super::view::{self, Resolved, Target, Window};
 use super::wire::{self, PreferTz};
 use super::{Principal, St};
 use crate::error::{GraphError, GraphResult};
+use crate::expand::Instance;
 use crate::state::lock;
 
 /// Default page size of a delta round without `Prefer: odata.maxpagesize`.
@@ -57,6 +57,8 @@ pub const STATES_TOTAL: usize = 8192;
 pub const PAGESETS_PER_MAILBOX: usize = 4;
 /// Page sets kept overall.
 pub const PAGESETS_TOTAL: usize = 512;
+/// Finished page sets (last page served) kept overall, for clients that fetch a page again.
+pub const DONE_PAGESETS_TOTAL: usize = 64;
 
 // ---------------------------------------------------------------------------------------------
 // Sync states
@@ -76,14 +78,21 @@ struct Inner {
     mailboxes: HashMap<Uuid, MailboxSync>,
 }
 
+/// (instance id, fingerprint), sorted by id. Shared between the snapshots of rounds that found
+/// nothing changed; ids are shared with the previous snapshot.
+type Entries = Arc<Vec<(Arc<str>, u64)>>;
+
 #[derive(Debug)]
 struct Snapshot {
     mailbox: Uuid,
     calendar: String,
     window: Window,
     generation: u64,
-    /// (instance id, fingerprint), sorted by id.
-    entries: Vec<(String, u64)>,
+    /// The calendar's version ([`crate::model::CalCell::version`]) and the mailbox address the
+    /// entries were rendered from: when both are unchanged, so is every instance.
+    calendar_version: u64,
+    address: String,
+    entries: Entries,
     last_used: u64,
 }
 
@@ -256,6 +265,24 @@ impl Inner {
                 }
                 None => break,
             }
+        }
+    }
+
+    /// Evicts the least recently used finished page sets beyond [`DONE_PAGESETS_TOTAL`]
+    /// (their item strings are the bulk of the simulator's memory otherwise).
+    fn trim_done_pages(&mut self) {
+        let mut done: Vec<(u64, u64)> = self
+            .pages
+            .iter()
+            .filter(|(_, p)| p.done)
+            .map(|(k, p)| (p.last_used, *k))
+            .collect();
+        if done.len() <= DONE_PAGESETS_TOTAL {
+            return;
+        }
+        done.sort_unstable();
+        for (_, k) in &done[..done.len() - DONE_PAGESETS_TOTAL] {
+            self.pages.remove(k);
         }
     }
 
@@ -478,19 +505,54 @@ pub fn routes() -> Router<St> {
     })
 }
 
-/// Fingerprint of a rendered instance.
-fn fingerprint(v: &Value) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    v.to_string().hash(&mut h);
-    h.finish()
+/// Fingerprint of a rendered instance (its UTC JSON text): a multiply-rotate hash over 8-byte
+/// words in four independent lanes (several times faster than SipHash on these ~2 KB texts;
+/// no adversary here). Each step is a bijection of its lane for a given word, so two texts of
+/// equal length that differ in a single word never collide; the length is mixed in.
+fn fingerprint(text: &str) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    fn step(h: u64, w: &[u8]) -> u64 {
+        let mut b = [0u8; 8];
+        b[..w.len()].copy_from_slice(w);
+        (h.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(K)
+    }
+    let bytes = text.as_bytes();
+    let len = bytes.len() as u64;
+    let mut lanes = [len, len ^ 1, len ^ 2, len ^ 3].map(|x| x.wrapping_mul(K));
+    let mut blocks = bytes.chunks_exact(32);
+    for blk in &mut blocks {
+        for (lane, w) in lanes.iter_mut().zip(blk.chunks_exact(8)) {
+            *lane = step(*lane, w);
+        }
+    }
+    let mut h = lanes
+        .iter()
+        .fold(0u64, |acc, l| (acc.rotate_left(23) ^ l).wrapping_mul(K));
+    for w in blocks.remainder().chunks(8) {
+        h = step(h, w);
+    }
+    // Final avalanche (splitmix64's).
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
 }
 
-/// The JSON a delta round sends for a present instance (re-rendered when a zone is preferred).
-fn delta_item(item: ViewItem, mailbox: &str, tz: Option<&PreferTz>) -> String {
-    let mut v = match tz {
-        Some(tz) => view::render(&item.inst, mailbox, Some(tz), None, None),
-        None => item.json,
+/// One instance rendered once: its UTC JSON as a delta round sends it, and its fingerprint.
+fn render_utc(inst: &Instance, mailbox: &str) -> (String, u64) {
+    let text = wire::event_json_text(inst, mailbox, true);
+    let fp = fingerprint(&text);
+    (text, fp)
+}
+
+/// The JSON a delta round sends for a present instance: `utc` as rendered, or re-rendered in
+/// the preferred zone.
+fn delta_item(inst: &Instance, utc: String, mailbox: &str, tz: Option<&PreferTz>) -> String {
+    let Some(tz) = tz else {
+        return utc;
     };
+    let mut v = view::render(inst, mailbox, Some(tz), None, None);
     if let Value::Object(m) = &mut v {
         m.insert("@odata.type".into(), json!("#microsoft.graph.event"));
     }
@@ -617,20 +679,28 @@ fn initial_round(
     window: Window,
     tz: Option<&PreferTz>,
 ) -> GraphResult<u64> {
-    let Collected {
-        calendar_id,
+    let Resolved {
+        cal,
+        version,
         mailbox,
-        items,
-    } = view::collect(st, user_id, &target.cal, window)?;
-    let entries: Vec<(String, u64)> = items
-        .iter()
-        .map(|i| (i.id().to_owned(), fingerprint(&i.json)))
-        .collect();
-    let out: Vec<String> = items
-        .into_iter()
-        .map(|i| delta_item(i, &mailbox, tz))
-        .collect();
-    Ok(store_round(st, user_id, calendar_id, window, entries, out))
+    } = view::resolve(st, user_id, &target.cal)?;
+    let instances = view::instances_in(&cal, window);
+    let mut entries: Vec<(Arc<str>, u64)> = Vec::with_capacity(instances.len());
+    let mut out: Vec<String> = Vec::with_capacity(instances.len());
+    for inst in &instances {
+        let (text, fp) = render_utc(inst, &mailbox);
+        entries.push((Arc::from(inst.id.as_str()), fp));
+        out.push(delta_item(inst, text, &mailbox, tz));
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let round = Round {
+        calendar: cal.id.clone(),
+        window,
+        calendar_version: version,
+        address: mailbox,
+        entries: Arc::new(entries),
+    };
+    Ok(store_round(st, user_id, round, out))
 }
 
 /// An incremental round from the snapshot `t` names; returns the page set id.
@@ -643,7 +713,7 @@ fn incremental_round(
 ) -> GraphResult<u64> {
     // Look the snapshot up (and take what the diff needs) without holding the lock while
     // expanding.
-    let (calendar, window, old, replay) = {
+    let (calendar, window, old_version, old_address, old, replay) = {
         let mut g = lock(&st.delta.inner);
         let tick = g.next_tick();
         let Some(s) = g.snapshots.get_mut(&t.state) else {
@@ -655,56 +725,95 @@ fn incremental_round(
             return Err(invalid_token("$deltatoken", ""));
         }
         s.last_used = tick;
-        let found = (s.calendar.clone(), s.window, s.entries.clone());
+        let found = (
+            s.calendar.clone(),
+            s.window,
+            s.calendar_version,
+            s.address.clone(),
+            Arc::clone(&s.entries),
+        );
         let m = g.mailboxes.entry(user_id).or_default();
         let replay = std::mem::take(&mut m.faults.replay);
-        (found.0, found.1, found.2, replay)
+        (found.0, found.1, found.2, found.3, found.4, replay)
     };
-    let Collected {
-        calendar_id: cal_id,
+    let Resolved {
+        cal,
+        version,
         mailbox,
-        items,
-    } = view::collect(st, user_id, &target.cal, window)?;
-    if cal_id != calendar {
+    } = view::resolve(st, user_id, &target.cal)?;
+    if cal.id != calendar {
         return Err(invalid_token("$deltatoken", ""));
     }
-    let old: HashMap<String, u64> = old.into_iter().collect();
-    let mut entries = Vec::with_capacity(items.len());
+    if replay == 0 && version == old_version && mailbox == old_address {
+        // Nothing in the calendar changed since the snapshot (every mutation takes a new
+        // version), so every instance renders as before: an empty round.
+        let round = Round {
+            calendar,
+            window,
+            calendar_version: version,
+            address: mailbox,
+            entries: old,
+        };
+        return Ok(store_round(st, user_id, round, Vec::new()));
+    }
+    let old_by_id: HashMap<&str, (&Arc<str>, u64)> =
+        old.iter().map(|(id, fp)| (&**id, (id, *fp))).collect();
+    let instances = view::instances_in(&cal, window);
+    let mut entries: Vec<(Arc<str>, u64)> = Vec::with_capacity(instances.len());
     let mut out = Vec::new();
-    let mut present = std::collections::HashSet::with_capacity(items.len());
+    let mut present = std::collections::HashSet::with_capacity(instances.len());
     let mut replayed = 0u32;
-    for item in items {
-        let id = item.id().to_owned();
-        let fp = fingerprint(&item.json);
-        present.insert(id.clone());
-        let changed = old.get(&id) != Some(&fp);
+    for inst in &instances {
+        let (text, fp) = render_utc(inst, &mailbox);
+        let before = old_by_id.get(inst.id.as_str());
+        let id = match before {
+            Some((id, _)) => Arc::clone(id),
+            None => Arc::from(inst.id.as_str()),
+        };
+        present.insert(Arc::clone(&id));
+        let changed = before.map(|(_, fp)| *fp) != Some(fp);
         entries.push((id, fp));
         if changed {
-            out.push(delta_item(item, &mailbox, tz));
+            out.push(delta_item(inst, text, &mailbox, tz));
         } else if replayed < replay {
             // Graph documents replays: an unchanged item may come again.
             replayed += 1;
-            out.push(delta_item(item, &mailbox, tz));
+            out.push(delta_item(inst, text, &mailbox, tz));
         }
     }
-    let mut gone: Vec<&String> = old.keys().filter(|id| !present.contains(*id)).collect();
-    gone.sort();
-    for id in gone {
+    // `old` is sorted by id, so the removals come in id order.
+    for (id, _) in old.iter().filter(|(id, _)| !present.contains(id)) {
         out.push(removed_item(id));
     }
-    Ok(store_round(st, user_id, cal_id, window, entries, out))
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let round = Round {
+        calendar,
+        window,
+        calendar_version: version,
+        address: mailbox,
+        entries: Arc::new(entries),
+    };
+    Ok(store_round(st, user_id, round, out))
+}
+
+/// What a round's new snapshot holds.
+struct Round {
+    calendar: String,
+    window: Window,
+    calendar_version: u64,
+    address: String,
+    entries: Entries,
 }
 
 /// Stores the new snapshot and the round's page set; returns the page set id.
-fn store_round(
-    st: &St,
-    user_id: Uuid,
-    calendar: String,
-    window: Window,
-    mut entries: Vec<(String, u64)>,
-    items: Vec<String>,
-) -> u64 {
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
+fn store_round(st: &St, user_id: Uuid, round: Round, items: Vec<String>) -> u64 {
+    let Round {
+        calendar,
+        window,
+        calendar_version,
+        address,
+        entries,
+    } = round;
     let mut g = lock(&st.delta.inner);
     let tick = g.next_tick();
     let generation = g.next_generation(user_id);
@@ -716,6 +825,8 @@ fn store_round(
             calendar,
             window,
             generation,
+            calendar_version,
+            address,
             entries,
             last_used: tick,
         },
@@ -812,6 +923,9 @@ fn serve_page(
             body.push_str(item);
         }
         body.push_str("]}");
+        if end >= ps.items.len() {
+            g.trim_done_pages();
+        }
         body
     };
     let mut resp = (StatusCode::OK, body).into_response();
@@ -897,7 +1011,9 @@ mod tests {
                     calendar: "c".into(),
                     window: w,
                     generation: i,
-                    entries: vec![],
+                    calendar_version: 0,
+                    address: String::new(),
+                    entries: Arc::new(vec![]),
                     last_used: tick,
                 },
             );
@@ -905,6 +1021,20 @@ mod tests {
         assert_eq!(g.snapshots.len(), STATES_PER_MAILBOX);
         assert!(!g.snapshots.contains_key(&1));
         assert!(g.snapshots.contains_key(&(STATES_PER_MAILBOX as u64 + 5)));
+    }
+
+    #[test]
+    fn fingerprints_tell_texts_apart() {
+        let base = "x".repeat(2047);
+        let fp = fingerprint(&base);
+        assert_eq!(fp, fingerprint(&base.clone()));
+        for i in [0, 7, 8, 31, 32, 1000, 2040, 2046] {
+            let mut t = base.clone().into_bytes();
+            t[i] = b'y';
+            assert_ne!(fingerprint(std::str::from_utf8(&t).unwrap()), fp, "{i}");
+        }
+        assert_ne!(fingerprint(&base[..2046]), fp);
+        assert_ne!(fingerprint(""), fingerprint("\0"));
     }
 
     #[test]

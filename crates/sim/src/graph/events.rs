@@ -192,7 +192,7 @@ pub(super) fn locate<'u>(
 ) -> Option<(&'u Calendar, Instance)> {
     let cals: Vec<&Calendar> = match params.get("cid") {
         Some(cid) => user.calendar(cid).into_iter().collect(),
-        None => user.calendars.iter().collect(),
+        None => user.calendars.iter().map(|c| &**c).collect(),
     };
     cals.into_iter()
         .find_map(|c| expand::find_instance(c, eid).map(|i| (c, i)))

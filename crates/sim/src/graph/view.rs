@@ -15,6 +15,7 @@
 #![allow(clippy::result_large_err)] // GraphError is the lead's type.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -28,6 +29,7 @@ use super::wire::{self, PreferTz};
 use super::{Need, Principal, St};
 use crate::error::{GraphError, GraphResult};
 use crate::expand::{self, Instance};
+use crate::model::Calendar;
 
 /// Graph's default page size for calendarView.
 pub const DEFAULT_PAGE_SIZE: usize = 10;
@@ -231,38 +233,58 @@ pub struct Collected {
     pub items: Vec<ViewItem>,
 }
 
-/// Resolves the calendar `sel` of `user_id` and renders every instance overlapping `w` (UTC),
-/// ordered by start, then id. An unknown calendar → 404 `ErrorItemNotFound`.
-pub fn collect(st: &St, user_id: Uuid, sel: &CalSel, w: Window) -> GraphResult<Collected> {
+/// The calendar a request addresses, taken out of the directory: a shared handle on its
+/// content (copy-on-write), its version ([`crate::model::CalCell::version`]) and the mailbox
+/// address. The directory lock is held only while looking it up.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub cal: Arc<Calendar>,
+    pub version: u64,
+    pub mailbox: String,
+}
+
+/// Resolves the calendar `sel` of `user_id`. An unknown calendar → 404 `ErrorItemNotFound`.
+pub fn resolve(st: &St, user_id: Uuid, sel: &CalSel) -> GraphResult<Resolved> {
     let dir = st.dir();
     let user = dir
         .tenants
         .iter()
         .find_map(|t| t.user_by_id(user_id))
         .ok_or_else(GraphError::item_not_found)?;
-    let cal = match sel {
-        CalSel::Root | CalSel::Default => user.default_calendar(),
-        CalSel::Id(cid) => user.calendar(cid),
+    let cell = match sel {
+        CalSel::Root | CalSel::Default => user.default_calendar_cell(),
+        CalSel::Id(cid) => user.calendar_cell(cid),
     }
     .ok_or_else(GraphError::item_not_found)?;
-    let mailbox = user.mail.clone();
-    let mut items: Vec<ViewItem> = if w.end > w.start {
+    Ok(Resolved {
+        cal: cell.shared(),
+        version: cell.version(),
+        mailbox: user.mail.clone(),
+    })
+}
+
+/// Every instance of `cal` overlapping `w`, ordered by start, then id
+/// ([`expand::instances`] sorts them so).
+pub fn instances_in(cal: &Calendar, w: Window) -> Vec<Instance> {
+    if w.end > w.start {
         expand::instances(cal, w.start, w.end)
     } else {
         Vec::new()
     }
-    .into_iter()
-    .map(|inst| {
-        let json = render(&inst, &mailbox, None, None, None);
-        ViewItem { inst, json }
-    })
-    .collect();
-    items.sort_by(|a, b| {
-        a.inst
-            .start
-            .cmp(&b.inst.start)
-            .then_with(|| a.inst.id.cmp(&b.inst.id))
-    });
+}
+
+/// Resolves the calendar `sel` of `user_id` and renders every instance overlapping `w` (UTC),
+/// ordered by start, then id. An unknown calendar → 404 `ErrorItemNotFound`. The directory
+/// lock is not held while expanding and rendering.
+pub fn collect(st: &St, user_id: Uuid, sel: &CalSel, w: Window) -> GraphResult<Collected> {
+    let Resolved { cal, mailbox, .. } = resolve(st, user_id, sel)?;
+    let items: Vec<ViewItem> = instances_in(&cal, w)
+        .into_iter()
+        .map(|inst| {
+            let json = render(&inst, &mailbox, None, None, None);
+            ViewItem { inst, json }
+        })
+        .collect();
     Ok(Collected {
         calendar_id: cal.id.clone(),
         mailbox,

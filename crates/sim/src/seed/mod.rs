@@ -151,7 +151,7 @@ fn mailbox(
             time_zone: zone.to_owned(),
         },
         room: None,
-        calendars: vec![g.calendar()],
+        calendars: vec![g.calendar().into()],
     }
 }
 

@@ -966,3 +966,104 @@ async fn delta_works_with_delegated_tokens_on_me() {
     let (s, _, b) = f.get_abs(&url, &[]).await;
     assert_eq!(s, 400, "{b}");
 }
+
+/// An incremental round over an unchanged calendar is empty (only a deltaLink), however often
+/// it is asked; and every kind of change made in between — control API edit, Graph PATCH, an
+/// edit straight on the tenant model, the mailbox's address — still shows in the next round.
+#[tokio::test]
+async fn delta_unchanged_rounds_are_empty_and_every_change_still_shows() {
+    let f = fixture("unchanged").await;
+    let a = f
+        .create(single("A", "2031-03-05T09:00:00", "2031-03-05T10:00:00"))
+        .await;
+    let b = f
+        .create(single("B", "2031-03-06T09:00:00", "2031-03-06T10:00:00"))
+        .await;
+    let (items, mut link, _) = f.round(&f.delta_url(WS, WE), &[]).await;
+    assert_eq!(items.len(), 2);
+    let mut local = BTreeMap::new();
+    apply(&mut local, &items);
+
+    // Nothing changed: empty rounds, each with a new deltaLink; the old one still works.
+    for _ in 0..3 {
+        let (items, next, pages) = f.round(&link, &[]).await;
+        assert!(items.is_empty(), "{items:?}");
+        assert_eq!(pages, 1);
+        assert_ne!(next, link);
+        link = next;
+    }
+
+    // A control API edit.
+    let (s, body) = f
+        .control(
+            reqwest::Method::PATCH,
+            &format!("/events/{a}"),
+            Some(&json!({"subject": "A2"})),
+        )
+        .await;
+    assert!(s.is_success(), "{s} {body}");
+    let (items, next, _) = f.round(&link, &[]).await;
+    assert_eq!(ids(&items), BTreeSet::from([a.clone()]));
+    assert_eq!(items[0]["subject"], "A2");
+    apply(&mut local, &items);
+    link = next;
+    assert!(f.round(&link, &[]).await.0.is_empty());
+
+    // A Graph PATCH.
+    let r =
+        f.ts.http
+            .patch(f.ts.url(&format!("/v1.0/users/{}/events/{b}", f.addr)))
+            .bearer_auth(&f.token)
+            .json(&json!({"subject": "B2"}))
+            .send()
+            .await
+            .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let (items, next, _) = f.round(&link, &[]).await;
+    assert_eq!(ids(&items), BTreeSet::from([b.clone()]));
+    assert_eq!(items[0]["subject"], "B2");
+    apply(&mut local, &items);
+    link = next;
+
+    // An edit straight on the model (as seeding and every handler make them).
+    {
+        let mut dir = f.ts.sim.state.dir();
+        let user = dir
+            .tenants
+            .iter_mut()
+            .find_map(|t| t.user_mut(&f.addr))
+            .unwrap();
+        let cal = user.default_calendar_mut().unwrap();
+        cal.events.get_mut(&a).unwrap().data.subject = "A3".into();
+    }
+    let (items, next, _) = f.round(&link, &[]).await;
+    assert_eq!(ids(&items), BTreeSet::from([a.clone()]));
+    assert_eq!(items[0]["subject"], "A3");
+    apply(&mut local, &items);
+    link = next;
+
+    // A delete.
+    let (s, body) = f
+        .control(reqwest::Method::DELETE, &format!("/events/{b}"), None)
+        .await;
+    assert!(s.is_success(), "{s} {body}");
+    let (items, next, _) = f.round(&link, &[]).await;
+    assert_eq!(removed(&items), BTreeSet::from([b.clone()]));
+    apply(&mut local, &items);
+    link = next;
+    assert_eq!(local, f.truth(WS, WE).await);
+
+    // A replay armed on an unchanged calendar still re-sends instances.
+    let (s, body) = f
+        .control(
+            reqwest::Method::POST,
+            "/delta-faults",
+            Some(&json!({"replay": 1})),
+        )
+        .await;
+    assert!(s.is_success(), "{s} {body}");
+    let (items, next, _) = f.round(&link, &[]).await;
+    assert_eq!(ids(&items), BTreeSet::from([a.clone()]));
+    link = next;
+    assert!(f.round(&link, &[]).await.0.is_empty());
+}

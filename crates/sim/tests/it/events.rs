@@ -43,8 +43,8 @@ fn add_user(ts: &TestSim, upn: &str, kind: MailboxKind) {
         },
         room: None,
         calendars: vec![
-            Calendar::new(new_item_id(), "Calendar", true),
-            Calendar::new(new_item_id(), "Second", false),
+            Calendar::new(new_item_id(), "Calendar", true).into(),
+            Calendar::new(new_item_id(), "Second", false).into(),
         ],
     });
 }

@@ -59,11 +59,9 @@ pub mod fx {
                 time_zone: "W. Europe Standard Time".into(),
             },
             room,
-            calendars: vec![Calendar::new(
-                calgate_sim::model::new_item_id(),
-                "Calendar",
-                true,
-            )],
+            calendars: vec![
+                Calendar::new(calgate_sim::model::new_item_id(), "Calendar", true).into(),
+            ],
         });
         address
     }
