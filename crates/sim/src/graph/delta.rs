@@ -499,10 +499,16 @@ fn top_not_supported() -> GraphError {
 // Routes and handler
 // ---------------------------------------------------------------------------------------------
 
+/// `calendarView/delta` and its OData function-call form `calendarView/delta()`, which Graph
+/// accepts as well and Microsoft's Graph SDKs send.
 pub fn routes() -> Router<St> {
     route_util::calendar_routes("calendarView/delta", |st, p, t, q, headers| async move {
         delta(&st, &p, &t, q.as_deref(), &headers).await
     })
+    .merge(route_util::calendar_routes(
+        "calendarView/delta()",
+        |st, p, t, q, headers| async move { delta(&st, &p, &t, q.as_deref(), &headers).await },
+    ))
 }
 
 /// Fingerprint of a rendered instance (its UTC JSON text): a multiply-rotate hash over 8-byte

@@ -428,6 +428,35 @@ async fn delta_initial_round_is_paged_and_matches_calendar_view() {
     assert_eq!(b["value"][0]["start"]["timeZone"], "Tokyo Standard Time");
 }
 
+
+/// Graph also accepts the OData function-call form `calendarView/delta()`, which Microsoft's
+/// Graph SDKs send (msgraph-sdk for Python builds `…/calendarView/delta()?startDateTime=…`).
+#[tokio::test]
+async fn delta_function_call_form_gives_the_same_round() {
+    let f = fixture("fncall").await;
+    for i in 0..4 {
+        f.create(single(
+            &format!("F{i}"),
+            &format!("2031-03-{:02}T08:00:00", i + 3),
+            &format!("2031-03-{:02}T08:30:00", i + 3),
+        ))
+        .await;
+    }
+    let plain = f.delta_url(WS, WE);
+    let call = plain.replace("/calendarView/delta?", "/calendarView/delta()?");
+    assert_ne!(plain, call);
+    let (a, _, pages_a) = f.round(&plain, &["odata.maxpagesize=2"]).await;
+    let (b, _, pages_b) = f.round(&call, &["odata.maxpagesize=2"]).await;
+    let subjects = |v: &[Value]| -> Vec<String> {
+        v.iter()
+            .map(|i| i["subject"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(a.len(), 4);
+    assert_eq!(subjects(&a), subjects(&b));
+    assert_eq!((pages_a, pages_b), (2, 2));
+}
+
 #[tokio::test]
 async fn delta_reports_creates_updates_deletes_and_series_edits() {
     let f = fixture("changes").await;
