@@ -48,10 +48,24 @@ const MASTER_COLUMNS: &str = "mailbox_id, exchange_id, ical_uid, subject, locati
      last_modified, stored_at";
 
 /// Rows per multi-row statement: one statement (one trip to sqlx's SQLite thread) per 64
-/// rows instead of one per row; 64 × 23 parameters stay far below SQLite's limit. Only the
-/// full-size statements stay prepared in sqlx's per-connection cache: a shorter remainder is
-/// prepared for the occasion, or every connection would keep up to 64 large programs.
+/// rows instead of one per row; 64 × 23 parameters stay far below SQLite's limit.
 const ROWS_PER_STATEMENT: usize = 64;
+
+/// `items` in statement-sized pieces of 64, 16, 4 or 1 rows: few distinct statements, so each
+/// stays prepared in sqlx's per-connection cache (any remainder size would make up to 64
+/// large programs per connection, or a fresh prepare per change set).
+fn pieces<T>(items: &[T]) -> impl Iterator<Item = (usize, &[T])> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let left = items.len() - at;
+        let n = [ROWS_PER_STATEMENT, 16, 4, 1]
+            .into_iter()
+            .find(|n| *n <= left)?;
+        let piece = (at, &items[at..at + n]);
+        at += n;
+        Some(piece)
+    })
+}
 
 /// One instance's column values, ready to bind.
 struct InstanceRow {
@@ -329,13 +343,12 @@ impl SqliteStore {
             .collect();
         // The change log's rows, written together at the end.
         let mut log: Vec<LogRow<'_>> = Vec::new();
-        for chunk in changes.removals.chunks(ROWS_PER_STATEMENT) {
+        for (_, chunk) in pieces(&changes.removals) {
             let marks = vec!["?"; chunk.len()].join(", ");
             let mut q = sqlx::query(sql(format!(
                 "DELETE FROM {} WHERE mailbox_id = ? AND exchange_id IN ({marks})",
                 set.instances()
             )))
-            .persistent(chunk.len() == ROWS_PER_STATEMENT)
             .bind(mailbox.0);
             for id in chunk {
                 q = q.bind(id);
@@ -374,10 +387,10 @@ impl SqliteStore {
         let mut random = vec![0u8; 16 * changes.upserts.len()];
         aws_lc_rs::rand::fill(&mut random)
             .map_err(|_| Error::new(ErrorKind::Database, "cannot draw random instance ids"))?;
-        for (n, chunk) in changes.upserts.chunks(ROWS_PER_STATEMENT).enumerate() {
+        for (first, chunk) in pieces(&changes.upserts) {
             let mut rows = Vec::with_capacity(chunk.len());
             for (k, original) in chunk.iter().enumerate() {
-                let at = 16 * (n * ROWS_PER_STATEMENT + k);
+                let at = 16 * (first + k);
                 let mut bytes = [0u8; 16];
                 bytes.copy_from_slice(&random[at..at + 16]);
                 let new_id = uuid::Builder::from_random_bytes(bytes)
@@ -410,8 +423,7 @@ impl SqliteStore {
                 }
                 rows.push(InstanceRow::of(mailbox, &i, new_id, now)?);
             }
-            let mut q = sqlx::query(sql(upsert_instances_sql(set, rows.len())))
-                .persistent(rows.len() == ROWS_PER_STATEMENT);
+            let mut q = sqlx::query(sql(upsert_instances_sql(set, rows.len())));
             for r in &rows {
                 q = r.bind(q);
             }
@@ -525,13 +537,12 @@ impl SqliteStore {
             .fetch_one(&mut **tx)
             .await
             .ctx("cannot write the change log")?;
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        for (_, chunk) in pieces(rows) {
             let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
             let mut q = sqlx::query(sql(format!(
                 "INSERT INTO change_log (mailbox_id, address, instance_id, exchange_id, op, \
                  start_us, end_us, at) VALUES {values}"
-            )))
-            .persistent(chunk.len() == ROWS_PER_STATEMENT);
+            )));
             for r in chunk {
                 q = q
                     .bind(mailbox.0)
@@ -1028,5 +1039,20 @@ impl SqliteStore {
             .ctx("cannot clear the delta cursor")?;
         tx.commit().await.ctx("cannot clear the delta cursor")?;
         Ok(done.rows_affected() > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pieces_cover_everything_in_few_sizes() {
+        for n in 0..300usize {
+            let items: Vec<usize> = (0..n).collect();
+            let got: Vec<(usize, &[usize])> = super::pieces(&items).collect();
+            let flat: Vec<usize> = got.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+            assert_eq!(flat, items);
+            assert!(got.iter().all(|(at, p)| p.first().is_none_or(|f| f == at)));
+            assert!(got.iter().all(|(_, p)| [64, 16, 4, 1].contains(&p.len())));
+        }
     }
 }
