@@ -184,6 +184,20 @@ pub trait Store: Send + Sync {
     /// Records one sync attempt: times, outcome (a success clears the last error), next action,
     /// lag; `counters` are added to the running totals.
     async fn record_status(&self, mailbox: MailboxId, s: &SyncStatusUpdate) -> Result<()>;
+    /// Records a round's status (unless `None`: the round lost its lease) and releases its
+    /// lease, in one transaction where the store can; `false` if the lease was no longer this
+    /// holder's. If it fails, the caller still releases the lease on its own.
+    async fn finish_round(
+        &self,
+        mailbox: MailboxId,
+        s: Option<&SyncStatusUpdate>,
+        lease: &Lease,
+    ) -> Result<bool> {
+        if let Some(s) = s {
+            self.record_status(mailbox, s).await?;
+        }
+        self.release_lease(lease).await
+    }
     /// Every linked mailbox's status, by address.
     async fn statuses(&self) -> Result<Vec<MailboxStatus>>;
     /// Every linked mailbox's sync state (settings, cursor, live count, status), by address,

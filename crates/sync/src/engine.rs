@@ -731,7 +731,7 @@ impl MailboxTask {
             }
             Err(e) => {
                 return self
-                    .finish(attempted_at, RoundReport::default(), Err(e.into()))
+                    .finish(attempted_at, RoundReport::default(), Err(e.into()), None)
                     .await;
             }
         };
@@ -750,11 +750,8 @@ impl MailboxTask {
             ),
             Err(e) => (RoundReport::default(), Err(e)),
         };
-        let outcome = self.finish(attempted_at, result.0, result.1).await;
-        if let Err(e) = self.store.release_lease(&lease).await {
-            tracing::warn!(mailbox = %address, error = %e, "could not release the sync lease (it lapses by itself)");
-        }
-        outcome
+        self.finish(attempted_at, result.0, result.1, Some(&lease))
+            .await
     }
 
     /// The round, with the lease renewed every third of its ttl while it runs; a lease taken
@@ -793,12 +790,14 @@ impl MailboxTask {
     }
 
     /// Records the mailbox's status (unless another process took the mailbox over, which
-    /// records its own) and reports the outcome.
+    /// records its own), releases the round's lease (in the same transaction), and reports the
+    /// outcome.
     async fn finish(
         &self,
         attempted_at: Timestamp,
         report: RoundReport,
         result: Result<(), Error>,
+        lease: Option<&Lease>,
     ) -> MailboxOutcome {
         let address = self.plan.address.clone();
         let finished = Timestamp::now();
@@ -849,13 +848,27 @@ impl MailboxTask {
                 full_resyncs: report.full_resyncs,
             },
         };
-        if !lease_lost
-            && let Err(e) = self
-                .store
-                .record_status(self.plan.mailbox_id, &update)
-                .await
-        {
-            tracing::warn!(mailbox = %address, error = %e, "could not record the mailbox's sync status");
+        let status = (!lease_lost).then_some(&update);
+        match lease {
+            Some(lease) => {
+                if let Err(e) = self
+                    .store
+                    .finish_round(self.plan.mailbox_id, status, lease)
+                    .await
+                {
+                    tracing::warn!(mailbox = %address, error = %e, "could not record the mailbox's sync status");
+                    if let Err(e) = self.store.release_lease(lease).await {
+                        tracing::warn!(mailbox = %address, error = %e, "could not release the sync lease (it lapses by itself)");
+                    }
+                }
+            }
+            None => {
+                if let Some(update) = status
+                    && let Err(e) = self.store.record_status(self.plan.mailbox_id, update).await
+                {
+                    tracing::warn!(mailbox = %address, error = %e, "could not record the mailbox's sync status");
+                }
+            }
         }
         self.reporter.emit(ProgressEvent::MailboxFinished {
             address: address.clone(),

@@ -155,6 +155,12 @@ impl SqliteStore {
 
     pub(super) async fn release_lease_impl(&self, lease: &Lease) -> Result<bool> {
         let mut tx = self.write_tx().await?;
+        let released = Self::release_in(&mut tx, lease).await?;
+        tx.commit().await.ctx("cannot release the sync lease")?;
+        Ok(released)
+    }
+
+    pub(super) async fn release_in(tx: &mut Tx, lease: &Lease) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE sync_leases SET owner = NULL, pid = NULL, host = NULL, acquired_at = NULL, \
              deadline = NULL WHERE mailbox_id = ? AND token = ? AND owner = ?",
@@ -162,10 +168,9 @@ impl SqliteStore {
         .bind(lease.mailbox.0)
         .bind(lease.token)
         .bind(&lease.holder.id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .ctx("cannot release the sync lease")?;
-        tx.commit().await.ctx("cannot release the sync lease")?;
         Ok(done.rows_affected() > 0)
     }
 

@@ -594,6 +594,14 @@ impl Store for SqliteStore {
     async fn record_status(&self, mailbox: MailboxId, s: &SyncStatusUpdate) -> Result<()> {
         routed!(self.record_status_impl(mailbox, s))
     }
+    async fn finish_round(
+        &self,
+        mailbox: MailboxId,
+        s: Option<&SyncStatusUpdate>,
+        lease: &Lease,
+    ) -> Result<bool> {
+        routed!(self.finish_round_impl(mailbox, s, lease))
+    }
     async fn statuses(&self) -> Result<Vec<MailboxStatus>> {
         routed!(self.statuses_impl(None))
     }

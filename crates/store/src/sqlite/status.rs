@@ -61,9 +61,36 @@ impl SqliteStore {
         mailbox: MailboxId,
         s: &SyncStatusUpdate,
     ) -> Result<()> {
-        let what = "cannot record the sync status";
         let mut tx = self.write_tx().await?;
-        Self::require_mailbox(&mut tx, mailbox).await?;
+        Self::write_status(&mut tx, mailbox, s).await?;
+        tx.commit().await.ctx("cannot record the sync status")
+    }
+
+    /// A round's status and the release of its lease, in one transaction.
+    pub(super) async fn finish_round_impl(
+        &self,
+        mailbox: MailboxId,
+        s: Option<&SyncStatusUpdate>,
+        lease: &Lease,
+    ) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        if let Some(s) = s {
+            Self::write_status(&mut tx, mailbox, s).await?;
+        }
+        let released = Self::release_in(&mut tx, lease).await?;
+        tx.commit()
+            .await
+            .ctx("cannot record the sync status and release the lease")?;
+        Ok(released)
+    }
+
+    async fn write_status(
+        tx: &mut super::Tx,
+        mailbox: MailboxId,
+        s: &SyncStatusUpdate,
+    ) -> Result<()> {
+        let what = "cannot record the sync status";
+        Self::require_mailbox(tx, mailbox).await?;
         let (success, class, message) = match &s.outcome {
             SyncOutcome::Success => (true, None, None),
             SyncOutcome::Failure { kind, message } => {
@@ -112,10 +139,10 @@ impl SqliteStore {
         .bind(to_i64(k.upserts))
         .bind(to_i64(k.removals))
         .bind(to_i64(k.full_resyncs))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .ctx(what)?;
-        tx.commit().await.ctx(what)
+        Ok(())
     }
 
     /// Every linked mailbox's status by address, or one mailbox's.

@@ -46,6 +46,7 @@ macro_rules! store_suite {
                 relink_keeps_settings_not_given,
                 privacy_is_applied_when_writing_and_when_it_changes,
                 one_lease_per_mailbox_fences_every_write_of_a_round,
+                finish_round_records_the_status_and_releases_the_lease,
                 shadow_set_belongs_to_its_round,
                 integrity_check_of_a_sound_store_finds_nothing,
                 change_log_follows_every_applied_change,
@@ -1775,6 +1776,66 @@ fn holder(id: &str) -> LeaseHolder {
         pid: 4242,
         host: "other-host".into(),
     }
+}
+
+/// A round's end: its status and the release of its lease together; without a status (the
+/// round lost its lease) only the release; a stale lease releases nothing and records nothing.
+pub async fn finish_round_records_the_status_and_releases_the_lease(f: &Fixture) {
+    let s = &*f.store;
+    let mb = mailbox(s).await;
+    let minute = SignedDuration::from_mins(1);
+    let ok = |at: &str| SyncStatusUpdate {
+        attempted_at: t(at),
+        outcome: SyncOutcome::Success,
+        next_action: Some("incremental".into()),
+        next_run_at: None,
+        lag: None,
+        counters: SyncCounters {
+            rounds: 1,
+            requests: 3,
+            ..Default::default()
+        },
+    };
+    let LeaseGrant::Acquired(la) = grant(s, mb, &holder("A"), minute).await else {
+        panic!("A gets it")
+    };
+    assert!(
+        s.finish_round(mb, Some(&ok("2026-01-05T10:00:00Z")), &la)
+            .await
+            .expect("finish")
+    );
+    assert!(s.leases().await.expect("leases").is_empty(), "released");
+    let st = &s
+        .sync_state("a@contoso.com")
+        .await
+        .expect("state")
+        .expect("linked")
+        .status;
+    assert_eq!(st.last_success, Some(t("2026-01-05T10:00:00Z")));
+    assert_eq!(st.counters.requests, 3);
+    // No status: the lease only.
+    let LeaseGrant::Acquired(lb) = grant(s, mb, &holder("B"), minute).await else {
+        panic!("free after finish_round")
+    };
+    assert!(s.finish_round(mb, None, &lb).await.expect("finish"));
+    let st = &s
+        .sync_state("A@Contoso.com")
+        .await
+        .expect("state")
+        .expect("linked")
+        .status;
+    assert_eq!(st.counters.requests, 3, "nothing recorded without a status");
+    // A stale lease: nothing released (B's successor keeps it).
+    let LeaseGrant::Acquired(lc) = grant(s, mb, &holder("C"), minute).await else {
+        panic!("free again")
+    };
+    assert!(!s.finish_round(mb, None, &lb).await.expect("stale"));
+    assert_eq!(
+        s.leases().await.expect("leases").len(),
+        1,
+        "C still holds it"
+    );
+    assert!(s.release_lease(&lc).await.expect("release"));
 }
 
 async fn grant(s: &dyn Store, mb: MailboxId, h: &LeaseHolder, ttl: SignedDuration) -> LeaseGrant {
