@@ -118,7 +118,7 @@ impl GraphClient {
             req.prefer.push(format!("odata.maxpagesize={n}"));
         }
         let body = self.execute(req).await?.body;
-        convert::parse_delta_page(&body, mailbox)
+        convert::parse_delta_body(body, mailbox)
     }
 
     /// A whole delta round from `request` to its deltaLink: (all items, deltaLink).
