@@ -428,7 +428,6 @@ async fn delta_initial_round_is_paged_and_matches_calendar_view() {
     assert_eq!(b["value"][0]["start"]["timeZone"], "Tokyo Standard Time");
 }
 
-
 /// Graph also accepts the OData function-call form `calendarView/delta()`, which Microsoft's
 /// Graph SDKs send (msgraph-sdk for Python builds `…/calendarView/delta()?startDateTime=…`).
 #[tokio::test]
