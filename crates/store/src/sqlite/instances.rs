@@ -68,91 +68,71 @@ fn pieces<T>(items: &[T]) -> impl Iterator<Item = (usize, &[T])> {
 }
 
 /// One instance's column values, ready to bind.
-struct InstanceRow {
+struct InstanceRow<'a> {
+    /// The instance as the privacy policy lets it be stored; its strings are bound as they are
+    /// (sqlx copies them into its arguments), not copied here first.
+    i: Cow<'a, Instance>,
     mailbox: i64,
-    exchange_id: String,
     id: String,
-    ical_uid: Option<String>,
-    kind: &'static str,
-    series_master_id: Option<String>,
-    start: i64,
-    end: i64,
     all_day_start: Option<String>,
     all_day_end: Option<String>,
-    time_zone: String,
-    show_as: &'static str,
-    sensitivity: &'static str,
-    subject: Option<String>,
-    location: Option<String>,
-    body_preview: Option<String>,
     organizer: Option<String>,
     attendees: String,
-    web_link: Option<String>,
-    change_key: Option<String>,
     last_modified: Option<String>,
-    origin: &'static str,
     stored_at: i64,
 }
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
 
-impl InstanceRow {
-    fn of(mailbox: MailboxId, i: &Instance, id: String, now: Timestamp) -> Result<InstanceRow> {
+impl<'a> InstanceRow<'a> {
+    fn of(
+        mailbox: MailboxId,
+        i: Cow<'a, Instance>,
+        id: String,
+        now: Timestamp,
+    ) -> Result<InstanceRow<'a>> {
         let (all_day_start, all_day_end) = match i.when.all_day {
             Some((s, e)) => (Some(s.to_string()), Some(e.to_string())),
             None => (None, None),
         };
         Ok(InstanceRow {
             mailbox: mailbox.0,
-            exchange_id: i.exchange_id.clone(),
             id,
-            ical_uid: i.ical_uid.clone(),
-            kind: i.kind.as_str(),
-            series_master_id: i.series_master_id.clone(),
-            start: us(i.when.start),
-            end: us(i.when.end),
             all_day_start,
             all_day_end,
-            time_zone: i.when.time_zone.clone(),
-            show_as: i.show_as.as_str(),
-            sensitivity: i.sensitivity.as_str(),
-            subject: i.subject.clone(),
-            location: i.location.clone(),
-            body_preview: i.body_preview.clone(),
             organizer: i.organizer.as_ref().map(to_json).transpose()?,
             attendees: to_json(&i.attendees)?,
-            web_link: i.web_link.clone(),
-            change_key: i.change_key.clone(),
             last_modified: i.last_modified.map(|t| t.to_string()),
-            origin: i.origin.as_str(),
             stored_at: us(now),
+            i,
         })
     }
 
     /// Binds the row's values, in [`INSTANCE_COLUMNS`] order.
     fn bind<'q>(&'q self, q: Query<'q>) -> Query<'q> {
+        let i = &*self.i;
         q.bind(self.mailbox)
-            .bind(self.exchange_id.as_str())
+            .bind(i.exchange_id.as_str())
             .bind(self.id.as_str())
-            .bind(self.ical_uid.as_deref())
-            .bind(self.kind)
-            .bind(self.series_master_id.as_deref())
-            .bind(self.start)
-            .bind(self.end)
+            .bind(i.ical_uid.as_deref())
+            .bind(i.kind.as_str())
+            .bind(i.series_master_id.as_deref())
+            .bind(us(i.when.start))
+            .bind(us(i.when.end))
             .bind(self.all_day_start.as_deref())
             .bind(self.all_day_end.as_deref())
-            .bind(self.time_zone.as_str())
-            .bind(self.show_as)
-            .bind(self.sensitivity)
-            .bind(self.subject.as_deref())
-            .bind(self.location.as_deref())
-            .bind(self.body_preview.as_deref())
+            .bind(i.when.time_zone.as_str())
+            .bind(i.show_as.as_str())
+            .bind(i.sensitivity.as_str())
+            .bind(i.subject.as_deref())
+            .bind(i.location.as_deref())
+            .bind(i.body_preview.as_deref())
             .bind(self.organizer.as_deref())
             .bind(self.attendees.as_str())
-            .bind(self.web_link.as_deref())
-            .bind(self.change_key.as_deref())
+            .bind(i.web_link.as_deref())
+            .bind(i.change_key.as_deref())
             .bind(self.last_modified.as_deref())
-            .bind(self.origin)
+            .bind(i.origin.as_str())
             .bind(self.stored_at)
     }
 }
@@ -421,7 +401,7 @@ impl SqliteStore {
                         });
                     }
                 }
-                rows.push(InstanceRow::of(mailbox, &i, new_id, now)?);
+                rows.push(InstanceRow::of(mailbox, i, new_id, now)?);
             }
             let mut q = sqlx::query(sql(upsert_instances_sql(set, rows.len())));
             for r in &rows {
@@ -433,7 +413,7 @@ impl SqliteStore {
                     let one = r.bind(sqlx::query(sql(upsert_instances_sql(set, 1))));
                     one.execute(&mut **tx)
                         .await
-                        .ctx(&format!("cannot store instance {}", r.exchange_id))?;
+                        .ctx(&format!("cannot store instance {}", r.i.exchange_id))?;
                 }
                 return Err(e).ctx("cannot store instances");
             }
@@ -546,9 +526,9 @@ impl SqliteStore {
             for r in chunk {
                 q = q
                     .bind(mailbox.0)
-                    .bind(address.clone())
-                    .bind(r.instance_id.clone())
-                    .bind(r.exchange_id.to_owned())
+                    .bind(address.as_str())
+                    .bind(r.instance_id.as_str())
+                    .bind(r.exchange_id)
                     .bind(r.op.as_str())
                     .bind(r.start)
                     .bind(r.end)
