@@ -213,6 +213,63 @@ pub trait Store: Send + Sync {
     async fn mailboxes_changed_after(&self, after: u64) -> Result<Vec<(MailboxId, u64)>>;
     /// The position of the newest change-log row (0: none yet).
     async fn change_log_end(&self) -> Result<u64>;
+    /// The position just before the oldest change-log row kept: a reader at an older position
+    /// has missed rows that were pruned.
+    async fn change_log_floor(&self) -> Result<u64>;
+    /// Removes change-log rows written before `before`, keeping those that a webhook has not
+    /// fanned out yet; returns how many went.
+    async fn prune_change_log(&self, before: Timestamp) -> Result<u64>;
+    /// Appends a notice (an event about no single instance) to the change log; its position.
+    async fn record_notice(&self, notice: &NewNotice) -> Result<u64>;
+
+    // ---- webhooks (the host application's endpoints and their delivery queue) ----------
+
+    /// Adds an endpoint; returns it with its signing secret (`whsec_…`), which is shown once
+    /// and stored sealed. It receives what the change log gets from now on.
+    async fn add_webhook(&self, url: &str, events: Option<&[String]>) -> Result<(Webhook, String)>;
+    async fn webhooks(&self) -> Result<Vec<Webhook>>;
+    async fn webhook(&self, id: &str) -> Result<Option<Webhook>>;
+    /// Removes an endpoint and its queue; `false`: unknown.
+    async fn remove_webhook(&self, id: &str) -> Result<bool>;
+    /// A new signing secret; the current one keeps signing beside it for `overlap`. `None`:
+    /// unknown endpoint.
+    async fn rotate_webhook_secret(
+        &self,
+        id: &str,
+        overlap: SignedDuration,
+    ) -> Result<Option<String>>;
+    /// The secrets that sign an endpoint's deliveries now: the current one, then the previous
+    /// one while its overlap lasts.
+    async fn webhook_secrets(&self, id: &str) -> Result<Vec<SecretString>>;
+    /// Queues deliveries for an endpoint and moves its position to `through`, in one
+    /// transaction; `false` (nothing written) when the position already passed `from`, i.e.
+    /// another fan-out got there first.
+    async fn enqueue_deliveries(
+        &self,
+        webhook: &str,
+        from: u64,
+        through: u64,
+        deliveries: &[NewDelivery],
+    ) -> Result<bool>;
+    /// Pending deliveries due at `now`, each the oldest pending one of its endpoint and
+    /// partition (so that a partition goes out in order), oldest first.
+    async fn due_deliveries(&self, now: Timestamp, limit: u32) -> Result<Vec<Delivery>>;
+    /// When the next pending delivery is due (`None`: none is pending).
+    async fn next_delivery_at(&self) -> Result<Option<Timestamp>>;
+    /// Records an attempt's outcome.
+    async fn finish_delivery(&self, id: i64, outcome: &DeliveryOutcome) -> Result<()>;
+    /// An endpoint's deliveries, newest first, optionally in one state.
+    async fn deliveries(
+        &self,
+        webhook: &str,
+        state: Option<DeliveryState>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>>;
+    /// Puts dead deliveries of an endpoint (all, or those listed) back in the queue, due now;
+    /// how many.
+    async fn replay_deliveries(&self, webhook: &str, ids: Option<&[i64]>) -> Result<u64>;
+    /// Removes delivered deliveries finished before `before`; how many.
+    async fn prune_deliveries(&self, before: Timestamp) -> Result<u64>;
     async fn status(&self, mailbox: MailboxId) -> Result<Option<MailboxStatus>>;
     // ---- push (bookings, targets, outbox) ----
 

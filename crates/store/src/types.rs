@@ -317,20 +317,226 @@ impl std::str::FromStr for ChangeOp {
     }
 }
 
-/// One row of the change log: an instance created, updated or deleted, in the order the
-/// store applied them (`seq` only grows).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the host application is told about besides instances: a mailbox's sync failing or
+/// recovering, a booking's fate, a credential expiring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NoticeKind {
+    MailboxSyncFailed,
+    MailboxRecovered,
+    BookingSynced,
+    BookingFailed,
+    BookingDrifted,
+    BookingDeletedInExchange,
+    CredentialExpiring,
+    CredentialExpired,
+}
+
+impl NoticeKind {
+    pub const ALL: [NoticeKind; 8] = [
+        NoticeKind::MailboxSyncFailed,
+        NoticeKind::MailboxRecovered,
+        NoticeKind::BookingSynced,
+        NoticeKind::BookingFailed,
+        NoticeKind::BookingDrifted,
+        NoticeKind::BookingDeletedInExchange,
+        NoticeKind::CredentialExpiring,
+        NoticeKind::CredentialExpired,
+    ];
+
+    /// The event type the host application sees (`mailbox.sync_failed`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeKind::MailboxSyncFailed => "mailbox.sync_failed",
+            NoticeKind::MailboxRecovered => "mailbox.recovered",
+            NoticeKind::BookingSynced => "booking.synced",
+            NoticeKind::BookingFailed => "booking.failed",
+            NoticeKind::BookingDrifted => "booking.drifted",
+            NoticeKind::BookingDeletedInExchange => "booking.deleted_in_exchange",
+            NoticeKind::CredentialExpiring => "credential.expiring",
+            NoticeKind::CredentialExpired => "credential.expired",
+        }
+    }
+}
+
+impl std::str::FromStr for NoticeKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        NoticeKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown event type '{s}'"))
+    }
+}
+
+/// Every event type of the change feed and of webhooks, as the host application sees them.
+pub const EVENT_TYPES: [&str; 11] = [
+    "event.created",
+    "event.updated",
+    "event.deleted",
+    "mailbox.sync_failed",
+    "mailbox.recovered",
+    "booking.synced",
+    "booking.failed",
+    "booking.drifted",
+    "booking.deleted_in_exchange",
+    "credential.expiring",
+    "credential.expired",
+];
+
+/// What one change-log row says happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// An instance of a mailbox's live set was created, updated or deleted.
+    Instance {
+        op: ChangeOp,
+        /// calgate's id of the instance.
+        instance_id: uuid::Uuid,
+        exchange_id: String,
+        start: Option<Timestamp>,
+        end: Option<Timestamp>,
+    },
+    /// Anything else, with its details.
+    Notice {
+        kind: NoticeKind,
+        data: serde_json::Value,
+    },
+}
+
+/// One row of the change log, in the order the store wrote them (`seq` only grows): the change
+/// feed and the source of webhooks.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChangeRecord {
     pub seq: u64,
-    pub mailbox: MailboxId,
-    pub address: String,
-    /// calgate's id of the instance.
-    pub instance_id: uuid::Uuid,
-    pub exchange_id: String,
-    pub op: ChangeOp,
-    pub start: Option<Timestamp>,
-    pub end: Option<Timestamp>,
+    /// `None` for events about no mailbox (credentials).
+    pub mailbox: Option<MailboxId>,
+    pub address: Option<String>,
+    pub change: Change,
     pub at: Timestamp,
+}
+
+impl ChangeRecord {
+    /// The event type the host application sees (`event.created`, `mailbox.recovered`, …).
+    pub fn event_type(&self) -> &'static str {
+        match &self.change {
+            Change::Instance { op, .. } => match op {
+                ChangeOp::Created => "event.created",
+                ChangeOp::Updated => "event.updated",
+                ChangeOp::Deleted => "event.deleted",
+            },
+            Change::Notice { kind, .. } => kind.as_str(),
+        }
+    }
+}
+
+/// A notice to append to the change log ([`Store::record_notice`](crate::Store::record_notice)).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewNotice {
+    pub kind: NoticeKind,
+    /// The mailbox it is about, if any.
+    pub mailbox: Option<MailboxId>,
+    pub data: serde_json::Value,
+}
+
+/// A webhook endpoint of the host application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// `wh_` and 26 characters.
+    pub id: String,
+    pub url: String,
+    /// The event types it receives; `None`: all of them.
+    pub events: Option<Vec<String>>,
+    /// The change-log position fanned out into its queue so far.
+    pub position: u64,
+    pub created_at: Timestamp,
+    /// Until when the secret before the last rotation still signs deliveries.
+    pub previous_secret_until: Option<Timestamp>,
+}
+
+impl Webhook {
+    /// Whether the endpoint receives events of this type.
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.events
+            .as_ref()
+            .is_none_or(|e| e.iter().any(|t| t == event_type))
+    }
+}
+
+/// A delivery to queue ([`Store::enqueue_deliveries`](crate::Store::enqueue_deliveries)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    /// The change-log position it comes from.
+    pub seq: u64,
+    /// Deliveries of one partition (a mailbox's address; `""` for none) go out in order.
+    pub partition: String,
+    pub event_type: String,
+    /// The exact body to sign and send.
+    pub payload: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    Pending,
+    Delivered,
+    Dead,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Dead => "dead",
+        }
+    }
+}
+
+impl std::str::FromStr for DeliveryState {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "pending" => Ok(DeliveryState::Pending),
+            "delivered" => Ok(DeliveryState::Delivered),
+            "dead" => Ok(DeliveryState::Dead),
+            other => Err(format!(
+                "unknown delivery state '{other}' (pending, delivered or dead)"
+            )),
+        }
+    }
+}
+
+/// One queued delivery to a webhook endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: i64,
+    pub webhook_id: String,
+    /// The Standard Webhooks message id (`webhook-id`): the same on every attempt.
+    pub msg_id: String,
+    pub seq: u64,
+    pub partition: String,
+    pub event_type: String,
+    pub payload: String,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub next_at: Timestamp,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+}
+
+/// How an attempt ended ([`Store::finish_delivery`](crate::Store::finish_delivery)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    Delivered {
+        status: u16,
+    },
+    /// Try again at `retry_at`; `None`: give up (dead letter).
+    Failed {
+        status: Option<u16>,
+        error: String,
+        retry_at: Option<Timestamp>,
+    },
 }
 
 /// Where a page of [`Store::instances_page`](crate::Store::instances_page) ends: the last

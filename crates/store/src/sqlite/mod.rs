@@ -37,6 +37,7 @@ mod leases;
 mod mailboxes;
 mod push;
 mod status;
+mod webhooks;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -628,6 +629,69 @@ impl Store for SqliteStore {
     }
     async fn change_log_end(&self) -> Result<u64> {
         routed!(self.change_log_end_impl())
+    }
+    async fn change_log_floor(&self) -> Result<u64> {
+        routed!(self.change_log_floor_impl())
+    }
+    async fn prune_change_log(&self, before: Timestamp) -> Result<u64> {
+        routed!(self.prune_change_log_impl(before))
+    }
+    async fn record_notice(&self, notice: &NewNotice) -> Result<u64> {
+        routed!(self.record_notice_impl(notice))
+    }
+    async fn add_webhook(&self, url: &str, events: Option<&[String]>) -> Result<(Webhook, String)> {
+        routed!(self.add_webhook_impl(url, events))
+    }
+    async fn webhooks(&self) -> Result<Vec<Webhook>> {
+        routed!(self.webhooks_impl(None))
+    }
+    async fn webhook(&self, id: &str) -> Result<Option<Webhook>> {
+        Ok(routed!(self.webhooks_impl(Some(id)))?.into_iter().next())
+    }
+    async fn remove_webhook(&self, id: &str) -> Result<bool> {
+        routed!(self.remove_webhook_impl(id))
+    }
+    async fn rotate_webhook_secret(
+        &self,
+        id: &str,
+        overlap: SignedDuration,
+    ) -> Result<Option<String>> {
+        routed!(self.rotate_webhook_secret_impl(id, overlap))
+    }
+    async fn webhook_secrets(&self, id: &str) -> Result<Vec<SecretString>> {
+        routed!(self.webhook_secrets_impl(id))
+    }
+    async fn enqueue_deliveries(
+        &self,
+        webhook: &str,
+        from: u64,
+        through: u64,
+        deliveries: &[NewDelivery],
+    ) -> Result<bool> {
+        routed!(self.enqueue_deliveries_impl(webhook, from, through, deliveries))
+    }
+    async fn due_deliveries(&self, now: Timestamp, limit: u32) -> Result<Vec<Delivery>> {
+        routed!(self.due_deliveries_impl(now, limit))
+    }
+    async fn next_delivery_at(&self) -> Result<Option<Timestamp>> {
+        routed!(self.next_delivery_at_impl())
+    }
+    async fn finish_delivery(&self, id: i64, outcome: &DeliveryOutcome) -> Result<()> {
+        routed!(self.finish_delivery_impl(id, outcome))
+    }
+    async fn deliveries(
+        &self,
+        webhook: &str,
+        state: Option<DeliveryState>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>> {
+        routed!(self.deliveries_impl(webhook, state, limit))
+    }
+    async fn replay_deliveries(&self, webhook: &str, ids: Option<&[i64]>) -> Result<u64> {
+        routed!(self.replay_deliveries_impl(webhook, ids))
+    }
+    async fn prune_deliveries(&self, before: Timestamp) -> Result<u64> {
+        routed!(self.prune_deliveries_impl(before))
     }
     async fn status(&self, mailbox: MailboxId) -> Result<Option<MailboxStatus>> {
         Ok(routed!(self.statuses_impl(Some(mailbox)))?

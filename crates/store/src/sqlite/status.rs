@@ -91,6 +91,31 @@ impl SqliteStore {
     ) -> Result<()> {
         let what = "cannot record the sync status";
         Self::require_mailbox(tx, mailbox).await?;
+        // A failure after a success (or as the first outcome) and a success after failures
+        // are events for the host application.
+        let before: Option<i64> =
+            sqlx::query_scalar("SELECT consecutive_failures FROM sync_status WHERE mailbox_id = ?")
+                .bind(mailbox.0)
+                .fetch_optional(&mut **tx)
+                .await
+                .ctx(what)?;
+        let failing_before = before.is_some_and(|n| n > 0);
+        let notice = match &s.outcome {
+            SyncOutcome::Failure { kind, message } if !failing_before => Some(NewNotice {
+                kind: NoticeKind::MailboxSyncFailed,
+                mailbox: Some(mailbox),
+                data: serde_json::json!({"error": {"kind": kind.as_str(), "message": message}}),
+            }),
+            SyncOutcome::Success if failing_before => Some(NewNotice {
+                kind: NoticeKind::MailboxRecovered,
+                mailbox: Some(mailbox),
+                data: serde_json::json!({"failed_rounds": before}),
+            }),
+            _ => None,
+        };
+        if let Some(n) = &notice {
+            Self::log_notice(tx, n, s.attempted_at).await?;
+        }
         let (success, class, message) = match &s.outcome {
             SyncOutcome::Success => (true, None, None),
             SyncOutcome::Failure { kind, message } => {
@@ -221,31 +246,13 @@ impl SqliteStore {
         after: u64,
         limit: u32,
     ) -> Result<Vec<ChangeRecord>> {
-        let c = "cannot read the change log";
         let rows = sqlx::query("SELECT * FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?")
             .bind(to_i64(after))
             .bind(i64::from(limit.clamp(1, 100_000)))
             .fetch_all(&self.pool)
             .await
-            .ctx(c)?;
-        rows.iter()
-            .map(|row| {
-                let op: String = row.try_get("op").ctx(c)?;
-                let id: String = row.try_get("instance_id").ctx(c)?;
-                Ok(ChangeRecord {
-                    seq: count(row.try_get("seq").ctx(c)?),
-                    mailbox: MailboxId(row.try_get("mailbox_id").ctx(c)?),
-                    address: row.try_get("address").ctx(c)?,
-                    instance_id: uuid::Uuid::parse_str(&id)
-                        .map_err(|_| crate::Error::corrupt("instance id", &id))?,
-                    exchange_id: row.try_get("exchange_id").ctx(c)?,
-                    op: parse_enum("change", &op)?,
-                    start: opt_ts(row.try_get("start_us").ctx(c)?)?,
-                    end: opt_ts(row.try_get("end_us").ctx(c)?)?,
-                    at: ts(row.try_get("at").ctx(c)?)?,
-                })
-            })
-            .collect()
+            .ctx("cannot read the change log")?;
+        rows.iter().map(super::webhooks::change_from_row).collect()
     }
 
     pub(super) async fn mailboxes_changed_after_impl(
@@ -256,7 +263,7 @@ impl SqliteStore {
         // `seq` is the rowid: a range seek, nothing read when nothing changed.
         let rows = sqlx::query(
             "SELECT mailbox_id, max(seq) AS last FROM change_log NOT INDEXED WHERE seq > ? \
-             GROUP BY mailbox_id",
+             AND mailbox_id IS NOT NULL GROUP BY mailbox_id",
         )
         .bind(to_i64(after))
         .fetch_all(&self.pool)

@@ -53,6 +53,8 @@ macro_rules! store_suite {
                 instances_page_by_keyset,
                 sync_states_in_one_read,
                 api_keys_and_feeds_keep_hashes_and_revoke,
+                status_transitions_and_notices_enter_the_change_log,
+                webhook_queue_delivers_in_order_per_partition,
             );
         }
     };
@@ -2050,7 +2052,13 @@ pub async fn change_log_follows_every_applied_change(f: &Fixture) {
     .await
     .expect("update and delete");
     let log = s.changes_after(0, 100).await.expect("log");
-    let ops: Vec<(String, ChangeOp)> = log.iter().map(|r| (r.exchange_id.clone(), r.op)).collect();
+    let ops: Vec<(String, ChangeOp)> = log
+        .iter()
+        .map(|r| {
+            let (id, op, _, _) = instance_change(r);
+            (id.to_owned(), op)
+        })
+        .collect();
     assert_eq!(
         ops,
         vec![
@@ -2063,12 +2071,15 @@ pub async fn change_log_follows_every_applied_change(f: &Fixture) {
     assert!(log.windows(2).all(|w| w[0].seq < w[1].seq));
     assert!(
         log.iter()
-            .all(|r| r.address == "a@contoso.com" && r.mailbox == mb)
+            .all(|r| r.address.as_deref() == Some("a@contoso.com") && r.mailbox == Some(mb))
     );
+    assert_eq!(log[0].event_type(), "event.created");
+    assert_eq!(log[2].event_type(), "event.deleted");
+    assert_eq!(log[3].event_type(), "event.updated");
     let stored_a = s.instance(mb, "A").await.expect("get").expect("A");
-    assert_eq!(log[0].instance_id, stored_a.id, "calgate's id");
-    assert_eq!(log[3].instance_id, stored_a.id, "kept on update");
-    assert_eq!(log[2].start, Some(b.when.start));
+    assert_eq!(instance_change(&log[0]).2, stored_a.id, "calgate's id");
+    assert_eq!(instance_change(&log[3]).2, stored_a.id, "kept on update");
+    assert_eq!(instance_change(&log[2]).3, Some(b.when.start));
     // A failed write logs nothing.
     let mut bad = instance("BAD", "2026-01-05T10:00:00Z", "2026-01-05T09:00:00Z");
     bad.change_key = None;
@@ -2110,7 +2121,10 @@ pub async fn change_log_follows_every_applied_change(f: &Fixture) {
     assert_eq!(
         after
             .iter()
-            .map(|r| (r.exchange_id.as_str(), r.op))
+            .map(|r| {
+                let (id, op, _, _) = instance_change(r);
+                (id, op)
+            })
             .collect::<Vec<_>>(),
         vec![("C", ChangeOp::Created)],
         "an unchanged instance is not logged by a resync"
@@ -2119,6 +2133,20 @@ pub async fn change_log_follows_every_applied_change(f: &Fixture) {
     let last = after.last().expect("C").seq;
     assert!(s.changes_after(last, 10).await.expect("log").is_empty());
     assert_eq!(s.changes_after(0, 2).await.expect("log").len(), 2);
+}
+
+/// An instance row of the change log: (Exchange id, op, calgate's id, start).
+fn instance_change(r: &ChangeRecord) -> (&str, ChangeOp, Uuid, Option<Timestamp>) {
+    match &r.change {
+        Change::Instance {
+            op,
+            instance_id,
+            exchange_id,
+            start,
+            ..
+        } => (exchange_id.as_str(), *op, *instance_id, *start),
+        other => panic!("not an instance change: {other:?}"),
+    }
 }
 
 /// Pages by (start, Exchange id): every instance exactly once, in order, whatever the page size.
@@ -2270,4 +2298,276 @@ pub async fn api_keys_and_feeds_keep_hashes_and_revoke(f: &Fixture) {
     // Unlinking the mailbox takes its feeds.
     assert!(s.unlink_mailbox("a@contoso.com").await.expect("unlink"));
     assert!(s.list_feeds().await.expect("list").is_empty());
+}
+
+fn status_update(outcome: SyncOutcome) -> SyncStatusUpdate {
+    SyncStatusUpdate {
+        attempted_at: Timestamp::now(),
+        outcome,
+        next_action: None,
+        next_run_at: None,
+        lag: None,
+        counters: SyncCounters::default(),
+    }
+}
+
+fn notice_types(log: &[ChangeRecord]) -> Vec<&'static str> {
+    log.iter().map(ChangeRecord::event_type).collect()
+}
+
+/// A mailbox's sync failing (once per streak) and recovering, and any other notice, are rows of
+/// the change log in order with the instance changes; pruning keeps what a webhook still needs.
+pub async fn status_transitions_and_notices_enter_the_change_log(f: &Fixture) {
+    let s = &*f.store;
+    let mb = mailbox(s).await;
+    let fail = || {
+        status_update(SyncOutcome::Failure {
+            kind: calgate_core::FailureKind::Authentication,
+            message: "the client secret has expired".into(),
+        })
+    };
+    s.record_status(mb, &status_update(SyncOutcome::Success))
+        .await
+        .expect("ok");
+    s.record_status(mb, &fail()).await.expect("fail 1");
+    s.record_status(mb, &fail()).await.expect("fail 2");
+    s.record_status(mb, &status_update(SyncOutcome::Success))
+        .await
+        .expect("recovered");
+    s.record_status(mb, &status_update(SyncOutcome::Success))
+        .await
+        .expect("ok again");
+    let seq = s
+        .record_notice(&NewNotice {
+            kind: NoticeKind::CredentialExpiring,
+            mailbox: None,
+            data: serde_json::json!({"connection": "c", "days_left": 7}),
+        })
+        .await
+        .expect("notice");
+    let log = s.changes_after(0, 100).await.expect("log");
+    assert_eq!(
+        notice_types(&log),
+        vec![
+            "mailbox.sync_failed",
+            "mailbox.recovered",
+            "credential.expiring"
+        ]
+    );
+    assert_eq!(log[2].seq, seq);
+    assert_eq!(log[0].address.as_deref(), Some("a@contoso.com"));
+    assert_eq!(log[2].mailbox, None);
+    match &log[0].change {
+        Change::Notice { kind, data } => {
+            assert_eq!(*kind, NoticeKind::MailboxSyncFailed);
+            assert_eq!(data["error"]["kind"], "authentication");
+        }
+        other => panic!("{other:?}"),
+    }
+    match &log[1].change {
+        Change::Notice { data, .. } => assert_eq!(data["failed_rounds"], 2),
+        other => panic!("{other:?}"),
+    }
+    // Notices are about no instance: the availability cache's reader skips those without a
+    // mailbox and sees the mailbox of the others.
+    let changed = s.mailboxes_changed_after(0).await.expect("changed");
+    assert_eq!(changed, vec![(mb, log[1].seq)]);
+    assert_eq!(s.change_log_end().await.expect("end"), seq);
+    assert_eq!(s.change_log_floor().await.expect("floor"), log[0].seq - 1);
+    // Pruning keeps rows a webhook has not fanned out: none here yet, so all old rows go …
+    let (hook, _) = s
+        .add_webhook("https://host.example/hook", None)
+        .await
+        .expect("add");
+    assert_eq!(
+        hook.position, seq,
+        "a new endpoint starts at the end of the log"
+    );
+    let later = Timestamp::now() + SignedDuration::from_secs(1);
+    let n = s
+        .record_notice(&NewNotice {
+            kind: NoticeKind::CredentialExpired,
+            mailbox: None,
+            data: serde_json::json!({}),
+        })
+        .await
+        .expect("notice");
+    assert_eq!(s.prune_change_log(later).await.expect("prune"), 3);
+    // … but not the row after the endpoint's position, and positions are never reused.
+    assert_eq!(s.change_log_floor().await.expect("floor"), n - 1);
+    assert_eq!(s.changes_after(0, 10).await.expect("log").len(), 1);
+}
+
+/// Endpoints keep sealed secrets with an overlap on rotation; the queue hands out the oldest
+/// pending delivery of each partition only, retries, dead-letters and replays.
+pub async fn webhook_queue_delivers_in_order_per_partition(f: &Fixture) {
+    let s = &*f.store;
+    let events = vec!["event.created".to_owned(), "mailbox.recovered".to_owned()];
+    let (hook, secret) = s
+        .add_webhook("https://host.example/hook", Some(&events))
+        .await
+        .expect("add");
+    assert!(hook.id.starts_with("wh_"));
+    assert!(secret.starts_with("whsec_"));
+    assert!(hook.wants("event.created") && !hook.wants("event.deleted"));
+    let secrets = s.webhook_secrets(&hook.id).await.expect("secrets");
+    assert_eq!(secrets.len(), 1);
+    assert_eq!(secrets[0].expose(), secret);
+    let new = s
+        .rotate_webhook_secret(&hook.id, SignedDuration::from_hours(24))
+        .await
+        .expect("rotate")
+        .expect("known");
+    let secrets = s.webhook_secrets(&hook.id).await.expect("secrets");
+    assert_eq!(
+        secrets.iter().map(|x| x.expose()).collect::<Vec<_>>(),
+        vec![new.as_str(), secret.as_str()],
+        "the new secret first, the old one beside it during the overlap"
+    );
+    s.rotate_webhook_secret(&hook.id, SignedDuration::ZERO)
+        .await
+        .expect("rotate")
+        .expect("known");
+    assert_eq!(s.webhook_secrets(&hook.id).await.expect("s").len(), 1);
+    assert!(
+        s.rotate_webhook_secret("wh_none", SignedDuration::ZERO)
+            .await
+            .expect("rotate")
+            .is_none()
+    );
+
+    let d = |seq: u64, partition: &str| NewDelivery {
+        seq,
+        partition: partition.to_owned(),
+        event_type: "event.created".to_owned(),
+        payload: format!("{{\"n\":{seq}}}"),
+    };
+    let from = hook.position;
+    let batch = vec![d(from + 1, "a@x"), d(from + 2, "b@x"), d(from + 3, "a@x")];
+    assert!(
+        s.enqueue_deliveries(&hook.id, from, from + 3, &batch)
+            .await
+            .expect("enqueue")
+    );
+    // A second fan-out from the old position writes nothing.
+    assert!(
+        !s.enqueue_deliveries(&hook.id, from, from + 3, &batch)
+            .await
+            .expect("enqueue again")
+    );
+    assert_eq!(
+        s.webhook(&hook.id)
+            .await
+            .expect("get")
+            .expect("known")
+            .position,
+        from + 3
+    );
+    let now = Timestamp::now() + SignedDuration::from_secs(1);
+    let due = s.due_deliveries(now, 10).await.expect("due");
+    assert_eq!(
+        due.iter().map(|x| x.seq).collect::<Vec<_>>(),
+        vec![from + 1, from + 2],
+        "a@x's second delivery waits for its first"
+    );
+    assert!(due.iter().all(|x| x.msg_id.starts_with("msg_")));
+    let first_a = due[0].clone();
+    s.finish_delivery(
+        first_a.id,
+        &DeliveryOutcome::Failed {
+            status: Some(503),
+            error: "503 Service Unavailable".into(),
+            retry_at: Some(now + SignedDuration::from_secs(60)),
+        },
+    )
+    .await
+    .expect("failed");
+    let due = s.due_deliveries(now, 10).await.expect("due");
+    assert_eq!(
+        due.iter().map(|x| x.seq).collect::<Vec<_>>(),
+        vec![from + 2],
+        "a@x waits for its retry; b@x goes on"
+    );
+    assert!(
+        s.next_delivery_at()
+            .await
+            .expect("next")
+            .is_some_and(|t| t <= now),
+        "b@x is due"
+    );
+    let later = now + SignedDuration::from_secs(61);
+    let due = s.due_deliveries(later, 10).await.expect("due");
+    let retry = due.iter().find(|x| x.id == first_a.id).expect("retried");
+    assert_eq!(retry.attempts, 1);
+    assert_eq!(retry.last_status, Some(503));
+    assert_eq!(
+        retry.msg_id, first_a.msg_id,
+        "the same message id on every attempt"
+    );
+    // Gives up: dead; the partition moves on.
+    s.finish_delivery(
+        first_a.id,
+        &DeliveryOutcome::Failed {
+            status: None,
+            error: "connection refused".into(),
+            retry_at: None,
+        },
+    )
+    .await
+    .expect("dead");
+    let dead = s
+        .deliveries(&hook.id, Some(DeliveryState::Dead), 10)
+        .await
+        .expect("dead");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].attempts, 2);
+    assert_eq!(dead[0].last_error.as_deref(), Some("connection refused"));
+    for x in s.due_deliveries(later, 10).await.expect("due") {
+        s.finish_delivery(x.id, &DeliveryOutcome::Delivered { status: 204 })
+            .await
+            .expect("delivered");
+    }
+    assert_eq!(
+        s.deliveries(&hook.id, Some(DeliveryState::Delivered), 10)
+            .await
+            .expect("delivered")
+            .len(),
+        2
+    );
+    assert!(s.due_deliveries(later, 10).await.expect("due").is_empty());
+    assert_eq!(s.next_delivery_at().await.expect("next"), None);
+    // Replay: due again, attempts from zero.
+    assert_eq!(
+        s.replay_deliveries(&hook.id, Some(&[first_a.id, 999_999]))
+            .await
+            .expect("replay"),
+        1
+    );
+    let due = s
+        .due_deliveries(Timestamp::now() + SignedDuration::from_secs(1), 10)
+        .await
+        .expect("due");
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].id, due[0].attempts), (first_a.id, 0));
+    assert_eq!(s.replay_deliveries(&hook.id, None).await.expect("none"), 0);
+    // Pruning removes delivered rows only; removing the endpoint removes its queue.
+    assert_eq!(
+        s.prune_deliveries(Timestamp::now() + SignedDuration::from_secs(5))
+            .await
+            .expect("prune"),
+        2
+    );
+    assert_eq!(
+        s.deliveries(&hook.id, None, 10).await.expect("all").len(),
+        1
+    );
+    assert!(s.remove_webhook(&hook.id).await.expect("remove"));
+    assert!(!s.remove_webhook(&hook.id).await.expect("again"));
+    assert!(s.webhooks().await.expect("list").is_empty());
+    assert!(
+        s.deliveries(&hook.id, None, 10)
+            .await
+            .expect("gone")
+            .is_empty()
+    );
 }
