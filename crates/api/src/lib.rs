@@ -10,6 +10,9 @@
 //!   `read`, `write`, `admin`) and feed tokens.
 //! - `availability.rs` — busy intervals and free slots (also `calgate freebusy`).
 //! - `ics.rs` — RFC 5545 feeds. `metrics.rs` — `/metrics`.
+//! - `webhooks.rs` — the host application's events: signed webhooks (Standard Webhooks) from
+//!   the store's durable queue, the change feed (`GET /v1/changes`), and the `Dispatcher` that
+//!   `calgate serve` runs to fan the change log out and deliver.
 //!
 //! Architecture invariants: **only this crate knows the REST DTOs**; the store is reached only
 //! through the `Store` trait; every response carries a `request-id`; no key, token or secret
@@ -27,6 +30,7 @@ pub mod ics;
 pub mod metrics;
 pub mod routes;
 pub mod state;
+pub mod webhooks;
 
 use std::time::Instant;
 
@@ -60,6 +64,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
         routes::availability, routes::list_connections, routes::test_connection, routes::feed,
         bookings::put_booking, bookings::get_booking, bookings::delete_booking,
         bookings::list_bookings,
+        webhooks::add_webhook, webhooks::list_webhooks, webhooks::remove_webhook,
+        webhooks::rotate_secret, webhooks::deliveries, webhooks::replay, webhooks::changes,
     ),
     modifiers(&SecurityAddon),
     tags(
@@ -69,6 +75,7 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
         (name = "connections", description = "App registrations and Test settings"),
         (name = "feeds", description = "ICS feeds"),
         (name = "bookings", description = "The host application's events, pushed into Exchange"),
+        (name = "webhooks", description = "Signed webhooks and the change feed: what changed, as it happens"),
         (name = "health", description = "Liveness, readiness, metrics"),
     )
 )]
@@ -204,6 +211,21 @@ pub fn router(state: AppState) -> Router {
                 .put(bookings::put_booking)
                 .delete(bookings::delete_booking),
         )
+        .route(
+            "/v1/webhooks",
+            get(webhooks::list_webhooks).post(webhooks::add_webhook),
+        )
+        .route(
+            "/v1/webhooks/{id}",
+            axum::routing::delete(webhooks::remove_webhook),
+        )
+        .route(
+            "/v1/webhooks/{id}/rotate-secret",
+            post(webhooks::rotate_secret),
+        )
+        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route("/v1/webhooks/{id}/replay", post(webhooks::replay))
+        .route("/v1/changes", get(webhooks::changes))
         .fallback(not_found)
         .layer(middleware::from_fn(method_not_allowed))
         .layer(middleware::from_fn_with_state(state.clone(), observe))

@@ -34,6 +34,7 @@ mod rooms_cmd;
 mod serve;
 mod sim_cmd;
 mod sync_cmd;
+mod webhook_cmd;
 
 use std::fmt;
 use std::io::Write as _;
@@ -111,6 +112,9 @@ enum Command {
     /// Push bookings into Exchange now, or purge what calgate pushed.
     #[command(subcommand)]
     Push(push_cmd::PushCommand),
+    /// Webhooks: endpoints of the host application that `calgate serve` tells what changed.
+    #[command(subcommand)]
+    Webhook(webhook_cmd::WebhookCommand),
     /// Print the REST API's OpenAPI 3.1 document (what `calgate serve` serves at
     /// /openapi.json; committed as docs/openapi.json).
     Openapi,
@@ -270,6 +274,7 @@ fn main() -> ExitCode {
         Command::Bench(cmd) => run_async(bench::run(cmd)),
         Command::Serve(args) => run_async(serve::run(args, loc, config)),
         Command::Apikey(cmd) => run_async(apikey::run(cmd, loc)),
+        Command::Webhook(cmd) => run_async(webhook_cmd::run(cmd, loc)),
         Command::Feed(cmd) => run_async(feed::run(cmd, loc, &config)),
         Command::Freebusy(args) => run_async(freebusy::run(args, loc)),
         Command::Booking(cmd) => run_async(booking::run(cmd, loc)),

@@ -1,5 +1,5 @@
 //! `calgate serve`: the REST API of DESIGN.md's contract, with the sync engine running in the
-//! background on a cadence. SIGTERM / Ctrl-C: stop taking work, let the requests and the rounds
+//! background on a cadence and webhooks delivered from the store's queue. SIGTERM / Ctrl-C: stop taking work, let the requests and the rounds
 //! in flight finish (their writes are transactions), exit 0 within 10 s.
 
 use std::net::SocketAddr;
@@ -123,6 +123,12 @@ pub(crate) async fn run_service(service: Service) -> anyhow::Result<()> {
     });
     let scheduler = state.scheduler.clone();
     let store = state.store.clone();
+    // Webhooks: the change log fanned out to the host's endpoints, delivered from the queue.
+    let webhooks = calgate_api::webhooks::Dispatcher::new(
+        store.clone(),
+        calgate_api::webhooks::DispatcherOptions::default(),
+    )
+    .spawn();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(calgate_api::serve(listener, state, async move {
         let _ = rx.await;
@@ -138,7 +144,9 @@ pub(crate) async fn run_service(service: Service) -> anyhow::Result<()> {
     let stop_api = async {
         let _ = tokio::time::timeout(Duration::from_secs(8), server).await;
     };
-    tokio::join!(stop_sync, stop_api);
+    // A delivery not finished by then stays queued and is sent again at the next start.
+    let stop_webhooks = webhooks.shutdown(Duration::from_secs(8));
+    tokio::join!(stop_sync, stop_api, stop_webhooks);
     store.close().await;
     Ok(())
 }

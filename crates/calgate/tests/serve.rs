@@ -301,3 +301,183 @@ fn configuration_errors_are_one_clear_line() {
     // Nothing was created by the refused starts.
     assert!(!d.join("calgate.db").exists());
 }
+
+/// The host application's receiver for the process test: answers `status`, keeps
+/// (webhook-id, body) of every request.
+type Hits = std::sync::Arc<std::sync::Mutex<Vec<(String, String, u16)>>>;
+
+async fn start_receiver(
+    status: std::sync::Arc<std::sync::atomic::AtomicU16>,
+    hits: Hits,
+) -> String {
+    use std::sync::atomic::Ordering;
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: String| async move {
+                let s = status.load(Ordering::SeqCst);
+                let id = headers
+                    .get("webhook-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                hits.lock().unwrap().push((id, body, s));
+                axum::http::StatusCode::from_u16(s).unwrap()
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    url
+}
+
+fn spawn_serve(d: &std::path::Path, listen: &str) -> Running {
+    let mut cmd = CALGATE.command(d, &["serve", "--listen", listen]);
+    cmd.env("CALGATE_LOG_LEVEL", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    Running(Some(cmd.spawn().unwrap()))
+}
+
+/// `kill -9` of `calgate serve` with deliveries pending loses none: after the restart every
+/// queued delivery arrives, a repeat carrying the same `webhook-id`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_deliveries_survive_kill_9_of_serve() {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    let sim = calgate_testkit::start_demo(7).await;
+    let dir = data_dir();
+    let d = dir.path();
+    let creds = sim.creds();
+    let (id, secret) = creds.first_app().pair();
+    CALGATE
+        .add_sim_connection(d, &sim, "contoso", &sim.tenant_id(), &id, &secret)
+        .await;
+    let person = creds.people()[0].clone();
+    let o = CALGATE
+        .run_async(
+            d,
+            &["mailbox", "link", &person, "--connection", "contoso"],
+            &[],
+        )
+        .await;
+    assert_exit(&o, 0);
+    let status = std::sync::Arc::new(AtomicU16::new(503));
+    let hits: Hits = Default::default();
+    let url = start_receiver(status.clone(), hits.clone()).await;
+    let o = CALGATE
+        .run_async(
+            d,
+            &["webhook", "add", &url, "--events", "event.created"],
+            &[],
+        )
+        .await;
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    let hook = out
+        .split_whitespace()
+        .nth(1)
+        .filter(|w| w.starts_with("wh_"))
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_owned();
+    assert!(out.contains("whsec_"), "{out}");
+    let o = CALGATE.run_async(d, &["webhook", "list"], &[]).await;
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains(&hook) && !stdout(&o).contains("whsec_"));
+
+    // serve syncs, queues one delivery per event, and the receiver refuses them.
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut serve = spawn_serve(d, &listen);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while hits.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "no delivery attempt");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let child = serve.0.as_mut().unwrap();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-KILL", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _ = child.wait();
+    serve.0 = None;
+    let o = CALGATE
+        .run_async(
+            d,
+            &[
+                "webhook",
+                "deliveries",
+                &hook,
+                "--state",
+                "pending",
+                "--limit",
+                "10000",
+                "--json",
+            ],
+            &[],
+        )
+        .await;
+    assert_exit(&o, 0);
+    let pending: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(pending.len() > 5, "{} pending", pending.len());
+    let queued: std::collections::BTreeSet<String> = pending
+        .iter()
+        .map(|p| p["webhook_id"].as_str().unwrap().to_owned())
+        .collect();
+    let refused: Vec<(String, String)> = hits
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(i, b, _)| (i.clone(), b.clone()))
+        .collect();
+
+    // Restarted, with the receiver up: every queued delivery arrives.
+    status.store(200, Ordering::SeqCst);
+    let _serve = spawn_serve(d, &listen);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let delivered = loop {
+        let got: Vec<(String, String)> = hits
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, _, s)| *s == 200)
+            .map(|(i, b, _)| (i.clone(), b.clone()))
+            .collect();
+        let ids: std::collections::BTreeSet<String> = got.iter().map(|(i, _)| i.clone()).collect();
+        if queued.is_subset(&ids) {
+            break got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} delivered",
+            queued.intersection(&ids).count(),
+            queued.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // A refused message comes again with the same id and the same body.
+    for (id, body) in &refused {
+        assert!(
+            delivered.iter().any(|(i, b)| i == id && b == body),
+            "{id} not repeated as it was"
+        );
+    }
+    for (_, body) in &delivered {
+        let v: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["type"], "event.created");
+        assert_eq!(v["data"]["mailbox"], json!(person));
+    }
+    let o = CALGATE
+        .run_async(d, &["webhook", "remove", &hook], &[])
+        .await;
+    assert_exit(&o, 0);
+    let o = CALGATE
+        .run_async(d, &["webhook", "remove", &hook], &[])
+        .await;
+    assert_exit(&o, 1);
+    assert_eq!(stderr(&o).trim().lines().count(), 1, "{}", stderr(&o));
+}

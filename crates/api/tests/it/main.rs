@@ -10,3 +10,4 @@ mod feeds;
 mod hostile;
 mod mailboxes;
 mod service;
+mod webhooks;
