@@ -196,6 +196,9 @@ pub fn signature(secrets: &[SecretString], msg_id: &str, timestamp: i64, body: &
 /// An endpoint must be `https://`, or `http://` to this machine (loopback) — calendar data is
 /// not sent in the clear over a network.
 pub fn check_url(url: &str) -> Result<reqwest::Url, String> {
+    if url.len() > 2048 {
+        return Err("the URL is longer than 2,048 characters".to_owned());
+    }
     let u = reqwest::Url::parse(url.trim())
         .map_err(|e| format!("'{url}' is not a URL ({e}): give an https:// URL"))?;
     let loopback = u.host_str().is_some_and(|h| {
@@ -674,7 +677,15 @@ async fn known_webhook(state: &AppState, id: &str) -> ApiResult<Webhook> {
 
 /// Adds an endpoint; the answer holds its signing secret, once.
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = WebhookRequest,
-    responses((status = 201, body = WebhookDto), (status = 400, body = crate::error::Problem)),
+    responses((status = 201, description = "Added; the secret is shown this once", body = WebhookDto),
+        (status = 400, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 413, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 500, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn add_webhook(
     State(state): State<AppState>,
@@ -697,7 +708,11 @@ pub async fn add_webhook(
 
 /// The endpoints (without secrets).
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks",
-    responses((status = 200, body = WebhookList)), security(("api_key" = [])))]
+    responses((status = 200, body = WebhookList),
+        (status = 401, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 500, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, body = crate::error::Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
 pub async fn list_webhooks(
     State(state): State<AppState>,
     caller: Caller,
@@ -712,7 +727,13 @@ pub async fn list_webhooks(
 /// Removes an endpoint and its queue.
 #[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks",
     params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = crate::error::Problem)),
+    responses((status = 204, description = "Removed"),
+        (status = 400, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 500, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn remove_webhook(
     State(state): State<AppState>,
@@ -732,7 +753,13 @@ pub async fn remove_webhook(
 /// A new signing secret; the old one keeps signing beside it for 24 hours.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/rotate-secret", tag = "webhooks",
     params(("id" = String, Path)),
-    responses((status = 200, body = WebhookDto), (status = 404, body = crate::error::Problem)),
+    responses((status = 200, body = WebhookDto),
+        (status = 400, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 500, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn rotate_secret(
     State(state): State<AppState>,
@@ -752,7 +779,13 @@ pub async fn rotate_secret(
 /// An endpoint's deliveries, newest first.
 #[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "webhooks",
     params(("id" = String, Path), DeliveriesQuery),
-    responses((status = 200, body = DeliveryList), (status = 404, body = crate::error::Problem)),
+    responses((status = 200, body = DeliveryList),
+        (status = 400, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 500, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn deliveries(
     State(state): State<AppState>,
@@ -781,7 +814,14 @@ pub async fn deliveries(
 /// Sends dead deliveries again (all of the endpoint's, or those listed), in their order.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/replay", tag = "webhooks",
     params(("id" = String, Path)), request_body = ReplayRequest,
-    responses((status = 202, body = ReplayAnswer), (status = 404, body = crate::error::Problem)),
+    responses((status = 202, body = ReplayAnswer),
+        (status = 400, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 413, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 500, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn replay(
     State(state): State<AppState>,
@@ -849,8 +889,13 @@ fn decode_cursor(c: &str) -> Option<u64> {
 
 /// The change feed: the events webhooks carry, for hosts that cannot receive webhooks.
 #[utoipa::path(get, path = "/v1/changes", tag = "webhooks", params(ChangesQuery),
-    responses((status = 200, body = ChangesPage), (status = 400, body = crate::error::Problem),
-        (status = 410, body = crate::error::Problem)),
+    responses((status = 200, body = ChangesPage),
+        (status = 400, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 410, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 500, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, body = crate::error::Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn changes(
     State(state): State<AppState>,

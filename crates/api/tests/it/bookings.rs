@@ -50,6 +50,32 @@ fn local(days: i64, hour: i8) -> String {
     format!("{d}T{hour:02}:00:00")
 }
 
+/// The change feed's present position.
+async fn feed_cursor(api: &Api) -> String {
+    api.get("/v1/changes", Some(&api.read_key)).await.ok()["next_cursor"]
+        .as_str()
+        .expect("cursor")
+        .to_owned()
+}
+
+/// The change feed's entries of `kind` after `cursor`.
+async fn feed_of(api: &Api, cursor: &str, kind: &str) -> Vec<Value> {
+    let page = api
+        .get(
+            &format!("/v1/changes?cursor={cursor}&limit=1000"),
+            Some(&api.read_key),
+        )
+        .await
+        .ok();
+    page["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter(|c| c["type"] == kind)
+        .cloned()
+        .collect()
+}
+
 /// The target of booking JSON `b` for mailbox `address`.
 fn target<'a>(b: &'a Value, address: &str) -> Option<&'a Value> {
     b["targets"].as_array().expect("targets").iter().find(|t| {
@@ -107,6 +133,7 @@ async fn a_session_goes_into_three_calendars_once_and_follows_updates_and_delete
     let b = r.json();
     assert_eq!(b["state"], "pending");
     assert_eq!(b["targets"].as_array().map(Vec::len), Some(3));
+    let cursor = feed_cursor(&api).await;
 
     let pushed = push(&api).await;
     assert_eq!(pushed.created, 3, "{pushed:?}");
@@ -119,6 +146,18 @@ async fn a_session_goes_into_three_calendars_once_and_follows_updates_and_delete
     for t in b["targets"].as_array().expect("targets") {
         assert_eq!(t["state"], "synced", "{t}");
         assert!(t["exchange_id"].is_string(), "{t}");
+    }
+    // The host is told: one booking.synced per calendar, with Exchange's id.
+    let synced = feed_of(&api, &cursor, "booking.synced").await;
+    assert_eq!(synced.len(), 3, "{synced:?}");
+    for t in b["targets"].as_array().expect("targets") {
+        let address = t["address"].as_str().expect("address").to_ascii_lowercase();
+        let n = synced
+            .iter()
+            .find(|n| n["data"]["calendar"] == json!(address))
+            .unwrap_or_else(|| panic!("no booking.synced for {address}: {synced:?}"));
+        assert_eq!(n["data"]["external_id"], "course-42-session-7");
+        assert_eq!(n["data"]["exchange_id"], t["exchange_id"]);
     }
     for m in [&s.person, &s.room, &s.equipment] {
         let found = in_exchange(&api, m, subject).await;
@@ -381,8 +420,13 @@ async fn deleted_in_outlook_is_reported_not_recreated() {
 
     body["subject"] = json!("Deleted in Outlook, then changed");
     assert_eq!(put(&api, "outlook-del", &body).await.status, 202);
+    let cursor = feed_cursor(&api).await;
     let pushed = push(&api).await;
     assert_eq!(pushed.gone_in_exchange, 1, "{pushed:?}");
+    let gone = feed_of(&api, &cursor, "booking.deleted_in_exchange").await;
+    assert_eq!(gone.len(), 1, "{gone:?}");
+    assert_eq!(gone[0]["data"]["external_id"], "outlook-del");
+    assert_eq!(gone[0]["data"]["mailbox"], json!(s.person));
     assert_eq!(pushed.created, 0);
     assert_eq!(
         in_exchange(&api, &s.person, "Deleted in Outlook, then changed")
@@ -902,12 +946,16 @@ async fn with_the_report_policy_an_outlook_edit_is_marked_drifted_and_left_alone
             Some(&json!({"subject": "Changed by hand"})),
         )
         .await;
+    let cursor = feed_cursor(&api).await;
     api.sync().await;
     let b = api
         .get("/v1/bookings/rep-1", Some(&api.read_key))
         .await
         .ok();
     assert_eq!(b["targets"][0]["state"], "drifted", "{b}");
+    let drifted = feed_of(&api, &cursor, "booking.drifted").await;
+    assert_eq!(drifted.len(), 1, "{drifted:?}");
+    assert_eq!(drifted[0]["data"]["external_id"], "rep-1");
     assert_eq!(api.store.pending_pushes().await.expect("outbox"), 0);
     assert_eq!(push(&api).await.attempted, 0);
     assert_eq!(

@@ -11,7 +11,7 @@ use sqlx::sqlite::SqliteRow;
 
 use super::{Ctx, SqliteStore, Tx, address_key, from_json, parse_enum, to_json, ts, us};
 use crate::error::{Error, Result};
-use crate::types::{PushOp, PushOutcome, PushTask};
+use crate::types::{MailboxId, NewNotice, NoticeKind, PushOp, PushOutcome, PushTask};
 
 fn target_from_row(row: &SqliteRow) -> Result<TargetStatus> {
     let c = "cannot read a booking target";
@@ -492,6 +492,31 @@ impl SqliteStore {
                 .execute(&mut *tx)
                 .await
                 .ctx(c)?;
+                let notice = match (state, outcome) {
+                    (
+                        TargetState::Synced,
+                        PushOutcome::Written {
+                            exchange_id,
+                            web_link,
+                            ..
+                        },
+                    ) => Some((
+                        NoticeKind::BookingSynced,
+                        serde_json::json!({"exchange_id": exchange_id, "web_link": web_link}),
+                    )),
+                    (TargetState::Failed, PushOutcome::Failed { error }) => Some((
+                        NoticeKind::BookingFailed,
+                        serde_json::json!({ "error": error }),
+                    )),
+                    (TargetState::DeletedInExchange, _) => Some((
+                        NoticeKind::BookingDeletedInExchange,
+                        serde_json::json!({}),
+                    )),
+                    _ => None,
+                };
+                if let Some((kind, details)) = notice {
+                    booking_notice(&mut tx, kind, &task.external_id, &key, details, now).await?;
+                }
             }
         }
         tx.commit().await.ctx(c)
@@ -548,6 +573,15 @@ impl SqliteStore {
                 .execute(&mut *tx)
                 .await
                 .ctx(c)?;
+                booking_notice(
+                    &mut tx,
+                    NoticeKind::BookingDrifted,
+                    id,
+                    key,
+                    serde_json::json!({"error": "edited in Exchange: left as it is (policy report); put the booking again to overwrite"}),
+                    now,
+                )
+                .await?;
                 continue;
             }
             requeued += 1;
@@ -581,14 +615,28 @@ impl SqliteStore {
                          AND unixepoch(json_extract(b.spec, '$.when.end')) * 1000000 < d.window_end \
                          AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.mailbox_id = m.id \
                              AND (i.exchange_id = booking_targets.exchange_id \
-                                  OR i.series_master_id = booking_targets.exchange_id)))",
+                                  OR i.series_master_id = booking_targets.exchange_id))) \
+             RETURNING external_id, address_key",
         )
         .bind(us(now))
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await
         .ctx(c)?;
+        for row in &gone {
+            let id: String = row.try_get("external_id").ctx(c)?;
+            let key: String = row.try_get("address_key").ctx(c)?;
+            booking_notice(
+                &mut tx,
+                NoticeKind::BookingDeletedInExchange,
+                &id,
+                &key,
+                serde_json::json!({}),
+                now,
+            )
+            .await?;
+        }
         tx.commit().await.ctx(c)?;
-        Ok((requeued, gone.rows_affected()))
+        Ok((requeued, gone.len() as u64))
     }
 }
 
@@ -685,4 +733,36 @@ impl SqliteStore {
                 .ctx("cannot read the connection")?;
         v.map(|v| parse_enum("Outlook-edit policy", &v)).transpose()
     }
+}
+
+/// A booking's calendar changed state: a notice for the host application, in the same
+/// transaction (about the calendar's mailbox when it is linked).
+async fn booking_notice(
+    tx: &mut Tx,
+    kind: NoticeKind,
+    external_id: &str,
+    address_key: &str,
+    details: serde_json::Value,
+    now: Timestamp,
+) -> Result<()> {
+    let mailbox: Option<i64> = sqlx::query_scalar("SELECT id FROM mailboxes WHERE address_key = ?")
+        .bind(address_key)
+        .fetch_optional(&mut **tx)
+        .await
+        .ctx("cannot write the change log")?;
+    let mut data = serde_json::json!({ "external_id": external_id, "calendar": address_key });
+    if let (Some(d), serde_json::Value::Object(more)) = (data.as_object_mut(), details) {
+        d.extend(more);
+    }
+    SqliteStore::log_notice(
+        tx,
+        &NewNotice {
+            kind,
+            mailbox: mailbox.map(MailboxId),
+            data,
+        },
+        now,
+    )
+    .await?;
+    Ok(())
 }
