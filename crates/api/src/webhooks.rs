@@ -371,6 +371,9 @@ impl Dispatcher {
             if last_prune.is_none_or(|t| now.duration_since(t) > SignedDuration::from_hours(1)) {
                 last_prune = Some(now);
                 this.prune(now).await;
+                if let Err(e) = credential_notices(this.store.as_ref(), now).await {
+                    tracing::warn!("webhooks: cannot check credential expiry: {e}");
+                }
             }
             // Wait for a delivery to finish, the next look, or the stop.
             tokio::select! {
@@ -536,6 +539,51 @@ impl Dispatcher {
             Err(e) => failed(None, format!("the request failed: {e}")),
         }
     }
+}
+
+/// Credentials reaching 30, 14 or 7 days before expiry, or expired: one notice per credential
+/// and occasion (`credential.expiring`, `credential.expired`); how many were new.
+pub async fn credential_notices(store: &dyn Store, now: Timestamp) -> calgate_store::Result<u64> {
+    use calgate_admin::lifecycle::{ExpiryLevel, expiry_level};
+    let mut recorded = 0;
+    for c in store.list_connections().await? {
+        for cred in &c.credentials {
+            let level = expiry_level(cred.expires_at, now);
+            let (kind, key) = match level {
+                ExpiryLevel::Expired => (
+                    calgate_store::NoticeKind::CredentialExpired,
+                    format!("credential:{}:expired", cred.id.0),
+                ),
+                l => match l.threshold_days() {
+                    Some(days) => (
+                        calgate_store::NoticeKind::CredentialExpiring,
+                        format!("credential:{}:expiring:{days}", cred.id.0),
+                    ),
+                    None => continue,
+                },
+            };
+            let data = serde_json::json!({
+                "connection": c.name,
+                "credential_id": cred.id.0,
+                "kind": cred.kind.as_str(),
+                "expires_at": cred.expires_at.map(rfc3339),
+                "threshold_days": level.threshold_days(),
+                "fix": format!(
+                    "add a new secret or certificate to the app registration in Entra ID, then `calgate connection secret add {}` and remove this one",
+                    c.name
+                ),
+            });
+            let notice = calgate_store::NewNotice {
+                kind,
+                mailbox: None,
+                data,
+            };
+            if store.record_notice_once(&key, &notice).await?.is_some() {
+                recorded += 1;
+            }
+        }
+    }
+    Ok(recorded)
 }
 
 /// `d` give or take 10 %, so that retries of many deliveries spread out.

@@ -221,6 +221,9 @@ pub trait Store: Send + Sync {
     async fn prune_change_log(&self, before: Timestamp) -> Result<u64>;
     /// Appends a notice (an event about no single instance) to the change log; its position.
     async fn record_notice(&self, notice: &NewNotice) -> Result<u64>;
+    /// Appends a notice unless one was recorded under `key` before (e.g.
+    /// `credential:ID:expiring:14`); its position, `None` when it was already recorded.
+    async fn record_notice_once(&self, key: &str, notice: &NewNotice) -> Result<Option<u64>>;
 
     // ---- webhooks (the host application's endpoints and their delivery queue) ----------
 

@@ -79,3 +79,10 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (state, next_at);
 CREATE INDEX webhook_deliveries_order ON webhook_deliveries (webhook_id, partition, state, id);
+
+-- 4. Notices that are due once per occasion (a credential reaching 30, 14 or 7 days before
+--    expiry, or expiring): the occasion's key, so that it is recorded once.
+CREATE TABLE notice_marks (
+    key TEXT PRIMARY KEY,
+    at  INTEGER NOT NULL
+);

@@ -639,6 +639,9 @@ impl Store for SqliteStore {
     async fn record_notice(&self, notice: &NewNotice) -> Result<u64> {
         routed!(self.record_notice_impl(notice))
     }
+    async fn record_notice_once(&self, key: &str, notice: &NewNotice) -> Result<Option<u64>> {
+        routed!(self.record_notice_once_impl(key, notice))
+    }
     async fn add_webhook(&self, url: &str, events: Option<&[String]>) -> Result<(Webhook, String)> {
         routed!(self.add_webhook_impl(url, events))
     }

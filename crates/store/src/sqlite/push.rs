@@ -508,10 +508,9 @@ impl SqliteStore {
                         NoticeKind::BookingFailed,
                         serde_json::json!({ "error": error }),
                     )),
-                    (TargetState::DeletedInExchange, _) => Some((
-                        NoticeKind::BookingDeletedInExchange,
-                        serde_json::json!({}),
-                    )),
+                    (TargetState::DeletedInExchange, _) => {
+                        Some((NoticeKind::BookingDeletedInExchange, serde_json::json!({})))
+                    }
                     _ => None,
                 };
                 if let Some((kind, details)) = notice {

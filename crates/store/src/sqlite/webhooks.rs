@@ -142,6 +142,28 @@ impl SqliteStore {
         Ok(seq)
     }
 
+    pub(super) async fn record_notice_once_impl(
+        &self,
+        key: &str,
+        n: &NewNotice,
+    ) -> Result<Option<u64>> {
+        let now = Timestamp::now();
+        let mut tx = self.write_tx().await?;
+        let fresh =
+            sqlx::query("INSERT INTO notice_marks (key, at) VALUES (?, ?) ON CONFLICT DO NOTHING")
+                .bind(key)
+                .bind(us(now))
+                .execute(&mut *tx)
+                .await
+                .ctx("cannot write the change log")?;
+        if fresh.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let seq = Self::log_notice(&mut tx, n, now).await?;
+        tx.commit().await.ctx("cannot write the change log")?;
+        Ok(Some(seq))
+    }
+
     pub(super) async fn change_log_floor_impl(&self) -> Result<u64> {
         let first: Option<i64> = sqlx::query_scalar("SELECT min(seq) FROM change_log")
             .fetch_one(&self.pool)

@@ -2345,13 +2345,32 @@ pub async fn status_transitions_and_notices_enter_the_change_log(f: &Fixture) {
         })
         .await
         .expect("notice");
+    let once = NewNotice {
+        kind: NoticeKind::CredentialExpired,
+        mailbox: None,
+        data: serde_json::json!({"connection": "c"}),
+    };
+    assert!(
+        s.record_notice_once("credential:1:expired", &once)
+            .await
+            .expect("once")
+            .is_some()
+    );
+    assert!(
+        s.record_notice_once("credential:1:expired", &once)
+            .await
+            .expect("twice")
+            .is_none(),
+        "recorded once per key"
+    );
     let log = s.changes_after(0, 100).await.expect("log");
     assert_eq!(
         notice_types(&log),
         vec![
             "mailbox.sync_failed",
             "mailbox.recovered",
-            "credential.expiring"
+            "credential.expiring",
+            "credential.expired"
         ]
     );
     assert_eq!(log[2].seq, seq);
@@ -2372,7 +2391,7 @@ pub async fn status_transitions_and_notices_enter_the_change_log(f: &Fixture) {
     // mailbox and sees the mailbox of the others.
     let changed = s.mailboxes_changed_after(0).await.expect("changed");
     assert_eq!(changed, vec![(mb, log[1].seq)]);
-    assert_eq!(s.change_log_end().await.expect("end"), seq);
+    assert_eq!(s.change_log_end().await.expect("end"), log[3].seq);
     assert_eq!(s.change_log_floor().await.expect("floor"), log[0].seq - 1);
     // Pruning keeps rows a webhook has not fanned out: none here yet, so all old rows go …
     let (hook, _) = s
@@ -2380,7 +2399,7 @@ pub async fn status_transitions_and_notices_enter_the_change_log(f: &Fixture) {
         .await
         .expect("add");
     assert_eq!(
-        hook.position, seq,
+        hook.position, log[3].seq,
         "a new endpoint starts at the end of the log"
     );
     let later = Timestamp::now() + SignedDuration::from_secs(1);
@@ -2392,7 +2411,7 @@ pub async fn status_transitions_and_notices_enter_the_change_log(f: &Fixture) {
         })
         .await
         .expect("notice");
-    assert_eq!(s.prune_change_log(later).await.expect("prune"), 3);
+    assert_eq!(s.prune_change_log(later).await.expect("prune"), 4);
     // … but not the row after the endpoint's position, and positions are never reused.
     assert_eq!(s.change_log_floor().await.expect("floor"), n - 1);
     assert_eq!(s.changes_after(0, 10).await.expect("log").len(), 1);
