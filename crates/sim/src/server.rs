@@ -84,12 +84,21 @@ async fn per_request(State(st): State<Arc<SimState>>, req: Request, next: Next) 
     let method = req.method().as_str().to_owned();
     let is_control = path.starts_with("/_sim");
     let is_graph = path.starts_with("/v1.0");
+    let writes = !matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
     let ids = (request_id.clone(), client_request_id.clone());
     let mut resp = HELD
         .scope(
             held.clone(),
             REQUEST_IDS.scope(ids, async move {
                 let resp = next.run(req).await;
+                if writes {
+                    // Change notifications: compare subscribed mailboxes with what was
+                    // notified (delivery itself runs on background tasks).
+                    st.subscriptions.after_write(&st);
+                }
                 let resp = if is_graph {
                     graph_shaped(resp).await
                 } else {
