@@ -53,6 +53,8 @@ struct RecvState {
     /// Statuses for the next notification POSTs (then `default_status`).
     statuses: VecDeque<u16>,
     default_status: u16,
+    /// Delays (ms) before answering the next notification POSTs.
+    delays: VecDeque<u64>,
 }
 
 #[derive(Clone)]
@@ -68,6 +70,7 @@ impl Receiver {
             validation: Validation::Echo,
             statuses: VecDeque::new(),
             default_status: 202,
+            delays: VecDeque::new(),
         }));
         let app = axum::Router::new()
             .fallback(receive)
@@ -95,6 +98,10 @@ impl Receiver {
         let mut s = self.state.lock().unwrap();
         s.statuses = statuses.iter().copied().collect();
         s.default_status = default_status;
+    }
+
+    fn delay(&self, delays_ms: &[u64]) {
+        self.state.lock().unwrap().delays = delays_ms.iter().copied().collect();
     }
 
     fn hits(&self) -> Vec<Hit> {
@@ -156,17 +163,18 @@ async fn receive(
         .iter()
         .find(|(k, _)| k == "validationToken")
         .map(|(_, v)| v.clone());
-    let (validation, status) = {
+    let (validation, status, delay) = {
         let mut s = state.lock().unwrap();
         s.hits.push(hit);
-        let status = if token.is_none() {
-            s.statuses.pop_front().unwrap_or(s.default_status)
+        if token.is_none() {
+            let status = s.statuses.pop_front().unwrap_or(s.default_status);
+            (s.validation, status, s.delays.pop_front().unwrap_or(0))
         } else {
-            200
-        };
-        (s.validation, status)
+            (s.validation, 200, 0)
+        }
     };
     let Some(token) = token else {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
         return AxStatus::from_u16(status).unwrap().into_response();
     };
     let plain = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
@@ -708,6 +716,42 @@ async fn requests_are_checked_like_graph() {
             .await;
     assert_eq!(s, 201, "{v}");
     assert_eq!(v["applicationId"], rid);
+    // An Application Access Policy that restricts the app to B's group refuses A's mailbox
+    // (and allows B's), as on /events.
+    {
+        use calgate_sim::model::{AccessPolicy, AccessRight, Group};
+        let mut dir = c.ts.sim.state.dir();
+        let t = &mut dir.tenants[0];
+        let b_id = t.user(&c.b).unwrap().id;
+        let group = uuid::Uuid::new_v4();
+        t.groups.push(Group {
+            id: group,
+            display_name: "Only B".into(),
+            mail: "only-b@contoso.example".into(),
+            members: [b_id].into_iter().collect(),
+        });
+        t.app_mut(&rid).unwrap().access_policy = Some(AccessPolicy {
+            access_right: AccessRight::RestrictAccess,
+            group,
+        });
+    }
+    let (s, _, v) =
+        c.ts.send_json(Method::POST, &ro_token, "/v1.0/subscriptions", &base)
+            .await;
+    assert_eq!(s, 403, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("[RAOP]"),
+        "{v}"
+    );
+    let (s, _, v) =
+        c.ts.send_json(
+            Method::POST,
+            &ro_token,
+            "/v1.0/subscriptions",
+            &c.sub_body(&c.b, "created", "/hook"),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
     // No token: 401.
     let r =
         c.ts.http
@@ -860,7 +904,7 @@ async fn control_api_changes_and_meetings_notify_too() {
 #[tokio::test]
 async fn notifications_for_one_url_are_batched() {
     let c = setup().await;
-    settings(&c.ts, &json!({"coalesce_ms": 400})).await;
+    settings(&c.ts, &json!({"coalesce_ms": 800})).await;
     let s1 = c.subscribe(&c.a, "created", "/shared").await;
     let s2 = c.subscribe(&c.b, "created", "/shared").await;
     c.create_event(&c.a, "one").await;
@@ -894,15 +938,36 @@ async fn a_5xx_or_a_slow_answer_is_retried_then_delivered() {
         ev["id"].as_str().unwrap(),
     );
     let id = sub["id"].as_str().unwrap().to_owned();
+    wait_counter(&c, &id, "delivered", 1).await;
+    let k = c.counters(&id).await;
+    assert_eq!(k["retried"], 2, "{k}");
+    assert_eq!(k["dropped"], 0, "{k}");
+
+    // An answer that comes after the acknowledgement timeout (short here; Graph's is 3 s)
+    // counts as none: the batch is sent again.
+    settings(&c.ts, &json!({"ack_timeout_ms": 200})).await;
+    c.rx.delay(&[1000]);
+    c.create_event(&c.a, "slow endpoint").await;
+    let r = c.rx.clone();
+    wait_until(
+        move || r.posts("/flaky").len() >= 5,
+        "a re-send after the slow answer",
+    )
+    .await;
+    wait_counter(&c, &id, "delivered", 2).await;
+    let k = c.counters(&id).await;
+    assert_eq!(k["retried"], 3, "{k}");
+}
+
+/// Waits (at most 10 s) until counter `name` of subscription `id` reaches `n`.
+async fn wait_counter(c: &Ctx, id: &str, name: &str, n: u64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let k = c.counters(&id).await;
-        if k["delivered"] == 1 {
-            assert_eq!(k["retried"], 2, "{k}");
-            assert_eq!(k["dropped"], 0, "{k}");
-            break;
+        let k = c.counters(id).await;
+        if k[name].as_u64() == Some(n) {
+            return;
         }
-        assert!(Instant::now() < deadline, "{k}");
+        assert!(Instant::now() < deadline, "{name} never reached {n}: {k}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -1134,4 +1199,110 @@ async fn delivery_stops_when_the_simulator_shuts_down() {
     let n = rx.posts("/down").len();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(rx.posts("/down").len(), n, "no POST after shutdown");
+}
+
+/// A delegated token (authorization code + PKCE) of `login`, with Calendars.Read.
+async fn delegated_token(ts: &TestSim, login: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    const REDIRECT: &str = "http://localhost/cb";
+    const VERIFIER: &str = "dGhpcy1pcy1hLXZlcmlmaWVyLWZvci10aGUtc3Vic2NyaXB0aW9uLXRlc3RzLTEyMzQ";
+    let (s, app) = ts
+        .control(
+            Method::POST,
+            "/apps",
+            Some(&json!({"name": "subs-web", "redirect_uris": [REDIRECT], "delegated_consent": ["Calendars.Read"]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{app}");
+    let client_id = app["client_id"].as_str().unwrap();
+    let secret = app["client_secret"].as_str().unwrap();
+    let tenant = ts.tenant();
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(VERIFIER.as_bytes()));
+    let nohttp = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut form = vec![
+        ("client_id", client_id),
+        ("response_type", "code"),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid https://graph.microsoft.com/Calendars.Read"),
+        ("state", "s"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+        ("step", "signin"),
+        ("login", login),
+    ];
+    let url = ts.url(&format!("/{tenant}/oauth2/v2.0/authorize"));
+    let mut r = nohttp.post(&url).form(&form).send().await.unwrap();
+    if r.status() == 200 {
+        form.retain(|(k, _)| *k != "step");
+        form.extend([("step", "consent"), ("accept", "yes")]);
+        r = nohttp.post(&url).form(&form).send().await.unwrap();
+    }
+    assert_eq!(r.status(), 302, "{:?}", r.text().await);
+    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    let q = loc.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let params: Vec<(String, String)> = serde_urlencoded::from_str(q).unwrap();
+    let code = params
+        .iter()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| panic!("no code in {loc}"));
+    let r = ts
+        .token_request(
+            &tenant,
+            &[
+                ("grant_type", "authorization_code"),
+                ("client_id", client_id),
+                ("client_secret", secret),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .await;
+    let s = r.status();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(s, 200, "{v}");
+    v["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn delegated_callers_subscribe_to_me_events() {
+    let c = setup().await;
+    let token = delegated_token(&c.ts, &c.a).await;
+    let mut body = c.sub_body(&c.a, "created", "/me");
+    body["resource"] = json!("me/events");
+    let (s, _, sub) =
+        c.ts.send_json(Method::POST, &token, "/v1.0/subscriptions", &body)
+            .await;
+    assert_eq!(s, 201, "{sub}");
+    assert_eq!(sub["resource"], "me/events");
+    let (_, _, me) = c.ts.get(&c.token, &format!("/v1.0/users/{}", c.a)).await;
+    assert_eq!(sub["creatorId"], me["id"], "the signed-in user created it");
+    // Someone else's calendar: refused, as on /users/{other}/events.
+    body["resource"] = json!(format!("/users/{}/events", c.b));
+    let (s, _, v) =
+        c.ts.send_json(Method::POST, &token, "/v1.0/subscriptions", &body)
+            .await;
+    assert_eq!(s, 403, "{v}");
+    // The app-only caller does not see the user's subscription, the user does.
+    let (_, _, list) = c.ts.get(&c.token, "/v1.0/subscriptions").await;
+    assert_eq!(list["value"], json!([]));
+    let (_, _, list) = c.ts.get(&token, "/v1.0/subscriptions").await;
+    assert_eq!(list["value"].as_array().unwrap().len(), 1);
+    let ev = c.create_event(&c.a, "mine").await;
+    let got = c.rx.wait_items("/me", 1).await;
+    assert_notification(&got[0], &sub, "created", ev["id"].as_str().unwrap());
+    assert_eq!(
+        got[0]["resource"],
+        format!(
+            "Users/{}/Events/{}",
+            me["id"].as_str().unwrap(),
+            ev["id"].as_str().unwrap()
+        )
+    );
 }
