@@ -198,6 +198,12 @@ async fn receive(
     }
 }
 
+/// A loopback port nobody listens on (bound, then released).
+async fn closed_port() -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap().port()
+}
+
 /// Polls `cond` every 10 ms for at most 10 s.
 async fn wait_until(cond: impl Fn() -> bool, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -523,7 +529,8 @@ async fn the_validation_handshake_must_echo_the_decoded_token() {
 
     // Nobody listening.
     let mut dead = body.clone();
-    dead["notificationUrl"] = json!("http://127.0.0.1:9/hook");
+    let port = closed_port().await;
+    dead["notificationUrl"] = json!(format!("http://127.0.0.1:{port}/hook"));
     let (s, v) = c.post_sub(&dead).await;
     assert_eq!(s, 400, "{v}");
     assert_graph_error(&v, "InvalidRequest");
@@ -531,7 +538,7 @@ async fn the_validation_handshake_must_echo_the_decoded_token() {
     // A failing lifecycleNotificationUrl fails the creation too.
     c.rx.set_validation(Validation::Echo);
     let mut lc = body.clone();
-    lc["lifecycleNotificationUrl"] = json!("http://127.0.0.1:9/lifecycle");
+    lc["lifecycleNotificationUrl"] = json!(format!("http://127.0.0.1:{port}/lifecycle"));
     let (s, v) = c.post_sub(&lc).await;
     assert_eq!(s, 400, "{v}");
 
@@ -651,8 +658,12 @@ async fn requests_are_checked_like_graph() {
         );
     }
     // https is what Graph wants: accepted as a URL (the handshake then fails: nobody listens).
+    let port = closed_port().await;
     let (s, v) = c
-        .post_sub(&with("notificationUrl", json!("https://127.0.0.1:9/hook")))
+        .post_sub(&with(
+            "notificationUrl",
+            json!(format!("https://127.0.0.1:{port}/hook")),
+        ))
         .await;
     assert_eq!(s, 400);
     assert!(
@@ -899,6 +910,71 @@ async fn control_api_changes_and_meetings_notify_too() {
     let got = c.rx.wait_items("/b", 1).await;
     assert_eq!(got[0]["subscriptionId"], sub_b["id"]);
     assert_eq!(got[0]["changeType"], "created");
+}
+
+#[tokio::test]
+async fn batch_sub_requests_notify() {
+    let c = setup().await;
+    let sub = c.subscribe(&c.a, "created", "/batch").await;
+    let ev = |subject: &str| {
+        json!({"subject": subject,
+               "start": {"dateTime": "2030-04-01T09:00:00", "timeZone": "UTC"},
+               "end": {"dateTime": "2030-04-01T10:00:00", "timeZone": "UTC"}})
+    };
+    let body = json!({"requests": [
+        {"id": "1", "method": "POST", "url": format!("/users/{}/events", c.a), "body": ev("one"),
+         "headers": {"Content-Type": "application/json"}},
+        {"id": "2", "method": "POST", "url": format!("/users/{}/events", c.a), "body": ev("two"),
+         "headers": {"Content-Type": "application/json"}},
+    ]});
+    let (s, _, v) =
+        c.ts.send_json(Method::POST, &c.token, "/v1.0/$batch", &body)
+            .await;
+    assert_eq!(s, 200, "{v}");
+    let ids: Vec<Value> = v["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["body"]["id"].clone())
+        .collect();
+    let got = c.rx.wait_items("/batch", 2).await;
+    for g in &got {
+        assert_eq!(g["subscriptionId"], sub["id"]);
+        assert!(ids.contains(&g["resourceData"]["id"]), "{g} not in {ids:?}");
+    }
+}
+
+#[tokio::test]
+async fn delivery_settings_are_bounded() {
+    let ts = start(Seed::Empty).await;
+    let (s, v) = ts
+        .control(Method::GET, "/subscriptions/settings", None)
+        .await;
+    assert_eq!(s, 200);
+    // Graph's timings are the defaults.
+    assert_eq!(v["validation_timeout_ms"], 10_000, "{v}");
+    assert_eq!(v["ack_timeout_ms"], 3_000, "{v}");
+    assert_eq!(v["retry_horizon_ms"], 4 * 3600 * 1000, "{v}");
+    assert_eq!(v["max_per_mailbox"], 1000, "{v}");
+    assert!(v["coalesce_ms"].as_u64().unwrap() <= 100, "{v}");
+    let defaults = v.clone();
+    for bad in [
+        json!({"ack_timeout_ms": 0}),
+        json!({"retry_horizon_ms": 86_400_001u64}),
+        json!({"max_per_mailbox": 0}),
+        json!({"nonsense": 1}),
+        json!([]),
+    ] {
+        let (s, v) = ts
+            .control(Method::PUT, "/subscriptions/settings", Some(&bad))
+            .await;
+        assert_eq!(s, 400, "{bad}: {v}");
+    }
+    // Nothing of a rejected body was applied.
+    let (_, after) = ts
+        .control(Method::GET, "/subscriptions/settings", None)
+        .await;
+    assert_eq!(after, defaults);
 }
 
 #[tokio::test]
