@@ -1,6 +1,8 @@
 //! Listener, TLS (a self-signed CA generated at start-up), router assembly and the per-request
 //! middleware: `request-id` / `client-request-id` headers, injected latency, holding throttle
-//! permits until the response is ready, and the "drop the connection after acting" fault.
+//! permits until the response is ready, the "drop the connection after acting" fault, and,
+//! after every write request, the change detection of subscriptions
+//! ([`crate::subscriptions::Subscriptions::after_write`]).
 //!
 //! Connections are bounded by [`ConnectionLimits::header_read_timeout`]: the TLS handshake,
 //! the first bytes (which tell HTTP/1.1 from HTTP/2) and every HTTP/1.1 request head must
