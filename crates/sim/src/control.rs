@@ -6,6 +6,8 @@
 //! - `control_events`: events changed as a person in Outlook would
 //! - `control_faults`: fault injection, settings, per-mailbox counters
 //! - `control_meetings`: booking policies, attendees' responses, meeting messages sent
+//! - `control_subscriptions`: change-notification subscriptions, delivery counters and settings,
+//!   lifecycle notifications, lost notifications
 //!
 //! Every endpoint that takes a JSON body reads it with [`parse_object`].
 // GraphError (error.rs) is large; the crate passes it by value everywhere.
@@ -26,6 +28,7 @@ pub fn routes() -> Router<Arc<SimState>> {
         .merge(crate::control_events::routes())
         .merge(crate::control_faults::routes())
         .merge(crate::control_meetings::routes())
+        .merge(crate::control_subscriptions::routes())
 }
 
 /// What a control endpoint makes of an empty (or all-whitespace) body.

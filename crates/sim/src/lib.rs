@@ -1,6 +1,7 @@
 //! `calgate sim`: a Microsoft 365 simulator — Entra ID (OIDC discovery, JWKS, v2 and v1 token
 //! endpoints, an authorize page) and Microsoft Graph v1.0 calendars (users, calendars, events,
-//! calendarView and its delta, instances, getSchedule, places, `$batch`), with Graph's
+//! calendarView and its delta, instances, getSchedule, places, `$batch`, subscriptions and
+//! change notifications), with Graph's
 //! throttling, errors and paging, a tenant seeded with realistic data, and a control API under
 //! `/_sim/` for tests and benchmarks.
 //!
@@ -22,6 +23,7 @@ pub mod control_directory;
 pub mod control_events;
 pub mod control_faults;
 pub mod control_meetings;
+pub mod control_subscriptions;
 pub mod error;
 pub mod expand;
 pub mod faults;
@@ -32,6 +34,7 @@ pub mod model;
 pub mod seed;
 pub mod server;
 pub mod state;
+pub mod subscriptions;
 pub mod throttle;
 pub mod tokens;
 
@@ -160,8 +163,10 @@ impl SimHandle {
         seed::credentials_document(&self.state, &self.base_url, self.ca_cert_pem.as_deref())
     }
 
-    /// Stops accepting connections and waits for the accept loop to end.
+    /// Stops accepting connections and delivering notifications, and waits for the accept
+    /// loop to end.
     pub async fn shutdown(mut self) {
+        self.state.subscriptions.shutdown();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -173,6 +178,7 @@ impl SimHandle {
 
 impl Drop for SimHandle {
     fn drop(&mut self) {
+        self.state.subscriptions.shutdown();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -1,6 +1,8 @@
 //! Listener, TLS (a self-signed CA generated at start-up), router assembly and the per-request
 //! middleware: `request-id` / `client-request-id` headers, injected latency, holding throttle
-//! permits until the response is ready, and the "drop the connection after acting" fault.
+//! permits until the response is ready, the "drop the connection after acting" fault, and,
+//! after every write request, the change detection of subscriptions
+//! ([`crate::subscriptions::Subscriptions::after_write`]).
 //!
 //! Connections are bounded by [`ConnectionLimits::header_read_timeout`]: the TLS handshake,
 //! the first bytes (which tell HTTP/1.1 from HTTP/2) and every HTTP/1.1 request head must
@@ -84,12 +86,21 @@ async fn per_request(State(st): State<Arc<SimState>>, req: Request, next: Next) 
     let method = req.method().as_str().to_owned();
     let is_control = path.starts_with("/_sim");
     let is_graph = path.starts_with("/v1.0");
+    let writes = !matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
     let ids = (request_id.clone(), client_request_id.clone());
     let mut resp = HELD
         .scope(
             held.clone(),
             REQUEST_IDS.scope(ids, async move {
                 let resp = next.run(req).await;
+                if writes {
+                    // Change notifications: compare subscribed mailboxes with what was
+                    // notified (delivery itself runs on background tasks).
+                    st.subscriptions.after_write(&st);
+                }
                 let resp = if is_graph {
                     graph_shaped(resp).await
                 } else {

@@ -1,5 +1,6 @@
 //! Shared simulator state: the tenant model behind one mutex, the simulated clock, and the
-//! per-subsystem states (tokens, throttling, faults, delta sync states, published credentials).
+//! per-subsystem states (tokens, throttling, faults, delta sync states, subscriptions,
+//! published credentials).
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -67,6 +68,7 @@ pub struct SimState {
     pub throttle: crate::throttle::Throttle,
     pub faults: crate::faults::Faults,
     pub delta: crate::graph::delta::SyncStates,
+    pub subscriptions: crate::subscriptions::Subscriptions,
 }
 
 impl SimState {
@@ -82,6 +84,7 @@ impl SimState {
             throttle: crate::throttle::Throttle::default(),
             faults: crate::faults::Faults::default(),
             delta: crate::graph::delta::SyncStates::default(),
+            subscriptions: crate::subscriptions::Subscriptions::default(),
         }
     }
 

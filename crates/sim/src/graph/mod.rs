@@ -3,7 +3,8 @@
 //!
 //! Submodules own the endpoints: `events` (users, calendars, events, instances, extended
 //! properties), `view` (calendarView), `delta` (calendarView/delta and its sync states),
-//! `schedule` (getSchedule), `places`, `batch` (`$batch`).
+//! `schedule` (getSchedule), `places`, `batch` (`$batch`), `subscriptions` (change
+//! notifications).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub mod places;
 pub mod responses;
 mod route_util;
 pub mod schedule;
+pub mod subscriptions;
 pub mod view;
 pub mod wire;
 
@@ -40,6 +42,7 @@ pub fn routes() -> Router<St> {
         .merge(schedule::routes())
         .merge(places::routes())
         .merge(batch::routes())
+        .merge(subscriptions::routes())
 }
 
 /// Who is calling: decoded from a valid Graph access token.

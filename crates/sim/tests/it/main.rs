@@ -14,4 +14,5 @@ mod places;
 mod robustness;
 mod schedule;
 mod seed;
+mod subscriptions;
 mod throttle;
