@@ -40,6 +40,22 @@ CHECKS = ",".join(
 )
 
 
+INTERPRETER_BUG = "AST constructor recursion depth mismatch"
+
+
+def only_interpreter_bug(out):
+    """True when Schemathesis reported no failed check and every error it reported is CPython
+    3.11's AST recursion-depth bug (gh-106905) raised inside Hypothesis while it describes a
+    strategy: a crash of the test tool, not a finding about the API."""
+    if "== FAILURES ==" in out or INTERPRETER_BUG not in out:
+        return False
+    m = re.search(r"=+ ERRORS =+\n(.*?)\n=+ (WARNINGS|SUMMARY) =+", out, re.S)
+    if not m:
+        return False
+    blocks = [b for b in re.split(r"\n_{5,} [A-Z]+ [^\n]* _{5,}\n", "\n" + m.group(1)) if b.strip()]
+    return bool(blocks) and all(INTERPRETER_BUG in b for b in blocks)
+
+
 def start_demo(binary, data_dir):
     """Starts the demo; returns (process, api base URL, admin key) once it serves."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALGATE_")}
@@ -106,10 +122,17 @@ def main():
             "--workers", "2",
         ]
         started = time.monotonic()
-        run = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
-        out = run.stdout + run.stderr
-        # Never echo the key (Schemathesis filters Authorization, but be sure).
-        print(out.replace(key, "[API key]"))
+        for attempt in (1, 2):
+            run = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+            out = run.stdout + run.stderr
+            # Never echo the key (Schemathesis filters Authorization, but be sure).
+            print(out.replace(key, "[API key]"))
+            if attempt == 1 and run.returncode != 0 and only_interpreter_bug(out):
+                print("NOTE api_fuzz: the only errors were CPython 3.11's 'AST constructor recursion "
+                      "depth mismatch' inside Hypothesis (gh-106905, not an API failure): running again once",
+                      flush=True)
+                continue
+            break
         m = re.search(r"(\d+) generated, (\d+) passed", out)
         generated = int(m.group(1)) if m else 0
         took = time.monotonic() - started

@@ -101,7 +101,10 @@ fn parse_until(value: &str) -> Result<Until, Error> {
 
 fn parse_parts(rrule: &str) -> Result<Parts, Error> {
     let mut body = rrule.trim();
-    if body.len() >= 6 && body[..6].eq_ignore_ascii_case("RRULE:") {
+    if body
+        .get(..6)
+        .is_some_and(|p| p.eq_ignore_ascii_case("RRULE:"))
+    {
         body = &body[6..];
     }
     if body.is_empty() {

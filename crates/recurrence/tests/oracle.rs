@@ -297,6 +297,16 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// The fuzzer's find (`calgate demo` under Schemathesis): a multi-byte character across byte 6
+/// made the `RRULE:` prefix check slice inside it.
+#[test]
+fn a_multibyte_character_where_the_prefix_would_be_is_an_error() {
+    let date = jiff::civil::date(2026, 12, 7);
+    assert!(Recurrence::from_rrule("000\u{80}\u{80}", date).is_err());
+    assert!(Recurrence::from_rrule("RRULE\u{e9}FREQ=DAILY", date).is_err());
+    assert!(Recurrence::from_rrule("rrule:FREQ=DAILY;COUNT=2", date).is_ok());
+}
+
 /// 256 cases per property by default (fast enough for every `cargo test`); set
 /// `PROPTEST_CASES` for a longer hunt.
 fn cases() -> u32 {
@@ -312,6 +322,15 @@ proptest! {
     #[test]
     fn expand_matches_rrule_crate(case in case_strategy()) {
         check(&case)?;
+    }
+
+    /// Any text, however hostile (multi-byte characters where `RRULE:` would be, stray
+    /// separators), is an error or a rule — never a panic.
+    #[test]
+    fn any_text_parses_or_fails_cleanly(text in "(RRULE:)?[\\PC;=,:0-9A-Z\u{80}-\u{10FFFF}]{0,40}") {
+        let date = jiff::civil::date(2026, 12, 7);
+        let _ = Recurrence::from_rrule(&text, date);
+        let _ = Recurrence::from_rrule_local(&text, date.at(10, 0, 0, 0), &TimeZone::UTC);
     }
 
     #[test]
