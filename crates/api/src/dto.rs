@@ -321,6 +321,60 @@ pub struct MailboxDto {
     pub privacy: String,
     pub external_id: Option<String>,
     pub status: MailboxStatusDto,
+    /// How calgate learns about changes: Graph notifies it, or it polls (and why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<NotificationsDto>,
+}
+
+/// A mailbox's change-detection mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NotificationsDto {
+    /// `notified` (Graph tells calgate within seconds; polling is the safety net) or
+    /// `polling`.
+    pub mode: String,
+    /// Why the mailbox is polled (`null` when notified).
+    pub reason: Option<String>,
+    /// When the subscription expires (renewed a day ahead), RFC 3339.
+    pub subscription_expires: Option<String>,
+}
+
+impl NotificationsDto {
+    /// The mode of a mailbox, from its subscription record (`None`: it has none) and whether
+    /// notifications are configured at all.
+    pub fn new(
+        configured: bool,
+        record: Option<&calgate_store::SubscriptionRecord>,
+        now: jiff::Timestamp,
+    ) -> NotificationsDto {
+        let polling = |reason: String| NotificationsDto {
+            mode: "polling".to_owned(),
+            reason: Some(reason),
+            subscription_expires: None,
+        };
+        if !configured {
+            return polling(
+                "change notifications are off (no [notifications] public_url): calgate polls every mailbox on the cadence".to_owned(),
+            );
+        }
+        match record {
+            None => polling(
+                "no subscription yet: the next check (within a minute) makes one".to_owned(),
+            ),
+            Some(r) if r.state == calgate_store::SubscriptionState::Failing => polling(
+                r.reason
+                    .clone()
+                    .unwrap_or_else(|| "the subscription is failing".to_owned()),
+            ),
+            Some(r) => match r.expires_at {
+                Some(e) if e > now => NotificationsDto {
+                    mode: "notified".to_owned(),
+                    reason: None,
+                    subscription_expires: Some(e.to_string()),
+                },
+                _ => polling("the subscription expired; the next check makes a new one".to_owned()),
+            },
+        }
+    }
 }
 
 impl MailboxDto {
@@ -350,6 +404,7 @@ impl MailboxDto {
                 pending_resync: s.mailbox.pending_resync.clone(),
                 events: s.live_instances,
             },
+            notifications: None,
         }
     }
 }

@@ -10,6 +10,8 @@
 //!   `read`, `write`, `admin`) and feed tokens.
 //! - `availability.rs` — busy intervals and free slots (also `calgate freebusy`).
 //! - `ics.rs` — RFC 5545 feeds. `metrics.rs` — `/metrics`.
+//! - `notifications.rs` — Graph's change notifications into calgate (no API key: each proves
+//!   itself by its subscription's clientState), answered at once, acted on afterwards.
 //! - `webhooks.rs` — the host application's events: signed webhooks (Standard Webhooks) from
 //!   the store's durable queue, the change feed (`GET /v1/changes`), and the `Dispatcher` that
 //!   `calgate serve` runs to fan the change log out and deliver.
@@ -28,6 +30,7 @@ pub mod error;
 pub mod extract;
 pub mod ics;
 pub mod metrics;
+pub mod notifications;
 pub mod routes;
 pub mod state;
 pub mod webhooks;
@@ -226,6 +229,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route("/v1/webhooks/{id}/replay", post(webhooks::replay))
         .route("/v1/changes", get(webhooks::changes))
+        .route(
+            calgate_sync::notify::NOTIFICATION_PATH,
+            post(notifications::graph),
+        )
+        .route(
+            calgate_sync::notify::LIFECYCLE_PATH,
+            post(notifications::lifecycle),
+        )
         .fallback(not_found)
         .layer(middleware::from_fn(method_not_allowed))
         .layer(middleware::from_fn_with_state(state.clone(), observe))

@@ -34,6 +34,10 @@ pub struct Metrics {
     /// By route template and status class.
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     latency: Histogram,
+    /// Graph change notifications: accepted, and dropped (unknown subscription or wrong
+    /// clientState).
+    pub notifications_accepted: AtomicU64,
+    pub notifications_dropped: AtomicU64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -114,6 +118,16 @@ impl Metrics {
             "calgate_sync_events_removed_total",
             "Instances removed by sync rounds.",
             self.removals.load(Ordering::Relaxed),
+        );
+        counter(
+            "calgate_notifications_accepted_total",
+            "Graph change notifications accepted (each makes its mailbox due now).",
+            self.notifications_accepted.load(Ordering::Relaxed),
+        );
+        counter(
+            "calgate_notifications_dropped_total",
+            "Graph change notifications dropped: unknown subscription or wrong clientState.",
+            self.notifications_dropped.load(Ordering::Relaxed),
         );
         counter(
             "calgate_graph_requests_total",

@@ -188,8 +188,33 @@ pub async fn list_mailboxes(
 ) -> ApiResult<axum::Json<MailboxList>> {
     caller.require(ApiScope::Read)?;
     let states = state.store.sync_states().await?;
+    let records: std::collections::HashMap<
+        calgate_store::MailboxId,
+        calgate_store::SubscriptionRecord,
+    > = if state.notifier.is_some() {
+        state
+            .store
+            .subscriptions()
+            .await?
+            .into_iter()
+            .map(|r| (r.mailbox, r))
+            .collect()
+    } else {
+        Default::default()
+    };
+    let now = Timestamp::now();
     Ok(axum::Json(MailboxList {
-        mailboxes: states.iter().map(MailboxDto::new).collect(),
+        mailboxes: states
+            .iter()
+            .map(|s| MailboxDto {
+                notifications: Some(crate::dto::NotificationsDto::new(
+                    state.notifier.is_some(),
+                    records.get(&s.mailbox.id),
+                    now,
+                )),
+                ..MailboxDto::new(s)
+            })
+            .collect(),
     }))
 }
 

@@ -42,6 +42,8 @@ pub struct AppState {
     pub config: ApiConfig,
     /// Busy time kept between availability requests.
     pub busy: Arc<BusyCache>,
+    /// Graph change notifications (`None`: no `[notifications] public_url`, polling only).
+    pub notifier: Option<calgate_sync::notify::Notifier>,
 }
 
 impl AppState {
@@ -61,7 +63,16 @@ impl AppState {
             metrics,
             config,
             busy: Arc::new(BusyCache::default()),
+            notifier: None,
         }
+    }
+}
+
+impl AppState {
+    /// The same state, taking Graph's change notifications through `notifier`.
+    pub fn with_notifier(mut self, notifier: calgate_sync::notify::Notifier) -> AppState {
+        self.notifier = Some(notifier);
+        self
     }
 }
 

@@ -20,6 +20,15 @@ struct File {
     sync: SyncFile,
     #[serde(default)]
     log: LogFile,
+    #[serde(default)]
+    notifications: NotificationsFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotificationsFile {
+    public_url: Option<String>,
+    safety_net_minutes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -68,6 +77,10 @@ pub(crate) struct Config {
     pub days_ahead: u32,
     pub log_format: LogFormat,
     pub log_level: String,
+    /// Where Microsoft reaches `calgate serve` for change notifications (`None`: polling only).
+    pub notifications_url: Option<String>,
+    /// How often a notified mailbox is still polled, as a safety net.
+    pub safety_net: Duration,
 }
 
 impl Default for Config {
@@ -83,6 +96,8 @@ impl Default for Config {
             days_ahead: calgate_sync::DEFAULT_DAYS_AHEAD,
             log_format: LogFormat::Text,
             log_level: "info".to_owned(),
+            notifications_url: None,
+            safety_net: Duration::from_secs(3600),
         }
     }
 }
@@ -168,6 +183,10 @@ impl Config {
             self.log_format = parse_format(&v).map_err(|e| bad(&what("log.format"), e))?;
         }
         self.log_level = f.log.level.unwrap_or(self.log_level.clone());
+        self.notifications_url = f.notifications.public_url.or(self.notifications_url.take());
+        if let Some(v) = f.notifications.safety_net_minutes {
+            self.safety_net = Duration::from_secs(v.saturating_mul(60));
+        }
         Ok(())
     }
 
@@ -209,6 +228,12 @@ impl Config {
         if let Some(v) = env("CALGATE_LOG_LEVEL") {
             self.log_level = v;
         }
+        if let Some(u) = env("CALGATE_NOTIFICATIONS_PUBLIC_URL") {
+            self.notifications_url = Some(u);
+        }
+        if let Some(v) = num("CALGATE_NOTIFICATIONS_SAFETY_NET_MINUTES")? {
+            self.safety_net = Duration::from_secs(v.saturating_mul(60));
+        }
         Ok(())
     }
 
@@ -240,6 +265,21 @@ impl Config {
                     "server.public_url '{u}' is not an http(s) URL (https, or http to this machine)"
                 )
             })?;
+        }
+        if let Some(u) = &self.notifications_url {
+            calgate_graph::validate_endpoint("notifications.public_url", u).map_err(|_| {
+                anyhow::anyhow!(
+                    "notifications.public_url '{u}' is not a URL Microsoft can call: give the https URL at which Graph reaches calgate serve (http only to this machine, for the simulator)"
+                )
+            })?;
+        }
+        if self.safety_net < Duration::from_secs(60)
+            || self.safety_net > Duration::from_secs(86_400)
+        {
+            return Err(anyhow::anyhow!(
+                "notifications.safety_net_minutes must be between 1 and 1440, not {}",
+                self.safety_net.as_secs() / 60
+            ));
         }
         Ok(())
     }

@@ -86,27 +86,39 @@ pub(crate) async fn start(
             Some(on_summary),
         )
     });
+    // Change notifications: Graph tells calgate what changed; the scheduler then polls those
+    // mailboxes only as a safety net.
+    let notifier = config.notifications_url.as_deref().map(|url| {
+        calgate_sync::notify::Notifier::new(
+            engine.clone(),
+            calgate_sync::notify::NotifyOptions::new(url),
+        )
+    });
+    if let (Some(n), Some(s)) = (&notifier, &scheduler) {
+        s.follow_notifications(n.notified(), config.safety_net);
+    }
     let public_url = match &config.public_url {
         Some(u) => u.trim_end_matches('/').to_owned(),
         None => format!("http://{local}"),
     };
-    Ok(Service {
-        state: AppState::new(
-            store,
-            engine,
-            scheduler,
-            metrics,
-            ApiConfig {
-                public_url,
-                window: WindowConfig {
-                    days_back: config.days_back,
-                    days_ahead: config.days_ahead,
-                },
-                ..ApiConfig::default()
+    let mut state = AppState::new(
+        store,
+        engine,
+        scheduler,
+        metrics,
+        ApiConfig {
+            public_url,
+            window: WindowConfig {
+                days_back: config.days_back,
+                days_ahead: config.days_ahead,
             },
-        ),
-        listener,
-    })
+            ..ApiConfig::default()
+        },
+    );
+    if let Some(n) = notifier {
+        state = state.with_notifier(n);
+    }
+    Ok(Service { state, listener })
 }
 
 /// Serves until SIGTERM or Ctrl-C, then shuts down within 10 s.
@@ -129,6 +141,12 @@ pub(crate) async fn run_service(service: Service) -> anyhow::Result<()> {
         calgate_api::webhooks::DispatcherOptions::default(),
     )
     .spawn();
+    // Subscriptions: made and renewed while serving (the API must answer Graph's validation).
+    let notifier = state
+        .notifier
+        .clone()
+        .filter(|_| state.scheduler.is_some())
+        .map(calgate_sync::notify::Notifier::spawn);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(calgate_api::serve(listener, state, async move {
         let _ = rx.await;
@@ -146,7 +164,12 @@ pub(crate) async fn run_service(service: Service) -> anyhow::Result<()> {
     };
     // A delivery not finished by then stays queued and is sent again at the next start.
     let stop_webhooks = webhooks.shutdown(Duration::from_secs(8));
-    tokio::join!(stop_sync, stop_api, stop_webhooks);
+    let stop_notifier = async {
+        if let Some(n) = notifier {
+            n.shutdown(Duration::from_secs(5)).await;
+        }
+    };
+    tokio::join!(stop_sync, stop_api, stop_webhooks, stop_notifier);
     store.close().await;
     Ok(())
 }

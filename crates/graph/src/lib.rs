@@ -51,7 +51,8 @@ pub mod wire;
 
 pub use client::{
     BATCH_LIMIT, BatchRequest, BatchResponse, CredentialStatus, DeltaRequest, EventDraft,
-    FoundEvent, GraphClient, RetryPolicy, Shared, parse_retry_after,
+    FoundEvent, GraphClient, RetryPolicy, Shared, Subscription, SubscriptionRequest,
+    parse_retry_after,
 };
 pub use config::{
     AssertionAlg, CertificateInfo, Cloud, ConnectionConfig, Credential, TokenEndpoint, is_loopback,

@@ -225,6 +225,18 @@ pub trait Store: Send + Sync {
     /// `credential:ID:expiring:14`); its position, `None` when it was already recorded.
     async fn record_notice_once(&self, key: &str, notice: &NewNotice) -> Result<Option<u64>>;
 
+    // ---- change notifications (Graph subscriptions per mailbox) ----------------------------
+
+    /// Every mailbox's subscription record, by address.
+    async fn subscriptions(&self) -> Result<Vec<SubscriptionRecord>>;
+    /// The record of Graph subscription `id`.
+    async fn subscription(&self, id: &str) -> Result<Option<SubscriptionRecord>>;
+    /// Creates or replaces a mailbox's record (`address` is ignored). An unknown mailbox →
+    /// `NotFound`.
+    async fn save_subscription(&self, record: &SubscriptionRecord) -> Result<()>;
+    /// Forgets a mailbox's record; `false`: there was none.
+    async fn remove_subscription(&self, mailbox: MailboxId) -> Result<bool>;
+
     // ---- webhooks (the host application's endpoints and their delivery queue) ----------
 
     /// Adds an endpoint; returns it with its signing secret (`whsec_…`), which is shown once

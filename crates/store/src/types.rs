@@ -706,3 +706,53 @@ pub enum PushOutcome {
     /// A permanent error, in an administrator's words.
     Failed { error: String },
 }
+
+/// Whether Graph notifies calgate about a mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubscriptionState {
+    /// A live subscription: changes are notified.
+    Active,
+    /// No working subscription: the mailbox is polled, `reason` says why.
+    Failing,
+}
+
+impl SubscriptionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionState::Active => "active",
+            SubscriptionState::Failing => "failing",
+        }
+    }
+}
+
+impl std::str::FromStr for SubscriptionState {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "active" => Ok(SubscriptionState::Active),
+            "failing" => Ok(SubscriptionState::Failing),
+            other => Err(format!("unknown subscription state '{other}'")),
+        }
+    }
+}
+
+/// calgate's record of a mailbox's change-notification subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionRecord {
+    pub mailbox: MailboxId,
+    /// The mailbox's address (filled in by reads).
+    pub address: String,
+    /// Graph's subscription id (`None` while failing).
+    pub subscription_id: Option<String>,
+    /// SHA-256 of the subscription's clientState.
+    pub client_state_hash: Option<Vec<u8>>,
+    pub expires_at: Option<Timestamp>,
+    pub state: SubscriptionState,
+    /// Why the mailbox is polled (failing), in an administrator's words.
+    pub reason: Option<String>,
+    pub failures: u32,
+    /// Failing: when to try again.
+    pub next_attempt_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
+}

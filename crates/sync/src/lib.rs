@@ -53,6 +53,7 @@ mod delegated;
 mod engine;
 mod error;
 mod executor;
+pub mod notify;
 mod page;
 mod plan;
 pub mod push;

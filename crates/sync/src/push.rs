@@ -550,7 +550,10 @@ pub struct Reconciled {
 
 impl Engine {
     /// The named connection and an app-only backend for it.
-    async fn connection_backend(&self, connection: &str) -> Result<(Connection, Backend), Error> {
+    pub(crate) async fn connection_backend(
+        &self,
+        connection: &str,
+    ) -> Result<(Connection, Backend), Error> {
         let conn = self.store().connection(connection).await?.ok_or_else(|| {
             Error::Config(format!(
                 "there is no connection '{connection}' (see `calgate connection list`)"

@@ -69,6 +69,8 @@ struct Shared {
     pushing: std::sync::atomic::AtomicBool,
     /// The last time the loop went round (readiness).
     heartbeat: Mutex<Timestamp>,
+    /// Mailboxes Graph notifies about, and the safety-net cadence they are polled at.
+    notified: Mutex<Option<(crate::notify::NotifiedSet, Duration)>>,
     on_summary: Option<SummaryFn>,
 }
 
@@ -111,6 +113,7 @@ pub fn spawn(
         wake: Notify::new(),
         pushing: std::sync::atomic::AtomicBool::new(false),
         heartbeat: Mutex::new(Timestamp::now()),
+        notified: Mutex::new(None),
         on_summary,
     });
     let (stop, stopped) = watch::channel(false);
@@ -131,6 +134,13 @@ impl SchedulerHandle {
     pub fn sync_now(&self, address: &str) {
         lock(&self.shared.urgent).insert(address.trim().to_lowercase());
         self.shared.wake.notify_one();
+    }
+
+    /// Polls the mailboxes in `set` (those Graph notifies about) only every `cadence`, as a
+    /// safety net; the others stay on the configured cadence (half of it after a round that
+    /// found changes).
+    pub fn follow_notifications(&self, set: crate::notify::NotifiedSet, cadence: Duration) {
+        *lock(&self.shared.notified) = Some((set, cadence));
     }
 
     /// Drains the push outbox on the next tick (a booking was put or deleted).
@@ -175,6 +185,16 @@ impl SchedulerHandle {
 
 /// A healthy mailbox's next due time: `cadence` ± jitter after `from`.
 fn next_due(options: &SchedulerOptions, from: Timestamp, failures: u64) -> Timestamp {
+    next_due_at(options, options.cadence, from, failures)
+}
+
+/// [`next_due`] with another cadence for a healthy mailbox.
+fn next_due_at(
+    options: &SchedulerOptions,
+    cadence: Duration,
+    from: Timestamp,
+    failures: u64,
+) -> Timestamp {
     let delay = if failures == 0 {
         let jitter = options.jitter.as_millis() as i64;
         let spread = if jitter > 0 {
@@ -184,7 +204,7 @@ fn next_due(options: &SchedulerOptions, from: Timestamp, failures: u64) -> Times
         } else {
             0
         };
-        SignedDuration::try_from(options.cadence).unwrap_or(SignedDuration::from_secs(300))
+        SignedDuration::try_from(cadence).unwrap_or(SignedDuration::from_secs(300))
             + SignedDuration::from_millis(spread)
     } else {
         let exp = failures.saturating_sub(1).min(20) as u32;
@@ -257,6 +277,7 @@ impl Shared {
     /// Records when each mailbox of a finished batch is due next.
     fn finished(&self, summary: &Summary) {
         let now = Timestamp::now();
+        let notified = lock(&self.notified).clone();
         let mut book = lock(&self.book);
         let Book {
             due,
@@ -277,7 +298,22 @@ impl Shared {
                     *n
                 }
             };
-            due.insert(o.mailbox_id, next_due(&self.options, now, n));
+            let notified_cadence = notified.as_ref().and_then(|(set, cadence)| {
+                set.read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(&o.mailbox_id)
+                    .then_some(*cadence)
+            });
+            let cadence = match notified_cadence {
+                // Graph tells calgate about changes: poll as a safety net only.
+                Some(c) => c,
+                // Changed in this round: it may change again soon.
+                None if o.report.upserts + o.report.removals > 0 => {
+                    (self.options.cadence / 2).max(Duration::from_secs(1).min(self.options.cadence))
+                }
+                None => self.options.cadence,
+            };
+            due.insert(o.mailbox_id, next_due_at(&self.options, cadence, now, n));
         }
     }
 }

@@ -676,6 +676,7 @@ async fn an_outlook_edit_is_put_back_and_an_outlook_delete_is_reported_after_a_p
 async fn the_service_pushes_a_booking_in_the_background() {
     let api = crate::common::api_with(crate::common::Options {
         cadence: Some(std::time::Duration::from_secs(60)),
+        ..Default::default()
     })
     .await;
     let s = setup(&api).await;

@@ -24,6 +24,8 @@ pub struct Api {
     pub store: Arc<dyn Store>,
     pub engine: Engine,
     pub scheduler: Option<SchedulerHandle>,
+    /// Graph change notifications (`Options::notifications`).
+    pub notifier: Option<calgate_sync::notify::Notifier>,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
     pub http: reqwest::Client,
@@ -41,6 +43,9 @@ pub struct Api {
 pub struct Options {
     /// Run the background scheduler with this cadence.
     pub cadence: Option<Duration>,
+    /// Take Graph's change notifications at this server's address (the notifier is not
+    /// spawned: tests call `reconcile` with the clock they want).
+    pub notifications: bool,
 }
 
 /// The demo tenant (rng 7) behind an API with connection `contoso` (the read-write demo app)
@@ -92,7 +97,7 @@ pub async fn api_with(options: Options) -> Api {
         .expect("listen");
     let addr = listener.local_addr().expect("address");
     let base = format!("http://{addr}");
-    let state = AppState::new(
+    let mut state = AppState::new(
         store.clone(),
         engine.clone(),
         scheduler.clone(),
@@ -102,6 +107,19 @@ pub async fn api_with(options: Options) -> Api {
             ..ApiConfig::default()
         },
     );
+    let notifier = options.notifications.then(|| {
+        let n = calgate_sync::notify::Notifier::new(
+            engine.clone(),
+            calgate_sync::notify::NotifyOptions::new(&base),
+        );
+        if let Some(s) = &scheduler {
+            s.follow_notifications(n.notified(), Duration::from_secs(3600));
+        }
+        n
+    });
+    if let Some(n) = &notifier {
+        state = state.with_notifier(n.clone());
+    }
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(calgate_api::serve(listener, state, async move {
         let _ = stopped.await;
@@ -117,6 +135,7 @@ pub async fn api_with(options: Options) -> Api {
         store,
         engine,
         scheduler,
+        notifier,
         base,
         http,
         read_key: keys.remove(0),

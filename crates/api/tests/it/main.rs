@@ -9,5 +9,6 @@ mod events;
 mod feeds;
 mod hostile;
 mod mailboxes;
+mod notifications;
 mod service;
 mod webhooks;

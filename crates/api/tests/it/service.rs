@@ -15,6 +15,7 @@ async fn the_scheduler_keeps_a_mailbox_current_within_one_cadence() {
     let cadence = Duration::from_secs(3);
     let api = api_with(Options {
         cadence: Some(cadence),
+        ..Default::default()
     })
     .await;
     let user = api.users()[0].clone();
@@ -185,6 +186,7 @@ async fn metrics_openapi_and_request_ids() {
 async fn a_storm_of_immediate_syncs_does_not_stall_the_service() {
     let api = api_with(Options {
         cadence: Some(Duration::from_millis(50)),
+        ..Default::default()
     })
     .await;
     let users: Vec<String> = api.users().into_iter().take(6).collect();

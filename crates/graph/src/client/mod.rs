@@ -29,7 +29,10 @@ mod batch;
 mod calendar;
 mod directory;
 mod draft;
+mod subscriptions;
 mod transport;
+
+pub use subscriptions::{Subscription, SubscriptionRequest};
 
 pub use batch::{BATCH_LIMIT, BatchRequest, BatchResponse};
 pub use calendar::{DeltaRequest, FoundEvent};

@@ -642,6 +642,20 @@ impl Store for SqliteStore {
     async fn record_notice_once(&self, key: &str, notice: &NewNotice) -> Result<Option<u64>> {
         routed!(self.record_notice_once_impl(key, notice))
     }
+    async fn subscriptions(&self) -> Result<Vec<SubscriptionRecord>> {
+        routed!(self.subscriptions_impl(None))
+    }
+    async fn subscription(&self, id: &str) -> Result<Option<SubscriptionRecord>> {
+        Ok(routed!(self.subscriptions_impl(Some(id)))?
+            .into_iter()
+            .next())
+    }
+    async fn save_subscription(&self, record: &SubscriptionRecord) -> Result<()> {
+        routed!(self.save_subscription_impl(record))
+    }
+    async fn remove_subscription(&self, mailbox: MailboxId) -> Result<bool> {
+        routed!(self.remove_subscription_impl(mailbox))
+    }
     async fn add_webhook(&self, url: &str, events: Option<&[String]>) -> Result<(Webhook, String)> {
         routed!(self.add_webhook_impl(url, events))
     }

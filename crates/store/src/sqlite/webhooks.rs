@@ -516,3 +516,84 @@ impl SqliteStore {
         Ok(done.rows_affected())
     }
 }
+
+fn subscription_from_row(row: &SqliteRow) -> Result<SubscriptionRecord> {
+    let c = "cannot read a subscription";
+    let state: String = row.try_get("state").ctx(c)?;
+    Ok(SubscriptionRecord {
+        mailbox: MailboxId(row.try_get("mailbox_id").ctx(c)?),
+        address: row.try_get("address").ctx(c)?,
+        subscription_id: row.try_get("subscription_id").ctx(c)?,
+        client_state_hash: row.try_get("client_state_hash").ctx(c)?,
+        expires_at: opt_ts(row.try_get("expires_at").ctx(c)?)?,
+        state: parse_enum("subscription state", &state)?,
+        reason: row.try_get("reason").ctx(c)?,
+        failures: u32::try_from(row.try_get::<i64, _>("failures").ctx(c)?).unwrap_or(u32::MAX),
+        next_attempt_at: opt_ts(row.try_get("next_attempt_at").ctx(c)?)?,
+        updated_at: ts(row.try_get("updated_at").ctx(c)?)?,
+    })
+}
+
+impl SqliteStore {
+    pub(super) async fn subscriptions_impl(
+        &self,
+        id: Option<&str>,
+    ) -> Result<Vec<SubscriptionRecord>> {
+        let base = "SELECT s.*, m.address FROM graph_subscriptions s \
+                    JOIN mailboxes m ON m.id = s.mailbox_id";
+        let rows = match id {
+            Some(id) => {
+                sqlx::query(super::sql(format!("{base} WHERE s.subscription_id = ?")))
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            None => {
+                sqlx::query(super::sql(format!("{base} ORDER BY m.address_key")))
+                    .fetch_all(&self.pool)
+                    .await
+            }
+        }
+        .ctx("cannot read the subscriptions")?;
+        rows.iter().map(subscription_from_row).collect()
+    }
+
+    pub(super) async fn save_subscription_impl(&self, r: &SubscriptionRecord) -> Result<()> {
+        let what = "cannot record the subscription";
+        let mut tx = self.write_tx().await?;
+        Self::require_mailbox(&mut tx, r.mailbox).await?;
+        sqlx::query(
+            "INSERT INTO graph_subscriptions (mailbox_id, subscription_id, client_state_hash, \
+             expires_at, state, reason, failures, next_attempt_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (mailbox_id) DO UPDATE SET \
+             subscription_id = excluded.subscription_id, \
+             client_state_hash = excluded.client_state_hash, expires_at = excluded.expires_at, \
+             state = excluded.state, reason = excluded.reason, failures = excluded.failures, \
+             next_attempt_at = excluded.next_attempt_at, updated_at = excluded.updated_at",
+        )
+        .bind(r.mailbox.0)
+        .bind(r.subscription_id.as_deref())
+        .bind(r.client_state_hash.as_deref())
+        .bind(r.expires_at.map(us))
+        .bind(r.state.as_str())
+        .bind(r.reason.as_deref())
+        .bind(i64::from(r.failures))
+        .bind(r.next_attempt_at.map(us))
+        .bind(us(r.updated_at))
+        .execute(&mut *tx)
+        .await
+        .ctx(what)?;
+        tx.commit().await.ctx(what)
+    }
+
+    pub(super) async fn remove_subscription_impl(&self, mailbox: MailboxId) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query("DELETE FROM graph_subscriptions WHERE mailbox_id = ?")
+            .bind(mailbox.0)
+            .execute(&mut *tx)
+            .await
+            .ctx("cannot remove the subscription")?;
+        tx.commit().await.ctx("cannot remove the subscription")?;
+        Ok(done.rows_affected() > 0)
+    }
+}

@@ -55,6 +55,7 @@ macro_rules! store_suite {
                 api_keys_and_feeds_keep_hashes_and_revoke,
                 status_transitions_and_notices_enter_the_change_log,
                 webhook_queue_delivers_in_order_per_partition,
+                subscription_records_round_trip_and_go_with_the_mailbox,
             );
         }
     };
@@ -2589,4 +2590,70 @@ pub async fn webhook_queue_delivers_in_order_per_partition(f: &Fixture) {
             .expect("gone")
             .is_empty()
     );
+}
+
+/// A mailbox's change-notification record: saved, replaced, found by Graph's id, gone with an
+/// unlink; a record for an unknown mailbox is refused.
+pub async fn subscription_records_round_trip_and_go_with_the_mailbox(f: &Fixture) {
+    let s = &*f.store;
+    let mb = mailbox(s).await;
+    let now = Timestamp::now()
+        .round(jiff::Unit::Microsecond)
+        .expect("round");
+    let active = SubscriptionRecord {
+        mailbox: mb,
+        address: String::new(),
+        subscription_id: Some("sub-1".into()),
+        client_state_hash: Some(vec![7; 32]),
+        expires_at: Some(now + SignedDuration::from_hours(72)),
+        state: SubscriptionState::Active,
+        reason: None,
+        failures: 0,
+        next_attempt_at: None,
+        updated_at: now,
+    };
+    s.save_subscription(&active).await.expect("save");
+    let got = s.subscription("sub-1").await.expect("get").expect("found");
+    assert_eq!(got.address, "a@contoso.com");
+    assert_eq!(
+        SubscriptionRecord {
+            address: String::new(),
+            ..got
+        },
+        active
+    );
+    let failing = SubscriptionRecord {
+        subscription_id: None,
+        client_state_hash: None,
+        expires_at: None,
+        state: SubscriptionState::Failing,
+        reason: Some("validation failed".into()),
+        failures: 2,
+        next_attempt_at: Some(now + SignedDuration::from_secs(120)),
+        ..active.clone()
+    };
+    s.save_subscription(&failing).await.expect("replace");
+    assert!(s.subscription("sub-1").await.expect("get").is_none());
+    let all = s.subscriptions().await.expect("all");
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].state, SubscriptionState::Failing);
+    assert_eq!(all[0].failures, 2);
+    // Active without an id is refused by the schema.
+    let bad = SubscriptionRecord {
+        state: SubscriptionState::Active,
+        ..failing.clone()
+    };
+    assert!(s.save_subscription(&bad).await.is_err());
+    assert!(
+        s.save_subscription(&SubscriptionRecord {
+            mailbox: MailboxId(9_999),
+            ..active.clone()
+        })
+        .await
+        .is_err()
+    );
+    s.save_subscription(&active).await.expect("save");
+    s.unlink_mailbox("a@contoso.com").await.expect("unlink");
+    assert!(s.subscriptions().await.expect("all").is_empty());
+    assert!(!s.remove_subscription(mb).await.expect("remove"));
 }

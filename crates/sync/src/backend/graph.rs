@@ -261,6 +261,50 @@ impl CalendarBackend for GraphBackend {
         Ok(self.client.delete_event(mailbox, id).await?)
     }
 
+    async fn subscribe(
+        &self,
+        mailbox: &str,
+        request: &super::Subscribe,
+    ) -> Result<super::Subscribed, BackendError> {
+        let s = self
+            .client
+            .create_subscription(
+                mailbox,
+                &calgate_graph::SubscriptionRequest {
+                    notification_url: request.notification_url.clone(),
+                    lifecycle_url: request.lifecycle_url.clone(),
+                    client_state: request.client_state.clone(),
+                    expires: request.expires,
+                },
+            )
+            .await?;
+        Ok(super::Subscribed {
+            id: s.id,
+            expires: s.expires,
+        })
+    }
+
+    async fn renew(
+        &self,
+        mailbox: &str,
+        id: &str,
+        expires: jiff::Timestamp,
+    ) -> Result<super::Subscribed, BackendError> {
+        let s = self.client.renew_subscription(mailbox, id, expires).await?;
+        Ok(super::Subscribed {
+            id: s.id,
+            expires: s.expires,
+        })
+    }
+
+    async fn reauthorize(&self, mailbox: &str, id: &str) -> Result<(), BackendError> {
+        Ok(self.client.reauthorize_subscription(mailbox, id).await?)
+    }
+
+    async fn unsubscribe(&self, mailbox: &str, id: &str) -> Result<(), BackendError> {
+        Ok(self.client.delete_subscription(mailbox, id).await?)
+    }
+
     async fn responses(
         &self,
         mailbox: &str,

@@ -172,6 +172,73 @@ pub trait CalendarBackend: Send + Sync + fmt::Debug {
         from: jiff::Timestamp,
         to: jiff::Timestamp,
     ) -> Result<Vec<(String, jiff::Timestamp)>, BackendError>;
+
+    // ---- change notifications (a service that has none keeps the defaults: polling) ----
+
+    /// Asks the service to tell calgate when `mailbox`'s calendar changes.
+    async fn subscribe(
+        &self,
+        mailbox: &str,
+        request: &Subscribe,
+    ) -> Result<Subscribed, BackendError> {
+        let _ = (mailbox, request);
+        Err(no_notifications())
+    }
+
+    /// Moves a subscription's expiry. `NotFound`: it is gone (make a new one).
+    async fn renew(
+        &self,
+        mailbox: &str,
+        id: &str,
+        expires: jiff::Timestamp,
+    ) -> Result<Subscribed, BackendError> {
+        let _ = (mailbox, id, expires);
+        Err(no_notifications())
+    }
+
+    /// Answers a "reauthorization required" lifecycle event.
+    async fn reauthorize(&self, mailbox: &str, id: &str) -> Result<(), BackendError> {
+        let _ = (mailbox, id);
+        Err(no_notifications())
+    }
+
+    async fn unsubscribe(&self, mailbox: &str, id: &str) -> Result<(), BackendError> {
+        let _ = (mailbox, id);
+        Err(no_notifications())
+    }
+}
+
+fn no_notifications() -> BackendError {
+    BackendError::new(
+        FailureKind::Config,
+        "this calendar service sends no change notifications: calgate polls it",
+    )
+}
+
+/// A subscription to ask for.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Subscribe {
+    pub notification_url: String,
+    pub lifecycle_url: Option<String>,
+    /// Echoed in every notification: a secret (not in `Debug`).
+    pub client_state: String,
+    pub expires: jiff::Timestamp,
+}
+
+impl fmt::Debug for Subscribe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscribe")
+            .field("notification_url", &self.notification_url)
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A subscription the service made or renewed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscribed {
+    pub id: String,
+    pub expires: jiff::Timestamp,
 }
 
 /// An event as calgate writes it into a calendar.
