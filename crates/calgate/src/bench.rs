@@ -33,6 +33,10 @@ pub(crate) enum BenchCommand {
     /// N bookings pushed into M mailboxes of a simulator started for the occasion; prints wall
     /// time, requests per booking, the round-trip lower bound and duplicates (must be 0).
     Push(crate::bench_push::BenchPushArgs),
+    /// C changes made in M simulated mailboxes, timed from the change to the host's webhook
+    /// receiver through `calgate serve` (Graph change notifications in, signed webhooks out);
+    /// then the same polling only. Prints p50/p99 latency, losses and Graph requests per change.
+    Notify(crate::bench_notify::BenchNotifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -93,6 +97,7 @@ pub(crate) async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Sync(args) => bench_sync(args).await,
         BenchCommand::Api(args) => crate::bench_api::run(args).await,
         BenchCommand::Push(args) => crate::bench_push::run(args).await,
+        BenchCommand::Notify(args) => crate::bench_notify::run(args).await,
     }
 }
 

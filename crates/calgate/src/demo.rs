@@ -217,7 +217,25 @@ pub(crate) async fn run(
         &[calgate_core::ApiScope::Admin],
     );
     store.add_api_key(&new).await?;
-    let service = crate::serve::start(store.clone(), config, args.listen, true).await?;
+    // Change notifications from the simulator, at the API's own address (known once bound).
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}: pick another with --listen ADDR",
+                args.listen
+            )
+        })?;
+    let mut config = config.clone();
+    if config.notifications_url.is_none() {
+        config.notifications_url = Some(format!(
+            "http://{}",
+            listener
+                .local_addr()
+                .context("the listener has no address")?
+        ));
+    }
+    let service = crate::serve::start_on(store.clone(), &config, listener, true).await?;
     let base = service.state.config.public_url.clone();
     let (token, hash) = calgate_api::auth::generate_feed_token();
     store

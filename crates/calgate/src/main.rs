@@ -18,6 +18,7 @@ mod account;
 mod apikey;
 mod bench;
 mod bench_api;
+mod bench_notify;
 mod bench_push;
 mod booking;
 mod config;

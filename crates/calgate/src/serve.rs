@@ -50,6 +50,17 @@ pub(crate) async fn start(
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
         format!("cannot listen on {listen} (in use, or not an address of this machine): pick another with --listen ADDR")
     })?;
+    start_on(store, config, listener, background_sync).await
+}
+
+/// [`start`] on a listener bound already (the demo and benchmarks take Graph's change
+/// notifications at its address, known only once bound).
+pub(crate) async fn start_on(
+    store: Arc<dyn Store>,
+    config: &Config,
+    listener: tokio::net::TcpListener,
+    background_sync: bool,
+) -> anyhow::Result<Service> {
     let local = listener
         .local_addr()
         .context("the listener has no address")?;
@@ -123,6 +134,14 @@ pub(crate) async fn start(
 
 /// Serves until SIGTERM or Ctrl-C, then shuts down within 10 s.
 pub(crate) async fn run_service(service: Service) -> anyhow::Result<()> {
+    run_service_until(service, crate::sim_cmd::wait_for_shutdown()).await
+}
+
+/// Serves until `stop` resolves, then shuts down within 10 s.
+pub(crate) async fn run_service_until(
+    service: Service,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let Service { state, listener } = service;
     // Busy time of every mailbox into memory, beside serving (availability answers from the
     // store meanwhile).
@@ -151,7 +170,7 @@ pub(crate) async fn run_service(service: Service) -> anyhow::Result<()> {
     let server = tokio::spawn(calgate_api::serve(listener, state, async move {
         let _ = rx.await;
     }));
-    crate::sim_cmd::wait_for_shutdown().await;
+    stop.await;
     tracing::info!("shutting down: no new work; finishing what is in flight");
     let _ = tx.send(());
     let stop_sync = async {
