@@ -648,3 +648,88 @@ async fn endpoints_are_validated_and_removed_with_their_queue() {
         .await
         .problem(404);
 }
+
+#[tokio::test]
+async fn credential_expiry_is_told_once_per_threshold_and_once_expired() {
+    use calgate_api::webhooks::credential_notices;
+    let api = api().await;
+    let cursor = api.get("/v1/changes", Some(&api.read_key)).await.ok()["next_cursor"]
+        .as_str()
+        .expect("cursor")
+        .to_owned();
+    let now = Timestamp::now();
+    api.store
+        .add_credential(
+            "contoso",
+            &calgate_store::NewCredential::secret(
+                "second-secret",
+                Some(now + SignedDuration::from_hours(24 * 10)),
+            ),
+        )
+        .await
+        .expect("credential");
+    // The first credential has no recorded expiry: nothing about it.
+    assert_eq!(
+        credential_notices(api.store.as_ref(), now)
+            .await
+            .expect("check"),
+        1
+    );
+    assert_eq!(
+        credential_notices(api.store.as_ref(), now + SignedDuration::from_hours(1))
+            .await
+            .expect("again"),
+        0,
+        "once per threshold"
+    );
+    let in_4_days = now + SignedDuration::from_hours(24 * 4);
+    assert_eq!(
+        credential_notices(api.store.as_ref(), in_4_days)
+            .await
+            .expect("7"),
+        1
+    );
+    let later = now + SignedDuration::from_hours(24 * 11);
+    assert_eq!(
+        credential_notices(api.store.as_ref(), later)
+            .await
+            .expect("expired"),
+        1
+    );
+    assert_eq!(
+        credential_notices(api.store.as_ref(), later)
+            .await
+            .expect("once"),
+        0
+    );
+    let (feed, _) = feed_from(&api, &cursor, 10).await;
+    let seen: Vec<(String, Value)> = feed
+        .iter()
+        .map(|v| {
+            (
+                v["type"].as_str().unwrap_or("").to_owned(),
+                v["data"]["threshold_days"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("credential.expiring".to_owned(), json!(14)),
+            ("credential.expiring".to_owned(), json!(7)),
+            ("credential.expired".to_owned(), Value::Null),
+        ]
+    );
+    assert_eq!(feed[0]["data"]["connection"], "contoso");
+    assert!(
+        feed[0]["data"]["fix"]
+            .as_str()
+            .expect("fix")
+            .contains("calgate connection secret add contoso")
+    );
+    assert!(
+        !serde_json::to_string(&feed)
+            .expect("json")
+            .contains("second-secret")
+    );
+}
