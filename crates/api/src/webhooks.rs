@@ -249,8 +249,12 @@ pub fn check_event_types(events: Option<&[String]>) -> Result<(), String> {
 
 // ---- the dispatcher --------------------------------------------------------------------------
 
-/// How the dispatcher works; the defaults are production's, tests shorten the schedule.
-#[derive(Debug, Clone)]
+/// The dispatcher's clock (tests move it to simulate hours of retries).
+pub type ClockFn = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// How the dispatcher works; the defaults are production's, tests shorten the schedule or move
+/// the clock.
+#[derive(Clone)]
 pub struct DispatcherOptions {
     /// The wait after each failed attempt; when it runs out, the delivery is dead.
     pub schedule: Vec<Duration>,
@@ -262,6 +266,20 @@ pub struct DispatcherOptions {
     pub concurrency: usize,
     /// Change-log rows fanned out per endpoint per look.
     pub batch: u32,
+    /// What "now" is (default: the system clock).
+    pub clock: Option<ClockFn>,
+}
+
+impl std::fmt::Debug for DispatcherOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DispatcherOptions")
+            .field("schedule", &self.schedule)
+            .field("timeout", &self.timeout)
+            .field("poll", &self.poll)
+            .field("concurrency", &self.concurrency)
+            .field("batch", &self.batch)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for DispatcherOptions {
@@ -272,6 +290,7 @@ impl Default for DispatcherOptions {
             poll: Duration::from_millis(200),
             concurrency: 16,
             batch: 500,
+            clock: None,
         }
     }
 }
@@ -323,6 +342,13 @@ impl Dispatcher {
         }
     }
 
+    fn now(&self) -> Timestamp {
+        self.options
+            .clock
+            .as_ref()
+            .map_or_else(Timestamp::now, |c| c())
+    }
+
     /// Runs on the current runtime until the handle shuts it down.
     pub fn spawn(self) -> DispatcherHandle {
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -346,7 +372,7 @@ impl Dispatcher {
             if room > 0 {
                 match this
                     .store
-                    .due_deliveries(Timestamp::now(), u32::try_from(room * 2).unwrap_or(64))
+                    .due_deliveries(this.now(), u32::try_from(room * 2).unwrap_or(64))
                     .await
                 {
                     Ok(due) => {
@@ -367,7 +393,7 @@ impl Dispatcher {
                     Err(e) => tracing::warn!("webhooks: cannot read the queue: {e}"),
                 }
             }
-            let now = Timestamp::now();
+            let now = this.now();
             if last_prune.is_none_or(|t| now.duration_since(t) > SignedDuration::from_hours(1)) {
                 last_prune = Some(now);
                 this.prune(now).await;
@@ -494,7 +520,7 @@ impl Dispatcher {
             DeliveryOutcome::Failed {
                 status,
                 error,
-                retry_at: wait.map(|w| Timestamp::now() + jitter(w)),
+                retry_at: wait.map(|w| self.now() + jitter(w)),
             }
         };
         let Some(hook) = self.store.webhook(&d.webhook_id).await.ok().flatten() else {

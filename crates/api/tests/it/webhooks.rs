@@ -733,3 +733,115 @@ async fn credential_expiry_is_told_once_per_threshold_and_once_expired() {
             .contains("second-secret")
     );
 }
+
+/// Issue 12's outage on the production schedule, in simulated time: the receiver is down for
+/// ten minutes (attempts at 0 s, ~5 s, ~5 min are refused), up again afterwards; the next
+/// attempt (~35 min) and everything queued behind it arrive, in order per mailbox, none dead.
+#[tokio::test]
+async fn a_receiver_down_for_ten_simulated_minutes_gets_everything_on_the_real_schedule() {
+    use std::sync::atomic::AtomicI64;
+    let api = api().await;
+    let receiver = Receiver::start().await;
+    receiver.answer(503);
+    let (hook, secret) = add_hook(&api, &receiver.url, Some(&["event.created"])).await;
+    let (a, b) = two_mailboxes(&api, "tenmin", 3).await;
+    assert!(api.sync().await.is_success());
+    let offset = Arc::new(AtomicI64::new(0));
+    let clock_offset = offset.clone();
+    let options = DispatcherOptions {
+        schedule: calgate_api::webhooks::RETRY_SCHEDULE.to_vec(),
+        poll: Duration::from_millis(10),
+        timeout: Duration::from_secs(2),
+        clock: Some(Arc::new(move || {
+            Timestamp::now() + SignedDuration::from_secs(clock_offset.load(Ordering::SeqCst))
+        })),
+        ..DispatcherOptions::default()
+    };
+    let dispatch = dispatcher(&api, options);
+    // Ten simulated minutes, in steps of 20 s, each given time to tick.
+    let advance_to = |secs: i64| {
+        let offset = offset.clone();
+        async move {
+            while offset.load(Ordering::SeqCst) < secs {
+                offset.fetch_add(20, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }
+    };
+    advance_to(600).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let refused = receiver.all();
+    assert!(receiver.delivered().is_empty());
+    // Two mailboxes' first deliveries, each tried at 0 s, ~5 s and ~5 min; the rest wait.
+    assert_eq!(refused.len(), 6, "{}", refused.len());
+    assert_eq!(
+        refused
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        2
+    );
+    receiver.answer(200);
+    // The next attempt is 30 min (±10 %) after the third: by 40 simulated minutes.
+    advance_to(2400).await;
+    let got = receiver.wait_for(6).await;
+    assert_eq!(got.len(), 6);
+    for r in &got {
+        assert!(verifies(r, &secret));
+    }
+    let list = api
+        .get(
+            &format!("/v1/webhooks/{hook}/deliveries?limit=100"),
+            Some(&api.admin_key),
+        )
+        .await
+        .ok();
+    let deliveries = list["deliveries"].as_array().expect("list");
+    assert!(
+        deliveries.iter().all(|d| d["state"] == "delivered"),
+        "{list}"
+    );
+    let attempts: Vec<u64> = deliveries
+        .iter()
+        .filter_map(|d| d["attempts"].as_u64())
+        .collect();
+    assert_eq!(
+        attempts.iter().filter(|n| **n == 4).count(),
+        2,
+        "{attempts:?}"
+    );
+    assert_eq!(
+        attempts.iter().filter(|n| **n == 1).count(),
+        4,
+        "{attempts:?}"
+    );
+    for who in [&a, &b] {
+        let mut queued: Vec<(i64, String)> = deliveries
+            .iter()
+            .filter(|d| {
+                d["mailbox"]
+                    .as_str()
+                    .is_some_and(|m| m.eq_ignore_ascii_case(who))
+            })
+            .map(|d| {
+                (
+                    d["id"].as_i64().expect("id"),
+                    d["webhook_id"].as_str().expect("id").to_owned(),
+                )
+            })
+            .collect();
+        queued.sort();
+        let seen: Vec<String> = got
+            .iter()
+            .filter(|r| r.json()["data"]["mailbox"] == json!(who))
+            .map(|r| r.id.clone())
+            .collect();
+        assert_eq!(
+            seen,
+            queued.into_iter().map(|(_, id)| id).collect::<Vec<_>>(),
+            "{who}: in order"
+        );
+    }
+    dispatch.shutdown(Duration::from_secs(5)).await;
+}
