@@ -106,6 +106,7 @@ async fn serve_syncs_in_the_background_answers_with_keys_and_stops_on_sigterm() 
     let listen = format!("127.0.0.1:{port}");
     let mut cmd = CALGATE.command(d, &["serve", "--listen", &listen, "--log-format", "json"]);
     cmd.env("CALGATE_PUBLIC_URL", &public)
+        .env("CALGATE_NOTIFICATIONS_PUBLIC_URL", &public)
         .env("CALGATE_LOG_LEVEL", "info")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
@@ -144,6 +145,22 @@ async fn serve_syncs_in_the_background_answers_with_keys_and_stops_on_sigterm() 
             break;
         }
         assert!(Instant::now() < deadline, "not synced: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Change notifications: the simulator validated serve's URL and notifies it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, v) = get(&http, &format!("{public}/v1/mailboxes"), &key).await;
+        let modes: Vec<&Value> = v["mailboxes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| &m["notifications"]["mode"])
+            .collect();
+        if modes.iter().all(|m| *m == "notified") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not notified: {v}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let now = jiff::Timestamp::now().round(jiff::Unit::Second).unwrap();
