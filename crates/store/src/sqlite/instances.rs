@@ -137,6 +137,44 @@ impl<'a> InstanceRow<'a> {
     }
 }
 
+/// A series master's row, its JSON columns encoded.
+struct MasterRow<'a> {
+    m: Cow<'a, SeriesMaster>,
+    organizer: Option<String>,
+    recurrence: Option<String>,
+}
+
+impl<'a> MasterRow<'a> {
+    fn of(m: Cow<'a, SeriesMaster>) -> Result<MasterRow<'a>> {
+        Ok(MasterRow {
+            organizer: m.organizer.as_ref().map(to_json).transpose()?,
+            recurrence: m.recurrence.as_ref().map(to_json).transpose()?,
+            m,
+        })
+    }
+
+    /// Binds the row's values, in [`MASTER_COLUMNS`] order.
+    fn bind<'q>(&'q self, q: Query<'q>, mailbox: MailboxId, now: Timestamp) -> Query<'q> {
+        let m = &*self.m;
+        q.bind(mailbox.0)
+            .bind(m.exchange_id.as_str())
+            .bind(m.ical_uid.as_deref())
+            .bind(m.subject.as_deref())
+            .bind(m.location.as_deref())
+            .bind(self.organizer.as_deref())
+            .bind(self.recurrence.as_deref())
+            .bind(m.start.map(us))
+            .bind(m.end.map(us))
+            .bind(m.time_zone.as_deref())
+            .bind(m.show_as.map(|s| s.as_str()))
+            .bind(m.sensitivity.map(|s| s.as_str()))
+            .bind(m.web_link.as_deref())
+            .bind(m.change_key.as_deref())
+            .bind(m.last_modified.map(|t| t.to_string()))
+            .bind(us(now))
+    }
+}
+
 /// One change-log row.
 struct LogRow<'a> {
     instance_id: String,
@@ -168,10 +206,11 @@ fn upsert_instances_sql(set: Set, rows: usize) -> String {
     )
 }
 
-fn upsert_master_sql(set: Set) -> String {
+/// `rows` series masters in one upsert statement.
+fn upsert_master_sql(set: Set, rows: usize) -> String {
+    let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
     format!(
-        "INSERT INTO {t} ({MASTER_COLUMNS}) VALUES \
-         (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+        "INSERT INTO {t} ({MASTER_COLUMNS}) VALUES {values} \
          ON CONFLICT (mailbox_id, exchange_id) DO UPDATE SET \
          ical_uid = excluded.ical_uid, subject = excluded.subject, \
          location = excluded.location, organizer = excluded.organizer, \
@@ -419,32 +458,27 @@ impl SqliteStore {
             }
         }
         Self::log_changes(tx, mailbox, &log, now).await?;
-        let upsert_master = upsert_master_sql(set);
-        for m in &changes.masters {
-            let what = format!("cannot store series master {}", m.exchange_id);
-            let m = m.visible(policy);
-            let organizer = m.organizer.as_ref().map(to_json).transpose()?;
-            let recurrence = m.recurrence.as_ref().map(to_json).transpose()?;
-            sqlx::query(sql(upsert_master.clone()))
-                .bind(mailbox.0)
-                .bind(&m.exchange_id)
-                .bind(m.ical_uid.as_deref())
-                .bind(m.subject.as_deref())
-                .bind(m.location.as_deref())
-                .bind(organizer)
-                .bind(recurrence)
-                .bind(m.start.map(us))
-                .bind(m.end.map(us))
-                .bind(m.time_zone.as_deref())
-                .bind(m.show_as.map(|s| s.as_str()))
-                .bind(m.sensitivity.map(|s| s.as_str()))
-                .bind(m.web_link.as_deref())
-                .bind(m.change_key.as_deref())
-                .bind(m.last_modified.map(|t| t.to_string()))
-                .bind(us(now))
-                .execute(&mut **tx)
-                .await
-                .ctx(&what)?;
+        // Series masters, several per statement (a failing statement is retried master by
+        // master so that the error names the one).
+        let masters: Vec<MasterRow> = changes
+            .masters
+            .iter()
+            .map(|m| MasterRow::of(m.visible(policy)))
+            .collect::<Result<_>>()?;
+        for (_, chunk) in pieces(&masters) {
+            let mut q = sqlx::query(sql(upsert_master_sql(set, chunk.len())));
+            for m in chunk {
+                q = m.bind(q, mailbox, now);
+            }
+            if let Err(e) = q.execute(&mut **tx).await {
+                for m in chunk {
+                    m.bind(sqlx::query(sql(upsert_master_sql(set, 1))), mailbox, now)
+                        .execute(&mut **tx)
+                        .await
+                        .ctx(&format!("cannot store series master {}", m.m.exchange_id))?;
+                }
+                return Err(e).ctx("cannot store series masters");
+            }
         }
         if let Some(c) = &changes.cursor {
             match set {
@@ -468,6 +502,17 @@ impl SqliteStore {
         mailbox: MailboxId,
         changes: &ChangeSet,
     ) -> Result<HashMap<String, LiveRow>> {
+        // A first round writes into an empty live set: one cheap look instead of a lookup per
+        // instance.
+        let any: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM instances WHERE mailbox_id = ?)")
+                .bind(mailbox.0)
+                .fetch_one(&mut **tx)
+                .await
+                .ctx("cannot read instances")?;
+        if !any {
+            return Ok(HashMap::new());
+        }
         let ids: Vec<&str> = changes
             .removals
             .iter()
