@@ -311,10 +311,20 @@ async fn crash_test_sigkill_while_pushing_makes_no_duplicate_and_loses_nothing()
         child.wait().unwrap();
         kills += 1;
     }
-    // Let the dead processes' claims lapse, then finish the work (bounded).
+    // Let the dead processes' claims lapse, then finish the work (bounded in time and runs).
+    // An entry whose attempt failed retryably waits out its back-off (10 s, 20 s, 40 s, …):
+    // on a loaded machine the last ones may need more than a few quick runs.
     let mut runs = 0;
-    while store.pending_pushes().await.unwrap() > 0 && runs < 20 {
+    let finishing = Instant::now();
+    while store.pending_pushes().await.unwrap() > 0
+        && runs < 60
+        && finishing.elapsed() < Duration::from_secs(240)
+    {
         tokio::time::sleep(Duration::from_millis(1100)).await;
+        let due = store.due_pushes(jiff::Timestamp::now(), 1).await.unwrap();
+        if due.is_empty() {
+            continue;
+        }
         let o = CALGATE
             .run_async(d, &["push", "run", "--claim-seconds", "1"], &[])
             .await;
