@@ -98,6 +98,14 @@ impl DeletionGuard {
     }
 }
 
+/// A relist asked for in the middle of a listing: the service contradicts itself.
+fn relist_mid_round(address: &str) -> Error {
+    Error::Backend(BackendError::new(
+        FailureKind::InvalidData,
+        format!("the service asked to list {address}'s window again in the middle of a listing"),
+    ))
+}
+
 /// Instances a first round gathers before it writes them (a mailbox of ~200 events is one
 /// transaction; a very large one does not hold all of its pages in memory).
 const FIRST_ROUND_BATCH: usize = 500;
@@ -116,6 +124,7 @@ impl MailboxRun<'_> {
                 let start = ChangesRequest::Start {
                     window: target,
                     page_size: self.page_size,
+                    resume: None,
                 };
                 self.live_round(start, target, self.now, false, report)
                     .await
@@ -134,19 +143,28 @@ impl MailboxRun<'_> {
                     .await
             }
             Action::FullResync { reason } => {
-                return self.shadow_round(reason.clone(), report).await;
+                return self.shadow_round(reason.clone(), report, None).await;
             }
         };
         match live {
+            Ok(None) => Ok(()),
+            Ok(Some(relist)) => {
+                tracing::debug!(
+                    mailbox = self.address(),
+                    "the service reported changed items: listing the window again"
+                );
+                self.shadow_round(ResyncReason::Relisted, report, Some(relist))
+                    .await
+            }
             Err(Error::Backend(e)) if e.kind == FailureKind::ResyncRequired => {
                 tracing::info!(
                     mailbox = self.address(),
                     "delta token expired: full resync into a shadow set"
                 );
-                self.shadow_round(ResyncReason::DeltaTokenExpired, report)
+                self.shadow_round(ResyncReason::DeltaTokenExpired, report, None)
                     .await
             }
-            other => other,
+            Err(other) => Err(other),
         }
     }
 
@@ -184,7 +202,8 @@ impl MailboxRun<'_> {
     /// [`FIRST_ROUND_BATCH`] instances (one for most mailboxes); an incremental
     /// round gathers its pages and writes them in one transaction, after the bulk-delete guard
     /// let it through. A failure part-way leaves the old cursor, so the next round replays
-    /// from it (pages are idempotent).
+    /// from it (pages are idempotent). `Some(link)`: the service asked for a relist
+    /// ([`PageNext::Relist`]); nothing of this round was written.
     async fn live_round(
         &self,
         first: ChangesRequest,
@@ -192,13 +211,17 @@ impl MailboxRun<'_> {
         rebased_at: Timestamp,
         incremental: bool,
         report: &mut RoundReport,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<String>, Error> {
         let mut request = first;
         let mut gathered = ChangeSet::default();
         loop {
             let page = self.page(request, report).await?;
             let mut changes = plan_page(&page.changes, window);
             let next = match page.next {
+                PageNext::Relist(link) if incremental && gathered.is_empty() => {
+                    return Ok(Some(link));
+                }
+                PageNext::Relist(_) => return Err(relist_mid_round(self.address())),
                 PageNext::More(next) => Some(next),
                 PageNext::Done(link) => {
                     changes.cursor = Some(Cursor {
@@ -240,7 +263,7 @@ impl MailboxRun<'_> {
         self.store.apply_changes(self.lease, &gathered).await?;
         self.counted(&gathered, report);
         report.window = Some(window);
-        Ok(())
+        Ok(None)
     }
 
     /// A full round over the target window into a shadow set, committed atomically at the
@@ -250,11 +273,12 @@ impl MailboxRun<'_> {
         &self,
         reason: ResyncReason,
         report: &mut RoundReport,
+        mut resume: Option<String>,
     ) -> Result<(), Error> {
         report.round = Some(RoundKind::FullResync(reason));
         let mut restarted = false;
         loop {
-            let result = self.shadow_attempt(report).await;
+            let result = self.shadow_attempt(report, resume.take()).await;
             match result {
                 Ok(()) => {
                     report.full_resyncs += 1;
@@ -285,17 +309,23 @@ impl MailboxRun<'_> {
         }
     }
 
-    async fn shadow_attempt(&self, report: &mut RoundReport) -> Result<(), Error> {
+    async fn shadow_attempt(
+        &self,
+        report: &mut RoundReport,
+        resume: Option<String>,
+    ) -> Result<(), Error> {
         let window = self.plan.target;
         self.store.begin_shadow(self.lease, window).await?;
         let mut request = ChangesRequest::Start {
             window,
             page_size: self.page_size,
+            resume,
         };
         loop {
             let page = self.page(request, report).await?;
             let mut changes = plan_page(&page.changes, window);
             match page.next {
+                PageNext::Relist(_) => return Err(relist_mid_round(self.address())),
                 PageNext::More(next) => {
                     // The progress link is recorded with the page (where a resync could resume).
                     changes.cursor = Some(Cursor {

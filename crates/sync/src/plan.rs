@@ -185,6 +185,9 @@ pub enum ResyncReason {
     /// Graph said the delta token is gone (410 Gone / SyncStateNotFound). Decided by the
     /// executor during a round, never by the planner.
     DeltaTokenExpired,
+    /// The service reported changes by item (EWS): the window is listed again. Decided by the
+    /// executor during a round.
+    Relisted,
     /// The store asks for one (a setting changed that needs what was never fetched).
     Pending { why: String },
 }
@@ -397,6 +400,9 @@ impl fmt::Display for ResyncReason {
                 f.write_str("the delta token expired (410 Gone / SyncStateNotFound)")
             }
             ResyncReason::Pending { why } => f.write_str(why),
+            ResyncReason::Relisted => {
+                f.write_str("the service reported changed items: the window was listed again")
+            }
         }
     }
 }

@@ -177,7 +177,9 @@ impl CalendarBackend for GraphBackend {
         request: ChangesRequest,
     ) -> Result<ChangesPage, BackendError> {
         let request = match request {
-            ChangesRequest::Start { window, page_size } => DeltaRequest::Start {
+            ChangesRequest::Start {
+                window, page_size, ..
+            } => DeltaRequest::Start {
                 start: window.start,
                 end: window.end,
                 page_size,

@@ -1,5 +1,5 @@
 //! The one door to Exchange: a calendar backend. The executor and the scheduler see only
-//! [`CalendarBackend`]; each service (Microsoft Graph now, EWS for Exchange Server next) has an
+//! [`CalendarBackend`]; each service (Microsoft Graph, EWS for Exchange Server) has an
 //! adapter here that turns its client's calls and errors into these backend-neutral types.
 //! The adapters live in this crate so that the protocol crates (`graph`, `ews`) stay free of
 //! sync's types.
@@ -11,13 +11,20 @@ use async_trait::async_trait;
 use calgate_core::{CredentialId, FailureKind, Instance};
 use calgate_store::Window;
 
+pub mod ews;
 pub mod graph;
 
 /// What a round asks the backend for.
 #[derive(Clone, PartialEq, Eq)]
 pub enum ChangesRequest {
-    /// A new round over the window: every item in it, page by page.
-    Start { window: Window, page_size: u32 },
+    /// A new round over the window: every item in it, page by page. `resume` is the opaque
+    /// position a [`PageNext::Relist`] handed out (the service's sync state), so the new round
+    /// need not ask the service for it again; `None` otherwise.
+    Start {
+        window: Window,
+        page_size: u32,
+        resume: Option<String>,
+    },
     /// The next page of a round, or the next round from a stored cursor (both opaque).
     Continue { link: String, page_size: u32 },
 }
@@ -25,7 +32,9 @@ pub enum ChangesRequest {
 impl fmt::Debug for ChangesRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ChangesRequest::Start { window, page_size } => f
+            ChangesRequest::Start {
+                window, page_size, ..
+            } => f
                 .debug_struct("Start")
                 .field("window", window)
                 .field("page_size", page_size)
@@ -55,6 +64,10 @@ pub enum PageNext {
     More(String),
     /// The round is complete: this opaque cursor starts the next incremental round.
     Done(String),
+    /// Something changed, but the service reports changes by item, not by instance (EWS's
+    /// SyncFolderItems): list the window again from the start — a full round into a shadow
+    /// set, committed atomically — beginning with `ChangesRequest::Start { resume: Some(this) }`.
+    Relist(String),
 }
 
 impl fmt::Debug for PageNext {
@@ -62,6 +75,7 @@ impl fmt::Debug for PageNext {
         f.write_str(match self {
             PageNext::More(_) => "More(…)",
             PageNext::Done(_) => "Done(…)",
+            PageNext::Relist(_) => "Relist(…)",
         })
     }
 }
