@@ -55,7 +55,10 @@ pub fn router(state: Arc<SimState>) -> Router {
         .with_state(state)
 }
 
-async fn fallback(req: Request) -> GraphError {
+async fn fallback(State(st): State<Arc<SimState>>, req: Request) -> Response {
+    if crate::ews::is_ews_path(req.uri().path()) {
+        return crate::ews::handle(st, req).await;
+    }
     GraphError::bad_request(
         "BadRequest",
         format!(
@@ -64,6 +67,7 @@ async fn fallback(req: Request) -> GraphError {
         ),
     )
     .with_status(StatusCode::NOT_FOUND)
+    .into_response()
 }
 
 impl GraphError {
@@ -268,6 +272,8 @@ pub(crate) async fn serve(
     use hyper_util::service::TowerToHyperService;
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let timeout = limits.header_read_timeout;
+    // Each connection gets an id that its requests carry (EWS binds NTLM to the connection).
+    let mut next_conn: u64 = 0;
     loop {
         let (stream, _peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
             _ = &mut shutdown => return,
@@ -277,7 +283,15 @@ pub(crate) async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let svc = TowerToHyperService::new(app.clone());
+        next_conn = next_conn.wrapping_add(1);
+        let conn = crate::ews::ConnId(next_conn);
+        let svc = TowerToHyperService::new(tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut r: axum::http::Request<hyper::body::Incoming>| {
+                r.extensions_mut().insert(conn);
+                r
+            },
+        ));
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let mut builder = Builder::new(TokioExecutor::new());
