@@ -249,7 +249,7 @@ pub async fn start_with_limits(
     }
     let app = server::router(state.clone());
     let (tx, rx) = oneshot::channel();
-    let task = tokio::spawn(server::serve(listener, app, tls, limits, rx));
+    let task = tokio::spawn(server::serve(listener, app, tls, limits, state.clone(), rx));
     Ok(SimHandle {
         addr,
         base_url,

@@ -265,6 +265,7 @@ pub(crate) async fn serve(
     app: Router,
     tls: Option<Arc<rustls::ServerConfig>>,
     limits: ConnectionLimits,
+    state: Arc<SimState>,
     mut shutdown: oneshot::Receiver<()>,
 ) {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -293,6 +294,7 @@ pub(crate) async fn serve(
             },
         ));
         let acceptor = acceptor.clone();
+        let state = state.clone();
         tokio::spawn(async move {
             let mut builder = Builder::new(TokioExecutor::new());
             // hyper needs a timer for its header-read timeout (it panics without one).
@@ -315,6 +317,8 @@ pub(crate) async fn serve(
                     let _ = builder.serve_connection_with_upgrades(io, svc).await;
                 }
             }
+            // The connection is gone: so is its NTLM logon.
+            state.ews.ntlm.forget(conn.0);
         });
     }
 }

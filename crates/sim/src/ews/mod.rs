@@ -128,17 +128,19 @@ pub fn unauthorized(st: &SimState, host: &str, ntlm_token: Option<(&str, &str)>)
     resp
 }
 
-fn authenticate(st: &SimState, req: &Request, conn: u64) -> Result<Caller, Response> {
+fn authenticate(
+    st: &SimState,
+    headers: &axum::http::HeaderMap,
+    conn: u64,
+) -> Result<Caller, Response> {
     use base64::Engine as _;
-    let host = req
-        .headers()
+    let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("localhost")
         .to_owned();
     let settings = st.ews.auth();
-    let auth = req
-        .headers()
+    let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::trim);
@@ -193,11 +195,15 @@ pub async fn handle(st: Arc<SimState>, req: Request) -> Response {
         .get::<ConnId>()
         .map(|c| c.0)
         .unwrap_or(u64::MAX);
-    let caller = match authenticate(&st, &req, conn) {
+    let (parts, body) = req.into_parts();
+    // The body is read before authenticating, so that a 401 leaves the connection clean for
+    // the next leg of an NTLM handshake.
+    let body = axum::body::to_bytes(body, crate::server::MAX_BODY_BYTES).await;
+    let caller = match authenticate(&st, &parts.headers, conn) {
         Ok(c) => c,
         Err(r) => return r,
     };
-    if req.method() == Method::GET {
+    if parts.method == Method::GET {
         return (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -205,7 +211,7 @@ pub async fn handle(st: Arc<SimState>, req: Request) -> Response {
         )
             .into_response();
     }
-    if req.method() != Method::POST {
+    if parts.method != Method::POST {
         return (
             StatusCode::METHOD_NOT_ALLOWED,
             [(header::ALLOW, "GET, POST")],
@@ -213,7 +219,7 @@ pub async fn handle(st: Arc<SimState>, req: Request) -> Response {
         )
             .into_response();
     }
-    let body = match axum::body::to_bytes(req.into_body(), crate::server::MAX_BODY_BYTES).await {
+    let body = match body {
         Ok(b) => b,
         Err(_) => {
             return soap_response(
@@ -312,13 +318,15 @@ fn run(st: &SimState, caller: &Caller, root: &Element) -> ops::OpResult {
     if let Some(ms) = st.ews.take_server_busy(&caller.account) {
         return Err(EwsError::server_busy(ms));
     }
-    let Some(_in_flight) = st.ews.enter(&caller.account.logon_name()) else {
+    let Some(in_flight) = st.ews.enter(&caller.account.logon_name()) else {
         return Err(EwsError::new(
             "ErrorExceededConnectionCount",
             "You have exceeded the available concurrent connections for your account.  Try again once your other requests have completed.",
         ))
         .or_else(|e| availability::error_for(&base, e));
     };
+    // Counted until the response has been produced (and any injected latency elapsed).
+    crate::server::hold_until_response(in_flight);
     let ctx = ops::Ctx {
         st,
         tenant_id: caller.tenant,

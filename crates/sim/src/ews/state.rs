@@ -86,7 +86,7 @@ pub struct EwsState {
     /// Mailboxes whose next SyncFolderItems with a sync state fails (one-shot per mailbox).
     broken_sync: Mutex<HashSet<Uuid>>,
     /// Requests in flight per account (lower-cased logon).
-    in_flight: Mutex<HashMap<String, u32>>,
+    in_flight: std::sync::Arc<Mutex<HashMap<String, u32>>>,
     /// Counters for `GET /_sim/ews/stats`.
     pub stats: Mutex<EwsStats>,
     /// NTLM state per TCP connection.
@@ -148,7 +148,7 @@ impl EwsState {
 
     /// Counts a request of `account` in; `None` when the account already has the maximum in
     /// flight. The guard counts it out.
-    pub fn enter(&self, account: &str) -> Option<InFlight<'_>> {
+    pub fn enter(&self, account: &str) -> Option<InFlight> {
         let max = lock(&self.faults)
             .max_concurrency
             .unwrap_or(DEFAULT_MAX_CONCURRENCY);
@@ -161,7 +161,10 @@ impl EwsState {
             return None;
         }
         *n += 1;
-        Some(InFlight { state: self, key })
+        Some(InFlight {
+            map: std::sync::Arc::clone(&self.in_flight),
+            key,
+        })
     }
 
     /// Stores a sync state and returns its opaque token.
@@ -229,16 +232,17 @@ impl EwsState {
     }
 }
 
-/// A request counted in by [`EwsState::enter`].
+/// A request counted in by [`EwsState::enter`]; counted out when dropped (the handler keeps
+/// it until the response is ready, injected latency included).
 #[derive(Debug)]
-pub struct InFlight<'a> {
-    state: &'a EwsState,
+pub struct InFlight {
+    map: std::sync::Arc<Mutex<HashMap<String, u32>>>,
     key: String,
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
-        let mut m = lock(&self.state.in_flight);
+        let mut m = lock(&self.map);
         if let Some(n) = m.get_mut(&self.key) {
             *n = n.saturating_sub(1);
             if *n == 0 {

@@ -965,3 +965,374 @@ async fn folders_names_and_ids() {
             .is_ok()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Stage 2: NTLM, throttling, availability, rooms
+// ---------------------------------------------------------------------------------------------
+
+fn utf16(s: &str) -> Vec<u8> {
+    s.encode_utf16().flat_map(u16::to_le_bytes).collect()
+}
+
+/// A client's AUTHENTICATE message for `challenge` (NTLMv2, Unicode).
+fn ntlm_authenticate(challenge: &[u8], domain: &str, user: &str, password: &str) -> Vec<u8> {
+    use calgate_sim::ews::ntlm::{nt_proof, ntowf_v2};
+    let server_challenge: [u8; 8] = challenge[24..32].try_into().unwrap();
+    let ti_len = usize::from(u16::from_le_bytes([challenge[40], challenge[41]]));
+    let ti_off = u32::from_le_bytes(challenge[44..48].try_into().unwrap()) as usize;
+    let target_info = &challenge[ti_off..ti_off + ti_len];
+    let mut blob = vec![1, 1, 0, 0, 0, 0, 0, 0];
+    blob.extend_from_slice(&[0u8; 8]); // timestamp
+    blob.extend_from_slice(&[0xaa; 8]); // client challenge
+    blob.extend_from_slice(&[0u8; 4]);
+    blob.extend_from_slice(target_info);
+    blob.extend_from_slice(&[0u8; 4]);
+    let proof = nt_proof(&ntowf_v2(password, user, domain), &server_challenge, &blob);
+    let mut nt = proof.to_vec();
+    nt.extend_from_slice(&blob);
+    let (dom, usr, ws) = (utf16(domain), utf16(user), utf16("WS"));
+    let mut fields = Vec::new();
+    let mut payload = Vec::new();
+    let mut at = 88u32;
+    for p in [&[0u8; 24][..], &nt, &dom, &usr, &ws, &[]] {
+        let l = u16::try_from(p.len()).unwrap();
+        fields.extend_from_slice(&l.to_le_bytes());
+        fields.extend_from_slice(&l.to_le_bytes());
+        fields.extend_from_slice(&at.to_le_bytes());
+        at += u32::from(l);
+        payload.extend_from_slice(p);
+    }
+    let mut m = b"NTLMSSP\0".to_vec();
+    m.extend_from_slice(&3u32.to_le_bytes());
+    m.extend_from_slice(&fields);
+    m.extend_from_slice(&0xe288_8215u32.to_le_bytes());
+    m.extend_from_slice(&[0u8; 24]); // version + MIC
+    m.extend_from_slice(&payload);
+    m
+}
+
+#[tokio::test]
+async fn ntlm_handshake_is_bound_to_the_connection() {
+    let e = Ews::start().await;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    // One connection for the whole handshake, as an NTLM client keeps it.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .http1_only()
+        .build()
+        .unwrap();
+    let url = e.t.url("/EWS/Exchange.asmx");
+    let body = envelope(
+        &impersonate(HQ_ROOM),
+        r#"<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="calendar"/></m:FolderIds></m:GetFolder>"#,
+    );
+    let (user, pass) = e.account(0);
+    let (domain, sam) = user.split_once('\\').unwrap();
+    let post = |auth: Option<String>| {
+        let mut rb = http
+            .post(&url)
+            .header("content-type", "text/xml; charset=utf-8")
+            .body(body.clone());
+        if let Some(a) = auth {
+            rb = rb.header("authorization", a);
+        }
+        rb.send()
+    };
+    let negotiate = {
+        let mut m = b"NTLMSSP\0".to_vec();
+        m.extend_from_slice(&1u32.to_le_bytes());
+        m.extend_from_slice(&0xe208_8297u32.to_le_bytes());
+        m.extend_from_slice(&[0u8; 16]);
+        b64.encode(m)
+    };
+    for scheme in ["NTLM", "Negotiate"] {
+        let r = post(Some(format!("{scheme} {negotiate}"))).await.unwrap();
+        assert_eq!(r.status(), 401);
+        let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+        let token = challenge.strip_prefix(&format!("{scheme} ")).unwrap();
+        let challenge = b64.decode(token).unwrap();
+        assert_eq!(&challenge[..8], b"NTLMSSP\0");
+        let _ = r.text().await;
+        let auth = ntlm_authenticate(&challenge, domain, sam, &pass);
+        let r = post(Some(format!("{scheme} {}", b64.encode(auth))))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{scheme}");
+        let _ = r.text().await;
+        // The connection stays authenticated.
+        let r = post(None).await.unwrap();
+        assert_eq!(r.status(), 200);
+        let _ = r.text().await;
+    }
+    // A wrong password fails; another connection is not authenticated.
+    let r = post(Some(format!("NTLM {negotiate}"))).await.unwrap();
+    let token = r.headers()["www-authenticate"].to_str().unwrap()[5..].to_owned();
+    let _ = r.text().await;
+    let auth = ntlm_authenticate(&b64.decode(token).unwrap(), domain, sam, "wrong");
+    let r = post(Some(format!("NTLM {}", b64.encode(auth))))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let fresh = reqwest::Client::new();
+    let r = fresh.post(&url).body(body.clone()).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    // With NTLM off, the challenge is not offered.
+    e.t.control(
+        reqwest::Method::PUT,
+        "/ews/auth",
+        Some(&json!({"ntlm": false})),
+    )
+    .await;
+    let r = fresh
+        .post(&url)
+        .header("authorization", format!("NTLM {negotiate}"))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let offers: Vec<String> = r
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(offers.iter().all(|o| o.starts_with("Basic")), "{offers:?}");
+}
+
+#[tokio::test]
+async fn throttling_faults_are_injectable() {
+    let e = Ews::start().await;
+    let resolve = r#"<m:ResolveNames ReturnFullContactData="false"><m:UnresolvedEntry>eva.jansen@contoso.example</m:UnresolvedEntry></m:ResolveNames>"#;
+    let (st, _) = e
+        .t
+        .control(
+            reqwest::Method::PUT,
+            "/ews/faults",
+            Some(&json!({"http_503": 1, "server_busy": [{"account": "svc-calgate", "count": 2, "back_off_ms": 1234}]})),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let a = e.call_as(0, "", resolve).await;
+    assert_eq!(a.status, 503);
+    for _ in 0..2 {
+        let a = e.call_as(0, "", resolve).await;
+        assert_eq!(
+            (a.status.as_u16(), a.fault_code().as_str()),
+            (500, "ErrorServerBusy")
+        );
+        let v = a
+            .root
+            .path(&["Body", "Fault", "detail", "MessageXml", "Value"])
+            .unwrap();
+        assert_eq!(
+            (v.attr("Name"), v.text()),
+            (Some("BackOffMilliseconds"), "1234")
+        );
+    }
+    // Other accounts were not affected; the account is served again.
+    assert_eq!(e.call_as(0, "", resolve).await.code(0), "NoError");
+    // EWSMaxConcurrency: with 1 allowed and a slow request in flight, the next is refused.
+    e.t.control(
+        reqwest::Method::PUT,
+        "/ews/faults",
+        Some(&json!({"max_concurrency": 1})),
+    )
+    .await;
+    e.t.control(
+        reqwest::Method::PUT,
+        "/settings",
+        Some(&json!({"latency_ms": 400})),
+    )
+    .await;
+    let (first, second) = tokio::join!(e.call_as(0, "", resolve), async {
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        e.call_as(0, "", resolve).await
+    });
+    assert_eq!(first.code(0), "NoError");
+    assert_eq!(second.code(0), "ErrorExceededConnectionCount");
+    let (_, o) = e.t.control(reqwest::Method::GET, "/ews", None).await;
+    assert_eq!(o["stats"]["server_busy"], 2);
+    assert_eq!(o["stats"]["exceeded_connection_count"], 1);
+    assert_eq!(o["stats"]["http_503"], 1);
+}
+
+fn availability(addrs: &[String], from: &str, to: &str, view: &str, interval: u32) -> String {
+    let data: String = addrs
+        .iter()
+        .map(|a| format!("<t:MailboxData><t:Email><t:Address>{a}</t:Address></t:Email><t:AttendeeType>Required</t:AttendeeType><t:ExcludeConflicts>false</t:ExcludeConflicts></t:MailboxData>"))
+        .collect();
+    format!(
+        r#"<m:GetUserAvailabilityRequest><t:TimeZone><t:Bias>0</t:Bias><t:StandardTime><t:Bias>0</t:Bias><t:Time>02:00:00</t:Time><t:DayOrder>5</t:DayOrder><t:Month>10</t:Month><t:DayOfWeek>Sunday</t:DayOfWeek></t:StandardTime><t:DaylightTime><t:Bias>-60</t:Bias><t:Time>01:00:00</t:Time><t:DayOrder>5</t:DayOrder><t:Month>3</t:Month><t:DayOfWeek>Sunday</t:DayOfWeek></t:DaylightTime></t:TimeZone><m:MailboxDataArray>{data}</m:MailboxDataArray><t:FreeBusyViewOptions><t:TimeWindow><t:StartTime>{from}</t:StartTime><t:EndTime>{to}</t:EndTime></t:TimeWindow><t:MergedFreeBusyIntervalInMinutes>{interval}</t:MergedFreeBusyIntervalInMinutes><t:RequestedView>{view}</t:RequestedView></t:FreeBusyViewOptions></m:GetUserAvailabilityRequest>"#
+    )
+}
+
+#[tokio::test]
+async fn availability_room_lists_and_rooms() {
+    let e = Ews::start().await;
+    // A known busy hour in a room, in January (UK standard time = UTC in the request zone).
+    let s: Timestamp = "2030-01-15T10:00:00Z".parse().unwrap();
+    let a = e
+        .create(
+            LON_ROOM,
+            "SendToNone",
+            &format!(
+                "<t:Subject>Busy hour</t:Subject><t:Start>{}</t:Start><t:End>{}</t:End>",
+                ts(s),
+                ts(s + SignedDuration::from_hours(1))
+            ),
+        )
+        .await;
+    assert_eq!(a.code(0), "NoError");
+    let addrs = vec![LON_ROOM.to_owned(), "nobody@contoso.example".to_owned()];
+    let a = e
+        .call_as(
+            0,
+            "",
+            &availability(
+                &addrs,
+                "2030-01-15T08:00:00",
+                "2030-01-15T12:00:00",
+                "DetailedMerged",
+                60,
+            ),
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    let responses = find_all(a.op(), "FreeBusyResponse");
+    assert_eq!(responses.len(), 2);
+    let view = responses[0].child("FreeBusyView").unwrap();
+    assert_eq!(view.child_text("FreeBusyViewType"), Some("DetailedMerged"));
+    assert_eq!(view.child_text("MergedFreeBusy"), Some("0020"));
+    let ev = find_all(view, "CalendarEvent");
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].child_text("StartTime"), Some("2030-01-15T10:00:00"));
+    assert_eq!(ev[0].child_text("BusyType"), Some("Busy"));
+    assert_eq!(
+        ev[0]
+            .path(&["CalendarEventDetails", "Subject"])
+            .map(Element::text),
+        Some("Busy hour")
+    );
+    assert!(view.path(&["WorkingHours", "TimeZone", "Bias"]).is_some());
+    assert_eq!(
+        responses[1]
+            .path(&["ResponseMessage", "ResponseCode"])
+            .map(Element::text),
+        Some("ErrorMailRecipientNotFound")
+    );
+    // The same hour in summer, in the request's daylight time (UTC+1).
+    let s: Timestamp = "2030-07-15T10:00:00Z".parse().unwrap();
+    e.create(
+        LON_ROOM,
+        "SendToNone",
+        &format!(
+            "<t:Subject>Summer</t:Subject><t:Start>{}</t:Start><t:End>{}</t:End><t:LegacyFreeBusyStatus>Tentative</t:LegacyFreeBusyStatus>",
+            ts(s),
+            ts(s + SignedDuration::from_hours(1))
+        ),
+    )
+    .await;
+    let a = e
+        .call_as(
+            0,
+            "",
+            &availability(
+                &addrs[..1],
+                "2030-07-15T08:00:00",
+                "2030-07-15T14:00:00",
+                "FreeBusy",
+                30,
+            ),
+        )
+        .await;
+    let ev = find_all(a.op(), "CalendarEvent");
+    assert_eq!(ev[0].child_text("StartTime"), Some("2030-07-15T11:00:00"));
+    assert!(ev[0].child("CalendarEventDetails").is_none());
+    assert!(find_all(a.op(), "MergedFreeBusy").is_empty());
+    // Limits.
+    let many: Vec<String> = (0..101).map(|i| format!("u{i}@contoso.example")).collect();
+    let a = e
+        .call_as(
+            0,
+            "",
+            &availability(
+                &many,
+                "2030-01-15T08:00:00",
+                "2030-01-15T12:00:00",
+                "FreeBusy",
+                30,
+            ),
+        )
+        .await;
+    assert_eq!(a.fault_code(), "ErrorMailboxDataArrayTooBig");
+    let a = e
+        .call_as(
+            0,
+            "",
+            &availability(
+                &addrs[..1],
+                "2030-01-15T08:00:00",
+                "2030-01-15T12:00:00",
+                "Detailed",
+                2,
+            ),
+        )
+        .await;
+    assert_eq!(a.fault_code(), "ErrorInvalidMergedFreeBusyInterval");
+    let a = e
+        .call_as(
+            0,
+            "",
+            &availability(
+                &addrs[..1],
+                "2030-01-01T00:00:00",
+                "2030-03-01T00:00:00",
+                "Detailed",
+                30,
+            ),
+        )
+        .await;
+    assert_eq!(a.fault_code(), "ErrorTimeIntervalTooBig");
+    let a = e
+        .call_as(
+            0,
+            "",
+            &availability(
+                &addrs[..1],
+                "2030-01-15T08:00:00",
+                "2030-01-15T12:00:00",
+                "None",
+                30,
+            ),
+        )
+        .await;
+    assert_eq!(a.fault_code(), "ErrorInvalidFreeBusyViewType");
+    // Room lists and rooms.
+    let a = e.call_as(0, "", "<m:GetRoomLists/>").await;
+    assert_eq!(a.op().attr("ResponseClass"), Some("Success"));
+    let lists: Vec<&str> = find_all(a.op(), "EmailAddress")
+        .iter()
+        .map(|x| x.text())
+        .collect();
+    assert_eq!(
+        lists,
+        vec!["rooms-hq@contoso.example", "rooms-lon@contoso.example"]
+    );
+    let a = e
+        .call_as(0, "", "<m:GetRooms><m:RoomList><t:EmailAddress>rooms-lon@contoso.example</t:EmailAddress></m:RoomList></m:GetRooms>")
+        .await;
+    let rooms: Vec<&str> = find_all(a.op(), "EmailAddress")
+        .iter()
+        .map(|x| x.text())
+        .collect();
+    assert!(rooms.contains(&LON_ROOM), "{rooms:?}");
+    let a = e
+        .call_as(0, "", "<m:GetRooms><m:RoomList><t:EmailAddress>nope@contoso.example</t:EmailAddress></m:RoomList></m:GetRooms>")
+        .await;
+    assert_eq!(a.op().attr("ResponseClass"), Some("Error"));
+    assert_eq!(
+        a.op().child_text("ResponseCode"),
+        Some("ErrorNameResolutionNoResults")
+    );
+}
