@@ -13,6 +13,9 @@ pub struct EwsError {
     pub fault: bool,
     /// `BackOffMilliseconds` for `ErrorServerBusy`.
     pub back_off_ms: Option<u64>,
+    /// Elements the operation still writes after the error (markup made by a writer), as
+    /// SyncFolderItems writes an empty `m:SyncState` and `m:IncludesLastItemInRange`.
+    pub trailer: Option<String>,
 }
 
 impl EwsError {
@@ -22,6 +25,7 @@ impl EwsError {
             message: message.into(),
             fault: false,
             back_off_ms: None,
+            trailer: None,
         }
     }
 
@@ -101,6 +105,9 @@ impl EwsError {
                     &ms.to_string(),
                 )
                 .end("m:MessageXml");
+        }
+        if let Some(t) = &self.trailer {
+            w.raw(t);
         }
     }
 }

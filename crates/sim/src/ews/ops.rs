@@ -1026,8 +1026,12 @@ pub fn sync_folder_items(ctx: &Ctx<'_>, op: &Element) -> OpResult {
         let (uid, kind) = ctx.folder(t, f)?;
         let u = t.user_by_id(uid).ok_or_else(EwsError::item_not_found)?;
         let old = match &token {
-            Some(tok) => ctx.st.ews.load_sync(tok, uid).ok_or_else(|| {
-                EwsError::new(
+            Some(tok) => ctx.st.ews.load_sync(tok, uid).ok_or_else(|| EwsError {
+                trailer: Some(
+                    "<m:SyncState/><m:IncludesLastItemInRange>true</m:IncludesLastItemInRange>"
+                        .to_owned(),
+                ),
+                ..EwsError::new(
                     "ErrorInvalidSyncStateData",
                     "Synchronization state data is corrupt or otherwise invalid.",
                 )
