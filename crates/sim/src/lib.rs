@@ -3,7 +3,8 @@
 //! calendarView and its delta, instances, getSchedule, places, `$batch`, subscriptions and
 //! change notifications), with Graph's
 //! throttling, errors and paging, a tenant seeded with realistic data, and a control API under
-//! `/_sim/` for tests and benchmarks.
+//! `/_sim/` for tests and benchmarks. An EWS face (`/EWS/Exchange.asmx`, [`ews`], documented in
+//! `docs/sim/ews.md`) serves the same tenant model as an on-premises Exchange 2019 would.
 //!
 //! Architecture invariant: this crate is written from Microsoft's documentation and shares no
 //! wire types with calgate's client crates; it may depend only on `calgate-tz` and
