@@ -102,10 +102,11 @@ pub struct Element {
     pub children: Vec<Element>,
 }
 
-fn local(qname: &str) -> String {
-    match qname.rsplit_once(':') {
+fn local(qname: &[u8]) -> String {
+    let s = String::from_utf8_lossy(qname);
+    match s.rsplit_once(':') {
         Some((_, l)) => l.to_owned(),
-        None => qname.to_owned(),
+        None => s.into_owned(),
     }
 }
 
@@ -148,7 +149,7 @@ impl Element {
                     for a in e.attributes() {
                         let a = a.map_err(|e| format!("a malformed attribute ({e})"))?;
                         let value = a
-                            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                            .unescape_value()
                             .map_err(|e| format!("a malformed attribute value ({e})"))?;
                         el.attrs.push((local(a.key.as_ref()), value.into_owned()));
                     }
@@ -170,19 +171,27 @@ impl Element {
                 }
                 Event::Text(t) => {
                     if let Some(top) = stack.last_mut() {
-                        top.text.push_str(&t.xml10_content());
+                        top.text.push_str(
+                            &t.decode()
+                                .map_err(|e| format!("text that is not UTF-8 ({e})"))?,
+                        );
                     }
                 }
                 Event::CData(t) => {
                     if let Some(top) = stack.last_mut() {
-                        top.text.push_str(&t);
+                        top.text.push_str(&String::from_utf8_lossy(&t));
                     }
                 }
                 Event::GeneralRef(r) => {
                     let ch = match r.resolve_char_ref() {
                         Ok(Some(c)) => c,
-                        Ok(None) => predefined(&r.xml10_content())
-                            .ok_or_else(|| format!("an unknown entity &{};", r.xml10_content()))?,
+                        Ok(None) => {
+                            let name = r
+                                .decode()
+                                .map_err(|e| format!("an entity that is not UTF-8 ({e})"))?;
+                            predefined(&name)
+                                .ok_or_else(|| format!("an unknown entity &{name};"))?
+                        }
                         Err(e) => return Err(format!("a bad character reference ({e})")),
                     };
                     if let Some(top) = stack.last_mut() {

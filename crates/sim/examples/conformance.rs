@@ -20,6 +20,9 @@
 //! Output: one line per sample (`ok`, `DIFF`, `skip`, plus `known` and `info` lines), then
 //! `N passed, M failed, K skipped`. Exit status 1 when any sample failed or the data folder is
 //! missing. Nothing from the samples is copied into the repository: they are read at run time.
+//!
+//! The EWS SOAP samples under `<data>/ews` are replayed against the EWS face and compared
+//! structurally (see `conformance_parts/ews.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -28,6 +31,9 @@ use std::time::Duration;
 
 use calgate_sim::{Seed, SimHandle, SimOptions};
 use serde_json::{Value, json};
+
+#[path = "conformance_parts/ews.rs"]
+mod ews;
 
 type R<T> = Result<T, String>;
 
@@ -2680,6 +2686,19 @@ async fn run(samples: Vec<Sample>, index_md: &str) -> R<bool> {
             println!("     {row}");
         }
         failed += 1;
+    }
+    // The EWS samples (ews/), replayed against the EWS face.
+    match DATA_DIR.get().filter(|d| d.join("ews").is_dir()) {
+        Some(data) => {
+            let (p, f, s) = ews::run(&ctx.sim, &ctx.http, data).await;
+            passed += p;
+            failed += f;
+            skipped += s;
+        }
+        None => {
+            println!("DIFF ews: <data>/ews is missing");
+            failed += 1;
+        }
     }
     ctx.sim.shutdown().await;
     println!("{passed} passed, {failed} failed, {skipped} skipped");

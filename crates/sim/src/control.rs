@@ -4,6 +4,7 @@
 //! - `control_apps`: app registrations, secrets, certificates, consents, RBAC scopes, access policies
 //! - `control_directory`: mailboxes (users, rooms, equipment), groups, room lists, the clock
 //! - `control_events`: events changed as a person in Outlook would
+//! - `control_ews`: the EWS face's accounts, authentication schemes, faults and sync states
 //! - `control_faults`: fault injection, settings, per-mailbox counters
 //! - `control_meetings`: booking policies, attendees' responses, meeting messages sent
 //! - `control_subscriptions`: change-notification subscriptions, delivery counters and settings,
@@ -26,6 +27,7 @@ pub fn routes() -> Router<Arc<SimState>> {
         .merge(crate::control_apps::routes())
         .merge(crate::control_directory::routes())
         .merge(crate::control_events::routes())
+        .merge(crate::control_ews::routes())
         .merge(crate::control_faults::routes())
         .merge(crate::control_meetings::routes())
         .merge(crate::control_subscriptions::routes())

@@ -3,7 +3,8 @@
 //! calendarView and its delta, instances, getSchedule, places, `$batch`, subscriptions and
 //! change notifications), with Graph's
 //! throttling, errors and paging, a tenant seeded with realistic data, and a control API under
-//! `/_sim/` for tests and benchmarks.
+//! `/_sim/` for tests and benchmarks. An EWS face (`/EWS/Exchange.asmx`, [`ews`], documented in
+//! `docs/sim/ews.md`) serves the same tenant model as an on-premises Exchange 2019 would.
 //!
 //! Architecture invariant: this crate is written from Microsoft's documentation and shares no
 //! wire types with calgate's client crates; it may depend only on `calgate-tz` and
@@ -21,10 +22,12 @@ pub mod control;
 pub mod control_apps;
 pub mod control_directory;
 pub mod control_events;
+pub mod control_ews;
 pub mod control_faults;
 pub mod control_meetings;
 pub mod control_subscriptions;
 pub mod error;
+pub mod ews;
 pub mod expand;
 pub mod faults;
 pub mod graph;
@@ -247,7 +250,7 @@ pub async fn start_with_limits(
     }
     let app = server::router(state.clone());
     let (tx, rx) = oneshot::channel();
-    let task = tokio::spawn(server::serve(listener, app, tls, limits, rx));
+    let task = tokio::spawn(server::serve(listener, app, tls, limits, state.clone(), rx));
     Ok(SimHandle {
         addr,
         base_url,

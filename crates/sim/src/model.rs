@@ -55,6 +55,8 @@ pub struct Tenant {
     pub booking_policies: HashMap<Uuid, crate::meetings::BookingPolicy>,
     /// Meeting messages (requests, updates, cancellations, responses) sent in this tenant.
     pub meeting_log: crate::meetings::MeetingLog,
+    /// On-premises Active Directory accounts that may call EWS (service accounts).
+    pub ews_accounts: Vec<EwsAccount>,
 }
 
 impl Tenant {
@@ -70,6 +72,7 @@ impl Tenant {
             room_lists: Vec::new(),
             booking_policies: HashMap::new(),
             meeting_log: Default::default(),
+            ews_accounts: Vec::new(),
         }
     }
 
@@ -279,6 +282,96 @@ pub struct RoomList {
     pub email: String,
     /// Room mailboxes (user ids) in this list, in order.
     pub rooms: Vec<Uuid>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// EWS (on-premises) accounts
+// ---------------------------------------------------------------------------------------------
+
+/// Who an EWS account may impersonate (`ExchangeImpersonation`): the ApplicationImpersonation
+/// role over the whole organisation, over one room list's members (a management scope such as
+/// `New-ManagementScope -RecipientRestrictionFilter {MemberOfGroup -eq '…'}`), or nobody.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImpersonationRight {
+    All,
+    /// The room list's address (lower-cased).
+    RoomList(String),
+    None,
+}
+
+impl ImpersonationRight {
+    /// The `--credentials-out` spelling: `all`, `room-list:EMAIL`, `none`.
+    pub fn as_text(&self) -> String {
+        match self {
+            ImpersonationRight::All => "all".into(),
+            ImpersonationRight::RoomList(m) => format!("room-list:{m}"),
+            ImpersonationRight::None => "none".into(),
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("all") {
+            Some(ImpersonationRight::All)
+        } else if t.eq_ignore_ascii_case("none") {
+            Some(ImpersonationRight::None)
+        } else {
+            let (k, v) = t.split_once(':')?;
+            (k.eq_ignore_ascii_case("room-list") && v.contains('@'))
+                .then(|| ImpersonationRight::RoomList(v.trim().to_ascii_lowercase()))
+        }
+    }
+}
+
+/// Delegate access (Full Access / folder permissions) an EWS account has to other mailboxes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DelegateRight {
+    All,
+    /// Mailbox addresses (lower-cased).
+    Mailboxes(Vec<String>),
+}
+
+/// An Active Directory account that authenticates to EWS with Basic or NTLM.
+#[derive(Clone)]
+pub struct EwsAccount {
+    /// sAMAccountName, e.g. `svc-calgate`.
+    pub sam: String,
+    /// NetBIOS domain, e.g. `CONTOSO`.
+    pub domain: String,
+    /// userPrincipalName, e.g. `svc-calgate@contoso.example`.
+    pub upn: String,
+    pub password: String,
+    pub impersonation: ImpersonationRight,
+    pub delegate: DelegateRight,
+}
+
+impl EwsAccount {
+    /// `DOMAIN\user`.
+    pub fn logon_name(&self) -> String {
+        format!("{}\\{}", self.domain, self.sam)
+    }
+
+    /// Whether `name` names this account: `DOMAIN\user`, `user@…` (UPN) or `user`
+    /// (case-insensitive, as Active Directory compares).
+    pub fn matches(&self, name: &str) -> bool {
+        let n = name.trim();
+        if let Some((d, u)) = n.split_once('\\') {
+            return d.eq_ignore_ascii_case(&self.domain) && u.eq_ignore_ascii_case(&self.sam);
+        }
+        n.eq_ignore_ascii_case(&self.upn) || n.eq_ignore_ascii_case(&self.sam)
+    }
+}
+
+impl std::fmt::Debug for EwsAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EwsAccount")
+            .field("logon", &self.logon_name())
+            .field("upn", &self.upn)
+            .field("password", &"<redacted>")
+            .field("impersonation", &self.impersonation)
+            .field("delegate", &self.delegate)
+            .finish()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

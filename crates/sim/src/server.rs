@@ -55,7 +55,10 @@ pub fn router(state: Arc<SimState>) -> Router {
         .with_state(state)
 }
 
-async fn fallback(req: Request) -> GraphError {
+async fn fallback(State(st): State<Arc<SimState>>, req: Request) -> Response {
+    if crate::ews::is_ews_path(req.uri().path()) {
+        return crate::ews::handle(st, req).await;
+    }
     GraphError::bad_request(
         "BadRequest",
         format!(
@@ -64,6 +67,7 @@ async fn fallback(req: Request) -> GraphError {
         ),
     )
     .with_status(StatusCode::NOT_FOUND)
+    .into_response()
 }
 
 impl GraphError {
@@ -261,6 +265,7 @@ pub(crate) async fn serve(
     app: Router,
     tls: Option<Arc<rustls::ServerConfig>>,
     limits: ConnectionLimits,
+    state: Arc<SimState>,
     mut shutdown: oneshot::Receiver<()>,
 ) {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -268,6 +273,8 @@ pub(crate) async fn serve(
     use hyper_util::service::TowerToHyperService;
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let timeout = limits.header_read_timeout;
+    // Each connection gets an id that its requests carry (EWS binds NTLM to the connection).
+    let mut next_conn: u64 = 0;
     loop {
         let (stream, _peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
             _ = &mut shutdown => return,
@@ -277,8 +284,17 @@ pub(crate) async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let svc = TowerToHyperService::new(app.clone());
+        next_conn = next_conn.wrapping_add(1);
+        let conn = crate::ews::ConnId(next_conn);
+        let svc = TowerToHyperService::new(tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut r: axum::http::Request<hyper::body::Incoming>| {
+                r.extensions_mut().insert(conn);
+                r
+            },
+        ));
         let acceptor = acceptor.clone();
+        let state = state.clone();
         tokio::spawn(async move {
             let mut builder = Builder::new(TokioExecutor::new());
             // hyper needs a timer for its header-read timeout (it panics without one).
@@ -301,6 +317,8 @@ pub(crate) async fn serve(
                     let _ = builder.serve_connection_with_upgrades(io, svc).await;
                 }
             }
+            // The connection is gone: so is its NTLM logon.
+            state.ews.ntlm.forget(conn.0);
         });
     }
 }

@@ -69,6 +69,8 @@ pub struct SimState {
     pub faults: crate::faults::Faults,
     pub delta: crate::graph::delta::SyncStates,
     pub subscriptions: crate::subscriptions::Subscriptions,
+    /// The EWS face's state (auth settings, sync states, faults, NTLM connections).
+    pub ews: crate::ews::state::EwsState,
 }
 
 impl SimState {
@@ -85,6 +87,7 @@ impl SimState {
             faults: crate::faults::Faults::default(),
             delta: crate::graph::delta::SyncStates::default(),
             subscriptions: crate::subscriptions::Subscriptions::default(),
+            ews: crate::ews::state::EwsState::default(),
         }
     }
 

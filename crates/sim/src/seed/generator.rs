@@ -118,6 +118,23 @@ impl Gen {
         s
     }
 
+    /// An Active Directory password: 20 characters from letters, digits and `_.~-`, with at
+    /// least one of each class so that any complexity policy would take it.
+    pub fn password(&mut self) -> String {
+        const CLASSES: [&[u8]; 4] = [
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+            b"abcdefghijklmnopqrstuvwxyz",
+            b"0123456789",
+            b"_.~-",
+        ];
+        let mut s = String::with_capacity(20);
+        for i in 0..20 {
+            let set = CLASSES.get(i).copied().unwrap_or(SECRET_CHARS);
+            s.push(char::from(set[self.rng.random_range(0..set.len())]));
+        }
+        s
+    }
+
     /// A client-secret value shaped like Entra's (`abc8Q~` + 34 characters).
     pub fn secret_value(&mut self) -> String {
         let mut s = String::with_capacity(40);

@@ -76,12 +76,59 @@ pub fn build_at(
     if opts.scale > 0 {
         scale::scale_mailboxes(&mut g, &mut tenant, opts.scale, opts.scale_events)?;
     }
+    // Last, so that adding them changed no other seeded value.
+    ews_accounts(&mut g, &mut tenant, opts.seed);
     Ok((
         Directory {
             tenants: vec![tenant],
         },
         published,
     ))
+}
+
+/// NetBIOS name of the demo's Active Directory domain (EWS logons are `CONTOSO\\user`).
+pub const DEMO_NETBIOS: &str = "CONTOSO";
+
+/// The EWS service accounts (documented in `docs/sim/ews.md`): `svc-calgate` may impersonate
+/// everyone; (demo) `svc-rooms` only the members of the HQ room list (the Serraview/Cronofy
+/// setup); `svc-delegate` impersonates nobody but has delegate access to the London rooms.
+fn ews_accounts(g: &mut Gen, tenant: &mut Tenant, seed: Seed) {
+    use crate::model::{DelegateRight, EwsAccount, ImpersonationRight};
+    let london: Vec<String> = tenant
+        .room_lists
+        .iter()
+        .filter(|l| l.email.eq_ignore_ascii_case(&addr("rooms-lon")))
+        .flat_map(|l| l.rooms.iter())
+        .filter_map(|id| tenant.user_by_id(*id))
+        .map(|u| u.mail.to_ascii_lowercase())
+        .collect();
+    let mut defs = vec![(
+        "svc-calgate",
+        ImpersonationRight::All,
+        DelegateRight::Mailboxes(Vec::new()),
+    )];
+    if seed == Seed::Demo {
+        defs.push((
+            "svc-rooms",
+            ImpersonationRight::RoomList(addr("rooms-hq")),
+            DelegateRight::Mailboxes(Vec::new()),
+        ));
+        defs.push((
+            "svc-delegate",
+            ImpersonationRight::None,
+            DelegateRight::Mailboxes(london),
+        ));
+    }
+    for (sam, impersonation, delegate) in defs {
+        tenant.ews_accounts.push(EwsAccount {
+            sam: sam.to_owned(),
+            domain: DEMO_NETBIOS.to_owned(),
+            upn: addr(sam),
+            password: g.password(),
+            impersonation,
+            delegate,
+        });
+    }
 }
 
 /// Adds the apps of `defs` to the tenant and to the published credentials.
@@ -156,7 +203,8 @@ fn mailbox(
 }
 
 /// The `--credentials-out` document (also served by `GET /_sim/credentials`):
-/// `{"tenant_id","authority","graph_url","ews_url","ca_cert_pem"?,"apps":[…],"mailboxes":[…]}`.
+/// `{"tenant_id","authority","graph_url","ews_url","ca_cert_pem"?,"apps":[…],"mailboxes":[…],
+/// "ews_accounts":[{"username","password","impersonation"}]}`.
 pub fn credentials_document(
     state: &SimState,
     base_url: &str,
@@ -185,6 +233,21 @@ pub fn credentials_document(
             None => (String::new(), Vec::new()),
         }
     };
+    let ews_accounts: Vec<serde_json::Value> = {
+        let dir = state.dir();
+        dir.tenants
+            .first()
+            .map(|t| {
+                t.ews_accounts
+                    .iter()
+                    .map(|a| {
+                        serde_json::json!({"username": a.logon_name(), "password": a.password,
+                            "impersonation": a.impersonation.as_text()})
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
     let mut doc = serde_json::json!({
         "tenant_id": tenant_id,
         "authority": format!("{base_url}/{tenant_id}"),
@@ -192,6 +255,7 @@ pub fn credentials_document(
         "ews_url": format!("{base_url}/EWS/Exchange.asmx"),
         "apps": apps,
         "mailboxes": mailboxes,
+        "ews_accounts": ews_accounts,
     });
     if let Some(pem) = ca_pem {
         doc["ca_cert_pem"] = serde_json::Value::String(pem.to_owned());

@@ -8,6 +8,7 @@ mod batch;
 mod control;
 mod delta;
 mod events;
+mod ews;
 mod identity;
 mod meetings;
 mod places;
