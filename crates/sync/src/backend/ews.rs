@@ -69,7 +69,11 @@ impl EwsBackend {
 
     /// The folder's current SyncState, walking SyncFolderItems from `from` to its end.
     /// Returns the state and whether anything changed on the way.
-    async fn catch_up(&self, mailbox: &str, from: Option<String>) -> Result<(String, bool), BackendError> {
+    async fn catch_up(
+        &self,
+        mailbox: &str,
+        from: Option<String>,
+    ) -> Result<(String, bool), BackendError> {
         let mut state = from;
         let mut changed = false;
         for _ in 0..MAX_SYNC_CALLS {
@@ -85,7 +89,9 @@ impl EwsBackend {
         }
         Err(BackendError::new(
             FailureKind::InvalidData,
-            format!("Exchange kept reporting changes of {mailbox} after {MAX_SYNC_CALLS} SyncFolderItems calls"),
+            format!(
+                "Exchange kept reporting changes of {mailbox} after {MAX_SYNC_CALLS} SyncFolderItems calls"
+            ),
         ))
     }
 
@@ -118,7 +124,9 @@ impl EwsBackend {
             if latest <= next {
                 return Err(BackendError::new(
                     FailureKind::InvalidData,
-                    format!("more than {size} events of {mailbox} start at {next}: calgate cannot page past them"),
+                    format!(
+                        "more than {size} events of {mailbox} start at {next}: calgate cannot page past them"
+                    ),
                 ));
             }
             PageNext::More(format!("ews1|view|{start}|{end}|{latest}|{state}"))
@@ -140,14 +148,23 @@ fn recurrence_xml(rrule: &str, when: &calgate_core::When) -> Result<RecurrenceXm
     let tz = jiff::tz::TimeZone::get(&when.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
     let first = when.start.to_zoned(tz.clone()).datetime();
     let r = Recurrence::from_rrule_local(rrule, first, &tz).map_err(|e| {
-        BackendError::new(FailureKind::Fatal, format!("the booking's RRULE cannot be written: {e}"))
+        BackendError::new(
+            FailureKind::Fatal,
+            format!("the booking's RRULE cannot be written: {e}"),
+        )
     })?;
     let p = &r.pattern;
     let day = |d: DayOfWeek| {
         let w: jiff::civil::Weekday = d.into();
         format!("{w:?}")
     };
-    let days = || p.days_of_week.iter().map(|d| day(*d)).collect::<Vec<_>>().join(" ");
+    let days = || {
+        p.days_of_week
+            .iter()
+            .map(|d| day(*d))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     // Relative patterns take one day (or Day / Weekday / WeekendDay).
     let one_day = || -> Result<String, BackendError> {
         let mut set: Vec<DayOfWeek> = p.days_of_week.clone();
@@ -176,8 +193,18 @@ fn recurrence_xml(rrule: &str, when: &calgate_core::When) -> Result<RecurrenceXm
     };
     let month = || {
         [
-            "January", "February", "March", "April", "May", "June", "July", "August", "September",
-            "October", "November", "December",
+            "January",
+            "February",
+            "March",
+            "April",
+            "May",
+            "June",
+            "July",
+            "August",
+            "September",
+            "October",
+            "November",
+            "December",
         ]
         .get(usize::from(p.month.max(1)) - 1)
         .copied()
@@ -189,30 +216,51 @@ fn recurrence_xml(rrule: &str, when: &calgate_core::When) -> Result<RecurrenceXm
         PatternType::Daily => ("DailyRecurrence", vec![("Interval", interval)]),
         PatternType::Weekly => (
             "WeeklyRecurrence",
-            vec![("Interval", interval), ("DaysOfWeek", days()), ("FirstDayOfWeek", day(p.first_day_of_week))],
+            vec![
+                ("Interval", interval),
+                ("DaysOfWeek", days()),
+                ("FirstDayOfWeek", day(p.first_day_of_week)),
+            ],
         ),
         PatternType::AbsoluteMonthly => (
             "AbsoluteMonthlyRecurrence",
-            vec![("Interval", interval), ("DayOfMonth", p.day_of_month.to_string())],
+            vec![
+                ("Interval", interval),
+                ("DayOfMonth", p.day_of_month.to_string()),
+            ],
         ),
         PatternType::RelativeMonthly => (
             "RelativeMonthlyRecurrence",
-            vec![("Interval", interval), ("DaysOfWeek", one_day()?), ("DayOfWeekIndex", index.into())],
+            vec![
+                ("Interval", interval),
+                ("DaysOfWeek", one_day()?),
+                ("DayOfWeekIndex", index.into()),
+            ],
         ),
         PatternType::AbsoluteYearly => (
             "AbsoluteYearlyRecurrence",
-            vec![("DayOfMonth", p.day_of_month.to_string()), ("Month", month())],
+            vec![
+                ("DayOfMonth", p.day_of_month.to_string()),
+                ("Month", month()),
+            ],
         ),
         PatternType::RelativeYearly => (
             "RelativeYearlyRecurrence",
-            vec![("DaysOfWeek", one_day()?), ("DayOfWeekIndex", index.into()), ("Month", month())],
+            vec![
+                ("DaysOfWeek", one_day()?),
+                ("DayOfWeekIndex", index.into()),
+                ("Month", month()),
+            ],
         ),
     };
     let start = ("StartDate", r.range.start_date.to_string());
     let range = match r.range.kind {
         RangeKind::NoEnd => ("NoEndRecurrence", vec![start]),
         RangeKind::EndDate(d) => ("EndDateRecurrence", vec![start, ("EndDate", d.to_string())]),
-        RangeKind::Numbered(n) => ("NumberedRecurrence", vec![start, ("NumberOfOccurrences", n.to_string())]),
+        RangeKind::Numbered(n) => (
+            "NumberedRecurrence",
+            vec![start, ("NumberOfOccurrences", n.to_string())],
+        ),
     };
     Ok(RecurrenceXml { pattern, range })
 }
@@ -228,12 +276,22 @@ fn item_write(e: &EventWrite) -> Result<ItemWrite, BackendError> {
         show_as: e.show_as,
         location: e.location.clone(),
         attendees: e.attendees.clone(),
-        zone: calgate_tz::iana_to_windows(&e.when.time_zone).unwrap_or("UTC").to_owned(),
+        zone: calgate_tz::iana_to_windows(&e.when.time_zone)
+            .unwrap_or("UTC")
+            .to_owned(),
         properties: vec![
             (PROPERTY_SET.into(), MARKER_NAME.into(), e.marker.clone()),
-            (PROPERTY_SET.into(), OWNER_NAME.into(), super::graph::OWNER_VALUE.into()),
+            (
+                PROPERTY_SET.into(),
+                OWNER_NAME.into(),
+                super::graph::OWNER_VALUE.into(),
+            ),
         ],
-        recurrence: e.rrule.as_deref().map(|r| recurrence_xml(r, &e.when)).transpose()?,
+        recurrence: e
+            .rrule
+            .as_deref()
+            .map(|r| recurrence_xml(r, &e.when))
+            .transpose()?,
     })
 }
 
@@ -254,22 +312,40 @@ impl CalendarBackend for EwsBackend {
         // EWS has no token: one cheap authenticated request tells whether the account works.
         match self.client.room_lists().await {
             Ok(_) => Ok(()),
-            Err(e) if matches!(e.kind, FailureKind::Authentication | FailureKind::Config) => Err(e.into()),
+            Err(e) if matches!(e.kind, FailureKind::Authentication | FailureKind::Config) => {
+                Err(e.into())
+            }
             // Anything else (no room lists, a permission on the directory) is for each
             // mailbox's own round to find out.
             Err(_) => Ok(()),
         }
     }
 
-    async fn changes(&self, mailbox: &str, request: ChangesRequest) -> Result<ChangesPage, BackendError> {
+    async fn changes(
+        &self,
+        mailbox: &str,
+        request: ChangesRequest,
+    ) -> Result<ChangesPage, BackendError> {
         match request {
-            ChangesRequest::Start { window, page_size, resume } => {
-                let state = match resume.as_deref().and_then(|r| r.strip_prefix("ews1|relist|")) {
+            ChangesRequest::Start {
+                window,
+                page_size,
+                resume,
+            } => {
+                let state = match resume
+                    .as_deref()
+                    .and_then(|r| r.strip_prefix("ews1|relist|"))
+                {
                     Some(s) => s.to_owned(),
                     None => self.catch_up(mailbox, None).await?.0,
                 };
-                self.view_page(mailbox, (window.start, window.end, window.start), &state, page_size)
-                    .await
+                self.view_page(
+                    mailbox,
+                    (window.start, window.end, window.start),
+                    &state,
+                    page_size,
+                )
+                .await
             }
             ChangesRequest::Continue { link, page_size } => {
                 let mut parts = link.splitn(6, '|');
@@ -285,8 +361,12 @@ impl CalendarBackend for EwsBackend {
                         self.view_page(mailbox, (s, e, n), state, page_size).await
                     }
                     Some("sync") => {
-                        let state = parts.next().filter(|s| !s.is_empty()).ok_or_else(bad_link)?;
-                        let (state, changed) = self.catch_up(mailbox, Some(state.to_owned())).await?;
+                        let state = parts
+                            .next()
+                            .filter(|s| !s.is_empty())
+                            .ok_or_else(bad_link)?;
+                        let (state, changed) =
+                            self.catch_up(mailbox, Some(state.to_owned())).await?;
                         Ok(ChangesPage {
                             changes: Vec::new(),
                             next: if changed {
@@ -322,13 +402,26 @@ impl CalendarBackend for EwsBackend {
             .collect())
     }
 
-    async fn find_all_pushed(&self, mailbox: &str, limit: usize) -> Result<Vec<Written>, BackendError> {
+    async fn find_all_pushed(
+        &self,
+        mailbox: &str,
+        limit: usize,
+    ) -> Result<Vec<Written>, BackendError> {
         let limit = u32::try_from(limit).unwrap_or(u32::MAX);
         let items = self
             .client
-            .find_by_property(mailbox, PROPERTY_SET, OWNER_NAME, super::graph::OWNER_VALUE, limit)
+            .find_by_property(
+                mailbox,
+                PROPERTY_SET,
+                OWNER_NAME,
+                super::graph::OWNER_VALUE,
+                limit,
+            )
             .await?;
-        let ids: Vec<String> = items.iter().filter_map(|i| i.id.as_ref().map(|x| x.id.clone())).collect();
+        let ids: Vec<String> = items
+            .iter()
+            .filter_map(|i| i.id.as_ref().map(|x| x.id.clone()))
+            .collect();
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -337,10 +430,19 @@ impl CalendarBackend for EwsBackend {
             .client
             .get_items(mailbox, &ids, &[], &[(PROPERTY_SET, MARKER_NAME)])
             .await?;
-        Ok(read.into_iter().filter_map(Result::ok).filter_map(found).collect())
+        Ok(read
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter_map(found)
+            .collect())
     }
 
-    async fn create_event(&self, mailbox: &str, event: &EventWrite, _idempotency_key: &str) -> Result<Written, BackendError> {
+    async fn create_event(
+        &self,
+        mailbox: &str,
+        event: &EventWrite,
+        _idempotency_key: &str,
+    ) -> Result<Written, BackendError> {
         // EWS has no idempotency key: the push engine looks for the marker before it creates
         // again after an unknown outcome.
         let id = self
@@ -356,10 +458,20 @@ impl CalendarBackend for EwsBackend {
         })
     }
 
-    async fn update_event(&self, mailbox: &str, id: &str, event: &EventWrite) -> Result<Written, BackendError> {
+    async fn update_event(
+        &self,
+        mailbox: &str,
+        id: &str,
+        event: &EventWrite,
+    ) -> Result<Written, BackendError> {
         let new = self
             .client
-            .update_item(mailbox, id, &item_write(event)?, !event.attendees.is_empty())
+            .update_item(
+                mailbox,
+                id,
+                &item_write(event)?,
+                !event.attendees.is_empty(),
+            )
             .await?;
         Ok(Written {
             exchange_id: new.id,
@@ -374,7 +486,11 @@ impl CalendarBackend for EwsBackend {
         Ok(self.client.delete_item(mailbox, id).await?)
     }
 
-    async fn responses(&self, mailbox: &str, id: &str) -> Result<Vec<(String, String)>, BackendError> {
+    async fn responses(
+        &self,
+        mailbox: &str,
+        id: &str,
+    ) -> Result<Vec<(String, String)>, BackendError> {
         let _ = (mailbox, id);
         // Meeting responses through EWS are not read yet: the booking shows none.
         Ok(Vec::new())
@@ -393,14 +509,22 @@ impl CalendarBackend for EwsBackend {
             .await?
             .into_iter()
             .next()
-            .ok_or_else(|| BackendError::new(FailureKind::InvalidData, "GetItem answered nothing"))??;
+            .ok_or_else(|| {
+                BackendError::new(FailureKind::InvalidData, "GetItem answered nothing")
+            })??;
         let uid = master.uid.ok_or_else(|| {
-            BackendError::new(FailureKind::InvalidData, format!("the series {master_id} has no UID"))
+            BackendError::new(
+                FailureKind::InvalidData,
+                format!("the series {master_id} has no UID"),
+            )
         })?;
         let mut out = Vec::new();
         let mut next = from;
         loop {
-            let (items, last) = self.client.calendar_view(mailbox, next, to, calgate_ews::MAX_PAGE).await?;
+            let (items, last) = self
+                .client
+                .calendar_view(mailbox, next, to, calgate_ews::MAX_PAGE)
+                .await?;
             let mut latest = next;
             for i in items {
                 if let (Some(id), Some(start)) = (&i.id, i.start) {
@@ -435,11 +559,23 @@ mod tests {
         };
         let r = recurrence_xml("FREQ=WEEKLY;BYDAY=MO,WE;COUNT=4", &when).expect("weekly");
         assert_eq!(r.pattern.0, "WeeklyRecurrence");
-        assert!(r.pattern.1.contains(&("DaysOfWeek", "Monday Wednesday".into())), "{r:?}");
+        assert!(
+            r.pattern
+                .1
+                .contains(&("DaysOfWeek", "Monday Wednesday".into())),
+            "{r:?}"
+        );
         assert_eq!(r.range.0, "NumberedRecurrence");
-        let r = recurrence_xml("FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=1", &when).expect("relative");
-        assert!(r.pattern.1.contains(&("DaysOfWeek", "Weekday".into())), "{r:?}");
-        assert!(r.pattern.1.contains(&("DayOfWeekIndex", "First".into())), "{r:?}");
+        let r = recurrence_xml("FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=1", &when)
+            .expect("relative");
+        assert!(
+            r.pattern.1.contains(&("DaysOfWeek", "Weekday".into())),
+            "{r:?}"
+        );
+        assert!(
+            r.pattern.1.contains(&("DayOfWeekIndex", "First".into())),
+            "{r:?}"
+        );
         assert!(recurrence_xml("FREQ=MONTHLY;BYDAY=MO,TU;BYSETPOS=1", &when).is_err());
     }
 }
