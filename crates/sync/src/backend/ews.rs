@@ -144,15 +144,8 @@ fn parse_ts(s: &str) -> Result<Timestamp, BackendError> {
 
 /// Graph's RRULE-based recurrence as EWS's `<t:Recurrence>` parts.
 fn recurrence_xml(rrule: &str, when: &calgate_core::When) -> Result<RecurrenceXml, BackendError> {
-    use calgate_recurrence::{DayOfWeek, PatternType, RangeKind, Recurrence};
-    let tz = jiff::tz::TimeZone::get(&when.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
-    let first = when.start.to_zoned(tz.clone()).datetime();
-    let r = Recurrence::from_rrule_local(rrule, first, &tz).map_err(|e| {
-        BackendError::new(
-            FailureKind::Fatal,
-            format!("the booking's RRULE cannot be written: {e}"),
-        )
-    })?;
+    use calgate_recurrence::{DayOfWeek, PatternType, RangeKind};
+    let r = super::booking_recurrence(rrule, when)?;
     let p = &r.pattern;
     let day = |d: DayOfWeek| {
         let w: jiff::civil::Weekday = d.into();

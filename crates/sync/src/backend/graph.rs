@@ -25,16 +25,9 @@ fn recurrence_json(
     rrule: &str,
     when: &calgate_core::When,
 ) -> Result<serde_json::Value, BackendError> {
-    use calgate_recurrence::{RangeKind, Recurrence};
+    use calgate_recurrence::RangeKind;
     use serde_json::json;
-    let tz = jiff::tz::TimeZone::get(&when.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
-    let first = when.start.to_zoned(tz.clone()).datetime();
-    let r = Recurrence::from_rrule_local(rrule, first, &tz).map_err(|e| {
-        BackendError::new(
-            FailureKind::Fatal,
-            format!("the booking's RRULE cannot be written: {e}"),
-        )
-    })?;
+    let r = super::booking_recurrence(rrule, when)?;
     let p = &r.pattern;
     let day = |d: calgate_recurrence::DayOfWeek| {
         let w: jiff::civil::Weekday = d.into();

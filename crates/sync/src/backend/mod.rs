@@ -286,3 +286,20 @@ pub struct Written {
 
 /// A shared backend.
 pub type Backend = Arc<dyn CalendarBackend>;
+
+/// A booking's RRULE read as a recurrence whose first occurrence is `when`, in the booking's
+/// zone (checked when the booking was accepted; an error here is a booking calgate can no
+/// longer write). Each adapter spells the result in its service's terms.
+pub(crate) fn booking_recurrence(
+    rrule: &str,
+    when: &calgate_core::When,
+) -> Result<calgate_recurrence::Recurrence, BackendError> {
+    let tz = jiff::tz::TimeZone::get(&when.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let first = when.start.to_zoned(tz.clone()).datetime();
+    calgate_recurrence::Recurrence::from_rrule_local(rrule, first, &tz).map_err(|e| {
+        BackendError::new(
+            FailureKind::Fatal,
+            format!("the booking's RRULE cannot be written: {e}"),
+        )
+    })
+}
