@@ -25,6 +25,9 @@ pub struct ConnectionSpec {
     pub credentials: Vec<NewCredential>,
     /// Extra root CA certificates (PEM), trusted for this connection only.
     pub ca_cert_pem: Option<String>,
+    /// `Some`: a connection to Exchange Server through EWS (tenant, client id, cloud,
+    /// endpoints and credentials are then not used).
+    pub ews: Option<crate::ews::EwsSpec>,
 }
 
 /// Why a connection cannot be added or removed.
@@ -92,6 +95,9 @@ pub fn check_ca_pem(pem: &str) -> Result<(), ConnectionError> {
 /// endpoints, the CA bundle, and that the Graph client accepts the whole (a certificate's RSA
 /// key, its expiry). Returns what the store will hold.
 pub fn prepare(spec: &ConnectionSpec, now: Timestamp) -> Result<NewConnection, ConnectionError> {
+    if let Some(ews) = &spec.ews {
+        return crate::ews::prepare(&spec.name, ews, spec.ca_cert_pem.as_deref());
+    }
     check_name(&spec.name)?;
     let tenant = spec.tenant.trim().to_owned();
     let client_id = spec.client_id.trim().to_owned();
@@ -136,6 +142,7 @@ pub fn prepare(spec: &ConnectionSpec, now: Timestamp) -> Result<NewConnection, C
         },
         credentials: spec.credentials.clone(),
         ca_cert_pem: spec.ca_cert_pem.clone(),
+        ews: None,
     };
     check_client(&conn, now)?;
     Ok(conn)
@@ -166,6 +173,7 @@ fn check_client(conn: &NewConnection, now: Timestamp) -> Result<(), ConnectionEr
             })
             .collect(),
         ca_cert_pem: conn.ca_cert_pem.clone(),
+        ews: conn.ews.clone(),
     };
     let invalid = |e: calgate_graph::Error| ConnectionError::Invalid(e.message);
     let cfg = ConnectionConfig::from_connection(&as_stored).map_err(invalid)?;

@@ -146,6 +146,9 @@ pub async fn test_connection(
         .await?
         .ok_or_else(|| AdminError::UnknownConnection(name.to_owned()))?;
     let linked = linked_mailboxes(store, name).await?;
+    if conn.ews.is_some() {
+        return Ok(crate::ews::test_connection(&conn, &linked, opts).await);
+    }
     let mut list = Checklist::new(title(name, &conn.tenant, &conn.client_id, opts.purpose));
     let cfg = match calgate_graph::ConnectionConfig::from_connection(&conn) {
         Ok(c) => c,

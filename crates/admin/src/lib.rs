@@ -8,13 +8,14 @@
 //! it as text or JSON; callers exit 0 only when [`Checklist::passed`].
 //!
 //! Architecture invariant: no Graph JSON and no SQL here — this crate talks to Exchange only
-//! through `calgate-graph` and stores only through `calgate-store`.
+//! through `calgate-graph` and `calgate-ews` and stores only through `calgate-store`.
 #![forbid(unsafe_code)]
 
 pub mod accounts;
 pub mod checklist;
 pub mod connections;
 pub mod diagnose;
+pub mod ews;
 pub mod import;
 pub mod lifecycle;
 pub mod mailboxes;

@@ -52,6 +52,13 @@ pub enum RoomsError {
         #[source]
         source: calgate_graph::Error,
     },
+    /// Signing in or EWS failed; the message names the fix.
+    #[error("connection '{connection}': {source}")]
+    Ews {
+        connection: String,
+        #[source]
+        source: calgate_ews::Error,
+    },
     #[error("calgate's database failed: {0}")]
     Store(#[from] calgate_store::Error),
 }
@@ -282,69 +289,12 @@ pub async fn discover(
         .connection(connection)
         .await?
         .ok_or_else(|| RoomsError::UnknownConnection(connection.to_owned()))?;
-    let graph_err = |source: calgate_graph::Error| RoomsError::Graph {
-        connection: conn.name.clone(),
-        source,
+    let (room_lists, unlisted_rooms) = match conn.kind() {
+        calgate_core::ConnectionKind::Graph => graph_rooms(&conn, shared, opts).await?,
+        calgate_core::ConnectionKind::Ews => ews_rooms(&conn, opts).await?,
     };
-    let missing = |code: Option<String>| RoomsError::MissingPlaceReadAll {
-        connection: conn.name.clone(),
-        client_id: conn.client_id.clone(),
-        code,
-    };
-    let cfg = calgate_graph::ConnectionConfig::from_connection(&conn).map_err(graph_err)?;
-    let client = GraphClient::new(cfg, shared).map_err(graph_err)?;
-    let token = client.access_token().await.map_err(graph_err)?;
-    if !has_place_role(token.roles()) {
-        return Err(missing(None));
-    }
-    let places = |e: calgate_graph::Error| {
-        if e.kind == GraphErrorKind::Permission {
-            missing(e.code.clone())
-        } else {
-            graph_err(e)
-        }
-    };
-
-    let mut lists = client.list_room_lists().await.map_err(places)?;
-    if let Some(wanted) = &opts.room_list {
-        let wanted = wanted.trim();
-        let known: Vec<String> = lists.iter().map(|l| l.email.clone()).collect();
-        lists.retain(|l| l.email.eq_ignore_ascii_case(wanted));
-        if lists.is_empty() {
-            return Err(RoomsError::UnknownRoomList {
-                email: wanted.to_owned(),
-                known: if known.is_empty() {
-                    "none".to_owned()
-                } else {
-                    known.join(", ")
-                },
-            });
-        }
-    }
-    let mut room_lists = Vec::with_capacity(lists.len());
-    for l in lists {
-        let rooms = rooms_of(&client, &l.email).await.map_err(places)?;
-        room_lists.push(RoomListEntry {
-            email: l.email,
-            display_name: l.display_name,
-            rooms: rooms.into_iter().map(RoomEntry::from).collect(),
-        });
-    }
-    let mut unlisted_rooms = Vec::new();
-    if opts.room_list.is_none() {
-        let listed: std::collections::HashSet<String> = room_lists
-            .iter()
-            .flat_map(|l| l.rooms.iter().map(|r| r.email.to_lowercase()))
-            .collect();
-        unlisted_rooms = client
-            .list_rooms()
-            .await
-            .map_err(places)?
-            .into_iter()
-            .filter(|r| !listed.contains(&r.email.to_lowercase()))
-            .map(RoomEntry::from)
-            .collect();
-    }
+    let mut room_lists = room_lists;
+    let mut unlisted_rooms = unlisted_rooms;
 
     let mut summary = RoomsSummary {
         room_lists: room_lists.len(),
@@ -441,6 +391,131 @@ pub async fn discover(
 
 /// The rooms of one list; an empty list whose email Graph does not know as a room list comes
 /// back as no rooms rather than an error (Graph answers 404 for a list it has not indexed yet).
+/// Room lists and unlisted rooms from Graph's places API.
+async fn graph_rooms(
+    conn: &calgate_store::Connection,
+    shared: &Shared,
+    opts: &RoomsOptions,
+) -> Result<(Vec<RoomListEntry>, Vec<RoomEntry>), RoomsError> {
+    let graph_err = |source: calgate_graph::Error| RoomsError::Graph {
+        connection: conn.name.clone(),
+        source,
+    };
+    let missing = |code: Option<String>| RoomsError::MissingPlaceReadAll {
+        connection: conn.name.clone(),
+        client_id: conn.client_id.clone(),
+        code,
+    };
+    let cfg = calgate_graph::ConnectionConfig::from_connection(&conn).map_err(graph_err)?;
+    let client = GraphClient::new(cfg, shared).map_err(graph_err)?;
+    let token = client.access_token().await.map_err(graph_err)?;
+    if !has_place_role(token.roles()) {
+        return Err(missing(None));
+    }
+    let places = |e: calgate_graph::Error| {
+        if e.kind == GraphErrorKind::Permission {
+            missing(e.code.clone())
+        } else {
+            graph_err(e)
+        }
+    };
+
+    let mut lists = client.list_room_lists().await.map_err(places)?;
+    if let Some(wanted) = &opts.room_list {
+        let wanted = wanted.trim();
+        let known: Vec<String> = lists.iter().map(|l| l.email.clone()).collect();
+        lists.retain(|l| l.email.eq_ignore_ascii_case(wanted));
+        if lists.is_empty() {
+            return Err(RoomsError::UnknownRoomList {
+                email: wanted.to_owned(),
+                known: if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                },
+            });
+        }
+    }
+    let mut room_lists = Vec::with_capacity(lists.len());
+    for l in lists {
+        let rooms = rooms_of(&client, &l.email).await.map_err(places)?;
+        room_lists.push(RoomListEntry {
+            email: l.email,
+            display_name: l.display_name,
+            rooms: rooms.into_iter().map(RoomEntry::from).collect(),
+        });
+    }
+    let mut unlisted_rooms = Vec::new();
+    if opts.room_list.is_none() {
+        let listed: std::collections::HashSet<String> = room_lists
+            .iter()
+            .flat_map(|l| l.rooms.iter().map(|r| r.email.to_lowercase()))
+            .collect();
+        unlisted_rooms = client
+            .list_rooms()
+            .await
+            .map_err(places)?
+            .into_iter()
+            .filter(|r| !listed.contains(&r.email.to_lowercase()))
+            .map(RoomEntry::from)
+            .collect();
+    }
+    Ok((room_lists, unlisted_rooms))
+}
+
+/// Room lists from EWS (GetRoomLists, GetRooms). EWS has no "every room" operation: a room in
+/// no list is not found (link it with `calgate mailbox link ADDRESS --kind room`).
+async fn ews_rooms(
+    conn: &calgate_store::Connection,
+    opts: &RoomsOptions,
+) -> Result<(Vec<RoomListEntry>, Vec<RoomEntry>), RoomsError> {
+    let ews_err = |source: calgate_ews::Error| RoomsError::Ews {
+        connection: conn.name.clone(),
+        source,
+    };
+    let cfg = calgate_ews::EwsConfig::from_connection(conn).map_err(ews_err)?;
+    let client = calgate_ews::EwsClient::new(cfg).map_err(ews_err)?;
+    let mut lists = client.room_lists().await.map_err(ews_err)?;
+    if let Some(wanted) = &opts.room_list {
+        let wanted = wanted.trim();
+        let known: Vec<String> = lists.iter().map(|l| l.0.clone()).collect();
+        lists.retain(|l| l.0.eq_ignore_ascii_case(wanted));
+        if lists.is_empty() {
+            return Err(RoomsError::UnknownRoomList {
+                email: wanted.to_owned(),
+                known: if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                },
+            });
+        }
+    }
+    let mut room_lists = Vec::with_capacity(lists.len());
+    for (email, name) in lists {
+        let rooms = client.rooms(&email).await.map_err(ews_err)?;
+        room_lists.push(RoomListEntry {
+            email,
+            display_name: (!name.is_empty()).then_some(name),
+            rooms: rooms
+                .into_iter()
+                .map(|(email, name)| RoomEntry {
+                    email,
+                    display_name: (!name.is_empty()).then_some(name),
+                    capacity: None,
+                    building: None,
+                    floor_label: None,
+                    floor_number: None,
+                    booking_type: None,
+                    link: None,
+                    reason: None,
+                })
+                .collect(),
+        });
+    }
+    Ok((room_lists, Vec::new()))
+}
+
 async fn rooms_of(client: &GraphClient, email: &str) -> Result<Vec<Room>, calgate_graph::Error> {
     match client.rooms_in_list(email).await {
         Err(e) if e.kind == GraphErrorKind::NotFound => {

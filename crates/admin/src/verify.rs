@@ -88,6 +88,10 @@ pub async fn verify_mailbox(
         .filter(|m| m.connection == connection)
         .map(|m| m.kind);
     let others = linked_mailboxes(store, connection).await?;
+    if conn.ews.is_some() {
+        crate::ews::verify_mailbox(&conn, address, linked, opts, &mut list).await;
+        return Ok(list);
+    }
     let cfg = match calgate_graph::ConnectionConfig::from_connection(&conn) {
         Ok(c) => c,
         Err(e) => {

@@ -97,7 +97,7 @@ impl CloudArg {
 
 /// Where a credential comes from: exactly one of the three.
 #[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
+#[group(required = false, multiple = false)]
 pub(crate) struct CredentialSource {
     /// Read the client secret's value from this environment variable.
     #[arg(long, value_name = "VAR")]
@@ -155,11 +155,13 @@ pub(crate) struct AddArgs {
     /// A name for the connection (letters, digits, '.', '_', '-').
     pub name: String,
     /// Directory (tenant) ID, or a verified domain of the tenant.
-    #[arg(long, value_name = "ID")]
-    pub tenant: String,
+    #[arg(long, value_name = "ID", required_unless_present = "ews_url")]
+    pub tenant: Option<String>,
     /// Application (client) ID of the app registration.
-    #[arg(long, value_name = "ID")]
-    pub client_id: String,
+    #[arg(long, value_name = "ID", required_unless_present = "ews_url")]
+    pub client_id: Option<String>,
+    #[command(flatten)]
+    pub ews: EwsArgs,
     #[command(flatten)]
     pub credential: CredentialSource,
     /// Entra ID authority host (default: the cloud's, e.g. https://login.microsoftonline.com).
@@ -180,6 +182,68 @@ pub(crate) struct AddArgs {
     /// An extra root CA to trust (PEM), e.g. the one `calgate sim --tls` writes.
     #[arg(long, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
+}
+
+/// Exchange Server (on premises) through EWS with a service account, instead of an Entra ID
+/// app registration.
+#[derive(Debug, Args)]
+pub(crate) struct EwsArgs {
+    /// The EWS URL of Exchange Server, e.g. https://mail.example.org/EWS/Exchange.asmx.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["tenant", "client_id", "authority", "graph_url", "cloud", "secret_expires", "secret_id", "client_secret_env", "client_secret_file", "certificate"], requires = "username")]
+    pub ews_url: Option<String>,
+    /// The service account: DOMAIN\user or user@domain.
+    #[arg(long, value_name = "USER", requires = "ews_url")]
+    pub username: Option<String>,
+    /// Read the service account's password from this environment variable.
+    #[arg(
+        long,
+        value_name = "VAR",
+        requires = "ews_url",
+        conflicts_with = "password_file"
+    )]
+    pub password_env: Option<String>,
+    /// Read the service account's password from this file (its first line).
+    #[arg(long, value_name = "FILE", requires = "ews_url")]
+    pub password_file: Option<PathBuf>,
+    /// How the service account signs in (default ntlm, Exchange Server's default).
+    #[arg(long, value_enum, requires = "ews_url")]
+    pub auth: Option<EwsAuthArg>,
+    /// Act as each mailbox with ApplicationImpersonation (otherwise: delegate access).
+    #[arg(long, requires = "ews_url")]
+    pub impersonation: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum EwsAuthArg {
+    Basic,
+    Ntlm,
+}
+
+/// The password the EWS flags name: from the environment or a file, never the command line.
+fn read_ews_password(args: &EwsArgs) -> anyhow::Result<calgate_store::SecretString> {
+    let raw = match (&args.password_env, &args.password_file) {
+        (Some(var), _) => std::env::var(var).map_err(|_| {
+            Usage(format!(
+                "the environment variable {var} is not set (or not valid UTF-8): export the service account's password in it"
+            ))
+        })?,
+        (None, Some(path)) => std::fs::read_to_string(path).with_context(|| {
+            format!("cannot read the password file {} — check the path and its permissions", path.display())
+        })?,
+        (None, None) => {
+            return Err(Usage(
+                "give the service account's password with --password-env VAR or --password-file FILE".to_owned(),
+            )
+            .into());
+        }
+    };
+    let line = raw
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_end_matches('\r')
+        .to_owned();
+    Ok(calgate_store::SecretString::new(line))
 }
 
 #[derive(Debug, Args)]
@@ -237,6 +301,22 @@ pub(crate) async fn run(cmd: ConnectionCommand, loc: StoreLocation) -> anyhow::R
             connections::prepare(&spec, now).map_err(connection_error)?;
             let store = loc.open_or_create().await?;
             let c = add(store.as_ref(), &spec).await?;
+            if let Some(e) = &c.ews {
+                print_out(&format!(
+                    "connection '{}' added: Exchange Server at {}, {} as {} ({}), password sealed in the store\ncheck it with `calgate connection test {} --mailbox ADDRESS`\n",
+                    c.name,
+                    e.url,
+                    e.auth,
+                    e.username,
+                    if e.impersonation {
+                        "impersonation"
+                    } else {
+                        "delegate access"
+                    },
+                    c.name
+                ));
+                return Ok(());
+            }
             let creds: Vec<String> = lifecycle::summarize(&c, now)
                 .iter()
                 .map(credential_words)
@@ -365,12 +445,6 @@ async fn secret_add(args: &SecretAddArgs, loc: &StoreLocation) -> anyhow::Result
 /// `calgate_admin::connections` when it is added.
 fn spec(args: &AddArgs, now: Timestamp) -> anyhow::Result<ConnectionSpec> {
     connections::check_name(&args.name).map_err(connection_error)?;
-    let credential = read_credential(
-        &args.credential,
-        args.secret_expires,
-        args.secret_id.as_deref(),
-        now,
-    )?;
     let ca_cert_pem = match &args.ca_cert {
         Some(path) => Some(std::fs::read_to_string(path).with_context(|| {
             format!(
@@ -380,15 +454,39 @@ fn spec(args: &AddArgs, now: Timestamp) -> anyhow::Result<ConnectionSpec> {
         })?),
         None => None,
     };
+    if let Some(url) = &args.ews.ews_url {
+        return Ok(ConnectionSpec {
+            name: args.name.clone(),
+            ca_cert_pem,
+            ews: Some(calgate_admin::ews::EwsSpec {
+                url: url.clone(),
+                username: args.ews.username.clone().unwrap_or_default(),
+                password: read_ews_password(&args.ews)?,
+                auth: match args.ews.auth {
+                    Some(EwsAuthArg::Basic) => calgate_store::EwsAuth::Basic,
+                    Some(EwsAuthArg::Ntlm) | None => calgate_store::EwsAuth::Ntlm,
+                },
+                impersonation: args.ews.impersonation,
+            }),
+            ..ConnectionSpec::default()
+        });
+    }
+    let credential = read_credential(
+        &args.credential,
+        args.secret_expires,
+        args.secret_id.as_deref(),
+        now,
+    )?;
     Ok(ConnectionSpec {
         name: args.name.clone(),
-        tenant: args.tenant.clone(),
-        client_id: args.client_id.clone(),
+        tenant: args.tenant.clone().unwrap_or_default(),
+        client_id: args.client_id.clone().unwrap_or_default(),
         cloud: args.cloud.map(|c| c.name().to_owned()),
         authority: args.authority.clone(),
         graph_url: args.graph_url.clone(),
         credentials: vec![credential],
         ca_cert_pem,
+        ews: None,
     })
 }
 
@@ -426,6 +524,19 @@ struct ConnectionJson {
     mailboxes: usize,
     /// Newest first; `preferred` marks the one in use.
     credentials: Vec<CredentialSummary>,
+    /// `graph` or `ews`.
+    kind: &'static str,
+    /// EWS connections: the server and the service account (never the password).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ews: Option<EwsJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct EwsJson {
+    url: String,
+    username: String,
+    auth: &'static str,
+    impersonation: bool,
 }
 
 async fn list(store: &dyn Store, json: bool) -> anyhow::Result<()> {
@@ -444,6 +555,13 @@ async fn list(store: &dyn Store, json: bool) -> anyhow::Result<()> {
                 cloud: c.cloud.clone(),
                 mailboxes: mailboxes.iter().filter(|m| m.connection_id == c.id).count(),
                 credentials: lifecycle::summarize(c, now),
+                kind: c.kind().as_str(),
+                ews: c.ews.as_ref().map(|e| EwsJson {
+                    url: e.url.clone(),
+                    username: e.username.clone(),
+                    auth: e.auth.as_str(),
+                    impersonation: e.impersonation,
+                }),
             })
             .collect();
         return print_json(&out);
@@ -466,6 +584,24 @@ async fn list(store: &dyn Store, json: bool) -> anyhow::Result<()> {
     ]);
     for c in &conns {
         let linked = mailboxes.iter().filter(|m| m.connection_id == c.id).count();
+        if let Some(e) = &c.ews {
+            t.row(vec![
+                c.name.clone(),
+                "(Exchange Server)".to_owned(),
+                e.username.clone(),
+                e.url.clone(),
+                linked.to_string(),
+                format!("{} password", e.auth),
+                String::new(),
+                if e.impersonation {
+                    "impersonation"
+                } else {
+                    "delegate"
+                }
+                .to_owned(),
+            ]);
+            continue;
+        }
         let creds = lifecycle::summarize(c, now);
         let head = vec![
             c.name.clone(),

@@ -98,6 +98,50 @@ pub struct Credential {
     pub added_at: Timestamp,
 }
 
+/// How an EWS service account signs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum EwsAuth {
+    /// HTTP Basic: the password on every request (https only).
+    Basic,
+    /// NTLM (NTLMv2), bound to one TCP connection: Exchange Server's default.
+    #[default]
+    Ntlm,
+}
+
+string_forms!(EwsAuth, "EWS authentication", {
+    Basic => "basic",
+    Ntlm => "ntlm",
+});
+
+/// An on-premises Exchange Server reached through EWS with a service account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EwsSettings {
+    /// `https://mail.example.org/EWS/Exchange.asmx` (http only to loopback).
+    pub url: String,
+    /// `DOMAIN\user` or `user@domain`.
+    pub username: String,
+    /// Sealed at rest like a client secret.
+    pub password: SecretString,
+    pub auth: EwsAuth,
+    /// Act as each mailbox with `ExchangeImpersonation` (ApplicationImpersonation); otherwise
+    /// open each mailbox by delegate access.
+    pub impersonation: bool,
+}
+
+/// What a connection reaches Exchange through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionKind {
+    /// Exchange Online through Microsoft Graph, with an Entra ID app registration.
+    Graph,
+    /// Exchange Server through EWS, with a service account.
+    Ews,
+}
+
+string_forms!(ConnectionKind, "connection kind", {
+    Graph => "graph",
+    Ews => "ews",
+});
+
 /// A connection to add: one app registration in one tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewConnection {
@@ -116,6 +160,9 @@ pub struct NewConnection {
     /// Extra root CA certificates (PEM) trusted for this connection only (a private CA, a
     /// TLS-inspecting proxy, the simulator's `--tls` CA).
     pub ca_cert_pem: Option<String>,
+    /// `Some`: an EWS connection (tenant, client id, authority, Graph URL and credentials are
+    /// then empty).
+    pub ews: Option<EwsSettings>,
 }
 
 /// A stored connection with its credentials, newest first.
@@ -133,6 +180,18 @@ pub struct Connection {
     pub credentials: Vec<Credential>,
     /// Extra root CA certificates (PEM) trusted for this connection only.
     pub ca_cert_pem: Option<String>,
+    /// `Some`: an EWS connection to Exchange Server.
+    pub ews: Option<EwsSettings>,
+}
+
+impl Connection {
+    pub fn kind(&self) -> ConnectionKind {
+        if self.ews.is_some() {
+            ConnectionKind::Ews
+        } else {
+            ConnectionKind::Graph
+        }
+    }
 }
 
 /// A mailbox to link to a connection, or the settings to change on one already linked.

@@ -78,6 +78,28 @@ impl EwsConfig {
     }
 }
 
+impl EwsConfig {
+    /// The client configuration of a stored EWS connection.
+    pub fn from_connection(c: &calgate_core::Connection) -> Result<EwsConfig, Error> {
+        let Some(e) = &c.ews else {
+            return Err(Error::config(format!(
+                "connection '{}' reaches Exchange Online through Microsoft Graph, not EWS",
+                c.name
+            )));
+        };
+        let username = e.username.clone();
+        let password = e.password.expose().to_owned();
+        let auth = match e.auth {
+            calgate_core::EwsAuth::Basic => Auth::Basic { username, password },
+            calgate_core::EwsAuth::Ntlm => Auth::Ntlm { username, password },
+        };
+        let mut cfg = EwsConfig::new(e.url.clone(), auth);
+        cfg.impersonation = e.impersonation;
+        cfg.ca_pem = c.ca_cert_pem.clone();
+        Ok(cfg)
+    }
+}
+
 /// Counters for `/metrics` and benchmarks.
 #[derive(Debug, Default)]
 pub struct Metrics {

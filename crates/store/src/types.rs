@@ -8,8 +8,9 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 pub use calgate_core::{
-    ApiScope, Connection, ConnectionId, Credential, CredentialId, CredentialKind, Mailbox,
-    MailboxId, NewConnection, NewCredential, NewMailbox, SecretString,
+    ApiScope, Connection, ConnectionId, ConnectionKind, Credential, CredentialId, CredentialKind,
+    EwsAuth, EwsSettings, Mailbox, MailboxId, NewConnection, NewCredential, NewMailbox,
+    SecretString,
 };
 
 /// A sync window, `[start, end)`.

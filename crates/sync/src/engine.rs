@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use calgate_core::{CredentialId, FailureKind};
-use calgate_graph::{ConnectionConfig, GraphClient, Shared};
+use calgate_graph::Shared;
 use calgate_store::{
     Connection, Lease, LeaseGrant, LeaseHolder, LeaseInfo, MailboxId, Store, SyncCounters,
     SyncOutcome, SyncStatusUpdate,
@@ -659,14 +659,17 @@ impl MailboxTask {
                     );
                     return (None, Some(e));
                 };
-                let client = match &self.account {
-                    Some(a) => self.delegated.get_or_make(self.store.clone(), &self.shared, c, a),
-                    None => ConnectionConfig::from_connection(c)
-                        .and_then(|cfg| GraphClient::new(cfg, &self.shared)),
+                let made = match &self.account {
+                    Some(a) => self
+                        .delegated
+                        .get_or_make(self.store.clone(), &self.shared, c, a)
+                        .map(|client| Arc::new(GraphBackend::new(client)) as Backend)
+                        .map_err(BackendError::from),
+                    None => crate::backend::app_backend(c, &self.shared),
                 };
-                let backend: Backend = match client {
-                    Ok(client) => Arc::new(GraphBackend::new(client)),
-                    Err(e) => return (None, Some(e.into())),
+                let backend: Backend = match made {
+                    Ok(b) => b,
+                    Err(e) => return (None, Some(e)),
                 };
                 match backend.sign_in().await {
                     Ok(()) => (Some(backend), None),

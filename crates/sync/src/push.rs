@@ -15,14 +15,13 @@ use std::time::{Duration, Instant};
 
 use calgate_core::booking::{BookingMode, TargetRole};
 use calgate_core::{FailureKind, Person};
-use calgate_graph::{ConnectionConfig, GraphClient};
 use calgate_store::{Connection, PushOp, PushOutcome, PushTask, Store};
 use jiff::{SignedDuration, Timestamp};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::Semaphore;
 
 use crate::Error;
-use crate::backend::{Backend, BackendError, EventWrite, Written, graph::GraphBackend};
+use crate::backend::{Backend, BackendError, EventWrite, Written};
 use crate::engine::Engine;
 
 /// How a push run behaves.
@@ -273,10 +272,7 @@ impl Backends {
                 FailureKind::Config,
                 format!("connection '{conn}' no longer exists"),
             )),
-            Some(c) => ConnectionConfig::from_connection(c)
-                .and_then(|cfg| GraphClient::new(cfg, &self.shared))
-                .map(|client| Arc::new(GraphBackend::new(client)) as Backend)
-                .map_err(BackendError::from),
+            Some(c) => crate::backend::app_backend(c, &self.shared),
         };
         made.insert(conn.clone(), made_now.clone());
         made_now
@@ -559,9 +555,8 @@ impl Engine {
                 "there is no connection '{connection}' (see `calgate connection list`)"
             ))
         })?;
-        let client = ConnectionConfig::from_connection(&conn)
-            .and_then(|cfg| GraphClient::new(cfg, self.shared()))?;
-        Ok((conn, Arc::new(GraphBackend::new(client))))
+        let backend = crate::backend::app_backend(&conn, self.shared()).map_err(Error::Backend)?;
+        Ok((conn, backend))
     }
 
     /// Rebuilds the booking ↔ Exchange mapping from Exchange alone: every event carrying

@@ -63,6 +63,7 @@ pub fn sim_connection(
 ) -> NewConnection {
     NewConnection {
         ca_cert_pem: None,
+        ews: None,
         name: name.to_owned(),
         tenant: sim.tenant_id(),
         client_id: client_id.to_owned(),

@@ -672,6 +672,7 @@ async fn plain_connection(store: &dyn Store, name: &str, credentials: Vec<NewCre
     store
         .add_connection(&NewConnection {
             ca_cert_pem: None,
+            ews: None,
             name: name.to_owned(),
             tenant: "contoso.onmicrosoft.com".to_owned(),
             client_id: "11111111-2222-3333-4444-555555555555".to_owned(),

@@ -12,6 +12,10 @@ fn credential_aad(uid: &str) -> Vec<u8> {
     format!("calgate:credential:{uid}").into_bytes()
 }
 
+fn ews_password_aad(uid: &str) -> Vec<u8> {
+    format!("calgate:ews-password:{uid}").into_bytes()
+}
+
 impl SqliteStore {
     async fn insert_credential(
         &self,
@@ -97,6 +101,11 @@ impl SqliteStore {
                 .iter()
                 .map(|r| self.credential_from_row(r))
                 .collect::<Result<Vec<_>>>()?;
+            let kind: String = row.try_get("kind").ctx(c)?;
+            let ews = match super::parse_enum::<ConnectionKind>("connection kind", &kind)? {
+                ConnectionKind::Graph => None,
+                ConnectionKind::Ews => Some(self.ews_from_row(&row)?),
+            };
             out.push(Connection {
                 id: ConnectionId(id),
                 name: row.try_get("name").ctx(c)?,
@@ -108,9 +117,33 @@ impl SqliteStore {
                 created_at: ts(row.try_get("created_at").ctx(c)?)?,
                 credentials,
                 ca_cert_pem: row.try_get("ca_cert_pem").ctx(c)?,
+                ews,
             });
         }
         Ok(out)
+    }
+
+    fn ews_from_row(&self, row: &SqliteRow) -> Result<EwsSettings> {
+        let c = "cannot read an EWS connection";
+        let uid: Option<String> = row.try_get("ews_uid").ctx(c)?;
+        let sealed: Option<Vec<u8>> = row.try_get("ews_sealed_password").ctx(c)?;
+        let (Some(uid), Some(sealed)) = (uid, sealed) else {
+            return Err(Error::corrupt("EWS password", "<missing>"));
+        };
+        let plain = self.key.open(&ews_password_aad(&uid), &sealed)?;
+        let password =
+            String::from_utf8(plain).map_err(|_| Error::corrupt("EWS password", "<binary>"))?;
+        let auth: Option<String> = row.try_get("ews_auth").ctx(c)?;
+        let url: Option<String> = row.try_get("ews_url").ctx(c)?;
+        let username: Option<String> = row.try_get("ews_username").ctx(c)?;
+        let impersonation: i64 = row.try_get("ews_impersonation").ctx(c)?;
+        Ok(EwsSettings {
+            url: url.ok_or_else(|| Error::corrupt("EWS URL", "<missing>"))?,
+            username: username.ok_or_else(|| Error::corrupt("EWS user name", "<missing>"))?,
+            password: SecretString::new(password),
+            auth: super::parse_enum("EWS authentication", auth.as_deref().unwrap_or("ntlm"))?,
+            impersonation: impersonation != 0,
+        })
     }
 
     pub(super) async fn connection_id(tx: &mut Tx, name: &str) -> Result<ConnectionId> {
@@ -130,11 +163,28 @@ impl SqliteStore {
         if c.name.trim().is_empty() {
             return Err(Error::invalid("a connection needs a name"));
         }
+        if c.ews.is_some() && !c.credentials.is_empty() {
+            return Err(Error::invalid(
+                "an EWS connection signs in with its service account's password, not with Entra ID credentials",
+            ));
+        }
         let now = Timestamp::now();
+        let (kind, uid, sealed) = match &c.ews {
+            None => (ConnectionKind::Graph, None, None),
+            Some(e) => {
+                let uid = uuid::Uuid::new_v4().to_string();
+                let sealed = self
+                    .key
+                    .seal(&ews_password_aad(&uid), e.password.expose().as_bytes())?;
+                (ConnectionKind::Ews, Some(uid), Some(sealed))
+            }
+        };
         let mut tx = self.write_tx().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO connections (name, tenant, client_id, authority, graph_url, cloud, \
-             created_at, ca_cert_pem) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             created_at, ca_cert_pem, kind, ews_url, ews_username, ews_auth, ews_impersonation, \
+             ews_uid, ews_sealed_password) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(&c.name)
         .bind(&c.tenant)
@@ -144,6 +194,13 @@ impl SqliteStore {
         .bind(&c.cloud)
         .bind(us(now))
         .bind(c.ca_cert_pem.as_deref())
+        .bind(kind.as_str())
+        .bind(c.ews.as_ref().map(|e| e.url.as_str()))
+        .bind(c.ews.as_ref().map(|e| e.username.as_str()))
+        .bind(c.ews.as_ref().map(|e| e.auth.as_str()))
+        .bind(c.ews.as_ref().is_some_and(|e| e.impersonation) as i64)
+        .bind(uid)
+        .bind(sealed)
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| match map_sqlx("cannot add the connection", e) {

@@ -77,6 +77,7 @@ pub fn t(s: &str) -> Timestamp {
 pub fn new_connection(name: &str, credentials: Vec<NewCredential>) -> NewConnection {
     NewConnection {
         ca_cert_pem: None,
+        ews: None,
         name: name.into(),
         tenant: "contoso.onmicrosoft.com".into(),
         client_id: "11111111-2222-3333-4444-555555555555".into(),

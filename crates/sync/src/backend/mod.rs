@@ -303,3 +303,23 @@ pub(crate) fn booking_recurrence(
         )
     })
 }
+
+/// The app-only backend of a stored connection: Graph for Exchange Online, EWS for Exchange
+/// Server. The one place the engine, push and the admin flows pick the service.
+pub fn app_backend(
+    conn: &calgate_core::Connection,
+    shared: &calgate_graph::Shared,
+) -> Result<Backend, BackendError> {
+    match conn.kind() {
+        calgate_core::ConnectionKind::Graph => {
+            let cfg = calgate_graph::ConnectionConfig::from_connection(conn)?;
+            let client = calgate_graph::GraphClient::new(cfg, shared)?;
+            Ok(Arc::new(graph::GraphBackend::new(client)))
+        }
+        calgate_core::ConnectionKind::Ews => {
+            let cfg = calgate_ews::EwsConfig::from_connection(conn)?;
+            let client = calgate_ews::EwsClient::new(cfg)?;
+            Ok(Arc::new(ews::EwsBackend::new(client)))
+        }
+    }
+}
