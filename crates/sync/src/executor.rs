@@ -352,11 +352,20 @@ impl MailboxRun<'_> {
                         window_end: window.end,
                         rebased_at: self.now,
                     };
+                    // What the commit removes: live instances the listing no longer holds.
+                    let diff = self.store.shadow_diff(self.lease).await?;
                     if let Some(guard) = self.guard {
-                        let diff = self.store.shadow_diff(self.lease).await?;
                         guard.check(self.address(), diff.removed, diff.live)?;
                     }
                     self.store.commit_shadow(self.lease, &cursor).await?;
+                    if diff.removed > 0 {
+                        report.removals += diff.removed;
+                        self.reporter.emit(ProgressEvent::Page {
+                            address: self.address().to_owned(),
+                            upserts: 0,
+                            removals: diff.removed,
+                        });
+                    }
                     return Ok(());
                 }
             }

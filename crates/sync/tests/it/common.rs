@@ -287,7 +287,7 @@ impl Row {
         }
     }
 
-    fn from_instance(i: &calgate_core::Instance) -> Row {
+    pub fn from_instance(i: &calgate_core::Instance) -> Row {
         let (start, end) = match i.when.all_day {
             Some((s, e)) => (s.to_string(), e.to_string()),
             None => (i.when.start.to_string(), i.when.end.to_string()),

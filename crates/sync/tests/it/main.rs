@@ -3,6 +3,7 @@
 
 mod common;
 mod engine;
+mod ews;
 mod faults;
 mod page;
 mod planner;
