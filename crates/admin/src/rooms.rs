@@ -406,7 +406,7 @@ async fn graph_rooms(
         client_id: conn.client_id.clone(),
         code,
     };
-    let cfg = calgate_graph::ConnectionConfig::from_connection(&conn).map_err(graph_err)?;
+    let cfg = calgate_graph::ConnectionConfig::from_connection(conn).map_err(graph_err)?;
     let client = GraphClient::new(cfg, shared).map_err(graph_err)?;
     let token = client.access_token().await.map_err(graph_err)?;
     if !has_place_role(token.roles()) {

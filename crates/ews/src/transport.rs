@@ -291,6 +291,11 @@ impl Transport {
         } else {
             return self.refused(answer, "ntlm");
         };
+        // NTLM authenticates the TCP connection: each leg must go on the connection the last
+        // one came back on. The HTTP pool takes the connection back only after a moment (its
+        // readiness is checked by a task of its own): a request sent at once would open a new
+        // connection, which the server has no challenge for. Let the pool take it back first.
+        settle().await;
         let negotiate = base64::engine::general_purpose::STANDARD.encode(ntlm::negotiate());
         let answer = self
             .send(
@@ -326,6 +331,7 @@ impl Transport {
         let client_challenge: [u8; 8] = rand::random();
         let auth = ntlm::authenticate(&id, &challenge, client_challenge, "CALGATE");
         let auth = base64::engine::general_purpose::STANDARD.encode(auth);
+        settle().await;
         let answer = self
             .send(
                 self.request(&lane.http, body, anchor)
@@ -417,6 +423,14 @@ impl Transport {
         )
         .with_code("NetworkError")
     }
+}
+
+/// Lets the HTTP pool take back the connection an answer came on (see `post_ntlm`).
+async fn settle() {
+    for _ in 0..3 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(Duration::from_millis(2)).await;
 }
 
 /// The schemes in `WWW-Authenticate`, lower-case.

@@ -18,7 +18,10 @@ pub use cli::{Cli, assert_exit, data_dir, stderr, stdout};
 pub use control::{Control, Reply};
 pub use creds::{App, Credentials, Mailbox};
 #[cfg(feature = "store")]
-pub use store::{DB_FILE, TempStore, link_full, sim_connection, temp_store, temp_store_with};
+pub use store::{
+    DB_FILE, TempStore, link_full, sim_connection, sim_ews_connection, sim_ews_password,
+    temp_store, temp_store_with,
+};
 #[cfg(feature = "sync")]
 pub use sync::engine;
 

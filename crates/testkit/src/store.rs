@@ -91,3 +91,43 @@ pub async fn link_full(
         .await
         .expect("link")
 }
+
+/// The password of the simulator's published EWS service account `user` (`CONTOSO\…`).
+pub fn sim_ews_password(sim: &SimHandle, user: &str) -> String {
+    let creds = sim.credentials();
+    creds["ews_accounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["username"].as_str() == Some(user))
+        .and_then(|a| a["password"].as_str())
+        .unwrap_or_else(|| panic!("no EWS account {user} in {creds}"))
+        .to_owned()
+}
+
+/// An EWS connection `name` to the simulator's EWS face as its service account `user`.
+pub fn sim_ews_connection(
+    sim: &SimHandle,
+    name: &str,
+    user: &str,
+    auth: calgate_core::EwsAuth,
+    impersonation: bool,
+) -> NewConnection {
+    NewConnection {
+        name: name.to_owned(),
+        tenant: String::new(),
+        client_id: String::new(),
+        authority: String::new(),
+        graph_url: String::new(),
+        cloud: "on-premises".to_owned(),
+        credentials: Vec::new(),
+        ca_cert_pem: None,
+        ews: Some(calgate_core::EwsSettings {
+            url: format!("{}/EWS/Exchange.asmx", sim.base_url),
+            username: user.to_owned(),
+            password: calgate_core::SecretString::new(sim_ews_password(sim, user)),
+            auth,
+            impersonation,
+        }),
+    }
+}

@@ -5,6 +5,7 @@ mod common;
 
 mod accounts;
 mod diagnose;
+mod ews;
 mod import;
 mod lifecycle;
 mod rooms;

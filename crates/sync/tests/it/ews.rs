@@ -5,10 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use calgate_core::{EwsAuth, EwsSettings, MailboxKind, NewConnection, SecretString};
+use calgate_core::{EwsAuth, MailboxKind};
 use calgate_store::Window;
 use calgate_sync::SyncRequest;
-use calgate_testkit::SimExt;
 use reqwest::Method;
 
 use crate::common::{Env, Row, env, random_changes};
@@ -22,47 +21,14 @@ fn project(rows: BTreeMap<String, Row>) -> Vec<Key> {
     v
 }
 
-/// The simulator's published EWS service account `user` (`CONTOSO\…`): its password.
-fn ews_password(env: &Env, user: &str) -> String {
-    let creds = env.sim.credentials();
-    creds["ews_accounts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|a| a["username"].as_str() == Some(user))
-        .and_then(|a| a["password"].as_str())
-        .unwrap_or_else(|| panic!("no EWS account {user} in {creds}"))
-        .to_owned()
-}
-
-fn ews_connection(
-    env: &Env,
-    name: &str,
-    user: &str,
-    auth: EwsAuth,
-    impersonation: bool,
-) -> NewConnection {
-    NewConnection {
-        name: name.to_owned(),
-        tenant: String::new(),
-        client_id: String::new(),
-        authority: String::new(),
-        graph_url: String::new(),
-        cloud: "on-premises".to_owned(),
-        credentials: Vec::new(),
-        ca_cert_pem: None,
-        ews: Some(EwsSettings {
-            url: env.sim.creds().ews_url,
-            username: user.to_owned(),
-            password: SecretString::new(ews_password(env, user)),
-            auth,
-            impersonation,
-        }),
-    }
-}
-
 async fn add_onprem(env: &Env) {
-    let c = ews_connection(env, "onprem", "CONTOSO\\svc-calgate", EwsAuth::Ntlm, true);
+    let c = calgate_testkit::sim_ews_connection(
+        &env.sim,
+        "onprem",
+        "CONTOSO\\svc-calgate",
+        EwsAuth::Ntlm,
+        true,
+    );
     env.store
         .add_connection(&c)
         .await
