@@ -18,11 +18,56 @@ const CALGATE: Cli = Cli::new(env!("CARGO_BIN_EXE_calgate"));
 
 /// A data dir with connection `contoso` to `sim` and every mailbox of `sim` linked.
 async fn setup(sim: &SimHandle, d: &Path) -> (Arc<dyn Store>, Vec<(String, MailboxKind)>) {
+    setup_as(sim, d, Service::Graph).await
+}
+
+/// Which face of the simulator calgate talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Service {
+    Graph,
+    /// EWS as `CONTOSO\svc-calgate` with impersonation, over NTLM.
+    Ews,
+}
+
+/// [`setup`] with the connection `contoso` made for `service` (with `calgate connection add`).
+async fn setup_as(
+    sim: &SimHandle,
+    d: &Path,
+    service: Service,
+) -> (Arc<dyn Store>, Vec<(String, MailboxKind)>) {
     let creds = sim.creds();
-    let (id, secret) = creds.first_app().pair();
-    CALGATE
-        .add_sim_connection(d, sim, "contoso", &sim.tenant_id(), &id, &secret)
-        .await;
+    match service {
+        Service::Graph => {
+            let (id, secret) = creds.first_app().pair();
+            CALGATE
+                .add_sim_connection(d, sim, "contoso", &sim.tenant_id(), &id, &secret)
+                .await;
+        }
+        Service::Ews => {
+            let user = "CONTOSO\\svc-calgate";
+            let password = calgate_testkit::sim_ews_password(sim, user);
+            let o = CALGATE
+                .run_async(
+                    d,
+                    &[
+                        "connection",
+                        "add",
+                        "contoso",
+                        "--ews-url",
+                        &creds.ews_url,
+                        "--username",
+                        user,
+                        "--password-env",
+                        "CG_TEST_EWS_PASSWORD",
+                        "--impersonation",
+                    ],
+                    &[("CG_TEST_EWS_PASSWORD", &password)],
+                )
+                .await;
+            assert_exit(&o, 0);
+            assert!(!stdout(&o).contains(&password) && !stderr(&o).contains(&password));
+        }
+    }
     let store = calgate_store::open(&d.display().to_string()).await.unwrap();
     let mailboxes = creds.kinds();
     for (address, kind) in &mailboxes {
@@ -214,6 +259,18 @@ async fn purge_after_pushing_200_bookings_deletes_exactly_those() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "crash test: run by .ci/run (cargo test -p calgate --test push -- --ignored)"]
 async fn crash_test_sigkill_while_pushing_makes_no_duplicate_and_loses_nothing() {
+    crash_test(Service::Graph).await;
+}
+
+/// The same through EWS: `ErrorServerBusy` with `BackOffMilliseconds` and HTTP 503 instead of
+/// 429s, dropped connections after acting on `/EWS/Exchange.asmx`; and no invitation is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "crash test: run by .ci/run (cargo test -p calgate --test push -- --ignored)"]
+async fn crash_test_through_ews_makes_no_duplicate_loses_nothing_and_invites_no_one() {
+    crash_test(Service::Ews).await;
+}
+
+async fn crash_test(service: Service) {
     let sim = calgate_testkit::start_sim(SimOptions {
         seed: Seed::Demo,
         rng: 5,
@@ -227,7 +284,7 @@ async fn crash_test_sigkill_while_pushing_makes_no_duplicate_and_loses_nothing()
     let control = sim.control();
     let dir = data_dir();
     let d = dir.path();
-    let (store, mailboxes) = setup(&sim, d).await;
+    let (store, mailboxes) = setup_as(&sim, d, service).await;
     let mailboxes: Vec<_> = mailboxes.into_iter().take(50).collect();
     assert_eq!(mailboxes.len(), 50, "the tenant has 50 mailboxes");
     let mut expected: HashMap<(String, String), usize> = HashMap::new();
@@ -253,18 +310,44 @@ async fn crash_test_sigkill_while_pushing_makes_no_duplicate_and_loses_nothing()
         .await;
     }
     let writes = expected.len();
-    control
-        .ok(
-            reqwest::Method::PUT,
-            "/faults",
-            Some(&json!({
-                "throttle_rate": 0.2,
-                "throttle_retry_after": "0.05",
-                "drop_connection": {"count": 50, "path_contains": "/events"},
-                "seed": 3
-            })),
-        )
-        .await;
+    match service {
+        Service::Graph => {
+            control
+                .ok(
+                    reqwest::Method::PUT,
+                    "/faults",
+                    Some(&json!({
+                        "throttle_rate": 0.2,
+                        "throttle_retry_after": "0.05",
+                        "drop_connection": {"count": 50, "path_contains": "/events"},
+                        "seed": 3
+                    })),
+                )
+                .await;
+        }
+        Service::Ews => {
+            control
+                .ok(
+                    reqwest::Method::PUT,
+                    "/faults",
+                    Some(&json!({
+                        "drop_connection": {"count": 50, "path_contains": "/EWS/"},
+                        "seed": 3
+                    })),
+                )
+                .await;
+            control
+                .ok(
+                    reqwest::Method::PUT,
+                    "/ews/faults",
+                    Some(&json!({
+                        "server_busy": [{"account": "svc-calgate", "count": 150, "back_off_ms": 50}],
+                        "http_503": 30
+                    })),
+                )
+                .await;
+        }
+    }
 
     let seed = std::env::var("CRASH_SEED")
         .ok()
@@ -352,8 +435,14 @@ async fn crash_test_sigkill_while_pushing_makes_no_duplicate_and_loses_nothing()
         .await
         .unwrap()
         .len();
+    let ews = control.ok(reqwest::Method::GET, "/ews", None).await;
+    let invitations = stats["invitations"]["total"].as_u64().unwrap_or(u64::MAX);
     println!(
-        "crash test: {writes} writes of 1000 bookings into 50 mailboxes; {kills} SIGKILLs ({finished_early} runs ended before their kill), {runs} final runs, {:.1} s; dropped connections {}, 429s {}; duplicates {duplicates}, lost {lost}, stray {stray}, bookings synced {synced}/1000",
+        "crash test ({service:?}): {invitations} invitations; EWS {}",
+        ews["stats"]
+    );
+    println!(
+        "crash test ({service:?}): {writes} writes of 1000 bookings into 50 mailboxes; {kills} SIGKILLs ({finished_early} runs ended before their kill), {runs} final runs, {:.1} s; dropped connections {}, 429s {}; duplicates {duplicates}, lost {lost}, stray {stray}, bookings synced {synced}/1000",
         started.elapsed().as_secs_f64(),
         faults["dropped_connections"],
         stats["totals"]["throttled"],
@@ -364,4 +453,5 @@ async fn crash_test_sigkill_while_pushing_makes_no_duplicate_and_loses_nothing()
     assert_eq!(stray, 0);
     assert_eq!(synced, 1000);
     assert_eq!(store.pending_pushes().await.unwrap(), 0);
+    assert_eq!(invitations, 0, "direct mode sends no invitation");
 }
