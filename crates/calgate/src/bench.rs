@@ -90,6 +90,10 @@ pub(crate) struct BenchSyncArgs {
     /// Seed of the simulated tenant.
     #[arg(long, value_name = "SEED", default_value_t = 1)]
     pub rng: u64,
+    /// Sync through the simulator's EWS face (Exchange Server: NTLM, impersonation,
+    /// CalendarView and SyncFolderItems) instead of Microsoft Graph.
+    #[arg(long)]
+    pub ews: bool,
 }
 
 pub(crate) async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -182,6 +186,23 @@ pub(crate) async fn store_linked_to(
     base: &str,
     data: &Path,
 ) -> anyhow::Result<(std::sync::Arc<dyn calgate_store::Store>, u64)> {
+    store_linked_as(creds, base, data, Service::Graph).await
+}
+
+/// Which face of the simulator a benchmark syncs through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Service {
+    Graph,
+    Ews,
+}
+
+/// [`store_linked_to`] with the connection made for `service`.
+pub(crate) async fn store_linked_as(
+    creds: &Value,
+    base: &str,
+    data: &Path,
+    service: Service,
+) -> anyhow::Result<(std::sync::Arc<dyn calgate_store::Store>, u64)> {
     let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
     let app = creds["apps"]
         .as_array()
@@ -190,9 +211,8 @@ pub(crate) async fn store_linked_to(
         .context("the simulator published no app")?;
     let loc = StoreLocation::new(data.display().to_string());
     let store = loc.open_or_create().await?;
-    crate::connection::add(
-        store.as_ref(),
-        &calgate_admin::connections::ConnectionSpec {
+    let spec = match service {
+        Service::Graph => calgate_admin::connections::ConnectionSpec {
             name: "bench".to_owned(),
             tenant: s(&creds["tenant_id"]),
             client_id: s(&app["client_id"]),
@@ -201,8 +221,26 @@ pub(crate) async fn store_linked_to(
             credentials: vec![NewCredential::secret(s(&app["client_secret"]), None)],
             ..Default::default()
         },
-    )
-    .await?;
+        Service::Ews => {
+            // The service account that may impersonate every mailbox.
+            let account = creds["ews_accounts"]
+                .as_array()
+                .and_then(|a| a.iter().find(|x| x["impersonation"] == "all"))
+                .context("the simulator published no EWS service account")?;
+            calgate_admin::connections::ConnectionSpec {
+                name: "bench".to_owned(),
+                ews: Some(calgate_admin::ews::EwsSpec {
+                    url: s(&creds["ews_url"]),
+                    username: s(&account["username"]),
+                    password: calgate_store::SecretString::new(s(&account["password"])),
+                    auth: calgate_store::EwsAuth::Ntlm,
+                    impersonation: true,
+                }),
+                ..Default::default()
+            }
+        }
+    };
+    crate::connection::add(store.as_ref(), &spec).await?;
     let mut linked = 0u64;
     for m in creds["mailboxes"]
         .as_array()
@@ -237,10 +275,20 @@ async fn bench_sync(args: BenchSyncArgs) -> anyhow::Result<()> {
     )?;
     let seeded = t_sim.elapsed();
     let t_link = Instant::now();
-    let (store, linked) = store_linked_to(&creds, &base, &dir.path().join("data")).await?;
+    let service = if args.ews {
+        Service::Ews
+    } else {
+        Service::Graph
+    };
+    let (store, linked) = store_linked_as(&creds, &base, &dir.path().join("data"), service).await?;
     let link_time = t_link.elapsed();
     print_out(&format!(
-        "bench sync: {} mailboxes × ~{} events, simulator latency {} ms, concurrency {} (simulator seeded in {:.1} s, mailboxes linked in {:.1} s)\n",
+        "bench sync{}: {} mailboxes × ~{} events, simulator latency {} ms, concurrency {} (simulator seeded in {:.1} s, mailboxes linked in {:.1} s)\n",
+        if args.ews {
+            " --ews (EWS: NTLM, impersonation)"
+        } else {
+            ""
+        },
         thousands(linked),
         args.events_per_mailbox,
         args.latency_ms,
@@ -275,7 +323,7 @@ async fn bench_sync(args: BenchSyncArgs) -> anyhow::Result<()> {
          wall time:            {:.2} s\n\
          mailboxes synced:     {} of {} ({} failed)\n\
          events stored:        {}\n\
-         requests sent:        {} to Graph by calgate (+ {} token), {} seen by the simulator ({:.2} per mailbox)\n\
+         requests sent:        {} to {} by calgate (+ {} token), {} seen by the simulator ({:.2} per mailbox)\n\
          requests per second:  {:.0}\n\
          peak concurrency:     {} requests in flight per mailbox (simulator's peak over all mailboxes; calgate's own gauge: {})\n\
          429 responses:        {} (simulator), {} (calgate); early retries: {}\n\
@@ -289,11 +337,16 @@ async fn bench_sync(args: BenchSyncArgs) -> anyhow::Result<()> {
         thousands(t.mailboxes_failed),
         thousands(stored),
         thousands(t.requests),
+        if args.ews { "EWS" } else { "Graph" },
         thousands(engine.shared().metrics().token_requests),
         thousands(first.sim_requests),
         per_mailbox,
         first.sim_requests as f64 / secs,
-        first.peak_per_mailbox,
+        if args.ews {
+            "n/a (the simulator counts it on Graph only)".to_owned()
+        } else {
+            first.peak_per_mailbox.to_string()
+        },
         first.summary.peak_mailbox_concurrency,
         thousands(first.sim_429),
         thousands(t.throttled),
@@ -416,6 +469,8 @@ async fn timed_round(
     sim_pid: &str,
 ) -> anyhow::Result<Round> {
     let _ = http.post(format!("{base}/_sim/stats/reset")).send().await;
+    // The EWS face counts on (its reset would also forget sync states): take the difference.
+    let ews0 = ews_counts(http, base).await;
     let (cpu0, sim0, w0) = (cpu_seconds("self"), cpu_seconds(sim_pid), written_bytes());
     let started = Instant::now();
     let summary = sync_with_progress(engine, &SyncRequest::default()).await?;
@@ -434,13 +489,14 @@ async fn timed_round(
         .map(Vec::as_slice)
         .unwrap_or(&[]);
     let sum = |k: &str| -> u64 { mailboxes.iter().filter_map(|m| m[k].as_u64()).sum() };
+    let ews1 = ews_counts(http, base).await;
     Ok(Round {
         wall,
         cpu: cpu1 - cpu0,
         sim_cpu: sim1 - sim0,
         written: w1.saturating_sub(w0),
-        sim_requests: sum("requests"),
-        sim_429: sum("throttled"),
+        sim_requests: sum("requests") + ews1.0.saturating_sub(ews0.0),
+        sim_429: sum("throttled") + ews1.1.saturating_sub(ews0.1),
         early: sum("early_retries"),
         peak_per_mailbox: mailboxes
             .iter()
@@ -449,6 +505,20 @@ async fn timed_round(
             .unwrap_or(0),
         summary,
     })
+}
+
+/// The simulator's EWS counters: (SOAP requests, throttled answers: ErrorServerBusy,
+/// ErrorExceededConnectionCount, 503).
+async fn ews_counts(http: &reqwest::Client, base: &str) -> (u64, u64) {
+    let Ok(r) = http.get(format!("{base}/_sim/ews")).send().await else {
+        return (0, 0);
+    };
+    let v: Value = r.json().await.unwrap_or_default();
+    let n = |k: &str| v["stats"][k].as_u64().unwrap_or(0);
+    (
+        n("requests"),
+        n("server_busy") + n("exceeded_connection_count") + n("http_503"),
+    )
 }
 
 /// User + system CPU seconds of a process so far (`/proc/PID/stat`, in USER_HZ = 100 ticks

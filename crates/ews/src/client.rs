@@ -61,6 +61,19 @@ pub struct EwsConfig {
     pub attempts: u32,
     /// The longest calgate waits in one back-off.
     pub max_back_off: Duration,
+    /// Told of every request sent (`true`: it was throttled and will be retried), so that a
+    /// caller can count EWS requests with its other services'.
+    pub on_request: Option<RequestHook>,
+}
+
+/// See [`EwsConfig::on_request`].
+#[derive(Clone)]
+pub struct RequestHook(pub Arc<dyn Fn(bool) + Send + Sync>);
+
+impl std::fmt::Debug for RequestHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RequestHook")
+    }
 }
 
 impl EwsConfig {
@@ -74,6 +87,7 @@ impl EwsConfig {
             max_in_flight: 16,
             attempts: 6,
             max_back_off: Duration::from_secs(60),
+            on_request: None,
         }
     }
 }
@@ -233,6 +247,9 @@ impl EwsClient {
                     .await
                     .map_err(|_| Error::config("the EWS client was shut down"))?;
                 self.inner.metrics.requests.fetch_add(1, Ordering::Relaxed);
+                if let Some(hook) = &cfg.on_request {
+                    (hook.0)(false);
+                }
                 let anchor = if self.impersonating() { mailbox } else { None };
                 match self.inner.transport.post(doc.clone(), anchor).await {
                     Ok(answer) => soap::read(answer, mailbox),
@@ -255,6 +272,9 @@ impl EwsClient {
             match result {
                 Err(e) if e.kind == FailureKind::Retryable && attempt < cfg.attempts => {
                     self.inner.metrics.throttled.fetch_add(1, Ordering::Relaxed);
+                    if let Some(hook) = &cfg.on_request {
+                        (hook.0)(true);
+                    }
                     let exp = Duration::from_millis(500u64 << attempt.min(7));
                     let wait = e.back_off.unwrap_or(exp).min(cfg.max_back_off);
                     // ±10 % so that many mailboxes do not come back at the same instant.

@@ -24,7 +24,7 @@ pub mod transport;
 pub mod types;
 pub mod xml;
 
-pub use client::{EwsClient, EwsConfig, MAX_PAGE, MAX_SYNC_CHANGES};
+pub use client::{EwsClient, EwsConfig, MAX_PAGE, MAX_SYNC_CHANGES, RequestHook};
 pub use error::Error;
 pub use soap::ServerVersion;
 pub use transport::Auth;

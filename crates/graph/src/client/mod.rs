@@ -98,6 +98,19 @@ impl Shared {
         self.inner.metrics.snapshot()
     }
 
+    /// Counts a request another calendar service's client (EWS) sent for the same work, so that
+    /// run totals and `/metrics` include it. `throttled`: it was refused as too many, and is
+    /// retried (counted as a throttled answer and a retry).
+    pub fn count_other_request(&self, throttled: bool) {
+        let m = &self.inner.metrics;
+        if throttled {
+            Metrics::inc(&m.throttled);
+            Metrics::inc(&m.retries);
+        } else {
+            Metrics::inc(&m.requests_sent);
+        }
+    }
+
     /// Graph's answers to every client made from this `Shared`, by HTTP status.
     pub fn responses_by_status(&self) -> Vec<(u16, u64)> {
         self.inner.metrics.by_status()

@@ -317,7 +317,11 @@ pub fn app_backend(
             Ok(Arc::new(graph::GraphBackend::new(client)))
         }
         calgate_core::ConnectionKind::Ews => {
-            let cfg = calgate_ews::EwsConfig::from_connection(conn)?;
+            let mut cfg = calgate_ews::EwsConfig::from_connection(conn)?;
+            let counts = shared.clone();
+            cfg.on_request = Some(calgate_ews::RequestHook(Arc::new(move |throttled| {
+                counts.count_other_request(throttled)
+            })));
             let client = calgate_ews::EwsClient::new(cfg)?;
             Ok(Arc::new(ews::EwsBackend::new(client)))
         }
