@@ -185,6 +185,8 @@ pub struct ConnectionProbe {
     client_id: String,
     /// `Err`: every row of this connection is not verified, for this reason.
     client: Result<GraphClient, calgate_graph::Error>,
+    /// An EWS connection's client (then `client` is not used).
+    ews: Option<Result<calgate_ews::EwsClient, calgate_ews::Error>>,
     can_read_users: bool,
     can_read_settings: bool,
     can_read_places: bool,
@@ -202,12 +204,38 @@ fn has_any(roles: Option<&[String]>, wanted: &[&str]) -> bool {
 impl ConnectionProbe {
     /// Makes the connection's client and reads what its token allows.
     pub async fn prepare(c: &calgate_store::Connection, shared: &Shared) -> ConnectionProbe {
+        if c.ews.is_some() {
+            let ews = crate::ews::client(c);
+            let ews = match ews {
+                // Sign in once: a wrong password is one reason for every row.
+                Ok(client) => match client.room_lists().await {
+                    Ok(_) => Ok(client),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            return ConnectionProbe {
+                name: c.name.clone(),
+                client_id: c
+                    .ews
+                    .as_ref()
+                    .map(|e| e.username.clone())
+                    .unwrap_or_default(),
+                client: Err(calgate_graph::Error::config("an EWS connection")),
+                ews: Some(ews),
+                can_read_users: false,
+                can_read_settings: false,
+                can_read_places: false,
+                rooms: OnceCell::new(),
+            };
+        }
         let client = calgate_graph::ConnectionConfig::from_connection(c)
             .and_then(|cfg| GraphClient::new(cfg, shared));
         let mut ctx = ConnectionProbe {
             name: c.name.clone(),
             client_id: c.client_id.clone(),
             client,
+            ews: None,
             can_read_users: false,
             can_read_settings: false,
             can_read_places: false,
@@ -336,6 +364,9 @@ pub async fn probe_mailbox(
     address: &str,
     claimed: Option<MailboxKind>,
 ) -> Verdict {
+    if let Some(ews) = &ctx.ews {
+        return probe_ews(ctx, ews, address, claimed).await;
+    }
     let client = match &ctx.client {
         Ok(c) => c,
         Err(e) => {
@@ -476,5 +507,78 @@ mod tests {
                 ..
             }
         ));
+    }
+}
+
+/// [`probe_mailbox`] through EWS: the calendar opens (the mailbox exists and the service
+/// account reaches it), and the kind from the organisation's room lists.
+async fn probe_ews(
+    ctx: &ConnectionProbe,
+    client: &Result<calgate_ews::EwsClient, calgate_ews::Error>,
+    address: &str,
+    claimed: Option<MailboxKind>,
+) -> Verdict {
+    use calgate_core::FailureKind as K;
+    let failed = |problem: Problem, e: &calgate_ews::Error| Verdict::Failed {
+        problem,
+        reason: e.message.clone(),
+        code: e.code.clone(),
+        detail: None,
+    };
+    let client = match client {
+        Ok(c) => c,
+        Err(e) => {
+            return Verdict::Failed {
+                problem: Problem::NotVerified,
+                reason: format!(
+                    "connection '{}' cannot be used now: {} — run `calgate connection test {}`, then the import again",
+                    ctx.name, e.message, ctx.name
+                ),
+                code: e.code.clone(),
+                detail: None,
+            };
+        }
+    };
+    if let Err(e) = client.calendar_folder(address).await {
+        return match e.kind {
+            K::NotFound => failed(Problem::NotFound, &e),
+            K::Permission => failed(Problem::OutOfScope, &e),
+            _ => failed(Problem::NotVerified, &e),
+        };
+    }
+    let rooms = ctx
+        .rooms
+        .get_or_init(|| async {
+            let lists = client.room_lists().await.ok()?;
+            let mut all = HashSet::new();
+            for (list, _) in lists {
+                for (room, _) in client.rooms(&list).await.ok()? {
+                    all.insert(room.to_lowercase());
+                }
+            }
+            Some(all)
+        })
+        .await
+        .as_ref();
+    let is_room = rooms.is_some_and(|r| r.contains(&address.to_lowercase()));
+    match (claimed, is_room) {
+        (Some(MailboxKind::Room), false) if rooms.is_some() => Verdict::Failed {
+            problem: Problem::WrongKind,
+            reason: "the file says room but Exchange lists it in no room list: fix the kind column, or add the room to a room list (Add-DistributionGroupMember -Identity <room list> -Member <room>)".to_owned(),
+            code: None,
+            detail: None,
+        },
+        (Some(k), _) => Verdict::Verified {
+            kind: k,
+            how: "as the file says (the calendar opens through EWS)".to_owned(),
+        },
+        (None, true) => Verdict::Verified {
+            kind: MailboxKind::Room,
+            how: "from the organisation's room lists".to_owned(),
+        },
+        (None, false) => Verdict::Verified {
+            kind: MailboxKind::User,
+            how: "in no room list: a person (give the kind column for equipment)".to_owned(),
+        },
     }
 }

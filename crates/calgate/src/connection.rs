@@ -24,7 +24,8 @@ use crate::{Reported, StoreLocation, Usage, error_line};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ConnectionCommand {
-    /// Add a connection: an app registration (tenant, client id, credential).
+    /// Add a connection: an app registration (tenant, client id, credential), or an Exchange
+    /// Server's EWS URL and service account (--ews-url, --username, --password-env|-file).
     Add(Box<AddArgs>),
     /// List connections and their credentials: id, expiry, the one in use (never the secrets).
     List {
@@ -52,6 +53,26 @@ pub(crate) enum ConnectionCommand {
     /// Secrets and certificates of a connection (rotation without downtime).
     #[command(subcommand)]
     Secret(SecretCommand),
+    /// Replace the password of an EWS connection's service account (after changing it in
+    /// Active Directory); check it with `calgate connection test NAME`.
+    SetPassword(SetPasswordArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SetPasswordArgs {
+    /// The connection's name.
+    pub name: String,
+    /// Read the new password from this environment variable.
+    #[arg(
+        long,
+        value_name = "VAR",
+        conflicts_with = "password_file",
+        required_unless_present = "password_file"
+    )]
+    pub password_env: Option<String>,
+    /// Read the new password from this file (its first line).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -221,7 +242,15 @@ pub(crate) enum EwsAuthArg {
 
 /// The password the EWS flags name: from the environment or a file, never the command line.
 fn read_ews_password(args: &EwsArgs) -> anyhow::Result<calgate_store::SecretString> {
-    let raw = match (&args.password_env, &args.password_file) {
+    read_password(args.password_env.as_deref(), args.password_file.as_deref())
+}
+
+/// A password from an environment variable or a file's first line.
+fn read_password(
+    env: Option<&str>,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<calgate_store::SecretString> {
+    let raw = match (env, file) {
         (Some(var), _) => std::env::var(var).map_err(|_| {
             Usage(format!(
                 "the environment variable {var} is not set (or not valid UTF-8): export the service account's password in it"
@@ -373,6 +402,28 @@ pub(crate) async fn run(cmd: ConnectionCommand, loc: StoreLocation) -> anyhow::R
                 args.json,
                 &format!("connection test of '{}'", args.name),
             )
+        }
+        ConnectionCommand::SetPassword(args) => {
+            let password =
+                read_password(args.password_env.as_deref(), args.password_file.as_deref())?;
+            if password.expose().is_empty() {
+                return Err(Usage(
+                    "the new password is empty: check --password-env / --password-file".to_owned(),
+                )
+                .into());
+            }
+            let store = loc.open().await?;
+            if !store.set_ews_password(&args.name, &password).await? {
+                anyhow::bail!(
+                    "there is no connection '{}' (see `calgate connection list`)",
+                    args.name
+                );
+            }
+            print_out(&format!(
+                "connection '{}': the service account's password is replaced (sealed in the store); check it with `calgate connection test {}`\n",
+                args.name, args.name
+            ));
+            Ok(())
         }
         ConnectionCommand::Secret(SecretCommand::Add(args)) => secret_add(&args, &loc).await,
         ConnectionCommand::Secret(SecretCommand::Remove { name, id, force }) => {

@@ -2673,3 +2673,186 @@ async fn mailbox_link_verifies_first() {
     let list: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 2);
 }
+
+/// The on-premises administrator's flow through EWS, as the CLI runs it: add the connection
+/// (the password never echoed), Test settings, a changed password, import, rooms discover, sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ews_connection_is_added_tested_rotated_imported_and_synced() {
+    let sim = calgate_testkit::start_demo(8).await;
+    let dir = data_dir();
+    let d = dir.path();
+    let user = "CONTOSO\\svc-calgate";
+    let password = calgate_testkit::sim_ews_password(&sim, user);
+    let url = sim.creds().ews_url;
+    let pw_file = d.join("ews-password");
+    std::fs::write(&pw_file, format!("{password}\n")).unwrap();
+    let add = |extra: &[&str]| {
+        let mut v = vec![
+            "connection",
+            "add",
+            "onprem",
+            "--ews-url",
+            url.as_str(),
+            "--username",
+            user,
+        ];
+        v.extend_from_slice(extra);
+        v.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    // EWS and Entra ID flags do not mix; a password is required.
+    let args = add(&["--tenant", "x", "--password-env", "PW"]);
+    let o = CALGATE
+        .run_async(
+            d,
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            &[("PW", "p")],
+        )
+        .await;
+    assert_exit(&o, 2);
+    let args = add(&[]);
+    let o = CALGATE
+        .run_async(d, &args.iter().map(String::as_str).collect::<Vec<_>>(), &[])
+        .await;
+    assert_exit(&o, 2);
+    assert!(stderr(&o).contains("--password-env"), "{}", stderr(&o));
+    let args = add(&[
+        "--password-file",
+        pw_file.to_str().unwrap(),
+        "--impersonation",
+    ]);
+    let o = CALGATE
+        .run_async(d, &args.iter().map(String::as_str).collect::<Vec<_>>(), &[])
+        .await;
+    assert_exit(&o, 0);
+    let mut everything = format!("{}{}", stdout(&o), stderr(&o));
+    let o = CALGATE
+        .run_async(d, &["connection", "list", "--json"], &[])
+        .await;
+    assert_exit(&o, 0);
+    let list: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(list[0]["kind"], "ews", "{list}");
+    assert_eq!(list[0]["ews"]["auth"], "ntlm");
+    assert_eq!(list[0]["ews"]["impersonation"], true);
+    everything.push_str(&stdout(&o));
+
+    // A password changed in Active Directory: Test settings says so, set-password fixes it.
+    let o = CALGATE
+        .run_async(
+            d,
+            &[
+                "connection",
+                "set-password",
+                "onprem",
+                "--password-env",
+                "PW",
+            ],
+            &[("PW", "an-old-password")],
+        )
+        .await;
+    assert_exit(&o, 0);
+    let test = [
+        "connection",
+        "test",
+        "onprem",
+        "--mailbox",
+        "room-amstel@contoso.example",
+    ];
+    let o = CALGATE.run_async(d, &test, &[]).await;
+    assert_exit(&o, 1);
+    assert!(
+        stdout(&o).contains("✗ Exchange refused the service account"),
+        "{}",
+        stdout(&o)
+    );
+    let o = CALGATE
+        .run_async(
+            d,
+            &[
+                "connection",
+                "set-password",
+                "onprem",
+                "--password-file",
+                pw_file.to_str().unwrap(),
+            ],
+            &[],
+        )
+        .await;
+    assert_exit(&o, 0);
+    let o = CALGATE.run_async(d, &test, &[]).await;
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains("Exchange answers EWS"),
+        "{}",
+        stdout(&o)
+    );
+    everything.push_str(&stdout(&o));
+
+    // Import: a person, a room told by the room lists, an unknown address.
+    let csv = d.join("people.csv");
+    std::fs::write(
+        &csv,
+        "address,kind,connection,external_id,privacy\n\
+         anna.devries@contoso.example,,onprem,E-1,full\n\
+         room-amstel@contoso.example,,onprem,R-1,busy-only\n\
+         nobody@contoso.example,user,onprem,,\n",
+    )
+    .unwrap();
+    let o = CALGATE
+        .run_async(
+            d,
+            &["mailbox", "import", csv.to_str().unwrap(), "--json"],
+            &[],
+        )
+        .await;
+    assert_exit(&o, 1);
+    let report: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let text = report.to_string();
+    assert!(text.contains("ErrorNonExistentMailbox"), "{report}");
+    let o = CALGATE
+        .run_async(d, &["mailbox", "list", "--json"], &[])
+        .await;
+    let linked: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let kind_of = |a: &str| {
+        linked
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["address"] == a)
+            .map(|m| m["kind"].clone())
+    };
+    assert_eq!(
+        kind_of("anna.devries@contoso.example"),
+        Some("user".into()),
+        "{linked}"
+    );
+    assert_eq!(
+        kind_of("room-amstel@contoso.example"),
+        Some("room".into()),
+        "{linked}"
+    );
+    assert_eq!(kind_of("nobody@contoso.example"), None);
+
+    // Room lists link the rooms; sync pulls every linked mailbox.
+    let o = CALGATE
+        .run_async(
+            d,
+            &["rooms", "discover", "--connection", "onprem", "--link"],
+            &[],
+        )
+        .await;
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains("room lists"), "{}", stdout(&o));
+    let o = CALGATE.run_async(d, &["sync"], &[]).await;
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    assert!(
+        out.contains(" 0 failed") || !out.contains("failed"),
+        "{out}"
+    );
+    assert!(
+        !out.contains(" 0 requests"),
+        "EWS requests are counted: {out}"
+    );
+    everything.push_str(&out);
+    assert!(!everything.contains(&password), "the password was printed");
+}

@@ -66,6 +66,9 @@ pub trait Store: Send + Sync {
     /// Replaces the extra root CA certificates (PEM) a connection trusts; `false`: no such
     /// connection.
     async fn set_connection_ca(&self, connection: &str, ca_cert_pem: Option<&str>) -> Result<bool>;
+    /// Replaces the password of an EWS connection's service account (sealed at rest); `false`:
+    /// no such connection; a Graph connection → [`ErrorKind::Invalid`].
+    async fn set_ews_password(&self, connection: &str, password: &SecretString) -> Result<bool>;
     /// Records a credential's expiry (given by the admin or learned from Entra ID).
     async fn set_credential_expiry(
         &self,

@@ -146,6 +146,40 @@ impl SqliteStore {
         })
     }
 
+    pub(super) async fn set_ews_password_impl(
+        &self,
+        connection: &str,
+        password: &SecretString,
+    ) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        let kind: Option<String> =
+            sqlx::query_scalar("SELECT kind FROM connections WHERE name = ?")
+                .bind(connection)
+                .fetch_optional(&mut *tx)
+                .await
+                .ctx("cannot read connections")?;
+        let Some(kind) = kind else { return Ok(false) };
+        if kind != ConnectionKind::Ews.as_str() {
+            return Err(Error::invalid(format!(
+                "connection '{connection}' signs in with Entra ID credentials, not a password: rotate them with `calgate connection secret add`"
+            )));
+        }
+        // A new uid for the new value: the old ciphertext cannot be put back under it.
+        let uid = uuid::Uuid::new_v4().to_string();
+        let sealed = self
+            .key
+            .seal(&ews_password_aad(&uid), password.expose().as_bytes())?;
+        sqlx::query("UPDATE connections SET ews_uid = ?, ews_sealed_password = ? WHERE name = ?")
+            .bind(&uid)
+            .bind(sealed)
+            .bind(connection)
+            .execute(&mut *tx)
+            .await
+            .ctx("cannot store the password")?;
+        tx.commit().await.ctx("cannot store the password")?;
+        Ok(true)
+    }
+
     pub(super) async fn connection_id(tx: &mut Tx, name: &str) -> Result<ConnectionId> {
         let id: Option<i64> = sqlx::query_scalar("SELECT id FROM connections WHERE name = ?")
             .bind(name)

@@ -484,6 +484,9 @@ impl Store for SqliteStore {
     async fn set_connection_ca(&self, connection: &str, ca_cert_pem: Option<&str>) -> Result<bool> {
         routed!(self.set_connection_ca_impl(connection, ca_cert_pem))
     }
+    async fn set_ews_password(&self, connection: &str, password: &SecretString) -> Result<bool> {
+        routed!(self.set_ews_password_impl(connection, password))
+    }
     async fn set_credential_expiry(
         &self,
         id: CredentialId,
