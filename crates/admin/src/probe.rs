@@ -458,58 +458,6 @@ pub async fn probe_mailbox(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decisions() {
-        let purpose = KindEvidence::Purpose {
-            kind: MailboxKind::Equipment,
-            purpose: "equipment".into(),
-        };
-        assert!(matches!(
-            purpose.decide(Some(MailboxKind::Room)),
-            KindDecision::Conflict {
-                actual: MailboxKind::Equipment,
-                ..
-            }
-        ));
-        assert!(matches!(
-            purpose.decide(None),
-            KindDecision::Confirmed {
-                kind: MailboxKind::Equipment,
-                ..
-            }
-        ));
-        assert!(matches!(
-            KindEvidence::NotARoom.decide(Some(MailboxKind::Room)),
-            KindDecision::Conflict { .. }
-        ));
-        assert!(matches!(
-            KindEvidence::NotARoom.decide(Some(MailboxKind::Equipment)),
-            KindDecision::Confirmed {
-                kind: MailboxKind::Equipment,
-                ..
-            }
-        ));
-        assert!(matches!(
-            KindEvidence::NotPermitted.decide(None),
-            KindDecision::Assumed {
-                kind: MailboxKind::User,
-                ..
-            }
-        ));
-        assert!(matches!(
-            KindEvidence::ListedRoom.decide(Some(MailboxKind::User)),
-            KindDecision::Conflict {
-                actual: MailboxKind::Room,
-                ..
-            }
-        ));
-    }
-}
-
 /// [`probe_mailbox`] through EWS: the calendar opens (the mailbox exists and the service
 /// account reaches it), and the kind from the organisation's room lists.
 async fn probe_ews(
@@ -582,3 +530,56 @@ async fn probe_ews(
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decisions() {
+        let purpose = KindEvidence::Purpose {
+            kind: MailboxKind::Equipment,
+            purpose: "equipment".into(),
+        };
+        assert!(matches!(
+            purpose.decide(Some(MailboxKind::Room)),
+            KindDecision::Conflict {
+                actual: MailboxKind::Equipment,
+                ..
+            }
+        ));
+        assert!(matches!(
+            purpose.decide(None),
+            KindDecision::Confirmed {
+                kind: MailboxKind::Equipment,
+                ..
+            }
+        ));
+        assert!(matches!(
+            KindEvidence::NotARoom.decide(Some(MailboxKind::Room)),
+            KindDecision::Conflict { .. }
+        ));
+        assert!(matches!(
+            KindEvidence::NotARoom.decide(Some(MailboxKind::Equipment)),
+            KindDecision::Confirmed {
+                kind: MailboxKind::Equipment,
+                ..
+            }
+        ));
+        assert!(matches!(
+            KindEvidence::NotPermitted.decide(None),
+            KindDecision::Assumed {
+                kind: MailboxKind::User,
+                ..
+            }
+        ));
+        assert!(matches!(
+            KindEvidence::ListedRoom.decide(Some(MailboxKind::User)),
+            KindDecision::Conflict {
+                actual: MailboxKind::Room,
+                ..
+            }
+        ));
+    }
+}
+
