@@ -287,6 +287,21 @@ impl ConnectionProbe {
     }
 }
 
+impl ConnectionProbe {
+    /// Every row of a connection that cannot be used now.
+    fn unusable(&self, message: &str, code: Option<&str>) -> Verdict {
+        Verdict::Failed {
+            problem: Problem::NotVerified,
+            reason: format!(
+                "connection '{}' cannot be used now: {message} — run `calgate connection test {}`, then the import again",
+                self.name, self.name
+            ),
+            code: code.map(str::to_owned),
+            detail: None,
+        }
+    }
+}
+
 pub enum Verdict {
     Verified {
         kind: MailboxKind,
@@ -369,17 +384,7 @@ pub async fn probe_mailbox(
     }
     let client = match &ctx.client {
         Ok(c) => c,
-        Err(e) => {
-            return Verdict::Failed {
-                problem: Problem::NotVerified,
-                reason: format!(
-                    "connection '{}' cannot be used now: {} — run `calgate connection test {}`, then the import again",
-                    ctx.name, e.message, ctx.name
-                ),
-                code: e.code.clone(),
-                detail: None,
-            };
-        }
+        Err(e) => return ctx.unusable(&e.message, e.code.as_deref()),
     };
     let addr = address;
 
@@ -475,17 +480,7 @@ async fn probe_ews(
     };
     let client = match client {
         Ok(c) => c,
-        Err(e) => {
-            return Verdict::Failed {
-                problem: Problem::NotVerified,
-                reason: format!(
-                    "connection '{}' cannot be used now: {} — run `calgate connection test {}`, then the import again",
-                    ctx.name, e.message, ctx.name
-                ),
-                code: e.code.clone(),
-                detail: None,
-            };
-        }
+        Err(e) => return ctx.unusable(&e.message, e.code.as_deref()),
     };
     if let Err(e) = client.calendar_folder(address).await {
         return match e.kind {

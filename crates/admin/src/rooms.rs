@@ -391,6 +391,30 @@ pub async fn discover(
 
 /// The rooms of one list; an empty list whose email Graph does not know as a room list comes
 /// back as no rooms rather than an error (Graph answers 404 for a list it has not indexed yet).
+/// Keeps only the room list `wanted` (by address), if one is wanted; it must be there.
+fn only_wanted<T>(
+    lists: &mut Vec<T>,
+    wanted: Option<&str>,
+    email: impl Fn(&T) -> &String,
+) -> Result<(), RoomsError> {
+    let Some(wanted) = wanted.map(str::trim) else {
+        return Ok(());
+    };
+    let known: Vec<String> = lists.iter().map(|l| email(l).clone()).collect();
+    lists.retain(|l| email(l).eq_ignore_ascii_case(wanted));
+    if lists.is_empty() {
+        return Err(RoomsError::UnknownRoomList {
+            email: wanted.to_owned(),
+            known: if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            },
+        });
+    }
+    Ok(())
+}
+
 /// Room lists and unlisted rooms from Graph's places API.
 async fn graph_rooms(
     conn: &calgate_store::Connection,
@@ -421,21 +445,7 @@ async fn graph_rooms(
     };
 
     let mut lists = client.list_room_lists().await.map_err(places)?;
-    if let Some(wanted) = &opts.room_list {
-        let wanted = wanted.trim();
-        let known: Vec<String> = lists.iter().map(|l| l.email.clone()).collect();
-        lists.retain(|l| l.email.eq_ignore_ascii_case(wanted));
-        if lists.is_empty() {
-            return Err(RoomsError::UnknownRoomList {
-                email: wanted.to_owned(),
-                known: if known.is_empty() {
-                    "none".to_owned()
-                } else {
-                    known.join(", ")
-                },
-            });
-        }
-    }
+    only_wanted(&mut lists, opts.room_list.as_deref(), |l| &l.email)?;
     let mut room_lists = Vec::with_capacity(lists.len());
     for l in lists {
         let rooms = rooms_of(&client, &l.email).await.map_err(places)?;
@@ -476,21 +486,7 @@ async fn ews_rooms(
     let cfg = calgate_ews::EwsConfig::from_connection(conn).map_err(ews_err)?;
     let client = calgate_ews::EwsClient::new(cfg).map_err(ews_err)?;
     let mut lists = client.room_lists().await.map_err(ews_err)?;
-    if let Some(wanted) = &opts.room_list {
-        let wanted = wanted.trim();
-        let known: Vec<String> = lists.iter().map(|l| l.0.clone()).collect();
-        lists.retain(|l| l.0.eq_ignore_ascii_case(wanted));
-        if lists.is_empty() {
-            return Err(RoomsError::UnknownRoomList {
-                email: wanted.to_owned(),
-                known: if known.is_empty() {
-                    "none".to_owned()
-                } else {
-                    known.join(", ")
-                },
-            });
-        }
-    }
+    only_wanted(&mut lists, opts.room_list.as_deref(), |l| &l.0)?;
     let mut room_lists = Vec::with_capacity(lists.len());
     for (email, name) in lists {
         let rooms = client.rooms(&email).await.map_err(ews_err)?;
