@@ -466,7 +466,7 @@ pub struct CredentialDto {
     pub expires_at: Option<String>,
 }
 
-/// A connection (an app registration in a tenant).
+/// A connection: an app registration in a tenant (Graph), or an Exchange Server service account (EWS).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ConnectionDto {
     pub name: String,
@@ -478,4 +478,28 @@ pub struct ConnectionDto {
     pub credentials: Vec<CredentialDto>,
     /// Linked mailboxes.
     pub mailboxes: u64,
+    /// `graph` (Exchange Online through Microsoft Graph) or `ews` (Exchange Server through
+    /// EWS; then `tenant`, `client_id`, `authority` and `graph_url` are empty).
+    #[serde(default = "graph_kind")]
+    pub kind: String,
+    /// An EWS connection's server and service account (never its password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ews: Option<EwsConnectionDto>,
+}
+
+fn graph_kind() -> String {
+    "graph".to_owned()
+}
+
+/// How an EWS connection reaches Exchange Server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EwsConnectionDto {
+    /// `https://mail.example.org/EWS/Exchange.asmx`.
+    pub url: String,
+    /// The service account, `DOMAIN\user` or `user@domain`.
+    pub username: String,
+    /// `basic` or `ntlm`.
+    pub auth: String,
+    /// `true`: acts as each mailbox (ApplicationImpersonation); `false`: delegate access.
+    pub impersonation: bool,
 }

@@ -25,6 +25,7 @@
 pub mod auth;
 pub mod availability;
 pub mod bookings;
+pub mod console;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -237,6 +238,7 @@ pub fn router(state: AppState) -> Router {
             calgate_sync::notify::LIFECYCLE_PATH,
             post(notifications::lifecycle),
         )
+        .merge(console::router())
         .fallback(not_found)
         .layer(middleware::from_fn(method_not_allowed))
         .layer(middleware::from_fn_with_state(state.clone(), observe))

@@ -596,6 +596,13 @@ pub async fn list_connections(
         .into_iter()
         .map(|c| ConnectionDto {
             mailboxes: mailboxes.iter().filter(|m| m.connection_id == c.id).count() as u64,
+            kind: c.kind().as_str().to_owned(),
+            ews: c.ews.as_ref().map(|e| crate::dto::EwsConnectionDto {
+                url: e.url.clone(),
+                username: e.username.clone(),
+                auth: e.auth.as_str().to_owned(),
+                impersonation: e.impersonation,
+            }),
             credentials: c
                 .credentials
                 .iter()

@@ -44,6 +44,8 @@ pub struct AppState {
     pub busy: Arc<BusyCache>,
     /// Graph change notifications (`None`: no `[notifications] public_url`, polling only).
     pub notifier: Option<calgate_sync::notify::Notifier>,
+    /// The admin console's sessions and sign-in lockout.
+    pub console: Arc<crate::console::ConsoleState>,
 }
 
 impl AppState {
@@ -64,6 +66,7 @@ impl AppState {
             config,
             busy: Arc::new(BusyCache::default()),
             notifier: None,
+            console: Arc::default(),
         }
     }
 }

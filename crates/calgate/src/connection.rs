@@ -246,7 +246,7 @@ fn read_ews_password(args: &EwsArgs) -> anyhow::Result<calgate_store::SecretStri
 }
 
 /// A password from an environment variable or a file's first line.
-fn read_password(
+pub(crate) fn read_password(
     env: Option<&str>,
     file: Option<&std::path::Path>,
 ) -> anyhow::Result<calgate_store::SecretString> {

@@ -15,6 +15,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod account;
+mod admin_cmd;
 mod apikey;
 mod bench;
 mod bench_api;
@@ -102,6 +103,9 @@ enum Command {
     /// API keys for the host application.
     #[command(subcommand)]
     Apikey(apikey::ApiKeyCommand),
+    /// The admin console: its password.
+    #[command(subcommand)]
+    Admin(admin_cmd::AdminCommand),
     /// ICS feeds of a mailbox (for Outlook, Google Calendar, Apple Calendar).
     #[command(subcommand)]
     Feed(feed::FeedCommand),
@@ -275,6 +279,7 @@ fn main() -> ExitCode {
         Command::Bench(cmd) => run_async(bench::run(cmd)),
         Command::Serve(args) => run_async(serve::run(args, loc, config)),
         Command::Apikey(cmd) => run_async(apikey::run(cmd, loc)),
+        Command::Admin(cmd) => run_async(admin_cmd::run(cmd, loc)),
         Command::Webhook(cmd) => run_async(webhook_cmd::run(cmd, loc)),
         Command::Feed(cmd) => run_async(feed::run(cmd, loc, &config)),
         Command::Freebusy(args) => run_async(freebusy::run(args, loc)),

@@ -361,6 +361,10 @@ pub trait Store: Send + Sync {
     async fn api_key(&self, key_id: &str) -> Result<Option<ApiKey>>;
     /// Every key, by name.
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>>;
+    /// The admin console's password, as a PHC string (argon2id; never the password), if set.
+    async fn console_password_hash(&self) -> Result<Option<String>>;
+    /// Sets (replaces) the admin console's password hash (a PHC string).
+    async fn set_console_password_hash(&self, phc: &str) -> Result<()>;
     /// Revokes the key named `name`; `false` if there is none not revoked yet.
     async fn revoke_api_key(&self, name: &str) -> Result<bool>;
     /// Stores an ICS feed of a linked mailbox; unknown mailbox → NotFound.

@@ -5,6 +5,7 @@ mod auth;
 mod availability;
 mod bookings;
 mod common;
+mod console;
 mod events;
 mod feeds;
 mod hostile;

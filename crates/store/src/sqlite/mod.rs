@@ -39,6 +39,9 @@ mod push;
 mod status;
 mod webhooks;
 
+/// `meta` key of the admin console's password hash.
+const CONSOLE_PASSWORD: &str = "console_password";
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -802,6 +805,34 @@ impl Store for SqliteStore {
     }
     async fn api_key(&self, key_id: &str) -> Result<Option<ApiKey>> {
         routed!(self.api_key_impl(key_id))
+    }
+    async fn console_password_hash(&self) -> Result<Option<String>> {
+        let v: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(CONSOLE_PASSWORD)
+            .fetch_optional(&self.pool)
+            .await
+            .ctx("cannot read the console password")?;
+        v.map(|b| String::from_utf8(b).map_err(|_| Error::corrupt("console password", "<binary>")))
+            .transpose()
+    }
+    async fn set_console_password_hash(&self, phc: &str) -> Result<()> {
+        if !phc.starts_with("$argon2") {
+            return Err(Error::invalid(
+                "the console password must be stored as an argon2 hash",
+            ));
+        }
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES (?, ?) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(CONSOLE_PASSWORD)
+        .bind(phc.as_bytes())
+        .execute(&mut *tx)
+        .await
+        .ctx("cannot store the console password")?;
+        tx.commit().await.ctx("cannot store the console password")?;
+        Ok(())
     }
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
         routed!(self.list_api_keys_impl())

@@ -1,0 +1,738 @@
+//! The console's pages and forms.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use calgate_admin::diagnose::{Purpose, TestOptions};
+use calgate_admin::lifecycle::{self, ExpiryLevel};
+use calgate_core::ApiScope;
+use jiff::{SignedDuration, Timestamp};
+use serde::Deserialize;
+
+use super::session::{LOGIN_COOKIE, SESSION_COOKIE, Session, cookie, random_token, same};
+use crate::AppState;
+use crate::dto::{InstanceDto, MailboxDto};
+
+/// What the layout needs on every page.
+pub(crate) struct Nav {
+    pub signed_in: bool,
+    pub csrf: String,
+    pub here: &'static str,
+}
+
+impl Nav {
+    fn of(s: &Session, here: &'static str) -> Nav {
+        Nav {
+            signed_in: true,
+            csrf: s.csrf.clone(),
+            here,
+        }
+    }
+}
+
+fn render(t: &impl Template) -> Response {
+    match t.render() {
+        Ok(html) => page(StatusCode::OK, html),
+        Err(e) => {
+            tracing::error!(error = %e, "a console page did not render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be shown",
+            )
+                .into_response()
+        }
+    }
+}
+
+fn page(status: StatusCode, html: String) -> Response {
+    let mut r = (status, Html(html)).into_response();
+    let h = r.headers_mut();
+    // No caching of pages with data; no framing; no scripts at all.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    r
+}
+
+/// The request's session, or a redirect to the sign-in page.
+fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
+    state
+        .console
+        .session(headers)
+        .ok_or_else(|| Redirect::to("/console/login").into_response())
+}
+
+/// A POST's session with its CSRF token checked.
+fn checked(state: &AppState, headers: &HeaderMap, csrf: &str) -> Result<Session, Response> {
+    let s = signed_in(state, headers)?;
+    if csrf.is_empty() || !same(&s.csrf, csrf) {
+        return Err(refused_form(&s));
+    }
+    Ok(s)
+}
+
+#[derive(Template)]
+#[template(path = "console/message.html")]
+struct MessagePage {
+    nav: Nav,
+    heading: String,
+    message: String,
+    back: String,
+}
+
+fn refused_form(s: &Session) -> Response {
+    let t = MessagePage {
+        nav: Nav::of(s, ""),
+        heading: "Form refused".into(),
+        message: "This form did not come from this console session (its security token is missing or wrong), so nothing was done. Open the page again and resubmit.".into(),
+        back: "/console".into(),
+    };
+    let mut r = render(&t);
+    *r.status_mut() = StatusCode::FORBIDDEN;
+    r
+}
+
+fn secure(state: &AppState) -> &'static str {
+    if state.config.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    }
+}
+
+fn set_cookie(r: &mut Response, value: String) {
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+pub(crate) async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        include_str!("../../assets/console.css"),
+    )
+        .into_response()
+}
+
+// ---- sign-in ---------------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "console/login.html")]
+struct LoginPage {
+    nav: Nav,
+    error: Option<String>,
+}
+
+fn login_page(state: &AppState, status: StatusCode, error: Option<String>) -> Response {
+    let token = random_token();
+    let t = LoginPage {
+        nav: Nav {
+            signed_in: false,
+            csrf: token.clone(),
+            here: "login",
+        },
+        error,
+    };
+    let mut r = render(&t);
+    *r.status_mut() = status;
+    set_cookie(
+        &mut r,
+        format!(
+            "{LOGIN_COOKIE}={token}; Path=/console/login; HttpOnly; SameSite=Strict; Max-Age=3600{}",
+            secure(state)
+        ),
+    );
+    r
+}
+
+pub(crate) async fn login_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if state.console.session(&headers).is_some() {
+        return Redirect::to("/console").into_response();
+    }
+    login_page(&state, StatusCode::OK, None)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    api_key: String,
+}
+
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
+    if f.csrf.is_empty() || expected.is_empty() || !same(&expected, &f.csrf) {
+        return login_page(
+            &state,
+            StatusCode::FORBIDDEN,
+            Some(
+                "The sign-in form expired or did not come from this console: sign in again.".into(),
+            ),
+        );
+    }
+    if let Some(wait) = state.console.locked_for() {
+        return login_page(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(format!(
+                "Too many failed sign-ins: wait {} s, then try again.",
+                wait.as_secs().max(1)
+            )),
+        );
+    }
+    let via = match (f.password.is_empty(), f.api_key.trim().is_empty()) {
+        (false, _) => check_password(&state, &f.password).await,
+        (true, false) => check_key(&state, f.api_key.trim()).await,
+        (true, true) => Err("Give the administrator password or an admin API key.".to_owned()),
+    };
+    match via {
+        Ok(via) => {
+            state.console.succeeded();
+            let (token, _) = state.console.open(via);
+            let mut r = Redirect::to("/console").into_response();
+            set_cookie(
+                &mut r,
+                format!(
+                    "{SESSION_COOKIE}={token}; Path=/console; HttpOnly; SameSite=Strict; Max-Age=43200{}",
+                    secure(&state)
+                ),
+            );
+            set_cookie(
+                &mut r,
+                format!(
+                    "{LOGIN_COOKIE}=; Path=/console/login; HttpOnly; SameSite=Strict; Max-Age=0"
+                ),
+            );
+            r
+        }
+        Err(why) => {
+            let wait = state.console.failed();
+            tracing::warn!("console: a sign-in failed");
+            let more = if wait.is_zero() {
+                String::new()
+            } else {
+                format!(" The next attempt is possible in {} s.", wait.as_secs())
+            };
+            login_page(
+                &state,
+                StatusCode::UNAUTHORIZED,
+                Some(format!("{why}{more}")),
+            )
+        }
+    }
+}
+
+async fn check_password(state: &AppState, password: &str) -> Result<String, String> {
+    let Some(phc) = state
+        .store
+        .console_password_hash()
+        .await
+        .map_err(|e| format!("calgate's database failed: {e}"))?
+    else {
+        return Err(
+            "No administrator password is set: set one with `calgate admin set-password --password-env VAR`, or sign in with an admin API key.".to_owned(),
+        );
+    };
+    let password = password.to_owned();
+    let ok = tokio::task::spawn_blocking(move || super::verify_password(&phc, &password))
+        .await
+        .unwrap_or(false);
+    if ok {
+        Ok("with the administrator password".to_owned())
+    } else {
+        Err("The password is not right.".to_owned())
+    }
+}
+
+async fn check_key(state: &AppState, key: &str) -> Result<String, String> {
+    let refused = || "The API key is not valid (unknown, mistyped or revoked).".to_owned();
+    let id = crate::auth::key_id(key).ok_or_else(refused)?;
+    let stored = state
+        .store
+        .api_key(id)
+        .await
+        .map_err(|e| format!("calgate's database failed: {e}"))?
+        .ok_or_else(refused)?;
+    if stored.revoked_at.is_some() || !crate::auth::matches(&stored, key) {
+        return Err(refused());
+    }
+    if !stored.scopes.contains(&ApiScope::Admin) {
+        return Err(format!(
+            "The API key '{}' has no admin scope: the console needs one made with `--scope admin`.",
+            stored.name
+        ));
+    }
+    Ok(format!("with the API key '{}'", stored.name))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub(crate) async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if let Err(r) = checked(&state, &headers, &f.csrf) {
+        return r;
+    }
+    state.console.close(&headers);
+    let mut r = Redirect::to("/console/login").into_response();
+    set_cookie(
+        &mut r,
+        format!("{SESSION_COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    r
+}
+
+// ---- overview -------------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "console/overview.html")]
+struct OverviewPage {
+    nav: Nav,
+    via: String,
+    connections: usize,
+    mailboxes: usize,
+    /// (address, last error).
+    failing: Vec<(String, String)>,
+    pending_pushes: u64,
+}
+
+pub(crate) async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let s = match signed_in(&state, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let load = async {
+        let connections = state.store.list_connections().await?.len();
+        let states = state.store.sync_states().await?;
+        let pending = state.store.pending_pushes().await?;
+        Ok::<_, calgate_store::Error>((connections, states, pending))
+    };
+    let (connections, states, pending_pushes) = match load.await {
+        Ok(x) => x,
+        Err(e) => return failure(&s, &e.to_string()),
+    };
+    let failing = states
+        .iter()
+        .map(MailboxDto::new)
+        .filter(|m| m.status.state == "failing")
+        .map(|m| {
+            let e = m.status.last_error.map(|e| e.message).unwrap_or_default();
+            (m.address, e)
+        })
+        .collect();
+    render(&OverviewPage {
+        nav: Nav::of(&s, "overview"),
+        via: s.via.clone(),
+        connections,
+        mailboxes: states.len(),
+        failing,
+        pending_pushes,
+    })
+}
+
+fn failure(s: &Session, message: &str) -> Response {
+    let mut r = render(&MessagePage {
+        nav: Nav::of(s, ""),
+        heading: "Something failed".into(),
+        message: message.to_owned(),
+        back: "/console".into(),
+    });
+    *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    r
+}
+
+// ---- connections ----------------------------------------------------------------------------
+
+struct CredRow {
+    label: String,
+    /// (CSS class, words), for credentials that expire within 30 days.
+    badge: Option<(&'static str, String)>,
+}
+
+struct ConnRow {
+    name: String,
+    reaches: String,
+    mailboxes: usize,
+    credentials: Vec<CredRow>,
+}
+
+#[derive(Template)]
+#[template(path = "console/connections.html")]
+struct ConnectionsPage {
+    nav: Nav,
+    rows: Vec<ConnRow>,
+}
+
+pub(crate) async fn connections(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let s = match signed_in(&state, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (conns, mailboxes) = match async {
+        Ok::<_, calgate_store::Error>((
+            state.store.list_connections().await?,
+            state.store.list_mailboxes().await?,
+        ))
+    }
+    .await
+    {
+        Ok(x) => x,
+        Err(e) => return failure(&s, &e.to_string()),
+    };
+    let now = Timestamp::now();
+    let rows = conns
+        .iter()
+        .map(|c| {
+            let (reaches, credentials) = match &c.ews {
+                Some(e) => (
+                    format!(
+                        "Exchange Server at {} as {} ({}, {})",
+                        e.url,
+                        e.username,
+                        e.auth,
+                        if e.impersonation {
+                            "impersonation"
+                        } else {
+                            "delegate access"
+                        }
+                    ),
+                    vec![CredRow {
+                        label: "password (sealed)".into(),
+                        badge: None,
+                    }],
+                ),
+                None => (
+                    format!(
+                        "Microsoft Graph: tenant {}, application {}",
+                        c.tenant, c.client_id
+                    ),
+                    lifecycle::summarize(c, now)
+                        .into_iter()
+                        .map(|k| CredRow {
+                            badge: match k.level {
+                                ExpiryLevel::Expired => Some(("expired", "expired".to_owned())),
+                                ExpiryLevel::Within7 => Some(("d7", expires(&k))),
+                                ExpiryLevel::Within14 => Some(("d14", expires(&k))),
+                                ExpiryLevel::Within30 => Some(("d30", expires(&k))),
+                                _ => None,
+                            },
+                            label: if k.preferred {
+                                format!("{} (in use)", k.label)
+                            } else {
+                                k.label
+                            },
+                        })
+                        .collect(),
+                ),
+            };
+            ConnRow {
+                name: c.name.clone(),
+                reaches,
+                mailboxes: mailboxes.iter().filter(|m| m.connection_id == c.id).count(),
+                credentials,
+            }
+        })
+        .collect();
+    render(&ConnectionsPage {
+        nav: Nav::of(&s, "connections"),
+        rows,
+    })
+}
+
+fn expires(k: &lifecycle::CredentialSummary) -> String {
+    k.expires.clone().unwrap_or_else(|| "expires soon".into())
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct TestForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    mailbox: String,
+    #[serde(default)]
+    purpose: String,
+}
+
+struct CheckRow {
+    class: &'static str,
+    symbol: &'static str,
+    summary: String,
+    fix: Option<String>,
+    code: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console/checklist.html")]
+struct ChecklistPage {
+    nav: Nav,
+    heading: String,
+    passed: bool,
+    checks: Vec<CheckRow>,
+    back: String,
+}
+
+pub(crate) async fn test_connection(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(f): Form<TestForm>,
+) -> Response {
+    let s = match checked(&state, &headers, &f.csrf) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let opts = TestOptions {
+        mailbox: Some(f.mailbox.trim().to_owned()).filter(|m| !m.is_empty()),
+        purpose: if f.purpose == "push" {
+            Purpose::Push
+        } else {
+            Purpose::Pull
+        },
+        ..TestOptions::default()
+    };
+    let list =
+        match calgate_admin::diagnose::test_connection(state.store.as_ref(), &name, &opts).await {
+            Ok(l) => l,
+            Err(e) => return failure(&s, &e.to_string()),
+        };
+    let checks = list
+        .checks
+        .iter()
+        .map(|c| {
+            let (class, symbol) = match c.status {
+                calgate_admin::Status::Pass => ("pass", "✓"),
+                calgate_admin::Status::Fail => ("fail", "✗"),
+                calgate_admin::Status::Warn => ("warn", "!"),
+                calgate_admin::Status::Skip => ("skip", "–"),
+            };
+            CheckRow {
+                class,
+                symbol,
+                summary: c.summary.clone(),
+                fix: c.fix.clone(),
+                code: c.code.clone(),
+            }
+        })
+        .collect();
+    render(&ChecklistPage {
+        nav: Nav::of(&s, "connections"),
+        heading: list.title.clone(),
+        passed: list.passed(),
+        checks,
+        back: "/console/connections".into(),
+    })
+}
+
+// ---- mailboxes ------------------------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct MailboxFilter {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    connection: String,
+}
+
+struct MailboxRow {
+    address: String,
+    kind: String,
+    connection: String,
+    privacy: String,
+    events: u64,
+    last_sync: String,
+    status: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/mailboxes.html")]
+struct MailboxesPage {
+    nav: Nav,
+    q: String,
+    kind: String,
+    status: String,
+    connection: String,
+    kinds: Vec<String>,
+    statuses: Vec<String>,
+    total: usize,
+    rows: Vec<MailboxRow>,
+}
+
+fn short_time(rfc3339: Option<&str>) -> String {
+    match rfc3339.and_then(|t| t.parse::<Timestamp>().ok()) {
+        Some(t) => t.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+        None => "never".to_owned(),
+    }
+}
+
+pub(crate) async fn mailboxes(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(f): Query<MailboxFilter>,
+) -> Response {
+    let s = match signed_in(&state, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let states = match state.store.sync_states().await {
+        Ok(x) => x,
+        Err(e) => return failure(&s, &e.to_string()),
+    };
+    let q = f.q.trim().to_lowercase();
+    let all: Vec<MailboxDto> = states.iter().map(MailboxDto::new).collect();
+    let total = all.len();
+    let rows = all
+        .into_iter()
+        .filter(|m| q.is_empty() || m.address.to_lowercase().contains(&q))
+        .filter(|m| f.kind.is_empty() || m.kind == f.kind)
+        .filter(|m| f.status.is_empty() || m.status.state == f.status)
+        .filter(|m| f.connection.is_empty() || m.connection == f.connection)
+        .map(|m| MailboxRow {
+            last_sync: short_time(m.status.last_success.as_deref()),
+            events: m.status.events,
+            status: m.status.state,
+            address: m.address,
+            kind: m.kind,
+            connection: m.connection,
+            privacy: m.privacy,
+        })
+        .collect();
+    render(&MailboxesPage {
+        nav: Nav::of(&s, "mailboxes"),
+        q: f.q,
+        kind: f.kind,
+        status: f.status,
+        connection: f.connection,
+        kinds: ["", "user", "room", "equipment"].map(String::from).to_vec(),
+        statuses: ["", "ok", "failing", "never-synced"]
+            .map(String::from)
+            .to_vec(),
+        total,
+        rows,
+    })
+}
+
+struct EventRow {
+    start: String,
+    end: String,
+    subject: String,
+    show_as: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/mailbox.html")]
+struct MailboxPage {
+    nav: Nav,
+    address: String,
+    kind: String,
+    connection: String,
+    privacy: String,
+    status: String,
+    last_success: String,
+    next_action: String,
+    last_error: Option<String>,
+    from: String,
+    to: String,
+    events: Vec<EventRow>,
+}
+
+pub(crate) async fn mailbox(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(address): Path<String>,
+) -> Response {
+    let s = match signed_in(&state, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let states = match state.store.sync_states().await {
+        Ok(x) => x,
+        Err(e) => return failure(&s, &e.to_string()),
+    };
+    let Some(st) = states
+        .iter()
+        .find(|x| x.mailbox.address.eq_ignore_ascii_case(address.trim()))
+    else {
+        let mut r = render(&MessagePage {
+            nav: Nav::of(&s, "mailboxes"),
+            heading: "No such mailbox".into(),
+            message: format!("{address} is not linked to calgate."),
+            back: "/console/mailboxes".into(),
+        });
+        *r.status_mut() = StatusCode::NOT_FOUND;
+        return r;
+    };
+    let m = MailboxDto::new(st);
+    let from = Timestamp::now()
+        .checked_sub(SignedDuration::from_hours(24))
+        .unwrap_or_else(|_| Timestamp::now());
+    let to = from
+        .checked_add(SignedDuration::from_hours(24 * 14))
+        .unwrap_or(from);
+    let instances = match state.store.instances(st.mailbox.id, from, to).await {
+        Ok(x) => x,
+        Err(e) => return failure(&s, &e.to_string()),
+    };
+    let events = instances
+        .iter()
+        .map(|i| {
+            let d = InstanceDto::new(i, st.mailbox.privacy, Default::default());
+            EventRow {
+                start: d
+                    .start_date
+                    .clone()
+                    .unwrap_or_else(|| short_time(Some(&d.start))),
+                end: d
+                    .end_date
+                    .clone()
+                    .unwrap_or_else(|| short_time(Some(&d.end))),
+                subject: match &d.subject {
+                    crate::dto::Detail::Hidden => "(hidden by the privacy policy)".to_owned(),
+                    crate::dto::Detail::Shown(v) => v.clone().unwrap_or_default(),
+                },
+                show_as: d.show_as.clone(),
+            }
+        })
+        .collect();
+    render(&MailboxPage {
+        nav: Nav::of(&s, "mailboxes"),
+        address: m.address,
+        kind: m.kind,
+        connection: m.connection,
+        privacy: m.privacy,
+        status: m.status.state,
+        last_success: short_time(m.status.last_success.as_deref()),
+        next_action: m.status.next_action.unwrap_or_default(),
+        last_error: m.status.last_error.map(|e| e.message),
+        from: from.strftime("%Y-%m-%d").to_string(),
+        to: to.strftime("%Y-%m-%d").to_string(),
+        events,
+    })
+}

@@ -1,0 +1,205 @@
+//! Console sessions, CSRF tokens, the sign-in lockout and password hashing.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::http::HeaderMap;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+
+/// The session cookie.
+pub(crate) const SESSION_COOKIE: &str = "calgate_console";
+/// The sign-in form's double-submitted CSRF cookie.
+pub(crate) const LOGIN_COOKIE: &str = "calgate_console_login";
+/// The longest a session lives.
+const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// Failed sign-ins allowed before they are slowed down.
+const FREE_FAILURES: u32 = 3;
+/// The longest wait after failed sign-ins.
+const MAX_LOCKOUT: Duration = Duration::from_secs(30);
+
+/// A signed-in administrator.
+#[derive(Debug, Clone)]
+pub(crate) struct Session {
+    pub csrf: String,
+    /// How they signed in, for the overview ("with the administrator password").
+    pub via: String,
+    expires: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Failures {
+    count: u32,
+    /// No attempt is checked before this instant.
+    until: Option<Instant>,
+}
+
+/// The console's in-memory state, shared by every request.
+#[derive(Debug, Default)]
+pub struct ConsoleState {
+    /// SHA-256 of the session token → session (the token itself is only in the cookie).
+    sessions: Mutex<HashMap<[u8; 32], Session>>,
+    failures: Mutex<Failures>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// 32 random bytes, URL-safe base64.
+pub(crate) fn random_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// The value of cookie `name` in the request.
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim().to_owned())
+}
+
+/// Equal, in time independent of where they differ.
+pub(crate) fn same(a: &str, b: &str) -> bool {
+    calgate_core::ct_eq(a.as_bytes(), b.as_bytes())
+}
+
+impl ConsoleState {
+    /// Opens a session: (its token for the cookie, the session).
+    pub(crate) fn open(&self, via: String) -> (String, Session) {
+        let token = random_token();
+        let session = Session {
+            csrf: random_token(),
+            via,
+            expires: Instant::now() + SESSION_LIFETIME,
+        };
+        let mut map = lock(&self.sessions);
+        let now = Instant::now();
+        map.retain(|_, s| s.expires > now);
+        map.insert(digest(&token), session.clone());
+        (token, session)
+    }
+
+    /// The live session of the request's cookie.
+    pub(crate) fn session(&self, headers: &HeaderMap) -> Option<Session> {
+        let token = cookie(headers, SESSION_COOKIE)?;
+        let map = lock(&self.sessions);
+        map.get(&digest(&token))
+            .filter(|s| s.expires > Instant::now())
+            .cloned()
+    }
+
+    /// Ends the request's session.
+    pub(crate) fn close(&self, headers: &HeaderMap) {
+        if let Some(token) = cookie(headers, SESSION_COOKIE) {
+            lock(&self.sessions).remove(&digest(&token));
+        }
+    }
+
+    /// `Some(wait)`: sign-ins are refused for `wait` more.
+    pub(crate) fn locked_for(&self) -> Option<Duration> {
+        let f = lock(&self.failures);
+        f.until
+            .and_then(|u| u.checked_duration_since(Instant::now()))
+            .filter(|d| !d.is_zero())
+    }
+
+    /// Records a failed sign-in; returns how long the next one must wait.
+    pub(crate) fn failed(&self) -> Duration {
+        let mut f = lock(&self.failures);
+        f.count = f.count.saturating_add(1);
+        let wait = if f.count <= FREE_FAILURES {
+            Duration::ZERO
+        } else {
+            let exp = (f.count - FREE_FAILURES - 1).min(5);
+            Duration::from_secs(1u64 << exp).min(MAX_LOCKOUT)
+        };
+        f.until = Some(Instant::now() + wait);
+        wait
+    }
+
+    pub(crate) fn succeeded(&self) {
+        *lock(&self.failures) = Failures::default();
+    }
+}
+
+/// An argon2id hash (PHC string) of `password`, with a random salt.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    use argon2::password_hash::PasswordHasher;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| format!("cannot hash the password: {e}"))
+}
+
+/// Whether `password` matches the PHC string `phc`.
+pub fn verify_password(phc: &str, password: &str) -> bool {
+    use argon2::password_hash::PasswordVerifier;
+    use argon2::password_hash::phc::PasswordHash;
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    argon2::Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_with_argon2id_and_verify_only_themselves() {
+        let h = hash_password("correct horse battery").expect("hash");
+        assert!(h.starts_with("$argon2id$"), "{h}");
+        assert!(verify_password(&h, "correct horse battery"));
+        assert!(!verify_password(&h, "correct horse batterY"));
+        assert!(!verify_password("not a hash", "x"));
+        assert_ne!(h, hash_password("correct horse battery").expect("hash"));
+    }
+
+    #[test]
+    fn failures_past_three_wait_longer_each_time_up_to_thirty_seconds() {
+        let s = ConsoleState::default();
+        let waits: Vec<u64> = (0..12).map(|_| s.failed().as_secs()).collect();
+        assert_eq!(waits, [0, 0, 0, 1, 2, 4, 8, 16, 30, 30, 30, 30]);
+        assert!(s.locked_for().is_some());
+        s.succeeded();
+        assert!(s.locked_for().is_none());
+    }
+
+    #[test]
+    fn sessions_are_found_by_their_cookie_only() {
+        let s = ConsoleState::default();
+        let (token, session) = s.open("test".into());
+        let mut h = HeaderMap::new();
+        h.insert(
+            axum::http::header::COOKIE,
+            format!("other=1; {SESSION_COOKIE}={token}")
+                .parse()
+                .expect("header"),
+        );
+        assert_eq!(s.session(&h).map(|x| x.csrf), Some(session.csrf));
+        let mut wrong = HeaderMap::new();
+        wrong.insert(
+            axum::http::header::COOKIE,
+            format!("{SESSION_COOKIE}={}", random_token())
+                .parse()
+                .expect("header"),
+        );
+        assert!(s.session(&wrong).is_none());
+        s.close(&h);
+        assert!(s.session(&h).is_none());
+    }
+}
