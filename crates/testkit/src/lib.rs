@@ -13,6 +13,7 @@ pub mod creds;
 pub mod store;
 #[cfg(feature = "sync")]
 pub mod sync;
+pub mod webdriver;
 
 pub use cli::{Cli, assert_exit, data_dir, stderr, stdout};
 pub use control::{Control, Reply};

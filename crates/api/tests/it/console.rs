@@ -287,3 +287,126 @@ async fn the_console_signs_in_refuses_forged_forms_shows_the_store_and_signs_out
     // Nothing secret in any page.
     assert!(!p.body.contains(&api.admin_key));
 }
+
+/// Waits (bounded) until the browser's URL ends with `suffix`.
+async fn wait_for_url(d: &calgate_testkit::webdriver::Driver, suffix: &str) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        let u = d.url().await;
+        if u.ends_with(suffix) {
+            return u;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the browser stayed at {u}, not …{suffix}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Run by `.ci/run` (step 12), which installs Debian's Chromium and chromedriver: the console
+/// in a real browser, by keyboard where a person would use one, with a screenshot of each page
+/// in `docs/console/screenshots` (1280 × 800, and the mailboxes page on a phone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "browser test: run by .ci/run step 12 (needs chromium and chromium-driver)"]
+async fn the_console_works_in_chromium_by_keyboard_with_screenshots() {
+    use calgate_testkit::webdriver::Driver;
+    let api = api().await;
+    let phc = calgate_api::console::hash_password("a long console password").expect("hash");
+    api.store
+        .set_console_password_hash(&phc)
+        .await
+        .expect("set");
+    let room = "room-camden@contoso.example";
+    calgate_testkit::link_full(api.store.as_ref(), room, "contoso", MailboxKind::Room).await;
+    let person = "anna.devries@contoso.example";
+    calgate_testkit::link_full(api.store.as_ref(), person, "contoso", MailboxKind::User).await;
+    let s = api
+        .engine
+        .sync(&calgate_sync::SyncRequest::default(), None)
+        .await
+        .expect("sync");
+    assert!(s.is_success(), "{s}");
+
+    let shots =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/console/screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshot folder");
+    let d = Driver::start(1280, 800).await;
+    let shot = |name: &'static str| {
+        let path = shots.join(format!("{name}.png"));
+        let d = &d;
+        async move {
+            let png = d.screenshot().await;
+            assert!(png.starts_with(b"\x89PNG"), "a PNG");
+            std::fs::write(&path, png).expect("write the screenshot");
+        }
+    };
+
+    // Signed out: the sign-in page. Keyboard only: type the password, Enter.
+    d.goto(&format!("{}/console", api.base)).await;
+    wait_for_url(&d, "/console/login").await;
+    let pw = d.find("#password").await;
+    d.click(&pw).await;
+    let outline = d
+        .script("return getComputedStyle(document.activeElement).outlineStyle")
+        .await;
+    assert_ne!(outline, "none", "the focused input shows its focus");
+    d.type_into(&pw, "a long console password").await;
+    shot("01-sign-in").await;
+    d.keys("\u{E007}").await;
+    wait_for_url(&d, "/console").await;
+    assert!(d.source().await.contains("linked mailboxes"));
+    shot("02-overview").await;
+
+    // Connections, then Test settings of the connection on one room, from the form.
+    d.goto(&format!("{}/console/connections", api.base)).await;
+    shot("03-connections").await;
+    let mb = d.find("#mb-1").await;
+    d.type_into(&mb, room).await;
+    d.keys("\u{E007}").await;
+    wait_for_url(&d, "/console/connections/contoso/test").await;
+    let html = d.source().await;
+    assert!(html.contains("Every step passed"), "{html}");
+    shot("04-test-settings").await;
+
+    // Mailboxes: search, then one mailbox with its events.
+    d.goto(&format!("{}/console/mailboxes", api.base)).await;
+    let q = d.find("#q").await;
+    d.type_into(&q, "camden").await;
+    d.keys("\u{E007}").await;
+    wait_for_url(&d, "q=camden&kind=&status=").await;
+    let html = d.source().await;
+    assert!(html.contains(room) && !html.contains(person), "{html}");
+    shot("05-mailboxes").await;
+    let link = d.find("main a[href*='room-camden']").await;
+    d.click(&link).await;
+    wait_for_url(&d, "/console/mailboxes/room-camden%40contoso.example").await;
+    assert!(d.source().await.contains("Stored events"));
+    shot("06-mailbox").await;
+
+    // A form without the session's token (as another site would post it) does nothing.
+    d.script(
+        "const f = document.createElement('form'); f.method = 'post'; \
+         f.action = '/console/connections/contoso/test'; document.body.appendChild(f); f.submit(); return 1;",
+    )
+    .await;
+    wait_for_url(&d, "/console/connections/contoso/test").await;
+    let html = d.source().await;
+    assert!(html.contains("Form refused"), "{html}");
+    shot("07-forged-form-refused").await;
+
+    // On a phone.
+    d.resize(390, 844).await;
+    d.goto(&format!("{}/console/mailboxes", api.base)).await;
+    shot("08-mailboxes-phone").await;
+    d.resize(1280, 800).await;
+
+    // Sign out.
+    d.goto(&format!("{}/console", api.base)).await;
+    let out = d.find("form.signout button").await;
+    d.click(&out).await;
+    wait_for_url(&d, "/console/login").await;
+    d.goto(&format!("{}/console/mailboxes", api.base)).await;
+    wait_for_url(&d, "/console/login").await;
+    shot("09-signed-out").await;
+}
