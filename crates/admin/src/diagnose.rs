@@ -1107,7 +1107,7 @@ fn mailbox_failure(
 
 /// Splits calgate-graph's one-line "cause: fix" message at the first `": "` outside
 /// parentheses (the cause keeps Microsoft's code in parentheses).
-pub(crate) fn split_message(msg: &str) -> (String, String) {
+pub fn split_message(msg: &str) -> (String, String) {
     let mut depth = 0i32;
     let bytes = msg.as_bytes();
     for (i, c) in msg.char_indices() {

@@ -11,6 +11,7 @@
 //! a cookie); a form without it is refused. After three failed sign-ins each further attempt
 //! waits longer (1 s, 2 s, 4 s, … up to 30 s) and is refused until the wait is over.
 
+mod actions;
 mod pages;
 mod session;
 
@@ -28,7 +29,21 @@ pub fn router() -> Router<AppState> {
         .route("/console/", get(pages::overview))
         .route("/console/login", get(pages::login_form).post(pages::login))
         .route("/console/logout", post(pages::logout))
-        .route("/console/connections", get(pages::connections))
+        .route(
+            "/console/connections",
+            get(pages::connections).post(actions::add_connection),
+        )
+        .route(
+            "/console/connections/{name}/secrets",
+            post(actions::add_secret),
+        )
+        .route(
+            "/console/connections/{name}/secrets/{id}/remove",
+            post(actions::remove_secret),
+        )
+        .route("/console/mailboxes/verify", post(actions::verify))
+        .route("/console/rooms/discover", post(actions::discover))
+        .route("/console/rooms/link", post(actions::link_rooms))
         .route(
             "/console/connections/{name}/test",
             post(pages::test_connection),

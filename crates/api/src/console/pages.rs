@@ -5,7 +5,7 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use calgate_admin::diagnose::{Purpose, TestOptions};
+use calgate_admin::diagnose::TestOptions;
 use calgate_admin::lifecycle::{self, ExpiryLevel};
 use calgate_core::ApiScope;
 use jiff::{SignedDuration, Timestamp};
@@ -23,7 +23,7 @@ pub(crate) struct Nav {
 }
 
 impl Nav {
-    fn of(s: &Session, here: &'static str) -> Nav {
+    pub(crate) fn of(s: &Session, here: &'static str) -> Nav {
         Nav {
             signed_in: true,
             csrf: s.csrf.clone(),
@@ -32,7 +32,7 @@ impl Nav {
     }
 }
 
-fn render(t: &impl Template) -> Response {
+pub(crate) fn render(t: &impl Template) -> Response {
     match t.render() {
         Ok(html) => page(StatusCode::OK, html),
         Err(e) => {
@@ -71,7 +71,11 @@ fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Response>
 }
 
 /// A POST's session with its CSRF token checked.
-fn checked(state: &AppState, headers: &HeaderMap, csrf: &str) -> Result<Session, Response> {
+pub(crate) fn checked(
+    state: &AppState,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<Session, Response> {
     let s = signed_in(state, headers)?;
     if csrf.is_empty() || !same(&s.csrf, csrf) {
         return Err(refused_form(&s));
@@ -286,7 +290,7 @@ async fn check_key(state: &AppState, key: &str) -> Result<String, String> {
 #[derive(Debug, Deserialize)]
 pub(crate) struct CsrfForm {
     #[serde(default)]
-    csrf: String,
+    pub csrf: String,
 }
 
 pub(crate) async fn logout(
@@ -354,7 +358,7 @@ pub(crate) async fn overview(State(state): State<AppState>, headers: HeaderMap) 
     })
 }
 
-fn failure(s: &Session, message: &str) -> Response {
+pub(crate) fn failure(s: &Session, message: &str) -> Response {
     let mut r = render(&MessagePage {
         nav: Nav::of(s, ""),
         heading: "Something failed".into(),
@@ -368,6 +372,8 @@ fn failure(s: &Session, message: &str) -> Response {
 // ---- connections ----------------------------------------------------------------------------
 
 struct CredRow {
+    /// calgate's id, for a Remove button (Graph credentials).
+    id: Option<String>,
     label: String,
     /// (CSS class, words), for credentials that expire within 30 days.
     badge: Option<(&'static str, String)>,
@@ -375,6 +381,8 @@ struct CredRow {
 
 struct ConnRow {
     name: String,
+    /// A Graph connection (it has secrets to add).
+    graph: bool,
     reaches: String,
     mailboxes: usize,
     credentials: Vec<CredRow>,
@@ -421,6 +429,7 @@ pub(crate) async fn connections(State(state): State<AppState>, headers: HeaderMa
                         }
                     ),
                     vec![CredRow {
+                        id: None,
                         label: "password (sealed)".into(),
                         badge: None,
                     }],
@@ -433,6 +442,7 @@ pub(crate) async fn connections(State(state): State<AppState>, headers: HeaderMa
                     lifecycle::summarize(c, now)
                         .into_iter()
                         .map(|k| CredRow {
+                            id: Some(k.id.0.to_string()),
                             badge: match k.level {
                                 ExpiryLevel::Expired => Some(("expired", "expired".to_owned())),
                                 ExpiryLevel::Within7 => Some(("d7", expires(&k))),
@@ -450,6 +460,7 @@ pub(crate) async fn connections(State(state): State<AppState>, headers: HeaderMa
                 ),
             };
             ConnRow {
+                graph: c.ews.is_none(),
                 name: c.name.clone(),
                 reaches,
                 mailboxes: mailboxes.iter().filter(|m| m.connection_id == c.id).count(),
@@ -477,7 +488,7 @@ pub(crate) struct TestForm {
     purpose: String,
 }
 
-struct CheckRow {
+pub(crate) struct CheckRow {
     class: &'static str,
     symbol: &'static str,
     summary: String,
@@ -485,14 +496,48 @@ struct CheckRow {
     code: Option<String>,
 }
 
+impl From<&calgate_admin::Check> for CheckRow {
+    fn from(c: &calgate_admin::Check) -> CheckRow {
+        let (class, symbol) = match c.status {
+            calgate_admin::Status::Pass => ("pass", "✓"),
+            calgate_admin::Status::Fail => ("fail", "✗"),
+            calgate_admin::Status::Warn => ("warn", "!"),
+            calgate_admin::Status::Skip => ("skip", "–"),
+        };
+        CheckRow {
+            class,
+            symbol,
+            summary: c.summary.clone(),
+            fix: c.fix.clone(),
+            code: c.code.clone(),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "console/checklist.html")]
-struct ChecklistPage {
-    nav: Nav,
-    heading: String,
-    passed: bool,
-    checks: Vec<CheckRow>,
-    back: String,
+pub(crate) struct ChecklistPage {
+    pub nav: Nav,
+    pub heading: String,
+    pub passed: bool,
+    pub checks: Vec<CheckRow>,
+    pub back: String,
+}
+
+/// A page with one message.
+pub(crate) fn message(
+    s: &Session,
+    here: &'static str,
+    heading: &str,
+    text: &str,
+    back: &str,
+) -> Response {
+    render(&MessagePage {
+        nav: Nav::of(s, here),
+        heading: heading.to_owned(),
+        message: text.to_owned(),
+        back: back.to_owned(),
+    })
 }
 
 pub(crate) async fn test_connection(
@@ -507,11 +552,7 @@ pub(crate) async fn test_connection(
     };
     let opts = TestOptions {
         mailbox: Some(f.mailbox.trim().to_owned()).filter(|m| !m.is_empty()),
-        purpose: if f.purpose == "push" {
-            Purpose::Push
-        } else {
-            Purpose::Pull
-        },
+        purpose: super::actions::purpose(&f.purpose),
         ..TestOptions::default()
     };
     let list =
@@ -519,25 +560,7 @@ pub(crate) async fn test_connection(
             Ok(l) => l,
             Err(e) => return failure(&s, &e.to_string()),
         };
-    let checks = list
-        .checks
-        .iter()
-        .map(|c| {
-            let (class, symbol) = match c.status {
-                calgate_admin::Status::Pass => ("pass", "✓"),
-                calgate_admin::Status::Fail => ("fail", "✗"),
-                calgate_admin::Status::Warn => ("warn", "!"),
-                calgate_admin::Status::Skip => ("skip", "–"),
-            };
-            CheckRow {
-                class,
-                symbol,
-                summary: c.summary.clone(),
-                fix: c.fix.clone(),
-                code: c.code.clone(),
-            }
-        })
-        .collect();
+    let checks = list.checks.iter().map(CheckRow::from).collect();
     render(&ChecklistPage {
         nav: Nav::of(&s, "connections"),
         heading: list.title.clone(),
@@ -583,6 +606,8 @@ struct MailboxesPage {
     statuses: Vec<String>,
     total: usize,
     rows: Vec<MailboxRow>,
+    /// Every connection's name (the verify and discover forms).
+    connections: Vec<String>,
 }
 
 fn short_time(rfc3339: Option<&str>) -> String {
@@ -601,7 +626,14 @@ pub(crate) async fn mailboxes(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let states = match state.store.sync_states().await {
+    let (states, conns) = match async {
+        Ok::<_, calgate_store::Error>((
+            state.store.sync_states().await?,
+            state.store.list_connections().await?,
+        ))
+    }
+    .await
+    {
         Ok(x) => x,
         Err(e) => return failure(&s, &e.to_string()),
     };
@@ -636,6 +668,7 @@ pub(crate) async fn mailboxes(
             .to_vec(),
         total,
         rows,
+        connections: conns.into_iter().map(|c| c.name).collect(),
     })
 }
 

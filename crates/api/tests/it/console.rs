@@ -369,6 +369,152 @@ async fn the_console_works_in_chromium_by_keyboard_with_screenshots() {
     assert!(html.contains("Every step passed"), "{html}");
     shot("04-test-settings").await;
 
+    // Add a connection with the secret's ID pasted instead of its Value: one ✗ with the fix.
+    let (client_id, value) = api.creds.first_app().pair();
+    let tenant = api.sim.tenant_id();
+    d.goto(&format!("{}/console/connections#add", api.base))
+        .await;
+    let fill = |sel: &'static str, text: String| {
+        let d = &d;
+        async move {
+            let e = d.find(sel).await;
+            d.type_into(&e, &text).await;
+        }
+    };
+    fill("#name", "campus".into()).await;
+    fill("#tenant", tenant.clone()).await;
+    fill("#client_id", client_id.clone()).await;
+    fill("#secret", "0f8fad5b-d9cb-469f-a165-70867728950e".into()).await;
+    d.click(
+        &d.find("form[action='/console/connections'] button[type=submit]")
+            .await,
+    )
+    .await;
+    wait_for_url(&d, "/console/connections").await;
+    let html = d.source().await;
+    assert!(
+        html.contains("✗") && html.contains("not its Value"),
+        "{html}"
+    );
+    shot("05-secret-id-refused").await;
+    // Corrected: the Value, and the simulator's endpoints.
+    d.goto(&format!("{}/console/connections?again", api.base))
+        .await;
+    fill("#name", "campus".into()).await;
+    fill("#tenant", tenant.clone()).await;
+    fill("#client_id", client_id.clone()).await;
+    fill("#secret", value.clone()).await;
+    d.click(
+        &d.find("form[action='/console/connections'] details > summary")
+            .await,
+    )
+    .await;
+    fill("#authority", api.sim.base_url.clone()).await;
+    fill("#graph_url", format!("{}/v1.0", api.sim.base_url.clone())).await;
+    d.click(
+        &d.find("form[action='/console/connections'] button[type=submit]")
+            .await,
+    )
+    .await;
+    wait_for_url(&d, "/console/connections").await;
+    let html = d.source().await;
+    assert!(
+        html.contains("Every step passed") && !html.contains("✗"),
+        "{html}"
+    );
+    shot("06-connection-added").await;
+
+    // Rotate: a second secret (made in Entra ID, here the simulator), then retire the first.
+    let made = api
+        .control
+        .ok(
+            reqwest::Method::POST,
+            &format!("/apps/{client_id}/secrets"),
+            Some(&serde_json::json!({})),
+        )
+        .await;
+    let new_value = made["value"].as_str().expect("a new secret").to_owned();
+    d.goto(&format!("{}/console/connections", api.base)).await;
+    d.click(
+        &d.find("details:has(form[action='/console/connections/campus/secrets']) > summary")
+            .await,
+    )
+    .await;
+    let input = d
+        .find("form[action='/console/connections/campus/secrets'] input[name=secret]")
+        .await;
+    d.type_into(&input, &new_value).await;
+    d.keys("\u{E007}").await;
+    wait_for_url(&d, "/console/connections/campus/secrets").await;
+    assert!(d.source().await.contains("Every step passed"));
+    d.goto(&format!("{}/console/connections", api.base)).await;
+    let actions = d
+        .script(
+            "return [...document.querySelectorAll(\"form[action*='/connections/campus/secrets/']\")].map(f => f.getAttribute('action'))",
+        )
+        .await;
+    let actions: Vec<String> = actions
+        .as_array()
+        .expect("remove forms")
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(actions.len(), 2, "{actions:?}");
+    // Newest first: the old secret is the second.
+    d.click(
+        &d.find(&format!("form[action='{}'] button", actions[1]))
+            .await,
+    )
+    .await;
+    wait_for_url(&d, "/remove").await;
+    let html = d.source().await;
+    assert!(html.contains("Secret removed"), "{html}");
+    shot("07-secret-rotated").await;
+
+    // Verify a room and link it.
+    d.goto(&format!("{}/console/mailboxes", api.base)).await;
+    fill("#v-address", "room-amstel@contoso.example".into()).await;
+    d.click(&d.find("#v-connection option[value='contoso']").await)
+        .await;
+    d.click(
+        &d.find("form[action='/console/mailboxes/verify'] button")
+            .await,
+    )
+    .await;
+    wait_for_url(&d, "/console/mailboxes/verify").await;
+    let html = d.source().await;
+    assert!(
+        html.contains("Every step passed") && html.contains("linked as room"),
+        "{html}"
+    );
+    shot("08-verify-room").await;
+
+    // Discover the room lists and link the rooms ticked.
+    d.goto(&format!("{}/console/mailboxes", api.base)).await;
+    d.click(&d.find("#d-connection option[value='contoso']").await)
+        .await;
+    d.click(
+        &d.find("form[action='/console/rooms/discover'] button")
+            .await,
+    )
+    .await;
+    wait_for_url(&d, "/console/rooms/discover").await;
+    let html = d.source().await;
+    assert!(
+        html.contains("room lists") && html.contains("type=\"checkbox\""),
+        "{html}"
+    );
+    shot("09-discover-rooms").await;
+    d.click(&d.find("form[action='/console/rooms/link'] button").await)
+        .await;
+    wait_for_url(&d, "/console/rooms/link").await;
+    let html = d.source().await;
+    assert!(
+        html.contains("linked as a room") && !html.contains("✗"),
+        "{html}"
+    );
+    shot("10-rooms-linked").await;
+
     // Mailboxes: search, then one mailbox with its events.
     d.goto(&format!("{}/console/mailboxes", api.base)).await;
     let q = d.find("#q").await;
@@ -377,12 +523,12 @@ async fn the_console_works_in_chromium_by_keyboard_with_screenshots() {
     wait_for_url(&d, "q=camden&kind=&status=").await;
     let html = d.source().await;
     assert!(html.contains(room) && !html.contains(person), "{html}");
-    shot("05-mailboxes").await;
+    shot("11-mailboxes").await;
     let link = d.find("main a[href*='room-camden']").await;
     d.click(&link).await;
     wait_for_url(&d, "/console/mailboxes/room-camden%40contoso.example").await;
     assert!(d.source().await.contains("Stored events"));
-    shot("06-mailbox").await;
+    shot("12-mailbox").await;
 
     // A form without the session's token (as another site would post it) does nothing.
     d.script(
@@ -393,12 +539,12 @@ async fn the_console_works_in_chromium_by_keyboard_with_screenshots() {
     wait_for_url(&d, "/console/connections/contoso/test").await;
     let html = d.source().await;
     assert!(html.contains("Form refused"), "{html}");
-    shot("07-forged-form-refused").await;
+    shot("13-forged-form-refused").await;
 
     // On a phone.
     d.resize(390, 844).await;
     d.goto(&format!("{}/console/mailboxes", api.base)).await;
-    shot("08-mailboxes-phone").await;
+    shot("14-mailboxes-phone").await;
     d.resize(1280, 800).await;
 
     // Sign out.
@@ -408,5 +554,5 @@ async fn the_console_works_in_chromium_by_keyboard_with_screenshots() {
     wait_for_url(&d, "/console/login").await;
     d.goto(&format!("{}/console/mailboxes", api.base)).await;
     wait_for_url(&d, "/console/login").await;
-    shot("09-signed-out").await;
+    shot("15-signed-out").await;
 }

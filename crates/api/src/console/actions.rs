@@ -1,0 +1,444 @@
+//! The console's forms that change something: add a connection, add and remove a secret,
+//! verify and link a mailbox, discover and link rooms. Each calls `calgate-admin` as the CLI
+//! does and answers with a checklist or a report page.
+
+use askama::Template;
+use axum::Form;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use calgate_admin::connections::{self, ConnectionSpec};
+use calgate_admin::diagnose::{Purpose, TestOptions};
+use calgate_admin::lifecycle::{self, CredentialOptions, RemoveOptions};
+use calgate_admin::rooms::{self, RoomsOptions};
+use calgate_admin::{Check, Checklist};
+use calgate_core::{MailboxKind, NewMailbox};
+use jiff::Timestamp;
+use serde::Deserialize;
+
+use super::pages::{CheckRow, ChecklistPage, Nav, checked, failure, message, render};
+use crate::AppState;
+
+/// A checklist page (or one ✗ line when the input was refused before any check).
+fn checklist(nav: Nav, list: &Checklist, back: &str) -> Response {
+    render(&ChecklistPage {
+        nav,
+        heading: list.title.clone(),
+        passed: list.passed(),
+        checks: list.checks.iter().map(CheckRow::from).collect(),
+        back: back.to_owned(),
+    })
+}
+
+/// A refusal in an administrator's words, as one ✗ line: the cause, then the fix.
+fn refused(title: String, id: &str, message: &str) -> Checklist {
+    let mut list = Checklist::new(title);
+    let (summary, fix) = calgate_admin::diagnose::split_message(message);
+    list.push(Check::fail(id, summary, fix));
+    list
+}
+
+fn expires(raw: &str) -> Result<Option<Timestamp>, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let date: jiff::civil::Date = raw
+        .parse()
+        .map_err(|_| format!("the expiry date '{raw}' is not a date (YYYY-MM-DD)"))?;
+    date.to_zoned(jiff::tz::TimeZone::UTC)
+        .map(|z| Some(z.timestamp()))
+        .map_err(|e| format!("the expiry date '{raw}' is out of range ({e})"))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct AddConnectionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    tenant: String,
+    #[serde(default)]
+    client_id: String,
+    #[serde(default)]
+    secret: String,
+    #[serde(default)]
+    secret_expires: String,
+    #[serde(default)]
+    cloud: String,
+    /// A custom Entra ID authority (a simulator, a proxy).
+    #[serde(default)]
+    authority: String,
+    /// A custom Graph URL.
+    #[serde(default)]
+    graph_url: String,
+}
+
+/// Adds a connection, then runs Test settings on it.
+pub(crate) async fn add_connection(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<AddConnectionForm>,
+) -> Response {
+    let s = match checked(&state, &headers, &f.csrf) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let now = Timestamp::now();
+    let name = f.name.trim().to_owned();
+    let title = format!("Add connection '{name}'");
+    let opt = |v: &str| Some(v.trim().to_owned()).filter(|v| !v.is_empty());
+    let credential = expires(&f.secret_expires).and_then(|expires| {
+        lifecycle::secret_credential(
+            &f.secret,
+            "the form",
+            &CredentialOptions {
+                expires,
+                secret_id: None,
+            },
+            now,
+        )
+        .map_err(|e| e.to_string())
+    });
+    let credential = match credential {
+        Ok(c) => c,
+        Err(e) => {
+            return checklist(
+                Nav::of(&s, "connections"),
+                &refused(title, "credential", &e),
+                "/console/connections",
+            );
+        }
+    };
+    let spec = ConnectionSpec {
+        name: name.clone(),
+        tenant: f.tenant.trim().to_owned(),
+        client_id: f.client_id.trim().to_owned(),
+        cloud: opt(&f.cloud),
+        authority: opt(&f.authority),
+        graph_url: opt(&f.graph_url),
+        credentials: vec![credential],
+        ..ConnectionSpec::default()
+    };
+    if let Err(e) = connections::add(state.store.as_ref(), &spec, now).await {
+        return checklist(
+            Nav::of(&s, "connections"),
+            &refused(title, "config", &e.to_string()),
+            "/console/connections",
+        );
+    }
+    test_and_show(&state, &s, &name, TestOptions::default()).await
+}
+
+async fn test_and_show(
+    state: &AppState,
+    s: &super::session::Session,
+    name: &str,
+    opts: TestOptions,
+) -> Response {
+    match calgate_admin::diagnose::test_connection(state.store.as_ref(), name, &opts).await {
+        Ok(list) => checklist(Nav::of(s, "connections"), &list, "/console/connections"),
+        Err(e) => failure(s, &e.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct SecretForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    secret: String,
+    #[serde(default)]
+    secret_expires: String,
+}
+
+/// Adds a secret to a connection (rotation), then runs Test settings.
+pub(crate) async fn add_secret(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(f): Form<SecretForm>,
+) -> Response {
+    let s = match checked(&state, &headers, &f.csrf) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let now = Timestamp::now();
+    let title = format!("Add a secret to connection '{name}'");
+    let added = match expires(&f.secret_expires) {
+        Err(e) => Err(e),
+        Ok(expires) => match lifecycle::secret_credential(
+            &f.secret,
+            "the form",
+            &CredentialOptions {
+                expires,
+                secret_id: None,
+            },
+            now,
+        ) {
+            Err(e) => Err(e.to_string()),
+            Ok(c) => lifecycle::add_credential(state.store.as_ref(), &name, c, now)
+                .await
+                .map_err(|e| e.to_string()),
+        },
+    };
+    if let Err(e) = added {
+        return checklist(
+            Nav::of(&s, "connections"),
+            &refused(title, "credential", &e),
+            "/console/connections",
+        );
+    }
+    test_and_show(&state, &s, &name, TestOptions::default()).await
+}
+
+/// Removes (retires) one credential of a connection.
+pub(crate) async fn remove_secret(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((name, id)): Path<(String, String)>,
+    Form(f): Form<super::pages::CsrfForm>,
+) -> Response {
+    let s = match checked(&state, &headers, &f.csrf) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match lifecycle::remove_credential(
+        state.store.as_ref(),
+        &name,
+        &id,
+        RemoveOptions::default(),
+        Timestamp::now(),
+    )
+    .await
+    {
+        Ok(r) => message(
+            &s,
+            "connections",
+            "Secret removed",
+            &r.message,
+            "/console/connections",
+        ),
+        Err(e) => {
+            let mut r = message(
+                &s,
+                "connections",
+                "Secret not removed",
+                &e.to_string(),
+                "/console/connections",
+            );
+            *r.status_mut() = StatusCode::CONFLICT;
+            r
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct VerifyForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    address: String,
+    #[serde(default)]
+    connection: String,
+    /// `on`: link the mailbox when every step passed.
+    #[serde(default)]
+    link: String,
+}
+
+/// Verify a mailbox, and link it when asked and every step passed.
+pub(crate) async fn verify(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<VerifyForm>,
+) -> Response {
+    let s = match checked(&state, &headers, &f.csrf) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let address = f.address.trim();
+    let mut list = match calgate_admin::verify::verify_mailbox(
+        state.store.as_ref(),
+        f.connection.trim(),
+        address,
+        &Default::default(),
+    )
+    .await
+    {
+        Ok(l) => l,
+        Err(e) => return failure(&s, &e.to_string()),
+    };
+    if f.link == "on" && list.passed() {
+        let linked = calgate_admin::mailboxes::link(
+            state.store.as_ref(),
+            state.engine.shared(),
+            &NewMailbox {
+                address: address.to_owned(),
+                connection: f.connection.trim().to_owned(),
+                kind: None,
+                external_id: None,
+                privacy: None,
+            },
+            // Probed again so that the kind is the one Exchange tells.
+            calgate_admin::mailboxes::LinkOptions::default(),
+        )
+        .await;
+        list.push(match linked {
+            Ok(r) => Check::pass(
+                "link",
+                format!(
+                    "{} linked as {} to connection '{}'",
+                    r.mailbox.address,
+                    r.mailbox.kind.as_str(),
+                    r.mailbox.connection
+                ),
+            ),
+            Err(e) => Check::fail("link", "not linked", e.to_string()),
+        });
+    }
+    checklist(Nav::of(&s, "mailboxes"), &list, "/console/mailboxes")
+}
+
+#[derive(Template)]
+#[template(path = "console/rooms.html")]
+struct RoomsPage {
+    nav: Nav,
+    connection: String,
+    summary: String,
+    /// (room list, rooms: (address, name, already linked)).
+    lists: Vec<(String, Vec<(String, String, bool)>)>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct DiscoverForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    connection: String,
+}
+
+/// Lists the connection's room lists and rooms, with a checkbox for each room not linked.
+pub(crate) async fn discover(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<DiscoverForm>,
+) -> Response {
+    let s = match checked(&state, &headers, &f.csrf) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let connection = f.connection.trim().to_owned();
+    let report = match rooms::discover(
+        state.store.as_ref(),
+        state.engine.shared(),
+        &connection,
+        &RoomsOptions::default(),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            return message(
+                &s,
+                "mailboxes",
+                "Rooms not discovered",
+                &e.to_string(),
+                "/console/mailboxes",
+            );
+        }
+    };
+    let linked: std::collections::HashSet<String> = match state.store.list_mailboxes().await {
+        Ok(v) => v.into_iter().map(|m| m.address.to_lowercase()).collect(),
+        Err(e) => return failure(&s, &e.to_string()),
+    };
+    let entry = |r: &rooms::RoomEntry| {
+        (
+            r.email.clone(),
+            r.display_name.clone().unwrap_or_default(),
+            linked.contains(&r.email.to_lowercase()),
+        )
+    };
+    let mut lists: Vec<(String, Vec<(String, String, bool)>)> = report
+        .room_lists
+        .iter()
+        .map(|l| {
+            (
+                l.display_name.clone().unwrap_or_else(|| l.email.clone()),
+                l.rooms.iter().map(entry).collect(),
+            )
+        })
+        .collect();
+    if !report.unlisted_rooms.is_empty() {
+        lists.push((
+            "Rooms in no room list".to_owned(),
+            report.unlisted_rooms.iter().map(entry).collect(),
+        ));
+    }
+    render(&RoomsPage {
+        nav: Nav::of(&s, "mailboxes"),
+        connection,
+        summary: report.summary_line(),
+        lists,
+    })
+}
+
+/// Links the rooms ticked on the discovery page (`room` repeated), as rooms.
+pub(crate) async fn link_rooms(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut csrf = String::new();
+    let mut connection = String::new();
+    let mut picked = Vec::new();
+    for (k, v) in form_urlencoded::parse(&body) {
+        match k.as_ref() {
+            "csrf" => csrf = v.into_owned(),
+            "connection" => connection = v.into_owned(),
+            "room" => picked.push(v.into_owned()),
+            _ => {}
+        }
+    }
+    let s = match checked(&state, &headers, &csrf) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut list = Checklist::new(format!(
+        "Link {} room(s) to connection '{connection}'",
+        picked.len()
+    ));
+    for room in &picked {
+        let r = calgate_admin::mailboxes::link(
+            state.store.as_ref(),
+            state.engine.shared(),
+            &NewMailbox {
+                address: room.clone(),
+                connection: connection.clone(),
+                kind: Some(MailboxKind::Room),
+                external_id: None,
+                privacy: None,
+            },
+            calgate_admin::mailboxes::LinkOptions { verify: false },
+        )
+        .await;
+        list.push(match r {
+            Ok(r) => Check::pass("link", format!("{} linked as a room", r.mailbox.address)),
+            Err(e) => Check::fail("link", format!("{room} not linked"), e.to_string()),
+        });
+    }
+    if picked.is_empty() {
+        list.push(Check::skip("link", "no room was ticked"));
+    }
+    checklist(Nav::of(&s, "mailboxes"), &list, "/console/mailboxes")
+}
+
+/// Test settings for a purpose (push needs write access).
+pub(crate) fn purpose(p: &str) -> Purpose {
+    if p == "push" {
+        Purpose::Push
+    } else {
+        Purpose::Pull
+    }
+}
