@@ -301,6 +301,9 @@ pub(crate) async fn verify(
     checklist(Nav::of(&s, "mailboxes"), &list, "/console/mailboxes")
 }
 
+/// A room on the discovery page: (address, name, already linked).
+type RoomRow = (String, String, bool);
+
 #[derive(Template)]
 #[template(path = "console/rooms.html")]
 struct RoomsPage {
@@ -308,7 +311,7 @@ struct RoomsPage {
     connection: String,
     summary: String,
     /// (room list, rooms: (address, name, already linked)).
-    lists: Vec<(String, Vec<(String, String, bool)>)>,
+    lists: Vec<(String, Vec<RoomRow>)>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -360,7 +363,7 @@ pub(crate) async fn discover(
             linked.contains(&r.email.to_lowercase()),
         )
     };
-    let mut lists: Vec<(String, Vec<(String, String, bool)>)> = report
+    let mut lists: Vec<(String, Vec<RoomRow>)> = report
         .room_lists
         .iter()
         .map(|l| {
