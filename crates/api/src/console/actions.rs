@@ -7,7 +7,7 @@ use axum::Form;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use calgate_admin::connections::{self, ConnectionSpec};
 use calgate_admin::diagnose::{Purpose, TestOptions};
 use calgate_admin::lifecycle::{self, CredentialOptions, RemoveOptions};
@@ -444,4 +444,113 @@ pub(crate) fn purpose(p: &str) -> Purpose {
     } else {
         Purpose::Pull
     }
+}
+
+#[derive(Template)]
+#[template(path = "console/import.html")]
+struct ImportPage {
+    nav: Nav,
+    dry_run: bool,
+    summary: String,
+    /// (line, address, outcome, ok, reason).
+    rows: Vec<(u64, String, &'static str, bool, String)>,
+}
+
+/// Imports an uploaded CSV file (`calgate mailbox import`), with its per-row report.
+pub(crate) async fn import(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    mut form: axum::extract::Multipart,
+) -> Response {
+    let mut csrf = String::new();
+    let mut connection = String::new();
+    let mut dry_run = false;
+    let mut data: Option<Bytes> = None;
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                let s = match state.console.session(&headers) {
+                    Some(s) => s,
+                    None => return axum::response::Redirect::to("/console/login").into_response(),
+                };
+                return message(
+                    &s,
+                    "mailboxes",
+                    "Import refused",
+                    &format!("the upload could not be read: {e}"),
+                    "/console/mailboxes",
+                );
+            }
+        };
+        let name = field.name().unwrap_or_default().to_owned();
+        let bytes = match field.bytes().await {
+            Ok(b) => b,
+            Err(_) => Bytes::new(),
+        };
+        match name.as_str() {
+            "csrf" => csrf = String::from_utf8_lossy(&bytes).into_owned(),
+            "connection" => connection = String::from_utf8_lossy(&bytes).trim().to_owned(),
+            "dry_run" => dry_run = true,
+            "file" => data = Some(bytes),
+            _ => {}
+        }
+    }
+    let s = match checked(&state, &headers, &csrf) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Some(data) = data.filter(|d| !d.is_empty()) else {
+        return message(
+            &s,
+            "mailboxes",
+            "Nothing imported",
+            "no file was chosen, or it is empty",
+            "/console/mailboxes",
+        );
+    };
+    let opts = calgate_admin::import::ImportOptions {
+        dry_run,
+        default_connection: Some(connection).filter(|c| !c.is_empty()),
+        ..Default::default()
+    };
+    let report = match calgate_admin::import::import_bytes(
+        state.store.as_ref(),
+        state.engine.shared(),
+        &data,
+        &opts,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            return message(
+                &s,
+                "mailboxes",
+                "Nothing imported",
+                &e.to_string(),
+                "/console/mailboxes",
+            );
+        }
+    };
+    let summary = report.summary_line();
+    render(&ImportPage {
+        nav: Nav::of(&s, "mailboxes"),
+        dry_run,
+        summary,
+        rows: report
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r.line,
+                    r.address.clone(),
+                    r.outcome.as_str(),
+                    r.outcome.is_ok(),
+                    r.reason.clone(),
+                )
+            })
+            .collect(),
+    })
 }

@@ -42,6 +42,7 @@ pub fn router() -> Router<AppState> {
             post(actions::remove_secret),
         )
         .route("/console/mailboxes/verify", post(actions::verify))
+        .route("/console/mailboxes/import", post(actions::import))
         .route("/console/rooms/discover", post(actions::discover))
         .route("/console/rooms/link", post(actions::link_rooms))
         .route(

@@ -515,6 +515,42 @@ async fn the_console_works_in_chromium_by_keyboard_with_screenshots() {
     );
     shot("10-rooms-linked").await;
 
+    // Import a CSV file with bad rows: the per-row report.
+    let csv = std::env::temp_dir().join(format!("calgate-console-{}.csv", std::process::id()));
+    std::fs::write(
+        &csv,
+        "address,kind,connection,external_id,privacy\n\
+         sophie.laurent@contoso.example,user,contoso,E-7,full\n\
+         not-an-address,user,contoso,,\n\
+         nobody@contoso.example,user,contoso,,\n\
+         room-zuid@contoso.example,user,contoso,,\n",
+    )
+    .expect("csv");
+    d.goto(&format!("{}/console/mailboxes", api.base)).await;
+    let file = d.find("#i-file").await;
+    d.type_into(&file, csv.to_str().expect("path")).await;
+    d.click(&d.find("#i-connection option[value='contoso']").await)
+        .await;
+    d.click(
+        &d.find("form[action='/console/mailboxes/import'] button")
+            .await,
+    )
+    .await;
+    wait_for_url(&d, "/console/mailboxes/import").await;
+    let html = d.source().await;
+    let _ = std::fs::remove_file(&csv);
+    for want in [
+        "4 rows",
+        "sophie.laurent@contoso.example",
+        "not-an-address",
+        "nobody@contoso.example",
+        "room-zuid@contoso.example",
+    ] {
+        assert!(html.contains(want), "{want}: {html}");
+    }
+    assert!(html.contains(">linked<"), "{html}");
+    shot("11-import-report").await;
+
     // Mailboxes: search, then one mailbox with its events.
     d.goto(&format!("{}/console/mailboxes", api.base)).await;
     let q = d.find("#q").await;
@@ -523,12 +559,12 @@ async fn the_console_works_in_chromium_by_keyboard_with_screenshots() {
     wait_for_url(&d, "q=camden&kind=&status=").await;
     let html = d.source().await;
     assert!(html.contains(room) && !html.contains(person), "{html}");
-    shot("11-mailboxes").await;
+    shot("12-mailboxes").await;
     let link = d.find("main a[href*='room-camden']").await;
     d.click(&link).await;
     wait_for_url(&d, "/console/mailboxes/room-camden%40contoso.example").await;
     assert!(d.source().await.contains("Stored events"));
-    shot("12-mailbox").await;
+    shot("13-mailbox").await;
 
     // A form without the session's token (as another site would post it) does nothing.
     d.script(
@@ -539,12 +575,12 @@ async fn the_console_works_in_chromium_by_keyboard_with_screenshots() {
     wait_for_url(&d, "/console/connections/contoso/test").await;
     let html = d.source().await;
     assert!(html.contains("Form refused"), "{html}");
-    shot("13-forged-form-refused").await;
+    shot("14-forged-form-refused").await;
 
     // On a phone.
     d.resize(390, 844).await;
     d.goto(&format!("{}/console/mailboxes", api.base)).await;
-    shot("14-mailboxes-phone").await;
+    shot("15-mailboxes-phone").await;
     d.resize(1280, 800).await;
 
     // Sign out.
@@ -554,5 +590,5 @@ async fn the_console_works_in_chromium_by_keyboard_with_screenshots() {
     wait_for_url(&d, "/console/login").await;
     d.goto(&format!("{}/console/mailboxes", api.base)).await;
     wait_for_url(&d, "/console/login").await;
-    shot("15-signed-out").await;
+    shot("16-signed-out").await;
 }
