@@ -214,6 +214,15 @@ pub trait Store: Send + Sync {
     /// The mailboxes with change-log rows after `after` (exclusive), each with the newest
     /// row's position: what changed since a reader last looked (empty: nothing did).
     async fn mailboxes_changed_after(&self, after: u64) -> Result<Vec<(MailboxId, u64)>>;
+    /// The change-log rows of `mailbox` whose instance overlapped `[from, to)`, newest first,
+    /// at most `limit` (the console's "why isn't this event here?").
+    async fn changes_of(
+        &self,
+        mailbox: MailboxId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ChangeRecord>>;
     /// The position of the newest change-log row (0: none yet).
     async fn change_log_end(&self) -> Result<u64>;
     /// The position just before the oldest change-log row kept: a reader at an older position

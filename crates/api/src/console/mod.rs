@@ -51,5 +51,6 @@ pub fn router() -> Router<AppState> {
         )
         .route("/console/mailboxes", get(pages::mailboxes))
         .route("/console/mailboxes/{address}", get(pages::mailbox))
+        .route("/console/mailboxes/{address}/why", get(pages::why))
         .route("/console/assets/console.css", get(pages::stylesheet))
 }

@@ -694,6 +694,8 @@ struct MailboxPage {
     from: String,
     to: String,
     events: Vec<EventRow>,
+    /// Seven days from today (UTC): (day, its events as "09:00–10:00 busy · Subject").
+    week: Vec<(String, Vec<(String, String)>)>,
 }
 
 pub(crate) async fn mailbox(
@@ -733,6 +735,47 @@ pub(crate) async fn mailbox(
         Ok(x) => x,
         Err(e) => return failure(&s, &e.to_string()),
     };
+    let today = from
+        .checked_add(SignedDuration::from_hours(24))
+        .unwrap_or(from)
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let week = (0..7)
+        .map(|n| {
+            let day = today
+                .checked_add(jiff::Span::new().days(n))
+                .unwrap_or(today);
+            let start = day
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .map(|z| z.timestamp())
+                .unwrap_or(from);
+            let end = start
+                .checked_add(SignedDuration::from_hours(24))
+                .unwrap_or(start);
+            let items = instances
+                .iter()
+                .filter(|i| i.instance.when.start < end && i.instance.when.end > start)
+                .map(|i| {
+                    let d = InstanceDto::new(i, st.mailbox.privacy, Default::default());
+                    let when = if d.is_all_day {
+                        "all day".to_owned()
+                    } else {
+                        format!(
+                            "{}–{}",
+                            i.instance.when.start.strftime("%H:%M"),
+                            i.instance.when.end.strftime("%H:%M")
+                        )
+                    };
+                    let subject = match &d.subject {
+                        crate::dto::Detail::Hidden => String::new(),
+                        crate::dto::Detail::Shown(v) => v.clone().unwrap_or_default(),
+                    };
+                    (d.show_as.clone(), format!("{when} {subject}"))
+                })
+                .collect();
+            (day.strftime("%a %d %b").to_string(), items)
+        })
+        .collect();
     let events = instances
         .iter()
         .map(|i| {
@@ -767,5 +810,213 @@ pub(crate) async fn mailbox(
         from: from.strftime("%Y-%m-%d").to_string(),
         to: to.strftime("%Y-%m-%d").to_string(),
         events,
+        week,
     })
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct WhyQuery {
+    /// Words of the subject.
+    #[serde(default)]
+    subject: String,
+    /// `YYYY-MM-DD` (with `time`, an hour around it; alone, the whole day), UTC.
+    #[serde(default)]
+    date: String,
+    /// `HH:MM`, UTC.
+    #[serde(default)]
+    time: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/why.html")]
+struct WhyPage {
+    nav: Nav,
+    address: String,
+    subject: String,
+    date: String,
+    time: String,
+    asked: bool,
+    /// What calgate knows, one finding a line.
+    findings: Vec<String>,
+}
+
+/// "Why isn't this event here?": what calgate knows about an event searched by subject or
+/// time — stored (and how it is shown), Free, hidden by the privacy policy, outside the sync
+/// window, removed on a date by a sync round, or never seen.
+pub(crate) async fn why(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(address): Path<String>,
+    Query(q): Query<WhyQuery>,
+) -> Response {
+    let s = match signed_in(&state, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let asked = !q.subject.trim().is_empty() || !q.date.trim().is_empty();
+    let findings = if asked {
+        match explain(&state, &address, &q).await {
+            Ok(f) => f,
+            Err(e) => vec![e],
+        }
+    } else {
+        Vec::new()
+    };
+    render(&WhyPage {
+        nav: Nav::of(&s, "mailboxes"),
+        address,
+        subject: q.subject,
+        date: q.date,
+        time: q.time,
+        asked,
+        findings,
+    })
+}
+
+async fn explain(state: &AppState, address: &str, q: &WhyQuery) -> Result<Vec<String>, String> {
+    let db = |e: calgate_store::Error| format!("calgate's database failed: {e}");
+    let Some(st) = state.store.sync_state(address.trim()).await.map_err(db)? else {
+        return Ok(vec![format!(
+            "{address} is not linked to calgate: calgate reads no calendar of it. Link it (Mailboxes › Verify a mailbox)."
+        )]);
+    };
+    let m = &st.mailbox;
+    // The time asked about: an hour at date+time, or the whole date.
+    let range = if q.date.trim().is_empty() {
+        None
+    } else {
+        let date: jiff::civil::Date = q
+            .date
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{}' is not a date (YYYY-MM-DD)", q.date.trim()))?;
+        let (start, hours) = match q.time.trim() {
+            "" => (date.to_datetime(jiff::civil::Time::midnight()), 24),
+            t => {
+                let time: jiff::civil::Time = t
+                    .parse()
+                    .map_err(|_| format!("'{t}' is not a time (HH:MM)"))?;
+                (date.to_datetime(time), 1)
+            }
+        };
+        let start = start
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map_err(|e| e.to_string())?
+            .timestamp();
+        Some((start, start + SignedDuration::from_hours(hours)))
+    };
+    let mut out = Vec::new();
+    let window = state.store.cursor(m.id).await.map_err(db)?;
+    let (wfrom, wto) = match &window {
+        Some(c) => (c.window_start, c.window_end),
+        None => {
+            out.push(format!(
+                "calgate has not synced {address} yet: nothing of it is stored. Its status says why (Mailboxes › {address})."
+            ));
+            return Ok(out);
+        }
+    };
+    if let Some((from, to)) = range
+        && (to <= wfrom || from >= wto)
+    {
+        out.push(format!(
+            "{} is outside the sync window ({} to {}): calgate does not read events there. Widen [sync] window in the configuration to include it.",
+            from.strftime("%Y-%m-%d %H:%M UTC"),
+            wfrom.strftime("%Y-%m-%d"),
+            wto.strftime("%Y-%m-%d")
+        ));
+        return Ok(out);
+    }
+    let (from, to) = range.unwrap_or((wfrom, wto));
+    let words = q.subject.trim().to_lowercase();
+    let stored = state.store.instances(m.id, from, to).await.map_err(db)?;
+    let policy = m.privacy;
+    let mut found = 0;
+    for i in &stored {
+        let full = &i.instance;
+        let subject = full.subject.clone().unwrap_or_default();
+        let hidden = full.details_hidden(policy);
+        if !words.is_empty() && (hidden || !subject.to_lowercase().contains(&words)) {
+            continue;
+        }
+        found += 1;
+        if found > 20 {
+            break;
+        }
+        let when = match full.when.all_day {
+            Some((first, _)) => format!("{first} (all day)"),
+            None => format!(
+                "{}–{}",
+                full.when.start.strftime("%Y-%m-%d %H:%M"),
+                full.when.end.strftime("%H:%M UTC")
+            ),
+        };
+        let name = if hidden {
+            "an event (details hidden)".to_owned()
+        } else {
+            format!("'{subject}'")
+        };
+        let mut line = format!(
+            "calgate has {name} at {when}, shown as {}.",
+            full.show_as.as_str()
+        );
+        if full.show_as == calgate_core::ShowAs::Free {
+            line.push_str(" It is Free in Exchange: busy views and availability leave Free time out (only Busy, Tentative, Out of office and Working elsewhere count as busy); the events list and the API still have it.");
+        }
+        if hidden {
+            line.push_str(&format!(
+                " Its subject and details are hidden by the mailbox's privacy policy ({}).",
+                policy.as_str()
+            ));
+        }
+        out.push(line);
+    }
+    if found == 0 {
+        // Removed by a sync round?
+        let removed = state
+            .store
+            .changes_of(m.id, from, to, 20)
+            .await
+            .map_err(db)?;
+        for c in removed {
+            if let calgate_store::Change::Instance {
+                op: calgate_store::ChangeOp::Deleted,
+                start: Some(a),
+                end: Some(b),
+                ..
+            } = c.change
+            {
+                out.push(format!(
+                    "an event at {}–{} was removed from calgate on {}: Exchange reported it deleted (or moved away) in that sync round.",
+                    a.strftime("%Y-%m-%d %H:%M"),
+                    b.strftime("%H:%M UTC"),
+                    c.at.strftime("%Y-%m-%d %H:%M UTC")
+                ));
+            }
+        }
+    }
+    if out.is_empty() {
+        let last = st
+            .status
+            .last_success
+            .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_else(|| "never".to_owned());
+        let what = if words.is_empty() {
+            "no event at that time".to_owned()
+        } else {
+            format!("no event whose subject has '{}'", q.subject.trim())
+        };
+        let privacy = if policy != calgate_core::PrivacyPolicy::Full && !words.is_empty() {
+            format!(
+                " (subjects are hidden by the privacy policy {}: search by time instead)",
+                policy.as_str()
+            )
+        } else {
+            String::new()
+        };
+        out.push(format!(
+            "calgate has never seen {what}{privacy} in {address}'s calendar, as last read on {last}: check the calendar in Outlook (the event may be in another calendar, or declined), then sync the mailbox."
+        ));
+    }
+    Ok(out)
 }

@@ -566,6 +566,45 @@ async fn the_console_works_in_chromium_by_keyboard_with_screenshots() {
     assert!(d.source().await.contains("Stored events"));
     shot("13-mailbox").await;
 
+    // "Why isn't this event here?" for a Free event: calgate has it, and says what Free means.
+    let mut free = None;
+    let now = jiff::Timestamp::now();
+    for m in api.store.list_mailboxes().await.expect("mailboxes") {
+        let all = api
+            .store
+            .instances(m.id, now, now + jiff::SignedDuration::from_hours(24 * 300))
+            .await
+            .expect("instances");
+        if let Some(i) = all.iter().find(|i| {
+            i.instance.show_as == calgate_core::ShowAs::Free
+                && !i.instance.details_hidden(m.privacy)
+                && i.instance.subject.as_deref().is_some_and(|s| !s.is_empty())
+        }) {
+            free = Some((
+                m.address.clone(),
+                i.instance.subject.clone().unwrap_or_default(),
+            ));
+            break;
+        }
+    }
+    let (owner, subject) = free.expect("a Free event in a linked mailbox");
+    d.goto(&format!("{}/console/mailboxes/{owner}/why", api.base))
+        .await;
+    let field = d.find("#w-subject").await;
+    d.type_into(&field, &subject).await;
+    d.keys("\u{E007}").await;
+    wait_for_url(&d, "&date=&time=").await;
+    let html = d.source().await;
+    assert!(html.contains("It is Free in Exchange"), "{html}");
+    shot("14-why-free-event").await;
+    // And for something never there.
+    d.goto(&format!(
+        "{}/console/mailboxes/{owner}/why?subject=no+such+meeting+xyz",
+        api.base
+    ))
+    .await;
+    assert!(d.source().await.contains("calgate has never seen"));
+
     // A form without the session's token (as another site would post it) does nothing.
     d.script(
         "const f = document.createElement('form'); f.method = 'post'; \
@@ -575,12 +614,12 @@ async fn the_console_works_in_chromium_by_keyboard_with_screenshots() {
     wait_for_url(&d, "/console/connections/contoso/test").await;
     let html = d.source().await;
     assert!(html.contains("Form refused"), "{html}");
-    shot("14-forged-form-refused").await;
+    shot("15-forged-form-refused").await;
 
     // On a phone.
     d.resize(390, 844).await;
     d.goto(&format!("{}/console/mailboxes", api.base)).await;
-    shot("15-mailboxes-phone").await;
+    shot("16-mailboxes-phone").await;
     d.resize(1280, 800).await;
 
     // Sign out.
@@ -590,5 +629,5 @@ async fn the_console_works_in_chromium_by_keyboard_with_screenshots() {
     wait_for_url(&d, "/console/login").await;
     d.goto(&format!("{}/console/mailboxes", api.base)).await;
     wait_for_url(&d, "/console/login").await;
-    shot("16-signed-out").await;
+    shot("17-signed-out").await;
 }

@@ -633,6 +633,26 @@ impl Store for SqliteStore {
     async fn mailboxes_changed_after(&self, after: u64) -> Result<Vec<(MailboxId, u64)>> {
         routed!(self.mailboxes_changed_after_impl(after))
     }
+    async fn changes_of(
+        &self,
+        mailbox: MailboxId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ChangeRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM change_log WHERE mailbox_id = ? AND start_us < ? AND end_us > ? \
+             ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(mailbox.0)
+        .bind(us(to))
+        .bind(us(from))
+        .bind(i64::from(limit.clamp(1, 10_000)))
+        .fetch_all(&self.pool)
+        .await
+        .ctx("cannot read the change log")?;
+        rows.iter().map(webhooks::change_from_row).collect()
+    }
     async fn change_log_end(&self) -> Result<u64> {
         routed!(self.change_log_end_impl())
     }
