@@ -26,6 +26,7 @@ fn checklist(nav: Nav, list: &Checklist, back: &str) -> Response {
         nav,
         heading: list.title.clone(),
         passed: list.passed(),
+        warned: super::pages::warned(list),
         checks: list.checks.iter().map(CheckRow::from).collect(),
         back: back.to_owned(),
     })

@@ -52,5 +52,9 @@ pub fn router() -> Router<AppState> {
         .route("/console/mailboxes", get(pages::mailboxes))
         .route("/console/mailboxes/{address}", get(pages::mailbox))
         .route("/console/mailboxes/{address}/why", get(pages::why))
+        .route("/console/bookings", get(pages::bookings))
+        .route("/console/webhooks", get(pages::webhooks))
+        .route("/console/webhooks/{id}/replay", post(pages::replay))
+        .route("/console/doctor", get(pages::doctor))
         .route("/console/assets/console.css", get(pages::stylesheet))
 }

@@ -520,8 +520,17 @@ pub(crate) struct ChecklistPage {
     pub nav: Nav,
     pub heading: String,
     pub passed: bool,
+    /// Some step passed with a warning.
+    pub warned: bool,
     pub checks: Vec<CheckRow>,
     pub back: String,
+}
+
+/// Some step of `list` passed with a warning.
+pub(crate) fn warned(list: &calgate_admin::Checklist) -> bool {
+    list.checks
+        .iter()
+        .any(|c| c.status == calgate_admin::Status::Warn)
 }
 
 /// A page with one message.
@@ -565,6 +574,7 @@ pub(crate) async fn test_connection(
         nav: Nav::of(&s, "connections"),
         heading: list.title.clone(),
         passed: list.passed(),
+        warned: warned(&list),
         checks,
         back: "/console/connections".into(),
     })
@@ -1019,4 +1029,182 @@ async fn explain(state: &AppState, address: &str, q: &WhyQuery) -> Result<Vec<St
         ));
     }
     Ok(out)
+}
+
+// ---- bookings, webhooks, doctor ---------------------------------------------------------------
+
+struct BookingRow {
+    id: String,
+    subject: String,
+    state: &'static str,
+    /// (calendar, state, error).
+    targets: Vec<(String, &'static str, Option<String>)>,
+}
+
+#[derive(Template)]
+#[template(path = "console/bookings.html")]
+struct BookingsPage {
+    nav: Nav,
+    failed: usize,
+    pending: usize,
+    synced: usize,
+    shown: usize,
+    outbox: u64,
+    rows: Vec<BookingRow>,
+}
+
+/// The bookings, failed ones first (at most 500 of each state).
+pub(crate) async fn bookings(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    use calgate_core::booking::BookingState as B;
+    let s = match signed_in(&state, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let load = async {
+        let mut all = Vec::new();
+        let mut counts = [0usize; 3];
+        for (n, st) in [B::Failed, B::Pending, B::Synced].into_iter().enumerate() {
+            let v = state.store.list_bookings(Some(st), None, 500).await?;
+            counts[n] = v.len();
+            all.extend(v);
+        }
+        Ok::<_, calgate_store::Error>((all, counts, state.store.pending_pushes().await?))
+    };
+    let (all, counts, outbox) = match load.await {
+        Ok(x) => x,
+        Err(e) => return failure(&s, &e.to_string()),
+    };
+    let rows: Vec<BookingRow> = all
+        .iter()
+        .map(|b| BookingRow {
+            id: b.external_id.clone(),
+            subject: b.spec.subject.clone(),
+            state: b.state().as_str(),
+            targets: b
+                .targets
+                .iter()
+                .map(|t| (t.address.clone(), t.state.as_str(), t.error.clone()))
+                .collect(),
+        })
+        .collect();
+    render(&BookingsPage {
+        nav: Nav::of(&s, "bookings"),
+        failed: counts[0],
+        pending: counts[1],
+        synced: counts[2],
+        shown: rows.len(),
+        outbox,
+        rows,
+    })
+}
+
+struct HookRow {
+    id: String,
+    url: String,
+    events: String,
+    dead: usize,
+    /// (event type, state, attempts, last answer, created).
+    deliveries: Vec<(String, &'static str, u32, String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "console/webhooks.html")]
+struct WebhooksPage {
+    nav: Nav,
+    hooks: Vec<HookRow>,
+}
+
+/// The webhook endpoints, their recent deliveries and dead letters.
+pub(crate) async fn webhooks(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let s = match signed_in(&state, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let load = async {
+        let mut out = Vec::new();
+        for h in state.store.webhooks().await? {
+            let recent = state.store.deliveries(&h.id, None, 20).await?;
+            let dead = state
+                .store
+                .deliveries(&h.id, Some(calgate_store::DeliveryState::Dead), 1000)
+                .await?
+                .len();
+            out.push(HookRow {
+                events: h
+                    .events
+                    .as_ref()
+                    .map(|e| e.join(", "))
+                    .unwrap_or_else(|| "all".to_owned()),
+                id: h.id.clone(),
+                url: h.url.clone(),
+                dead,
+                deliveries: recent
+                    .iter()
+                    .map(|d| {
+                        (
+                            d.event_type.clone(),
+                            d.state.as_str(),
+                            d.attempts,
+                            match (d.last_status, &d.last_error) {
+                                (Some(code), _) => format!("HTTP {code}"),
+                                (None, Some(e)) => e.clone(),
+                                (None, None) => "—".to_owned(),
+                            },
+                            d.created_at.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                        )
+                    })
+                    .collect(),
+            });
+        }
+        Ok::<_, calgate_store::Error>(out)
+    };
+    match load.await {
+        Ok(hooks) => render(&WebhooksPage {
+            nav: Nav::of(&s, "webhooks"),
+            hooks,
+        }),
+        Err(e) => failure(&s, &e.to_string()),
+    }
+}
+
+/// Puts an endpoint's dead letters back in the queue.
+pub(crate) async fn replay(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let s = match checked(&state, &headers, &f.csrf) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match state.store.replay_deliveries(&id, None).await {
+        Ok(n) => message(
+            &s,
+            "webhooks",
+            "Dead letters replayed",
+            &format!("{n} deliveries are queued again and go out in order."),
+            "/console/webhooks",
+        ),
+        Err(e) => failure(&s, &e.to_string()),
+    }
+}
+
+/// `calgate doctor`'s checks.
+pub(crate) async fn doctor(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let s = match signed_in(&state, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match calgate_admin::lifecycle::doctor(state.store.as_ref(), Timestamp::now()).await {
+        Ok(list) => render(&ChecklistPage {
+            nav: Nav::of(&s, "doctor"),
+            heading: list.title.clone(),
+            passed: list.passed(),
+            warned: warned(&list),
+            checks: list.checks.iter().map(CheckRow::from).collect(),
+            back: "/console".into(),
+        }),
+        Err(e) => failure(&s, &e.to_string()),
+    }
 }
