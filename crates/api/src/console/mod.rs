@@ -52,6 +52,8 @@ pub fn router() -> Router<AppState> {
         .route("/console/mailboxes", get(pages::mailboxes))
         .route("/console/mailboxes/{address}", get(pages::mailbox))
         .route("/console/mailboxes/{address}/why", get(pages::why))
+        .route("/console/accounts", get(pages::accounts))
+        .route("/console/accounts/disconnect", post(pages::disconnect))
         .route("/console/bookings", get(pages::bookings))
         .route("/console/webhooks", get(pages::webhooks))
         .route("/console/webhooks/{id}/replay", post(pages::replay))

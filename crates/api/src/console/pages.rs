@@ -1208,3 +1208,101 @@ pub(crate) async fn doctor(State(state): State<AppState>, headers: HeaderMap) ->
         Err(e) => failure(&s, &e.to_string()),
     }
 }
+
+struct AccountRow {
+    upn: String,
+    name: Option<String>,
+    connection: String,
+    state: String,
+    fix: Option<String>,
+    connected: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/accounts.html")]
+struct AccountsPage {
+    nav: Nav,
+    rows: Vec<AccountRow>,
+}
+
+/// The connected (delegated) accounts.
+pub(crate) async fn accounts(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let s = match signed_in(&state, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match calgate_admin::accounts::list_accounts(state.store.as_ref()).await {
+        Ok(list) => render(&AccountsPage {
+            nav: Nav::of(&s, "accounts"),
+            rows: list
+                .into_iter()
+                .map(|a| AccountRow {
+                    upn: a.upn,
+                    name: a.display_name,
+                    connection: a.connection,
+                    state: a.state,
+                    fix: a.fix,
+                    connected: a.connected_at.strftime("%Y-%m-%d").to_string(),
+                })
+                .collect(),
+        }),
+        Err(e) => failure(&s, &e.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct DisconnectForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    upn: String,
+    #[serde(default)]
+    connection: String,
+}
+
+/// Forgets a connected account (its mailboxes stay linked, with app-only access).
+pub(crate) async fn disconnect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<DisconnectForm>,
+) -> Response {
+    let s = match checked(&state, &headers, &f.csrf) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let connection = Some(f.connection.trim()).filter(|c| !c.is_empty());
+    match calgate_admin::accounts::disconnect_account(
+        state.store.as_ref(),
+        f.upn.trim(),
+        connection,
+    )
+    .await
+    {
+        Ok(r) => message(
+            &s,
+            "accounts",
+            "Account disconnected",
+            &format!(
+                "{} is disconnected ({} account(s) forgotten; its refresh token is gone).{}",
+                f.upn.trim(),
+                r.removed,
+                if r.mailboxes_still_linked.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " Still linked, now with app-only access: {}.",
+                        r.mailboxes_still_linked.join(", ")
+                    )
+                }
+            ),
+            "/console/accounts",
+        ),
+        Err(e) => message(
+            &s,
+            "accounts",
+            "Not disconnected",
+            &e.to_string(),
+            "/console/accounts",
+        ),
+    }
+}

@@ -245,6 +245,15 @@ async fn the_console_signs_in_refuses_forged_forms_shows_the_store_and_signs_out
         StatusCode::FORBIDDEN,
         "a replay without the token"
     );
+    let p = b.get("/console/accounts").await;
+    assert!(p.body.contains("No connected accounts."), "{}", p.body);
+    let p = b
+        .post(
+            "/console/accounts/disconnect",
+            &[("upn", "anna.devries@contoso.example")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN, "a disconnect without the token");
     let p = b.get("/console/doctor").await;
     assert_eq!(p.status, StatusCode::OK);
     assert!(p.body.contains("✓"), "{}", p.body);
@@ -647,6 +656,7 @@ async fn the_console_works_in_chromium_by_keyboard_with_screenshots() {
 
     // Bookings, webhooks, doctor.
     for (path, name) in [
+        ("/console/accounts", "16-accounts"),
         ("/console/bookings", "16-bookings"),
         ("/console/webhooks", "17-webhooks"),
         ("/console/doctor", "18-doctor"),
