@@ -25,6 +25,8 @@ pub(crate) enum BookingCommand {
     },
     /// Delete a booking: its events are removed from Exchange on the next push.
     Delete { external_id: String },
+    /// Queue a booking's failed calendars again (after fixing the cause its error names).
+    Retry { external_id: String },
     /// List bookings (optionally only those pending, synced or failed).
     List {
         #[arg(long)]
@@ -124,6 +126,16 @@ pub(crate) async fn run(cmd: BookingCommand, loc: StoreLocation) -> anyhow::Resu
             print_out(&format!(
                 "booking '{}' deleted: `calgate sync` (or `calgate serve`) removes its events from Exchange\n",
                 external_id.trim()
+            ));
+            Ok(())
+        }
+        BookingCommand::Retry { external_id } => {
+            let id = external_id.trim();
+            let Some(n) = store.retry_booking(id).await? else {
+                anyhow::bail!("there is no booking '{id}'");
+            };
+            print_out(&format!(
+                "booking '{id}': {n} failed calendar(s) queued again; `calgate push run` (or `calgate serve`) writes them\n"
             ));
             Ok(())
         }

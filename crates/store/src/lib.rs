@@ -304,6 +304,8 @@ pub trait Store: Send + Sync {
     /// transaction. `false`: the spec equals the stored one (nothing queued).
     async fn put_booking(&self, external_id: &str, spec: &BookingSpec) -> Result<(Booking, bool)>;
     async fn booking(&self, external_id: &str) -> Result<Option<Booking>>;
+    /// Queues a booking's failed targets again; how many (`None`: no such booking).
+    async fn retry_booking(&self, external_id: &str) -> Result<Option<u64>>;
     /// Marks the booking deleted and queues the removal of its events. `false`: unknown.
     async fn delete_booking(&self, external_id: &str) -> Result<bool>;
     /// Bookings by external id after `after`, optionally in one state.

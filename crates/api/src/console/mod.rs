@@ -55,6 +55,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/accounts", get(pages::accounts))
         .route("/console/accounts/disconnect", post(pages::disconnect))
         .route("/console/bookings", get(pages::bookings))
+        .route("/console/bookings/{id}/retry", post(pages::retry_booking))
         .route("/console/webhooks", get(pages::webhooks))
         .route("/console/webhooks/{id}/replay", post(pages::replay))
         .route("/console/doctor", get(pages::doctor))

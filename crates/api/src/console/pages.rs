@@ -1306,3 +1306,35 @@ pub(crate) async fn disconnect(
         ),
     }
 }
+
+/// Queues a failed booking's calendars again.
+pub(crate) async fn retry_booking(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let s = match checked(&state, &headers, &f.csrf) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match state.store.retry_booking(&id).await {
+        Ok(Some(n)) => message(
+            &s,
+            "bookings",
+            "Booking queued again",
+            &format!(
+                "{n} calendar(s) of booking {id} are queued again: the next push writes them (it looks for an event it may have made first)."
+            ),
+            "/console/bookings",
+        ),
+        Ok(None) => message(
+            &s,
+            "bookings",
+            "No such booking",
+            &format!("there is no booking {id}"),
+            "/console/bookings",
+        ),
+        Err(e) => failure(&s, &e.to_string()),
+    }
+}

@@ -232,9 +232,58 @@ async fn the_console_signs_in_refuses_forged_forms_shows_the_store_and_signs_out
         .add_webhook("http://127.0.0.1:9/hook", None)
         .await
         .expect("webhook");
+    // A booking into a mailbox Exchange does not have fails; Retry queues it again.
+    let ghost = "nobody.at.all@contoso.example";
+    calgate_testkit::link_full(api.store.as_ref(), ghost, "contoso", MailboxKind::User).await;
+    let start = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(48);
+    let req: calgate_api::bookings::BookingRequest = serde_json::from_value(serde_json::json!({
+        "subject": "Console retry",
+        "start": start.to_string(),
+        "end": (start + jiff::SignedDuration::from_mins(30)).to_string(),
+        "time_zone": "Europe/London",
+        "calendars": [{"address": ghost, "role": "organizer"}],
+    }))
+    .expect("request");
+    let spec = calgate_api::bookings::parse_request(api.store.as_ref(), &req)
+        .await
+        .expect("spec");
+    api.store.put_booking("retry-1", &spec).await.expect("put");
+    api.engine
+        .push(&calgate_sync::push::PushOptions::default())
+        .await
+        .expect("push runs");
+    let failed =
+        |b: &calgate_store::Booking| b.state() == calgate_core::booking::BookingState::Failed;
+    let booking = api
+        .store
+        .booking("retry-1")
+        .await
+        .expect("read")
+        .expect("there");
+    assert!(failed(&booking), "{booking:?}");
     let p = b.get("/console/bookings").await;
     assert_eq!(p.status, StatusCode::OK);
-    assert!(p.body.contains("<h1>Bookings</h1>"), "{}", p.body);
+    assert!(
+        p.body.contains("<h1>Bookings</h1>") && p.body.contains("Console retry"),
+        "{}",
+        p.body
+    );
+    let t = csrf(&p.body);
+    let p = b.post("/console/bookings/retry-1/retry", &[]).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN, "a retry without the token");
+    assert_eq!(api.store.pending_pushes().await.expect("outbox"), 0);
+    let p = b
+        .post("/console/bookings/retry-1/retry", &[("csrf", &t)])
+        .await;
+    assert!(p.body.contains("queued again"), "{}", p.body);
+    assert_eq!(api.store.pending_pushes().await.expect("outbox"), 1);
+    let booking = api
+        .store
+        .booking("retry-1")
+        .await
+        .expect("read")
+        .expect("there");
+    assert!(!failed(&booking), "{booking:?}");
     let p = b.get("/console/webhooks").await;
     assert!(p.body.contains("http://127.0.0.1:9/hook"), "{}", p.body);
     let p = b
@@ -253,7 +302,11 @@ async fn the_console_signs_in_refuses_forged_forms_shows_the_store_and_signs_out
             &[("upn", "anna.devries@contoso.example")],
         )
         .await;
-    assert_eq!(p.status, StatusCode::FORBIDDEN, "a disconnect without the token");
+    assert_eq!(
+        p.status,
+        StatusCode::FORBIDDEN,
+        "a disconnect without the token"
+    );
     let p = b.get("/console/doctor").await;
     assert_eq!(p.status, StatusCode::OK);
     assert!(p.body.contains("✓"), "{}", p.body);

@@ -755,6 +755,9 @@ impl Store for SqliteStore {
     async fn booking(&self, external_id: &str) -> Result<Option<Booking>> {
         routed!(self.booking_impl(external_id))
     }
+    async fn retry_booking(&self, external_id: &str) -> Result<Option<u64>> {
+        routed!(self.retry_booking_impl(external_id))
+    }
     async fn delete_booking(&self, external_id: &str) -> Result<bool> {
         routed!(self.delete_booking_impl(external_id))
     }

@@ -208,6 +208,59 @@ impl SqliteStore {
         enqueue(tx, external_id, key, PushOp::Delete, version, now).await
     }
 
+    /// Queues a booking's failed targets again (after the administrator fixed the cause); how
+    /// many. The entries start as if an attempt's outcome were unknown, so that the push looks
+    /// for an event it may have made before creating one.
+    pub(super) async fn retry_booking_impl(&self, external_id: &str) -> Result<Option<u64>> {
+        let now = Timestamp::now();
+        let mut tx = self.write_tx().await?;
+        let booking: Option<(i64, i64)> =
+            sqlx::query_as("SELECT version, deleted FROM bookings WHERE external_id = ?")
+                .bind(external_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .ctx("cannot read the booking")?;
+        let Some((version, deleted)) = booking else {
+            return Ok(None);
+        };
+        let keys: Vec<(String,)> = sqlx::query_as(
+            "SELECT address_key FROM booking_targets WHERE external_id = ? AND state = 'failed'",
+        )
+        .bind(external_id)
+        .fetch_all(&mut *tx)
+        .await
+        .ctx("cannot read booking targets")?;
+        for (key,) in &keys {
+            if deleted != 0 {
+                self.queue_delete(&mut tx, external_id, key, version, now)
+                    .await?;
+            } else {
+                sqlx::query(
+                    "UPDATE booking_targets SET state = 'pending', error = NULL, updated_at = ? \
+                     WHERE external_id = ? AND address_key = ?",
+                )
+                .bind(us(now))
+                .bind(external_id)
+                .bind(key)
+                .execute(&mut *tx)
+                .await
+                .ctx("cannot store a booking target")?;
+                enqueue(&mut tx, external_id, key, PushOp::Upsert, version, now).await?;
+            }
+            sqlx::query(
+                "UPDATE push_outbox SET attempts = MAX(attempts, 1) \
+                 WHERE external_id = ? AND address_key = ?",
+            )
+            .bind(external_id)
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .ctx("cannot queue the write to Exchange")?;
+        }
+        tx.commit().await.ctx("cannot retry the booking")?;
+        Ok(Some(keys.len() as u64))
+    }
+
     pub(super) async fn delete_booking_impl(&self, external_id: &str) -> Result<bool> {
         let now = Timestamp::now();
         let mut tx = self.write_tx().await?;
