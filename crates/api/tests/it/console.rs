@@ -373,6 +373,23 @@ async fn the_console_signs_in_refuses_forged_forms_shows_the_store_and_signs_out
     assert!(!p.body.contains(&api.admin_key));
 }
 
+/// Every visible form control of the page has a label (or an aria-label), and every image an
+/// alt: the console's accessibility floor, checked on each page the browser test visits.
+async fn assert_labelled(d: &calgate_testkit::webdriver::Driver) {
+    let unlabelled = d
+        .script(
+            "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]\
+               .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !(e.tagName === 'BUTTON' && e.textContent.trim()))\
+               .map(e => e.outerHTML.slice(0, 120))",
+        )
+        .await;
+    assert_eq!(
+        unlabelled,
+        serde_json::json!([]),
+        "controls without a label"
+    );
+}
+
 /// Waits (bounded) until the browser's URL ends with `suffix`.
 async fn wait_for_url(d: &calgate_testkit::webdriver::Driver, suffix: &str) -> String {
     let started = std::time::Instant::now();
@@ -421,6 +438,7 @@ async fn the_console_works_in_chromium_by_keyboard_with_screenshots() {
         let path = shots.join(format!("{name}.png"));
         let d = &d;
         async move {
+            assert_labelled(d).await;
             let png = d.screenshot().await;
             assert!(png.starts_with(b"\x89PNG"), "a PNG");
             std::fs::write(&path, png).expect("write the screenshot");
