@@ -223,6 +223,15 @@ pub trait Store: Send + Sync {
         to: Timestamp,
         limit: u32,
     ) -> Result<Vec<ChangeRecord>>;
+    /// The change-log rows of one event of `mailbox` (by Exchange's id), newest first: when
+    /// calgate first stored it, each change, its removal (the per-event history the console
+    /// shows, kept as long as the change log is).
+    async fn changes_of_event(
+        &self,
+        mailbox: MailboxId,
+        exchange_id: &str,
+        limit: u32,
+    ) -> Result<Vec<ChangeRecord>>;
     /// The position of the newest change-log row (0: none yet).
     async fn change_log_end(&self) -> Result<u64>;
     /// The position just before the oldest change-log row kept: a reader at an older position

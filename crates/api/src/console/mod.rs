@@ -52,6 +52,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/mailboxes", get(pages::mailboxes))
         .route("/console/mailboxes/{address}", get(pages::mailbox))
         .route("/console/mailboxes/{address}/why", get(pages::why))
+        .route("/console/mailboxes/{address}/event", get(pages::event))
         .route("/console/accounts", get(pages::accounts))
         .route("/console/accounts/disconnect", post(pages::disconnect))
         .route("/console/bookings", get(pages::bookings))

@@ -683,6 +683,8 @@ pub(crate) async fn mailboxes(
 }
 
 struct EventRow {
+    /// Exchange's id (the history page's key).
+    id: String,
     start: String,
     end: String,
     subject: String,
@@ -791,6 +793,7 @@ pub(crate) async fn mailbox(
         .map(|i| {
             let d = InstanceDto::new(i, st.mailbox.privacy, Default::default());
             EventRow {
+                id: i.instance.exchange_id.clone(),
                 start: d
                     .start_date
                     .clone()
@@ -1337,4 +1340,116 @@ pub(crate) async fn retry_booking(
         ),
         Err(e) => failure(&s, &e.to_string()),
     }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct EventQuery {
+    #[serde(default)]
+    id: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/event.html")]
+struct EventPage {
+    nav: Nav,
+    address: String,
+    id: String,
+    /// (subject, when, shown as, made by), when calgate holds it.
+    now: Option<(String, String, String, String)>,
+    history: Vec<String>,
+}
+
+/// One event's history: what calgate holds now and each change the change log recorded.
+pub(crate) async fn event(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(address): Path<String>,
+    Query(q): Query<EventQuery>,
+) -> Response {
+    let s = match signed_in(&state, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let load = async {
+        let Some(m) = state.store.mailbox(address.trim()).await? else {
+            return Ok(None);
+        };
+        let now = state
+            .store
+            .instances(m.id, Timestamp::MIN, Timestamp::MAX)
+            .await?
+            .into_iter()
+            .find(|i| i.instance.exchange_id == q.id);
+        let history = state.store.changes_of_event(m.id, &q.id, 100).await?;
+        Ok::<_, calgate_store::Error>(Some((m, now, history)))
+    };
+    let (m, now, history) = match load.await {
+        Ok(Some(x)) => x,
+        Ok(None) => {
+            return message(
+                &s,
+                "mailboxes",
+                "No such mailbox",
+                &format!("{address} is not linked to calgate."),
+                "/console/mailboxes",
+            );
+        }
+        Err(e) => return failure(&s, &e.to_string()),
+    };
+    let span = |a: Option<Timestamp>, b: Option<Timestamp>| match (a, b) {
+        (Some(a), Some(b)) => format!(
+            " ({}–{})",
+            a.strftime("%Y-%m-%d %H:%M"),
+            b.strftime("%H:%M UTC")
+        ),
+        _ => String::new(),
+    };
+    let history = history
+        .into_iter()
+        .filter_map(|c| match c.change {
+            calgate_store::Change::Instance { op, start, end, .. } => Some(format!(
+                "{}: {}{}",
+                c.at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                match op {
+                    calgate_store::ChangeOp::Created => "first stored by a sync round",
+                    calgate_store::ChangeOp::Updated =>
+                        "changed in Exchange, updated by a sync round",
+                    calgate_store::ChangeOp::Deleted =>
+                        "removed by a sync round (deleted or moved away in Exchange)",
+                },
+                span(start, end)
+            )),
+            calgate_store::Change::Notice { .. } => None,
+        })
+        .collect();
+    let now = now.map(|i| {
+        let d = InstanceDto::new(&i, m.privacy, Default::default());
+        (
+            match &d.subject {
+                crate::dto::Detail::Hidden => "(hidden by the privacy policy)".to_owned(),
+                crate::dto::Detail::Shown(v) => v.clone().unwrap_or_default(),
+            },
+            format!(
+                "{} – {}",
+                d.start_date
+                    .clone()
+                    .unwrap_or_else(|| short_time(Some(&d.start))),
+                d.end_date
+                    .clone()
+                    .unwrap_or_else(|| short_time(Some(&d.end)))
+            ),
+            d.show_as.clone(),
+            match &d.booking_id {
+                Some(b) => format!("calgate, for booking {b}"),
+                None => "a person, in Exchange".to_owned(),
+            },
+        )
+    });
+    render(&EventPage {
+        nav: Nav::of(&s, "mailboxes"),
+        address: m.address,
+        id: q.id,
+        now,
+        history,
+    })
 }

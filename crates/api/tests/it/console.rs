@@ -95,6 +95,18 @@ impl Browser {
     }
 }
 
+/// `s` percent-encoded for a query value.
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// The value of the first hidden `csrf` input of a page.
 fn csrf(body: &str) -> String {
     let at = body
@@ -225,6 +237,68 @@ async fn the_console_signs_in_refuses_forged_forms_shows_the_store_and_signs_out
     assert!(p.body.contains("<caption>Stored events"), "{}", p.body);
     let p = b.get("/console/mailboxes/nobody@contoso.example").await;
     assert_eq!(p.status, StatusCode::NOT_FOUND);
+
+    // One event's history: stored, changed in Exchange, removed — each by a sync round.
+    let m = api
+        .store
+        .mailbox(room)
+        .await
+        .expect("read")
+        .expect("linked");
+    let single = api
+        .store
+        .instances(m.id, jiff::Timestamp::MIN, jiff::Timestamp::MAX)
+        .await
+        .expect("instances")
+        .into_iter()
+        .find(|i| i.instance.series_master_id.is_none())
+        .expect("a single event in the room");
+    let id = single.instance.exchange_id.clone();
+    let page = format!("/console/mailboxes/{room}/event?id={}", url_escape(&id));
+    let p = b.get(&page).await;
+    assert!(
+        p.body.contains("first stored by a sync round"),
+        "{}",
+        p.body
+    );
+    assert!(p.body.contains("a person, in Exchange"), "{}", p.body);
+    let sync = || async {
+        let s = api
+            .engine
+            .sync(&calgate_sync::SyncRequest::default(), None)
+            .await
+            .expect("sync");
+        assert!(s.is_success(), "{s}");
+    };
+    api.control
+        .ok(
+            reqwest::Method::PATCH,
+            &format!("/mailboxes/{room}/events/{id}"),
+            Some(&serde_json::json!({"subject": "Moved in Outlook"})),
+        )
+        .await;
+    sync().await;
+    let p = b.get(&page).await;
+    assert!(
+        p.body.contains("changed in Exchange") && p.body.contains("Moved in Outlook"),
+        "{}",
+        p.body
+    );
+    api.control
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/mailboxes/{room}/events/{id}"),
+            None,
+        )
+        .await;
+    sync().await;
+    let p = b.get(&page).await;
+    assert!(
+        p.body.contains("removed by a sync round")
+            && p.body.contains("does not hold this event now"),
+        "{}",
+        p.body
+    );
 
     // Bookings, webhooks (with a dead letter replayed) and doctor.
     let (hook, _) = api
@@ -674,6 +748,11 @@ async fn the_console_works_in_chromium_by_keyboard_with_screenshots() {
     wait_for_url(&d, "/console/mailboxes/room-camden%40contoso.example").await;
     assert!(d.source().await.contains("Stored events"));
     shot("13-mailbox").await;
+    let first = d.find("main table a[href*='/event?id=']").await;
+    d.click(&first).await;
+    wait_for_url(&d, "").await;
+    assert!(d.source().await.contains("first stored by a sync round"));
+    shot("13b-event-history").await;
 
     // "Why isn't this event here?" for a Free event: calgate has it, and says what Free means.
     let mut free = None;

@@ -653,6 +653,24 @@ impl Store for SqliteStore {
         .ctx("cannot read the change log")?;
         rows.iter().map(webhooks::change_from_row).collect()
     }
+    async fn changes_of_event(
+        &self,
+        mailbox: MailboxId,
+        exchange_id: &str,
+        limit: u32,
+    ) -> Result<Vec<ChangeRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM change_log WHERE mailbox_id = ? AND exchange_id = ? \
+             ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(mailbox.0)
+        .bind(exchange_id)
+        .bind(i64::from(limit.clamp(1, 10_000)))
+        .fetch_all(&self.pool)
+        .await
+        .ctx("cannot read the change log")?;
+        rows.iter().map(webhooks::change_from_row).collect()
+    }
     async fn change_log_end(&self) -> Result<u64> {
         routed!(self.change_log_end_impl())
     }
