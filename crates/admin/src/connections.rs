@@ -148,9 +148,9 @@ pub fn prepare(spec: &ConnectionSpec, now: Timestamp) -> Result<NewConnection, C
     Ok(conn)
 }
 
-/// The Graph client accepts the connection as it would be stored.
-fn check_client(conn: &NewConnection, now: Timestamp) -> Result<(), ConnectionError> {
-    let as_stored = Connection {
+/// `conn` as the store would return it (ids 0), to check it before storing.
+pub(crate) fn as_stored(conn: &NewConnection, now: Timestamp) -> Connection {
+    Connection {
         id: ConnectionId(0),
         name: conn.name.clone(),
         tenant: conn.tenant.clone(),
@@ -174,7 +174,12 @@ fn check_client(conn: &NewConnection, now: Timestamp) -> Result<(), ConnectionEr
             .collect(),
         ca_cert_pem: conn.ca_cert_pem.clone(),
         ews: conn.ews.clone(),
-    };
+    }
+}
+
+/// The Graph client accepts the connection as it would be stored.
+fn check_client(conn: &NewConnection, now: Timestamp) -> Result<(), ConnectionError> {
+    let as_stored = as_stored(conn, now);
     let invalid = |e: calgate_graph::Error| ConnectionError::Invalid(e.message);
     let cfg = ConnectionConfig::from_connection(&as_stored).map_err(invalid)?;
     let shared = Shared::new().map_err(invalid)?;

@@ -79,19 +79,7 @@ pub fn prepare(
         }),
     };
     // The client accepts it as it would be stored (URL scheme and host, CA bundle).
-    let as_stored = Connection {
-        id: calgate_core::ConnectionId(0),
-        name: conn.name.clone(),
-        tenant: String::new(),
-        client_id: String::new(),
-        authority: String::new(),
-        graph_url: String::new(),
-        cloud: conn.cloud.clone(),
-        created_at: Timestamp::now(),
-        credentials: Vec::new(),
-        ca_cert_pem: conn.ca_cert_pem.clone(),
-        ews: conn.ews.clone(),
-    };
+    let as_stored = crate::connections::as_stored(&conn, Timestamp::now());
     client(&as_stored).map_err(|e| ConnectionError::Invalid(e.message))?;
     Ok(conn)
 }

@@ -179,14 +179,19 @@ pub enum Problem {
     NotVerified,
 }
 
+/// The client a probe goes through: `Err`, every row of the connection is not verified, for
+/// this reason.
+enum Client {
+    Graph(Result<GraphClient, calgate_graph::Error>),
+    Ews(Result<calgate_ews::EwsClient, calgate_ews::Error>),
+}
+
 /// One connection's client and what its token allows, made once for many probes.
 pub struct ConnectionProbe {
     name: String,
     client_id: String,
     /// `Err`: every row of this connection is not verified, for this reason.
-    client: Result<GraphClient, calgate_graph::Error>,
-    /// An EWS connection's client (then `client` is not used).
-    ews: Option<Result<calgate_ews::EwsClient, calgate_ews::Error>>,
+    client: Client,
     can_read_users: bool,
     can_read_settings: bool,
     can_read_places: bool,
@@ -221,8 +226,7 @@ impl ConnectionProbe {
                     .as_ref()
                     .map(|e| e.username.clone())
                     .unwrap_or_default(),
-                client: Err(calgate_graph::Error::config("an EWS connection")),
-                ews: Some(ews),
+                client: Client::Ews(ews),
                 can_read_users: false,
                 can_read_settings: false,
                 can_read_places: false,
@@ -234,16 +238,15 @@ impl ConnectionProbe {
         let mut ctx = ConnectionProbe {
             name: c.name.clone(),
             client_id: c.client_id.clone(),
-            client,
-            ews: None,
+            client: Client::Graph(client),
             can_read_users: false,
             can_read_settings: false,
             can_read_places: false,
             rooms: OnceCell::new(),
         };
         let token = match &ctx.client {
-            Ok(client) => client.access_token().await,
-            Err(_) => return ctx,
+            Client::Graph(Ok(client)) => client.access_token().await,
+            _ => return ctx,
         };
         match token {
             Ok(t) => {
@@ -264,7 +267,7 @@ impl ConnectionProbe {
                 );
                 ctx.can_read_places = has_any(roles, &["Place.Read.All", "Place.ReadWrite.All"]);
             }
-            Err(e) => ctx.client = Err(e),
+            Err(e) => ctx.client = Client::Graph(Err(e)),
         }
         ctx
     }
@@ -379,12 +382,10 @@ pub async fn probe_mailbox(
     address: &str,
     claimed: Option<MailboxKind>,
 ) -> Verdict {
-    if let Some(ews) = &ctx.ews {
-        return probe_ews(ctx, ews, address, claimed).await;
-    }
     let client = match &ctx.client {
-        Ok(c) => c,
-        Err(e) => return ctx.unusable(&e.message, e.code.as_deref()),
+        Client::Ews(ews) => return probe_ews(ctx, ews, address, claimed).await,
+        Client::Graph(Ok(c)) => c,
+        Client::Graph(Err(e)) => return ctx.unusable(&e.message, e.code.as_deref()),
     };
     let addr = address;
 

@@ -40,17 +40,30 @@ fn refused(title: String, id: &str, message: &str) -> Checklist {
     list
 }
 
-fn expires(raw: &str) -> Result<Option<Timestamp>, String> {
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return Ok(None);
-    }
-    let date: jiff::civil::Date = raw
-        .parse()
-        .map_err(|_| format!("the expiry date '{raw}' is not a date (YYYY-MM-DD)"))?;
-    date.to_zoned(jiff::tz::TimeZone::UTC)
-        .map(|z| Some(z.timestamp()))
-        .map_err(|e| format!("the expiry date '{raw}' is out of range ({e})"))
+/// The client secret a form gives (its Value and an optional expiry date, `YYYY-MM-DD`),
+/// checked as `connection add` checks one.
+fn form_secret(
+    secret: &str,
+    expires: &str,
+    now: Timestamp,
+) -> Result<calgate_core::NewCredential, String> {
+    let raw = expires.trim();
+    let expires = if raw.is_empty() {
+        None
+    } else {
+        let date: jiff::civil::Date = raw
+            .parse()
+            .map_err(|_| format!("the expiry date '{raw}' is not a date (YYYY-MM-DD)"))?;
+        let at = date
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map_err(|e| format!("the expiry date '{raw}' is out of range ({e})"))?;
+        Some(at.timestamp())
+    };
+    let options = CredentialOptions {
+        expires,
+        secret_id: None,
+    };
+    lifecycle::secret_credential(secret, "the form", &options, now).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,18 +104,7 @@ pub(crate) async fn add_connection(
     let name = f.name.trim().to_owned();
     let title = format!("Add connection '{name}'");
     let opt = |v: &str| Some(v.trim().to_owned()).filter(|v| !v.is_empty());
-    let credential = expires(&f.secret_expires).and_then(|expires| {
-        lifecycle::secret_credential(
-            &f.secret,
-            "the form",
-            &CredentialOptions {
-                expires,
-                secret_id: None,
-            },
-            now,
-        )
-        .map_err(|e| e.to_string())
-    });
+    let credential = form_secret(&f.secret, &f.secret_expires, now);
     let credential = match credential {
         Ok(c) => c,
         Err(e) => {
@@ -168,22 +170,11 @@ pub(crate) async fn add_secret(
     };
     let now = Timestamp::now();
     let title = format!("Add a secret to connection '{name}'");
-    let added = match expires(&f.secret_expires) {
+    let added = match form_secret(&f.secret, &f.secret_expires, now) {
         Err(e) => Err(e),
-        Ok(expires) => match lifecycle::secret_credential(
-            &f.secret,
-            "the form",
-            &CredentialOptions {
-                expires,
-                secret_id: None,
-            },
-            now,
-        ) {
-            Err(e) => Err(e.to_string()),
-            Ok(c) => lifecycle::add_credential(state.store.as_ref(), &name, c, now)
-                .await
-                .map_err(|e| e.to_string()),
-        },
+        Ok(c) => lifecycle::add_credential(state.store.as_ref(), &name, c, now)
+            .await
+            .map_err(|e| e.to_string()),
     };
     if let Err(e) = added {
         return checklist(

@@ -620,6 +620,29 @@ struct MailboxesPage {
     connections: Vec<String>,
 }
 
+/// An instance's subject as the console shows it (`hidden`: the words for one the privacy
+/// policy hides).
+fn subject_of(d: &InstanceDto, hidden: &str) -> String {
+    match &d.subject {
+        crate::dto::Detail::Hidden => hidden.to_owned(),
+        crate::dto::Detail::Shown(v) => v.clone().unwrap_or_default(),
+    }
+}
+
+/// An instance's (start, end): dates for all-day ones, else minutes in UTC.
+fn start_end(d: &InstanceDto) -> (String, String) {
+    (
+        d.start_date
+            .clone()
+            .unwrap_or_else(|| short_time(Some(&d.start))),
+        d.end_date
+            .clone()
+            .unwrap_or_else(|| short_time(Some(&d.end))),
+    )
+}
+
+const HIDDEN: &str = "(hidden by the privacy policy)";
+
 fn short_time(rfc3339: Option<&str>) -> String {
     match rfc3339.and_then(|t| t.parse::<Timestamp>().ok()) {
         Some(t) => t.strftime("%Y-%m-%d %H:%M UTC").to_string(),
@@ -719,14 +742,11 @@ pub(crate) async fn mailbox(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let states = match state.store.sync_states().await {
+    let st = match state.store.sync_state(address.trim()).await {
         Ok(x) => x,
         Err(e) => return failure(&s, &e.to_string()),
     };
-    let Some(st) = states
-        .iter()
-        .find(|x| x.mailbox.address.eq_ignore_ascii_case(address.trim()))
-    else {
+    let Some(st) = st.as_ref() else {
         let mut r = render(&MessagePage {
             nav: Nav::of(&s, "mailboxes"),
             heading: "No such mailbox".into(),
@@ -778,10 +798,7 @@ pub(crate) async fn mailbox(
                             i.instance.when.end.strftime("%H:%M")
                         )
                     };
-                    let subject = match &d.subject {
-                        crate::dto::Detail::Hidden => String::new(),
-                        crate::dto::Detail::Shown(v) => v.clone().unwrap_or_default(),
-                    };
+                    let subject = subject_of(&d, "");
                     (d.show_as.clone(), format!("{when} {subject}"))
                 })
                 .collect();
@@ -792,20 +809,12 @@ pub(crate) async fn mailbox(
         .iter()
         .map(|i| {
             let d = InstanceDto::new(i, st.mailbox.privacy, Default::default());
+            let (start, end) = start_end(&d);
             EventRow {
                 id: i.instance.exchange_id.clone(),
-                start: d
-                    .start_date
-                    .clone()
-                    .unwrap_or_else(|| short_time(Some(&d.start))),
-                end: d
-                    .end_date
-                    .clone()
-                    .unwrap_or_else(|| short_time(Some(&d.end))),
-                subject: match &d.subject {
-                    crate::dto::Detail::Hidden => "(hidden by the privacy policy)".to_owned(),
-                    crate::dto::Detail::Shown(v) => v.clone().unwrap_or_default(),
-                },
+                start,
+                end,
+                subject: subject_of(&d, HIDDEN),
                 show_as: d.show_as.clone(),
             }
         })
@@ -1374,12 +1383,7 @@ pub(crate) async fn event(
         let Some(m) = state.store.mailbox(address.trim()).await? else {
             return Ok(None);
         };
-        let now = state
-            .store
-            .instances(m.id, Timestamp::MIN, Timestamp::MAX)
-            .await?
-            .into_iter()
-            .find(|i| i.instance.exchange_id == q.id);
+        let now = state.store.instance(m.id, &q.id).await?;
         let history = state.store.changes_of_event(m.id, &q.id, 100).await?;
         Ok::<_, calgate_store::Error>(Some((m, now, history)))
     };
@@ -1424,20 +1428,10 @@ pub(crate) async fn event(
         .collect();
     let now = now.map(|i| {
         let d = InstanceDto::new(&i, m.privacy, Default::default());
+        let (start, end) = start_end(&d);
         (
-            match &d.subject {
-                crate::dto::Detail::Hidden => "(hidden by the privacy policy)".to_owned(),
-                crate::dto::Detail::Shown(v) => v.clone().unwrap_or_default(),
-            },
-            format!(
-                "{} – {}",
-                d.start_date
-                    .clone()
-                    .unwrap_or_else(|| short_time(Some(&d.start))),
-                d.end_date
-                    .clone()
-                    .unwrap_or_else(|| short_time(Some(&d.end)))
-            ),
+            subject_of(&d, HIDDEN),
+            format!("{start} – {end}"),
             d.show_as.clone(),
             match &d.booking_id {
                 Some(b) => format!("calgate, for booking {b}"),
