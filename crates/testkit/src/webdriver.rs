@@ -198,6 +198,18 @@ impl Driver {
         .await
     }
 
+    /// Runs `script` in the page as an asynchronous script: it ends by calling its last
+    /// argument (`arguments[arguments.length - 1]`) with the value to return. Bounded by the
+    /// session's script timeout (30 s by default).
+    pub async fn script_async(&self, script: &str) -> Value {
+        self.session_call(
+            reqwest::Method::POST,
+            "/execute/async",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+    }
+
     /// Resizes the window (a phone: 390 × 844).
     pub async fn resize(&self, width: u32, height: u32) {
         self.session_call(
