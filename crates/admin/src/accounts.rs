@@ -121,6 +121,21 @@ pub struct PendingConnect {
     /// Where the browser is sent back to (the listener).
     pub redirect_uri: String,
     listener: tokio::net::TcpListener,
+    sign_in: SignIn,
+}
+
+/// A sign-in begun for a redirect URI: send the browser to [`SignIn::url`]; when it comes back
+/// with the matching [`SignIn::state`], [`SignIn::complete`] redeems the code. Used by
+/// [`PendingConnect`] (a callback listener of its own) and by the admin console (its own
+/// callback page, [`begin_sign_in`]).
+pub struct SignIn {
+    /// The sign-in URL to open in a browser.
+    pub url: String,
+    /// Where the browser is sent back to.
+    pub redirect_uri: String,
+    /// How to word the fix for a refused redirect URI: a desktop-style loopback listener
+    /// (`false`) or a web page calgate serves (`true`).
+    web: bool,
     request: AuthorizationRequest,
     client: GraphClient,
     shared: Shared,
@@ -128,12 +143,117 @@ pub struct PendingConnect {
     options: ConnectOptions,
 }
 
+impl std::fmt::Debug for SignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignIn")
+            .field("url", &self.url)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("connection", &self.connection.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the browser brought back to the redirect URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Callback {
+    /// `code=`: the sign-in succeeded.
+    Code(String),
+    /// `error=` (and `error_description=`): refused or cancelled.
+    Error { code: String, message: String },
+}
+
+impl Callback {
+    /// From the callback's query parameters (`code`, or `error` and `error_description`).
+    pub fn from_query(q: &HashMap<String, String>) -> Callback {
+        if let Some(code) = q.get("code").filter(|c| !c.is_empty()) {
+            return Callback::Code(code.clone());
+        }
+        Callback::Error {
+            code: q
+                .get("error")
+                .cloned()
+                .unwrap_or_else(|| "invalid_request".to_owned()),
+            message: q
+                .get("error_description")
+                .cloned()
+                .unwrap_or_else(|| "the callback carried neither a code nor an error".to_owned()),
+        }
+    }
+}
+
+/// Builds the sign-in (authorization code + PKCE S256, `offline_access`, `state`, `nonce`)
+/// for `redirect_uri`, which the caller serves: the admin console's callback page. The
+/// connection's app registration must list that URI (Entra ID › App registrations ›
+/// Authentication › Web).
+pub async fn begin_sign_in(
+    store: &dyn Store,
+    shared: &Shared,
+    connection: &str,
+    options: &ConnectOptions,
+    redirect_uri: &str,
+) -> Result<SignIn, AccountError> {
+    prepare_sign_in(
+        store,
+        shared,
+        connection,
+        options,
+        redirect_uri.to_owned(),
+        true,
+    )
+    .await
+}
+
+async fn prepare_sign_in(
+    store: &dyn Store,
+    shared: &Shared,
+    connection: &str,
+    options: &ConnectOptions,
+    redirect_uri: String,
+    web: bool,
+) -> Result<SignIn, AccountError> {
+    let conn = store.connection(connection).await?.ok_or_else(|| {
+        AccountError::Usage(format!(
+            "there is no connection named '{connection}': `calgate connection list` shows them; add one with `calgate connection add {connection} …`"
+        ))
+    })?;
+    if conn.kind() != calgate_core::ConnectionKind::Graph {
+        return Err(AccountError::Usage(format!(
+            "connection '{connection}' is an Exchange Server (EWS) connection: Connect account signs in through Entra ID, so it needs a Microsoft Graph connection"
+        )));
+    }
+    let mut cfg = calgate_graph::ConnectionConfig::from_connection(&conn)?;
+    cfg.token_endpoint = if options.v1 {
+        TokenEndpoint::V1
+    } else {
+        TokenEndpoint::V2
+    };
+    let client = GraphClient::new(cfg, shared)?;
+    let request = client.authorization_request(
+        &redirect_uri,
+        &DelegatedOptions {
+            permissions: options.permissions.clone(),
+            login_hint: options.login_hint.clone(),
+            force_consent: options.force_consent,
+        },
+    )?;
+    Ok(SignIn {
+        url: request.url.clone(),
+        redirect_uri,
+        web,
+        request,
+        client,
+        shared: shared.clone(),
+        connection: conn,
+        options: options.clone(),
+    })
+}
+
 impl std::fmt::Debug for PendingConnect {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PendingConnect")
             .field("url", &self.url)
             .field("redirect_uri", &self.redirect_uri)
-            .field("connection", &self.connection.name)
+            .field("connection", &self.sign_in.connection.name)
             .finish_non_exhaustive()
     }
 }
@@ -207,24 +327,16 @@ pub async fn begin_connect(
     connection: &str,
     options: &ConnectOptions,
 ) -> Result<PendingConnect, AccountError> {
-    let conn = store.connection(connection).await?.ok_or_else(|| {
-        AccountError::Usage(format!(
-            "there is no connection named '{connection}': `calgate connection list` shows them; add one with `calgate connection add {connection} …`"
-        ))
-    })?;
+    if store.connection(connection).await?.is_none() {
+        // The same words as a sign-in begun without a listener, before binding one.
+        prepare_sign_in(store, shared, connection, options, String::new(), false).await?;
+    }
     if !options.listen.ip().is_loopback() {
         return Err(AccountError::Usage(format!(
             "--listen {} is not a loopback address: the sign-in callback only listens on this machine (e.g. --listen 127.0.0.1:8400)",
             options.listen
         )));
     }
-    let mut cfg = calgate_graph::ConnectionConfig::from_connection(&conn)?;
-    cfg.token_endpoint = if options.v1 {
-        TokenEndpoint::V1
-    } else {
-        TokenEndpoint::V2
-    };
-    let client = GraphClient::new(cfg, shared)?;
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .map_err(|e| {
@@ -244,30 +356,13 @@ pub async fn begin_connect(
     // Entra ID ignores the port of http://127.0.0.1 and http://localhost redirect URIs: register
     // `http://127.0.0.1` (or `http://localhost`) once, any port works.
     let redirect_uri = format!("http://{host}:{port}/callback");
-    let request = client.authorization_request(
-        &redirect_uri,
-        &DelegatedOptions {
-            permissions: options.permissions.clone(),
-            login_hint: options.login_hint.clone(),
-            force_consent: options.force_consent,
-        },
-    )?;
+    let sign_in = prepare_sign_in(store, shared, connection, options, redirect_uri, false).await?;
     Ok(PendingConnect {
-        url: request.url.clone(),
-        redirect_uri,
+        url: sign_in.url.clone(),
+        redirect_uri: sign_in.redirect_uri.clone(),
         listener,
-        request,
-        client,
-        shared: shared.clone(),
-        connection: conn,
-        options: options.clone(),
+        sign_in,
     })
-}
-
-/// What the browser brought back.
-enum Callback {
-    Code(String),
-    Error { code: String, message: String },
 }
 
 #[derive(Clone)]
@@ -295,18 +390,13 @@ async fn callback(
         )
             .into_response();
     }
-    if let Some(code) = q.get("code").filter(|c| !c.is_empty()) {
-        let _ = st.tx.send(Callback::Code(code.clone())).await;
-        return Html(PAGE_OK).into_response();
-    }
-    let code = q
-        .get("error")
-        .cloned()
-        .unwrap_or_else(|| "invalid_request".to_owned());
-    let message = q
-        .get("error_description")
-        .cloned()
-        .unwrap_or_else(|| "the callback carried neither a code nor an error".to_owned());
+    let (code, message) = match Callback::from_query(&q) {
+        c @ Callback::Code(_) => {
+            let _ = st.tx.send(c).await;
+            return Html(PAGE_OK).into_response();
+        }
+        Callback::Error { code, message } => (code, message),
+    };
     let _ = st
         .tx
         .send(Callback::Error {
@@ -330,7 +420,30 @@ async fn callback(
         .into_response()
 }
 
-fn sign_in_fix(code: &str, message: &str, client_id: &str, connection: &str) -> String {
+fn sign_in_fix(
+    code: &str,
+    message: &str,
+    client_id: &str,
+    connection: &str,
+    web: Option<&str>,
+) -> String {
+    if let Some(redirect_uri) = web {
+        // Begun from the console: the fixes name its button, and the Web platform's URI.
+        return match code {
+            "access_denied" => format!(
+                "the user cancelled or declined consent ({message}): press Connect account again and accept; or grant admin consent in Entra ID › App registrations › {client_id} › API permissions › Grant admin consent"
+            ),
+            "consent_required" | "interaction_required" => format!(
+                "consent is needed ({message}): press Connect account again with \"ask for consent again\" ticked, or grant admin consent in Entra ID › App registrations › {client_id} › API permissions"
+            ),
+            "invalid_scope" => format!(
+                "Entra ID refused the permissions asked for ({message}): add Microsoft Graph › Delegated › Calendars.ReadWrite (or Calendars.Read) and offline_access in Entra ID › App registrations › {client_id} › API permissions"
+            ),
+            _ => format!(
+                "{message}; check the app registration's redirect URIs (Entra ID › App registrations › {client_id} › Authentication › Web: add {redirect_uri})"
+            ),
+        };
+    }
     match code {
         "access_denied" => format!(
             "the user cancelled or declined consent ({message}): run `calgate account connect --connection {connection}` again and accept; or grant admin consent in Entra ID › App registrations › {client_id} › API permissions › Grant admin consent"
@@ -356,7 +469,7 @@ impl PendingConnect {
         let app = axum::Router::new()
             .route("/callback", axum::routing::get(callback))
             .with_state(CallbackState {
-                expected_state: Arc::from(self.request.state.as_str()),
+                expected_state: Arc::from(self.sign_in.state()),
                 tx,
             });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -367,27 +480,52 @@ impl PendingConnect {
                 })
                 .into_future(),
         );
-        let waited = tokio::time::timeout(self.options.timeout, rx.recv()).await;
+        let timeout = self.sign_in.options.timeout;
+        let waited = tokio::time::timeout(timeout, rx.recv()).await;
         // Give the browser its page, then stop listening.
         let _ = stop_tx.send(());
         let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
-        let code = match waited {
-            Err(_) => return Err(AccountError::Timeout(self.options.timeout.as_secs())),
-            Ok(None) => {
-                return Err(AccountError::Listener(
-                    "the sign-in callback listener stopped unexpectedly".to_owned(),
-                ));
-            }
-            Ok(Some(Callback::Error { code, message })) => {
+        match waited {
+            Err(_) => Err(AccountError::Timeout(timeout.as_secs())),
+            Ok(None) => Err(AccountError::Listener(
+                "the sign-in callback listener stopped unexpectedly".to_owned(),
+            )),
+            Ok(Some(c)) => self.sign_in.complete(store, c).await,
+        }
+    }
+}
+
+impl SignIn {
+    /// The `state` the callback must carry back (compare in constant time).
+    pub fn state(&self) -> &str {
+        &self.request.state
+    }
+
+    /// The connection the user signs in through.
+    pub fn connection(&self) -> &str {
+        &self.connection.name
+    }
+
+    /// What the callback brought: redeems the code with the PKCE verifier, stores the account
+    /// (refresh token sealed), probes the calendar and links the mailbox if asked. An `error=`
+    /// callback gives [`AccountError::SignIn`] with the fix.
+    pub async fn complete(
+        self,
+        store: Arc<dyn Store>,
+        callback: Callback,
+    ) -> Result<ConnectedAccount, AccountError> {
+        let code = match callback {
+            Callback::Error { code, message } => {
                 let fix = sign_in_fix(
                     &code,
                     &message,
                     &self.connection.client_id,
                     &self.connection.name,
+                    self.web.then_some(self.redirect_uri.as_str()),
                 );
                 return Err(AccountError::SignIn { code, message: fix });
             }
-            Ok(Some(Callback::Code(c))) => c,
+            Callback::Code(c) => c,
         };
         let tokens = self
             .client

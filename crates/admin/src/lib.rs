@@ -16,6 +16,7 @@ pub mod checklist;
 pub mod connections;
 pub mod diagnose;
 pub mod ews;
+pub mod history;
 pub mod import;
 pub mod lifecycle;
 pub mod mailboxes;

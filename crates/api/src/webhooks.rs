@@ -268,6 +268,10 @@ pub struct DispatcherOptions {
     pub batch: u32,
     /// What "now" is (default: the system clock).
     pub clock: Option<ClockFn>,
+    /// How long the change log (each event's history, and what a webhook endpoint can still
+    /// be sent) and delivered deliveries are kept: [`RETENTION`] by default, `[server]
+    /// history_days` in `calgate serve`.
+    pub retention: SignedDuration,
 }
 
 impl std::fmt::Debug for DispatcherOptions {
@@ -291,6 +295,7 @@ impl Default for DispatcherOptions {
             concurrency: 16,
             batch: 500,
             clock: None,
+            retention: RETENTION,
         }
     }
 }
@@ -421,7 +426,9 @@ impl Dispatcher {
     }
 
     async fn prune(&self, now: Timestamp) {
-        let before = now.checked_sub(RETENTION).unwrap_or(Timestamp::MIN);
+        let before = now
+            .checked_sub(self.options.retention)
+            .unwrap_or(Timestamp::MIN);
         if let Err(e) = self.store.prune_change_log(before).await {
             tracing::warn!("webhooks: cannot prune the change log: {e}");
         }

@@ -36,6 +36,7 @@ struct NotificationsFile {
 struct ServerFile {
     listen: Option<String>,
     public_url: Option<String>,
+    history_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -81,6 +82,9 @@ pub(crate) struct Config {
     pub notifications_url: Option<String>,
     /// How often a notified mailbox is still polled, as a safety net.
     pub safety_net: Duration,
+    /// Days the change log is kept: each event's history (console, `events --explain`) and
+    /// what webhooks can still deliver.
+    pub history_days: u32,
 }
 
 impl Default for Config {
@@ -98,6 +102,7 @@ impl Default for Config {
             log_level: "info".to_owned(),
             notifications_url: None,
             safety_net: Duration::from_secs(3600),
+            history_days: 7,
         }
     }
 }
@@ -170,6 +175,7 @@ impl Config {
             self.listen = l.parse().map_err(|e| bad(&what("server.listen"), e))?;
         }
         self.public_url = f.server.public_url.or(self.public_url.take());
+        self.history_days = f.server.history_days.unwrap_or(self.history_days);
         if let Some(v) = f.sync.cadence_seconds {
             self.cadence = Duration::from_secs(v);
         }
@@ -206,6 +212,9 @@ impl Config {
         }
         if let Some(u) = env("CALGATE_PUBLIC_URL") {
             self.public_url = Some(u);
+        }
+        if let Some(v) = num("CALGATE_HISTORY_DAYS")? {
+            self.history_days = u32::try_from(v).unwrap_or(u32::MAX);
         }
         if let Some(v) = num("CALGATE_SYNC_CADENCE_SECONDS")? {
             self.cadence = Duration::from_secs(v);
@@ -249,6 +258,12 @@ impl Config {
                 "the sync jitter ({} s) must be at most half the cadence ({} s)",
                 self.jitter.as_secs(),
                 self.cadence.as_secs()
+            ));
+        }
+        if !(1..=3650).contains(&self.history_days) {
+            return Err(anyhow::anyhow!(
+                "server.history_days (CALGATE_HISTORY_DAYS) must be between 1 and 3650, not {}",
+                self.history_days
             ));
         }
         if self.concurrency == 0 || self.concurrency > 1024 {

@@ -38,6 +38,8 @@ pub(crate) struct ServeArgs {
 pub(crate) struct Service {
     pub state: AppState,
     pub listener: tokio::net::TcpListener,
+    /// Days the change log is kept (`[server] history_days`).
+    pub history_days: u32,
 }
 
 /// Sets up the engine, scheduler and API state over `store`, bound to `listen`.
@@ -129,7 +131,11 @@ pub(crate) async fn start_on(
     if let Some(n) = notifier {
         state = state.with_notifier(n);
     }
-    Ok(Service { state, listener })
+    Ok(Service {
+        state,
+        listener,
+        history_days: config.history_days,
+    })
 }
 
 /// Serves until SIGTERM or Ctrl-C, then shuts down within 10 s.
@@ -142,7 +148,11 @@ pub(crate) async fn run_service_until(
     service: Service,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let Service { state, listener } = service;
+    let Service {
+        state,
+        listener,
+        history_days,
+    } = service;
     // Busy time of every mailbox into memory, beside serving (availability answers from the
     // store meanwhile).
     let warm = state.clone();
@@ -157,7 +167,10 @@ pub(crate) async fn run_service_until(
     // Webhooks: the change log fanned out to the host's endpoints, delivered from the queue.
     let webhooks = calgate_api::webhooks::Dispatcher::new(
         store.clone(),
-        calgate_api::webhooks::DispatcherOptions::default(),
+        calgate_api::webhooks::DispatcherOptions {
+            retention: jiff::SignedDuration::from_hours(i64::from(history_days) * 24),
+            ..Default::default()
+        },
     )
     .spawn();
     // Subscriptions: made and renewed while serving (the API must answer Graph's validation).

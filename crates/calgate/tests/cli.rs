@@ -855,6 +855,49 @@ async fn sync_then_events_json_equals_the_simulator_and_busy_only_hides_details(
         .unwrap();
     assert!(stdout(&o).contains(first), "{}", stdout(&o));
 
+    // --explain: one event's history, from the change log.
+    let one = ours
+        .iter()
+        .find(|e| e["subject"].is_string())
+        .expect("an event with a subject");
+    let id = one["exchange_id"].as_str().unwrap();
+    let o = CALGATE
+        .run_async(
+            d,
+            &["events", room, "--explain", id, "--time-zone", "UTC"],
+            &[],
+        )
+        .await;
+    assert_exit(&o, 0);
+    let text = stdout(&o);
+    assert!(text.contains(one["subject"].as_str().unwrap()), "{text}");
+    assert!(text.contains("first stored by a sync round"), "{text}");
+    assert!(text.contains("made by a person, in Exchange"), "{text}");
+    let o = CALGATE
+        .run_async(d, &["events", room, "--explain", id, "--json"], &[])
+        .await;
+    assert_exit(&o, 0);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["now"]["exchange_id"], one["exchange_id"]);
+    assert_eq!(v["history"].as_array().map(Vec::len), Some(1), "{v}");
+    let o = CALGATE
+        .run_async(d, &["events", room, "--explain", "AAMk-no-such-event"], &[])
+        .await;
+    assert_exit(&o, 0);
+    let text = stdout(&o);
+    assert!(
+        text.contains("calgate does not hold this event") && text.contains("check the id"),
+        "{text}"
+    );
+    let o = CALGATE
+        .run_async(
+            d,
+            &["events", room, "--explain", id, "--from", &from_s],
+            &[],
+        )
+        .await;
+    assert_exit(&o, 2);
+
     // A second sync is incremental; unknown mailbox and reversed range are errors.
     let o = CALGATE
         .run_async(d, &["sync", "--mailbox", room], &[])

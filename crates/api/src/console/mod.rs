@@ -55,6 +55,8 @@ pub fn router() -> Router<AppState> {
         .route("/console/mailboxes/{address}/event", get(pages::event))
         .route("/console/accounts", get(pages::accounts))
         .route("/console/accounts/disconnect", post(pages::disconnect))
+        .route("/console/accounts/connect", post(pages::connect))
+        .route("/console/accounts/callback", get(pages::connect_callback))
         .route("/console/bookings", get(pages::bookings))
         .route("/console/bookings/{id}/retry", post(pages::retry_booking))
         .route("/console/webhooks", get(pages::webhooks))

@@ -592,7 +592,13 @@ pub(crate) struct MailboxFilter {
     status: String,
     #[serde(default)]
     connection: String,
+    /// 1-based page of [`MAILBOXES_PER_PAGE`] rows.
+    #[serde(default)]
+    page: Option<usize>,
 }
+
+/// Rows on one page of the mailbox list: a list of 40,000 stays a page a browser draws at once.
+const MAILBOXES_PER_PAGE: usize = 200;
 
 struct MailboxRow {
     address: String,
@@ -615,7 +621,14 @@ struct MailboxesPage {
     kinds: Vec<String>,
     statuses: Vec<String>,
     total: usize,
+    /// Mailboxes that match the filters (`rows` is one page of them).
+    matching: usize,
+    /// 1-based index of the first row shown.
+    first: usize,
     rows: Vec<MailboxRow>,
+    /// Links (query strings) to the previous and next pages, when there are.
+    prev: Option<String>,
+    next: Option<String>,
     /// Every connection's name (the verify and discover forms).
     connections: Vec<String>,
 }
@@ -673,12 +686,37 @@ pub(crate) async fn mailboxes(
     let q = f.q.trim().to_lowercase();
     let all: Vec<MailboxDto> = states.iter().map(MailboxDto::new).collect();
     let total = all.len();
-    let rows = all
+    let matched: Vec<MailboxDto> = all
         .into_iter()
         .filter(|m| q.is_empty() || m.address.to_lowercase().contains(&q))
         .filter(|m| f.kind.is_empty() || m.kind == f.kind)
         .filter(|m| f.status.is_empty() || m.status.state == f.status)
         .filter(|m| f.connection.is_empty() || m.connection == f.connection)
+        .collect();
+    let matching = matched.len();
+    let pages = matching.div_ceil(MAILBOXES_PER_PAGE).max(1);
+    let page = f.page.unwrap_or(1).clamp(1, pages);
+    let link = |p: usize| {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("q", &f.q),
+            ("kind", &f.kind),
+            ("status", &f.status),
+            ("connection", &f.connection),
+        ] {
+            if !v.is_empty() {
+                q.append_pair(k, v);
+            }
+        }
+        q.append_pair("page", &p.to_string());
+        q.finish()
+    };
+    let prev = (page > 1).then(|| link(page - 1));
+    let next = (page < pages).then(|| link(page + 1));
+    let rows = matched
+        .into_iter()
+        .skip((page - 1) * MAILBOXES_PER_PAGE)
+        .take(MAILBOXES_PER_PAGE)
         .map(|m| MailboxRow {
             last_sync: short_time(m.status.last_success.as_deref()),
             events: m.status.events,
@@ -700,7 +738,11 @@ pub(crate) async fn mailboxes(
             .map(String::from)
             .to_vec(),
         total,
+        matching,
+        first: (page - 1) * MAILBOXES_PER_PAGE + 1,
         rows,
+        prev,
+        next,
         connections: conns.into_iter().map(|c| c.name).collect(),
     })
 }
@@ -1235,6 +1277,18 @@ struct AccountRow {
 struct AccountsPage {
     nav: Nav,
     rows: Vec<AccountRow>,
+    /// Microsoft Graph connections (Connect account signs in through one).
+    connections: Vec<String>,
+    /// Where Entra ID sends the browser back: the app registration must list it.
+    redirect_uri: String,
+}
+
+/// The console's Connect account callback, at calgate's public URL.
+fn sign_in_redirect_uri(state: &AppState) -> String {
+    format!(
+        "{}/console/accounts/callback",
+        state.config.public_url.trim_end_matches('/')
+    )
 }
 
 /// The connected (delegated) accounts.
@@ -1243,9 +1297,21 @@ pub(crate) async fn accounts(State(state): State<AppState>, headers: HeaderMap) 
         Ok(s) => s,
         Err(r) => return r,
     };
-    match calgate_admin::accounts::list_accounts(state.store.as_ref()).await {
-        Ok(list) => render(&AccountsPage {
+    let listed = async {
+        Ok::<_, calgate_admin::accounts::AccountError>((
+            calgate_admin::accounts::list_accounts(state.store.as_ref()).await?,
+            state.store.list_connections().await?,
+        ))
+    };
+    match listed.await {
+        Ok((list, conns)) => render(&AccountsPage {
             nav: Nav::of(&s, "accounts"),
+            connections: conns
+                .into_iter()
+                .filter(|c| c.kind() == calgate_core::ConnectionKind::Graph)
+                .map(|c| c.name)
+                .collect(),
+            redirect_uri: sign_in_redirect_uri(&state),
             rows: list
                 .into_iter()
                 .map(|a| AccountRow {
@@ -1259,6 +1325,150 @@ pub(crate) async fn accounts(State(state): State<AppState>, headers: HeaderMap) 
                 .collect(),
         }),
         Err(e) => failure(&s, &e.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ConnectForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    connection: String,
+    #[serde(default)]
+    login_hint: String,
+    /// "on": ask for Calendars.Read only.
+    #[serde(default)]
+    read_only: Option<String>,
+    /// "on": ask the user to consent again.
+    #[serde(default)]
+    consent: Option<String>,
+    /// "on": link the account's mailbox (kind user, full details) when it is connected.
+    #[serde(default)]
+    link: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console/signin.html")]
+struct SignInPage {
+    nav: Nav,
+    /// The sign-in page's host (login.microsoftonline.com, or the simulator's).
+    host: String,
+    connection: String,
+    url: String,
+}
+
+/// The host (and port) of `url`.
+fn url_host(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split(['/', '?', '#'])
+        .next()
+        .unwrap_or(rest)
+        .to_owned()
+}
+
+/// Connect account, step 1: the sign-in URL for the connection's app, with the console's
+/// callback as redirect URI, on a page with a link there.
+pub(crate) async fn connect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<ConnectForm>,
+) -> Response {
+    let s = match checked(&state, &headers, &f.csrf) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut options = calgate_admin::accounts::ConnectOptions {
+        login_hint: Some(f.login_hint.trim().to_owned()).filter(|h| !h.is_empty()),
+        force_consent: f.consent.is_some(),
+        link: f
+            .link
+            .is_some()
+            .then(calgate_admin::accounts::LinkOptions::default),
+        ..Default::default()
+    };
+    if f.read_only.is_some() {
+        options.permissions = vec!["Calendars.Read".to_owned()];
+    }
+    match calgate_admin::accounts::begin_sign_in(
+        state.store.as_ref(),
+        state.engine.shared(),
+        f.connection.trim(),
+        &options,
+        &sign_in_redirect_uri(&state),
+    )
+    .await
+    {
+        Ok(sign_in) => {
+            // A link, not a redirect: the console's CSP (`form-action 'self'`) rightly stops
+            // a form's answer from sending the browser to another site.
+            let page = SignInPage {
+                nav: Nav::of(&s, "accounts"),
+                host: url_host(&sign_in.url),
+                connection: sign_in.connection().to_owned(),
+                url: sign_in.url.clone(),
+            };
+            state.console.begin_sign_in(sign_in);
+            render(&page)
+        }
+        Err(e) => message(
+            &s,
+            "accounts",
+            "Cannot connect an account",
+            &e.to_string(),
+            "/console/accounts",
+        ),
+    }
+}
+
+/// Connect account, step 2: Entra ID sends the browser back here with `code` (or `error`)
+/// and the sign-in's `state`. The session cookie is `SameSite=Strict`, so a browser coming
+/// back from Microsoft's sign-in page does not send it: the unguessable `state`, issued to a
+/// signed-in administrator a moment ago and good once, is what authorises this request.
+pub(crate) async fn connect_callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let nav = |here| match state.console.session(&headers) {
+        Some(s) => Nav::of(&s, here),
+        None => Nav {
+            signed_in: false,
+            csrf: String::new(),
+            here,
+        },
+    };
+    let Some(sign_in) = q.get("state").and_then(|st| state.console.take_sign_in(st)) else {
+        let mut r = render(&MessagePage {
+            nav: nav("accounts"),
+            heading: "Unexpected sign-in".into(),
+            message: "This is not a sign-in the console is waiting for: it was already used, it is older than 15 minutes, or it did not start here. Press Connect account again.".into(),
+            back: "/console/accounts".into(),
+        });
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+        return r;
+    };
+    let connection = sign_in.connection().to_owned();
+    let callback = calgate_admin::accounts::Callback::from_query(&q);
+    match sign_in.complete(state.store.clone(), callback).await {
+        Ok(done) => render(&ChecklistPage {
+            nav: nav("accounts"),
+            heading: done.checklist.title.clone(),
+            passed: done.checklist.passed(),
+            warned: warned(&done.checklist),
+            checks: done.checklist.checks.iter().map(CheckRow::from).collect(),
+            back: "/console/accounts".into(),
+        }),
+        Err(e) => {
+            tracing::warn!(connection = %connection, "console: a Connect account sign-in failed");
+            let mut r = render(&MessagePage {
+                nav: nav("accounts"),
+                heading: "Account not connected".into(),
+                message: e.to_string(),
+                back: "/console/accounts".into(),
+            });
+            *r.status_mut() = StatusCode::BAD_REQUEST;
+            r
+        }
     }
 }
 
@@ -1383,9 +1593,9 @@ pub(crate) async fn event(
         let Some(m) = state.store.mailbox(address.trim()).await? else {
             return Ok(None);
         };
-        let now = state.store.instance(m.id, &q.id).await?;
-        let history = state.store.changes_of_event(m.id, &q.id, 100).await?;
-        Ok::<_, calgate_store::Error>(Some((m, now, history)))
+        let h =
+            calgate_admin::history::event_history(state.store.as_ref(), m.id, &q.id, 100).await?;
+        Ok::<_, calgate_store::Error>(Some((m, h.now, h.lines)))
     };
     let (m, now, history) = match load.await {
         Ok(Some(x)) => x,
@@ -1400,32 +1610,6 @@ pub(crate) async fn event(
         }
         Err(e) => return failure(&s, &e.to_string()),
     };
-    let span = |a: Option<Timestamp>, b: Option<Timestamp>| match (a, b) {
-        (Some(a), Some(b)) => format!(
-            " ({}–{})",
-            a.strftime("%Y-%m-%d %H:%M"),
-            b.strftime("%H:%M UTC")
-        ),
-        _ => String::new(),
-    };
-    let history = history
-        .into_iter()
-        .filter_map(|c| match c.change {
-            calgate_store::Change::Instance { op, start, end, .. } => Some(format!(
-                "{}: {}{}",
-                c.at.strftime("%Y-%m-%d %H:%M:%S UTC"),
-                match op {
-                    calgate_store::ChangeOp::Created => "first stored by a sync round",
-                    calgate_store::ChangeOp::Updated =>
-                        "changed in Exchange, updated by a sync round",
-                    calgate_store::ChangeOp::Deleted =>
-                        "removed by a sync round (deleted or moved away in Exchange)",
-                },
-                span(start, end)
-            )),
-            calgate_store::Change::Notice { .. } => None,
-        })
-        .collect();
     let now = now.map(|i| {
         let d = InstanceDto::new(&i, m.privacy, Default::default());
         let (start, end) = start_end(&d);

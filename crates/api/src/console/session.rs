@@ -36,12 +36,17 @@ struct Failures {
     until: Option<Instant>,
 }
 
+/// How long a Connect account sign-in begun in the console waits for the browser to come back.
+const SIGN_IN_LIFETIME: Duration = Duration::from_secs(15 * 60);
+
 /// The console's in-memory state, shared by every request.
 #[derive(Debug, Default)]
 pub struct ConsoleState {
     /// SHA-256 of the session token → session (the token itself is only in the cookie).
     sessions: Mutex<HashMap<[u8; 32], Session>>,
     failures: Mutex<Failures>,
+    /// Connect account sign-ins under way: SHA-256 of their OAuth `state` → the sign-in.
+    sign_ins: Mutex<HashMap<[u8; 32], (calgate_admin::accounts::SignIn, Instant)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -131,6 +136,23 @@ impl ConsoleState {
 
     pub(crate) fn succeeded(&self) {
         *lock(&self.failures) = Failures::default();
+    }
+
+    /// Keeps a Connect account sign-in until its callback (at most 15 minutes).
+    pub(crate) fn begin_sign_in(&self, sign_in: calgate_admin::accounts::SignIn) {
+        let mut map = lock(&self.sign_ins);
+        let now = Instant::now();
+        map.retain(|_, (_, expires)| *expires > now);
+        map.insert(digest(sign_in.state()), (sign_in, now + SIGN_IN_LIFETIME));
+    }
+
+    /// The sign-in whose OAuth `state` the callback carries (taken: a callback completes it
+    /// once). `None`: unknown, already used, or expired.
+    pub(crate) fn take_sign_in(&self, state: &str) -> Option<calgate_admin::accounts::SignIn> {
+        let mut map = lock(&self.sign_ins);
+        map.remove(&digest(state))
+            .filter(|(_, expires)| *expires > Instant::now())
+            .map(|(s, _)| s)
     }
 }
 

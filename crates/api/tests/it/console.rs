@@ -226,7 +226,7 @@ async fn the_console_signs_in_refuses_forged_forms_shows_the_store_and_signs_out
     assert!(p.body.contains("with the administrator password"));
     let p = b.get("/console/mailboxes?q=camden&kind=room").await;
     assert!(
-        p.body.contains(room) && p.body.contains("1 of 1 mailboxes"),
+        p.body.contains(room) && p.body.contains("1–1 of 1 matching (1 linked)"),
         "{}",
         p.body
     );
@@ -464,6 +464,54 @@ async fn assert_labelled(d: &calgate_testkit::webdriver::Driver) {
     );
 }
 
+/// axe-core (from npm: `.ci/run` installs it and names its `axe.min.js` in `CALGATE_AXE_JS`),
+/// read once for the browser test. Panics with the way to get it when it is not there: the
+/// accessibility pass is part of the test, never skipped.
+fn axe_source() -> String {
+    let path = std::env::var("CALGATE_AXE_JS").unwrap_or_else(|_| {
+        panic!(
+            "CALGATE_AXE_JS is not set: `npm install --prefix /tmp/axe axe-core` and set it to \
+             /tmp/axe/node_modules/axe-core/axe.min.js (.ci/run step 12 does this)"
+        )
+    });
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read axe-core at {path}: {e}"))
+}
+
+/// Runs axe-core's WCAG 2.x A/AA rules (and its best practices) on the page in the browser and
+/// returns the serious and critical violations, one line each, with the nodes they concern.
+async fn axe_violations(d: &calgate_testkit::webdriver::Driver, axe: &str) -> Vec<String> {
+    // Injected through WebDriver, which Chromium runs outside the page's CSP (the console
+    // itself has no script).
+    d.script(&format!("{axe}\n;return typeof axe;")).await;
+    let v = d
+        .script_async(
+            "const done = arguments[arguments.length - 1];\
+             axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice']}})\
+               .then(r => done({ok: true, passes: r.passes.length, violations: r.violations.map(v => ({\
+                  id: v.id, impact: v.impact, help: v.help,\
+                  nodes: v.nodes.slice(0, 3).map(n => n.target.join(' ') + ': ' + (n.failureSummary || '').replace(/\\s+/g, ' ').slice(0, 160))}))}))\
+               .catch(e => done({ok: false, error: String(e)}));",
+        )
+        .await;
+    assert_eq!(v["ok"], true, "axe-core did not run: {v}");
+    assert!(
+        v["passes"].as_u64().unwrap_or(0) > 0,
+        "axe-core checked nothing: {v}"
+    );
+    v["violations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|x| matches!(x["impact"].as_str(), Some("serious" | "critical")))
+        .map(|x| {
+            format!(
+                "{} ({}): {} — {}",
+                x["id"], x["impact"], x["help"], x["nodes"]
+            )
+        })
+        .collect()
+}
+
 /// Waits (bounded) until the browser's URL ends with `suffix`.
 async fn wait_for_url(d: &calgate_testkit::webdriver::Driver, suffix: &str) -> String {
     let started = std::time::Instant::now();
@@ -508,11 +556,21 @@ async fn the_console_works_in_chromium_by_keyboard_with_screenshots() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/console/screenshots");
     std::fs::create_dir_all(&shots).expect("screenshot folder");
     let d = Driver::start(1280, 800).await;
+    let axe = axe_source();
+    let checked = std::sync::atomic::AtomicUsize::new(0);
     let shot = |name: &'static str| {
         let path = shots.join(format!("{name}.png"));
-        let d = &d;
+        let (d, axe, checked) = (&d, &axe, &checked);
         async move {
             assert_labelled(d).await;
+            let serious = axe_violations(d, axe).await;
+            assert!(
+                serious.is_empty(),
+                "axe-core: serious or critical violations on {name} ({}):\n{}",
+                d.url().await,
+                serious.join("\n")
+            );
+            checked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let png = d.screenshot().await;
             assert!(png.starts_with(b"\x89PNG"), "a PNG");
             std::fs::write(&path, png).expect("write the screenshot");
@@ -522,6 +580,19 @@ async fn the_console_works_in_chromium_by_keyboard_with_screenshots() {
     // Signed out: the sign-in page. Keyboard only: type the password, Enter.
     d.goto(&format!("{}/console", api.base)).await;
     wait_for_url(&d, "/console/login").await;
+    // The accessibility pass can fail: an input without a label is a critical violation.
+    d.script(
+        "const i = document.createElement('input'); i.id = 'axe-canary'; \
+         document.querySelector('main').appendChild(i); return 1;",
+    )
+    .await;
+    let canary = axe_violations(&d, &axe).await;
+    assert!(
+        canary.iter().any(|v| v.contains("\"label\"")),
+        "axe-core did not report an unlabelled input: {canary:?}"
+    );
+    d.script("document.getElementById('axe-canary').remove(); return 1;")
+        .await;
     let pw = d.find("#password").await;
     d.click(&pw).await;
     let outline = d
@@ -804,17 +875,66 @@ async fn the_console_works_in_chromium_by_keyboard_with_screenshots() {
     assert!(html.contains("Form refused"), "{html}");
     shot("15-forged-form-refused").await;
 
+    // Connect account: the guide's delegated flow, through the simulator's sign-in page.
+    d.goto(&format!("{}/console/accounts", api.base)).await;
+    shot("16-accounts").await;
+    d.script("document.querySelector('#a-connection').value = 'contoso'; return 1;")
+        .await;
+    let hint = d.find("#a-hint").await;
+    d.type_into(&hint, person).await;
+    let go = d
+        .find("form[action='/console/accounts/connect'] button")
+        .await;
+    d.click(&go).await;
+    wait_for_url(&d, "/console/accounts/connect").await;
+    shot("16a-connect-account").await;
+    let cont = d.find("#continue").await;
+    d.click(&cont).await;
+    let started = std::time::Instant::now();
+    let (mut signed, mut consented) = (false, false);
+    loop {
+        let html = d.source().await;
+        if html.contains("Connect account: ") {
+            assert!(html.contains("Every step passed"), "{html}");
+            break;
+        }
+        if !signed && html.contains("name=\"login\"") && html.contains("<select") {
+            signed = true;
+            // The simulator's sign-in page: choose the account, sign in.
+            d.script(&format!(
+                "document.querySelector('select[name=login]').value = '{person}'; \
+                 document.querySelector('form button[type=submit]').click(); return 1;"
+            ))
+            .await;
+        } else if !consented && html.contains("name=\"accept\"") {
+            consented = true;
+            d.script("document.querySelector('button[value=yes]').click(); return 1;")
+                .await;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the sign-in did not come back: {html}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(d.url().await.contains("/console/accounts/callback?"));
+    shot("16b-account-connected").await;
+    d.goto(&format!("{}/console/accounts", api.base)).await;
+    assert!(
+        d.source()
+            .await
+            .contains(&format!("Disconnect {person} from contoso"))
+    );
+
     // Bookings, webhooks, doctor.
     for (path, name) in [
-        ("/console/accounts", "16-accounts"),
         ("/console/bookings", "16-bookings"),
         ("/console/webhooks", "17-webhooks"),
         ("/console/doctor", "18-doctor"),
     ] {
         d.goto(&format!("{}{path}", api.base)).await;
         wait_for_url(&d, path).await;
-        let png = d.screenshot().await;
-        std::fs::write(shots.join(format!("{name}.png")), png).expect("screenshot");
+        shot(name).await;
     }
 
     // On a phone.
@@ -831,4 +951,168 @@ async fn the_console_works_in_chromium_by_keyboard_with_screenshots() {
     d.goto(&format!("{}/console/mailboxes", api.base)).await;
     wait_for_url(&d, "/console/login").await;
     shot("20-signed-out").await;
+    let pages = checked.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(pages >= 20, "only {pages} pages checked");
+    println!("axe-core: {pages} pages checked, no serious or critical violation");
+}
+
+/// Plays the browser at the simulator's sign-in page: signs in as `login` and consents (or
+/// declines); returns where Entra ID sends the browser back.
+async fn sim_sign_in(url: &str, login: &str, accept: bool) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let r = http.get(url).send().await.expect("sign-in page");
+    assert_eq!(r.status(), 200, "{url}: {:?}", r.text().await);
+    assert!(r.text().await.expect("html").contains(login));
+    let parsed = reqwest::Url::parse(url).expect("url");
+    let mut form: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
+    let mut action = parsed.clone();
+    action.set_query(None);
+    form.push(("step".into(), "signin".into()));
+    form.push(("login".into(), login.into()));
+    let mut r = http
+        .post(action.clone())
+        .form(&form)
+        .send()
+        .await
+        .expect("sign in");
+    if r.status() == 200 {
+        form.retain(|(k, _)| k != "step");
+        form.push(("step".into(), "consent".into()));
+        form.push(("accept".into(), if accept { "yes" } else { "no" }.into()));
+        r = http.post(action).form(&form).send().await.expect("consent");
+    }
+    assert_eq!(r.status(), 302, "{:?}", r.text().await);
+    r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned()
+}
+
+/// The sign-in link of the Connect account page.
+fn continue_link(body: &str) -> String {
+    let at = body
+        .find(r#"id="continue" href=""#)
+        .unwrap_or_else(|| panic!("no sign-in link in {body}"));
+    let rest = &body[at + r#"id="continue" href=""#.len()..];
+    rest[..rest.find('"').expect("end")]
+        .replace("&#38;", "&")
+        .replace("&amp;", "&")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_account_from_the_console_signs_in_at_entra_and_comes_back() {
+    let api = api().await;
+    let mut b = Browser::new(&api.base);
+    let p = b.get("/console/login").await;
+    let t = csrf(&p.body);
+    let p = b
+        .post(
+            "/console/login",
+            &[("csrf", &t), ("api_key", &api.admin_key)],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let upn = "anna.devries@contoso.example";
+
+    // The form names the redirect URI the app registration must list.
+    let p = b.get("/console/accounts").await;
+    let callback = format!("{}/console/accounts/callback", api.base);
+    assert!(p.body.contains(&callback), "{}", p.body);
+    let token = csrf(&p.body);
+    // Without the session's token: refused, no sign-in begun.
+    let p = b
+        .post("/console/accounts/connect", &[("connection", "contoso")])
+        .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+
+    // Declined consent: the callback says so, with the fix, and nothing is stored.
+    let p = b
+        .post(
+            "/console/accounts/connect",
+            &[
+                ("csrf", &token),
+                ("connection", "contoso"),
+                ("login_hint", upn),
+                ("link", "on"),
+                ("consent", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    let url = continue_link(&p.body);
+    assert!(
+        url.contains("redirect_uri=") && url.contains("code_challenge="),
+        "{url}"
+    );
+    let back = sim_sign_in(&url, upn, false).await;
+    assert!(back.starts_with(&callback), "{back}");
+    // As a browser coming back from another site: no session cookie (SameSite=Strict).
+    let anonymous = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let r = anonymous.get(&back).send().await.expect("callback");
+    assert_eq!(r.status(), 400);
+    let html = r.text().await.expect("page");
+    assert!(
+        html.contains("Account not connected") && html.contains("access_denied"),
+        "{html}"
+    );
+    assert!(
+        api.store
+            .list_accounts()
+            .await
+            .expect("accounts")
+            .is_empty()
+    );
+
+    // Accepted: the account is stored, its calendar read, its mailbox linked.
+    let p = b.get("/console/accounts").await;
+    let token = csrf(&p.body);
+    let p = b
+        .post(
+            "/console/accounts/connect",
+            &[
+                ("csrf", &token),
+                ("connection", "contoso"),
+                ("login_hint", upn),
+                ("link", "on"),
+            ],
+        )
+        .await;
+    let url = continue_link(&p.body);
+    let back = sim_sign_in(&url, upn, true).await;
+    assert!(back.contains("code="), "{back}");
+    let r = anonymous.get(&back).send().await.expect("callback");
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.expect("page");
+    assert!(html.contains("Every step passed"), "{html}");
+    assert!(
+        html.contains(&format!("Connect account: {upn} via contoso")),
+        "{html}"
+    );
+    // The same callback again (a reload, or a replay): refused, nothing changes.
+    let r = anonymous.get(&back).send().await.expect("callback");
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.expect("page").contains("Unexpected sign-in"));
+    let accounts = api.store.list_accounts().await.expect("accounts");
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(accounts[0].upn, upn);
+    assert!(api.store.mailbox(upn).await.expect("mailbox").is_some());
+    // And the list shows it, with a Disconnect button.
+    let p = b.get("/console/accounts").await;
+    assert!(
+        p.body.contains(&format!("Disconnect {upn} from contoso")),
+        "{}",
+        p.body
+    );
+    // A forged callback (a state never issued) is refused.
+    let p = b
+        .get("/console/accounts/callback?code=abc&state=forged")
+        .await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST);
 }
