@@ -66,45 +66,95 @@ fn form_secret(
     lifecycle::secret_credential(secret, "the form", &options, now).map_err(|e| e.to_string())
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct AddConnectionForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    tenant: String,
-    #[serde(default)]
-    client_id: String,
-    #[serde(default)]
-    secret: String,
-    #[serde(default)]
-    secret_expires: String,
-    #[serde(default)]
-    cloud: String,
-    /// A custom Entra ID authority (a simulator, a proxy).
-    #[serde(default)]
-    authority: String,
-    /// A custom Graph URL.
-    #[serde(default)]
-    graph_url: String,
+/// Every field of a multipart form (the last of a repeated name), or why it could not be
+/// read.
+async fn multipart_fields(
+    mut form: axum::extract::Multipart,
+) -> Result<std::collections::HashMap<String, Bytes>, String> {
+    let mut fields = std::collections::HashMap::new();
+    while let Some(field) = form.next_field().await.map_err(|e| e.to_string())? {
+        let name = field.name().unwrap_or_default().to_owned();
+        let bytes = field.bytes().await.map_err(|e| e.to_string())?;
+        fields.insert(name, bytes);
+    }
+    Ok(fields)
 }
 
-/// Adds a connection, then runs Test settings on it.
+/// A multipart form that could not be read: the sign-in page, or a message with the cause.
+fn unreadable(
+    state: &AppState,
+    headers: &HeaderMap,
+    heading: &str,
+    why: &str,
+    back: &str,
+) -> Response {
+    match state.console.session(headers) {
+        Some(s) => message(
+            &s,
+            "",
+            heading,
+            &format!("the form could not be read: {why}"),
+            back,
+        ),
+        None => axum::response::Redirect::to("/console/login").into_response(),
+    }
+}
+
+/// Adds a connection (a client secret's Value, or an uploaded PEM with the certificate and its
+/// private key), then runs Test settings on it.
 pub(crate) async fn add_connection(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Form(f): Form<AddConnectionForm>,
+    form: axum::extract::Multipart,
 ) -> Response {
-    let s = match checked(&state, &headers, &f.csrf) {
+    let fields = match multipart_fields(form).await {
+        Ok(f) => f,
+        Err(e) => {
+            return unreadable(
+                &state,
+                &headers,
+                "Connection not added",
+                &e,
+                "/console/connections",
+            );
+        }
+    };
+    let text = |k: &str| {
+        fields
+            .get(k)
+            .map(|b| String::from_utf8_lossy(b).trim().to_owned())
+            .unwrap_or_default()
+    };
+    let s = match checked(&state, &headers, &text("csrf")) {
         Ok(s) => s,
         Err(r) => return r,
     };
     let now = Timestamp::now();
-    let name = f.name.trim().to_owned();
+    let name = text("name");
     let title = format!("Add connection '{name}'");
-    let opt = |v: &str| Some(v.trim().to_owned()).filter(|v| !v.is_empty());
-    let credential = form_secret(&f.secret, &f.secret_expires, now);
+    let opt = |k: &str| Some(text(k)).filter(|v| !v.is_empty());
+    let certificate = fields.get("certificate").filter(|b| !b.is_empty());
+    let secret = fields
+        .get("secret")
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default();
+    let credential = match (certificate, secret.trim().is_empty()) {
+        (Some(_), false) => Err(
+            "give a client secret or a certificate, not both: clear one of them and add again"
+                .to_owned(),
+        ),
+        (Some(pem), true) => match std::str::from_utf8(pem) {
+            Ok(pem) => lifecycle::certificate_credential(
+                pem,
+                "the uploaded certificate",
+                &CredentialOptions::default(),
+                now,
+            )
+            .map_err(|e| e.to_string()),
+            Err(_) => Err("the uploaded certificate is not a PEM text file: upload one PEM file with the private key and the certificate (`cat calgate.key calgate.crt > calgate.pem`)".to_owned()),
+        },
+        (None, _) => form_secret(&secret, &text("secret_expires"), now),
+    };
     let credential = match credential {
         Ok(c) => c,
         Err(e) => {
@@ -117,11 +167,11 @@ pub(crate) async fn add_connection(
     };
     let spec = ConnectionSpec {
         name: name.clone(),
-        tenant: f.tenant.trim().to_owned(),
-        client_id: f.client_id.trim().to_owned(),
-        cloud: opt(&f.cloud),
-        authority: opt(&f.authority),
-        graph_url: opt(&f.graph_url),
+        tenant: text("tenant"),
+        client_id: text("client_id"),
+        cloud: opt("cloud"),
+        authority: opt("authority"),
+        graph_url: opt("graph_url"),
         credentials: vec![credential],
         ..ConnectionSpec::default()
     };
@@ -452,43 +502,23 @@ struct ImportPage {
 pub(crate) async fn import(
     State(state): State<AppState>,
     headers: HeaderMap,
-    mut form: axum::extract::Multipart,
+    form: axum::extract::Multipart,
 ) -> Response {
-    let mut csrf = String::new();
-    let mut connection = String::new();
-    let mut dry_run = false;
-    let mut data: Option<Bytes> = None;
-    loop {
-        let field = match form.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => {
-                let s = match state.console.session(&headers) {
-                    Some(s) => s,
-                    None => return axum::response::Redirect::to("/console/login").into_response(),
-                };
-                return message(
-                    &s,
-                    "mailboxes",
-                    "Import refused",
-                    &format!("the upload could not be read: {e}"),
-                    "/console/mailboxes",
-                );
-            }
-        };
-        let name = field.name().unwrap_or_default().to_owned();
-        let bytes = match field.bytes().await {
-            Ok(b) => b,
-            Err(_) => Bytes::new(),
-        };
-        match name.as_str() {
-            "csrf" => csrf = String::from_utf8_lossy(&bytes).into_owned(),
-            "connection" => connection = String::from_utf8_lossy(&bytes).trim().to_owned(),
-            "dry_run" => dry_run = true,
-            "file" => data = Some(bytes),
-            _ => {}
+    let fields = match multipart_fields(form).await {
+        Ok(f) => f,
+        Err(e) => {
+            return unreadable(&state, &headers, "Import refused", &e, "/console/mailboxes");
         }
-    }
+    };
+    let text = |k: &str| {
+        fields
+            .get(k)
+            .map(|b| String::from_utf8_lossy(b).trim().to_owned())
+            .unwrap_or_default()
+    };
+    let (csrf, connection) = (text("csrf"), text("connection"));
+    let dry_run = fields.contains_key("dry_run");
+    let data = fields.get("file").cloned();
     let s = match checked(&state, &headers, &csrf) {
         Ok(s) => s,
         Err(r) => return r,
@@ -545,4 +575,113 @@ pub(crate) async fn import(
             })
             .collect(),
     })
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ConfirmForm {
+    #[serde(default)]
+    csrf: String,
+    /// The "I understand" box, ticked.
+    #[serde(default)]
+    confirm: Option<String>,
+}
+
+fn path_segment(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Unlinks a mailbox and deletes what calgate stored for it (`calgate mailbox unlink`), once
+/// the box saying so is ticked.
+pub(crate) async fn unlink(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(address): Path<String>,
+    Form(f): Form<ConfirmForm>,
+) -> Response {
+    let s = match checked(&state, &headers, &f.csrf) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let address = address.trim();
+    let back = format!("/console/mailboxes/{}", path_segment(address));
+    if f.confirm.is_none() {
+        return message(
+            &s,
+            "mailboxes",
+            "Not unlinked",
+            &format!(
+                "Nothing was done: tick the box to confirm that unlinking {address} deletes every event calgate stored for it."
+            ),
+            &back,
+        );
+    }
+    match state.store.unlink_mailbox(address).await {
+        Ok(true) => {
+            tracing::info!(mailbox = %address, "console: mailbox unlinked");
+            message(
+                &s,
+                "mailboxes",
+                "Mailbox unlinked",
+                &format!(
+                    "{address} is unlinked; the events calgate stored for it were deleted. Link it again with Verify a mailbox."
+                ),
+                "/console/mailboxes",
+            )
+        }
+        Ok(false) => message(
+            &s,
+            "mailboxes",
+            "Not linked",
+            &format!("{address} is not linked to calgate."),
+            "/console/mailboxes",
+        ),
+        Err(e) => failure(&s, &e.to_string()),
+    }
+}
+
+/// Removes a connection and its credentials (`calgate connection remove`): refused while
+/// mailboxes are linked to it.
+pub(crate) async fn remove_connection(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(f): Form<ConfirmForm>,
+) -> Response {
+    let s = match checked(&state, &headers, &f.csrf) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let name = name.trim();
+    if f.confirm.is_none() {
+        return message(
+            &s,
+            "connections",
+            "Not removed",
+            &format!(
+                "Nothing was done: tick the box to confirm that connection '{name}' and its credentials are removed."
+            ),
+            "/console/connections",
+        );
+    }
+    match calgate_admin::connections::remove(state.store.as_ref(), name).await {
+        Ok(()) => {
+            tracing::info!(connection = %name, "console: connection removed");
+            message(
+                &s,
+                "connections",
+                "Connection removed",
+                &format!(
+                    "Connection '{name}' and its credentials are gone from calgate. Remove the secret in Entra ID too if nothing else uses it."
+                ),
+                "/console/connections",
+            )
+        }
+        Err(e) => message(
+            &s,
+            "connections",
+            "Not removed",
+            &e.to_string(),
+            "/console/connections",
+        ),
+    }
 }

@@ -53,6 +53,11 @@ pub fn router() -> Router<AppState> {
         .route("/console/mailboxes/{address}", get(pages::mailbox))
         .route("/console/mailboxes/{address}/why", get(pages::why))
         .route("/console/mailboxes/{address}/event", get(pages::event))
+        .route("/console/mailboxes/{address}/unlink", post(actions::unlink))
+        .route(
+            "/console/connections/{name}/remove",
+            post(actions::remove_connection),
+        )
         .route("/console/accounts", get(pages::accounts))
         .route("/console/accounts/disconnect", post(pages::disconnect))
         .route("/console/accounts/connect", post(pages::connect))

@@ -404,6 +404,65 @@ async fn the_console_signs_in_refuses_forged_forms_shows_the_store_and_signs_out
     assert!(p.body.contains("Every step passed"), "{}", p.body);
     assert!(p.body.matches("✓").count() >= 5, "{}", p.body);
 
+    // Removing a connection with a linked mailbox is refused; unlinking needs the box ticked;
+    // then both go.
+    let enc_room = url_escape(room);
+    let p = b
+        .post(
+            "/console/connections/contoso/remove",
+            &[("csrf", &t), ("confirm", "on")],
+        )
+        .await;
+    assert!(p.body.contains("still has linked mailboxes"), "{}", p.body);
+    let p = b
+        .post(
+            &format!("/console/mailboxes/{enc_room}/unlink"),
+            &[("csrf", &t)],
+        )
+        .await;
+    assert!(p.body.contains("Not unlinked"), "{}", p.body);
+    assert!(api.store.mailbox(room).await.expect("read").is_some());
+    let p = b
+        .post(
+            &format!("/console/mailboxes/{enc_room}/unlink"),
+            &[("confirm", "on")],
+        )
+        .await;
+    assert_eq!(
+        p.status,
+        StatusCode::FORBIDDEN,
+        "an unlink without the token"
+    );
+    let p = b
+        .post(
+            &format!("/console/mailboxes/{enc_room}/unlink"),
+            &[("csrf", &t), ("confirm", "on")],
+        )
+        .await;
+    assert!(p.body.contains("Mailbox unlinked"), "{}", p.body);
+    assert!(api.store.mailbox(room).await.expect("read").is_none());
+    for m in api.store.list_mailboxes().await.expect("mailboxes") {
+        assert!(api.store.unlink_mailbox(&m.address).await.expect("unlink"));
+    }
+    let p = b
+        .post("/console/connections/contoso/remove", &[("csrf", &t)])
+        .await;
+    assert!(p.body.contains("Not removed"), "{}", p.body);
+    let p = b
+        .post(
+            "/console/connections/contoso/remove",
+            &[("csrf", &t), ("confirm", "on")],
+        )
+        .await;
+    assert!(p.body.contains("Connection removed"), "{}", p.body);
+    assert!(
+        api.store
+            .connection("contoso")
+            .await
+            .expect("read")
+            .is_none()
+    );
+
     // Sign out: the session is gone, its cookie no longer opens a page.
     let kept = b.cookies.clone();
     let p = b.post("/console/logout", &[("csrf", &t)]).await;
@@ -1115,4 +1174,118 @@ async fn connect_account_from_the_console_signs_in_at_entra_and_comes_back() {
         .get("/console/accounts/callback?code=abc&state=forged")
         .await;
     assert_eq!(p.status, StatusCode::BAD_REQUEST);
+}
+
+/// A `multipart/form-data` body of text fields and one file field: (content type, body).
+fn multipart(fields: &[(&str, &str)], file: Option<(&str, &str, &str)>) -> (String, Vec<u8>) {
+    let boundary = "calgate-test-boundary-7d1f0c";
+    let mut body = String::new();
+    for (k, v) in fields {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+        ));
+    }
+    if let Some((k, filename, content)) = file {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"; filename=\"{filename}\"\r\nContent-Type: application/x-pem-file\r\n\r\n{content}\r\n"
+        ));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    (
+        format!("multipart/form-data; boundary={boundary}"),
+        body.into_bytes(),
+    )
+}
+
+/// Posts the add-connection form as a browser does (multipart), with `file` as the certificate.
+async fn post_connection(b: &mut Browser, f: Vec<(String, String)>, file: Option<&str>) -> Page {
+    let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (ct, body) = multipart(&pairs, file.map(|c| ("certificate", "app.pem", c)));
+    let req = b
+        .http
+        .post(format!("{}/console/connections", b.base))
+        .header(reqwest::header::CONTENT_TYPE, ct)
+        .body(body);
+    b.send(req).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_is_added_from_the_console_with_an_uploaded_certificate() {
+    let api = api().await;
+    let mut b = Browser::new(&api.base);
+    let p = b.get("/console/login").await;
+    let t = csrf(&p.body);
+    b.post(
+        "/console/login",
+        &[("csrf", &t), ("api_key", &api.admin_key)],
+    )
+    .await;
+    let p = b.get("/console/connections").await;
+    let token = csrf(&p.body);
+    assert!(p.body.contains(r#"enctype="multipart/form-data""#));
+
+    // The app gets a certificate (its public part registered in Entra ID).
+    let (client_id, _) = api.creds.first_app().pair();
+    let made = api
+        .control
+        .ok(
+            reqwest::Method::POST,
+            &format!("/apps/{client_id}/certificates"),
+            Some(&serde_json::json!({"generate": true})),
+        )
+        .await;
+    let pem = format!(
+        "{}\n{}\n",
+        made["private_key_pem"].as_str().expect("key"),
+        made["cert_pem"].as_str().expect("cert")
+    );
+    let tenant = api.sim.tenant_id();
+    let graph = format!("{}/v1.0", api.sim.base_url);
+    let fields = |token: &str, name: &str, secret: &str| {
+        vec![
+            ("csrf".to_owned(), token.to_owned()),
+            ("name".to_owned(), name.to_owned()),
+            ("tenant".to_owned(), tenant.clone()),
+            ("client_id".to_owned(), client_id.clone()),
+            ("secret".to_owned(), secret.to_owned()),
+            ("cloud".to_owned(), "global".to_owned()),
+            ("authority".to_owned(), api.sim.base_url.clone()),
+            ("graph_url".to_owned(), graph.clone()),
+        ]
+    };
+    // Without the token: refused.
+    let p = post_connection(&mut b, fields("", "cert", ""), Some(&pem)).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    // A secret and a certificate: one or the other.
+    let p = post_connection(
+        &mut b,
+        fields(&token, "cert", "abc~secret-value-0123456789"),
+        Some(&pem),
+    )
+    .await;
+    assert!(p.body.contains("not both"), "{}", p.body);
+    // A certificate without its key: the fix says how to make the file.
+    let cert_only = made["cert_pem"].as_str().expect("cert").to_owned();
+    let p = post_connection(&mut b, fields(&token, "cert", ""), Some(&cert_only)).await;
+    assert!(p.body.contains("holds no private key"), "{}", p.body);
+    assert!(api.store.connection("cert").await.expect("read").is_none());
+    // The PEM: added, and Test settings passes with a certificate assertion.
+    let p = post_connection(&mut b, fields(&token, "cert", ""), Some(&pem)).await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("Passed, with warnings"), "{}", p.body);
+    assert!(p.body.contains("token acquired with certificate"), "{}", p.body);
+    let conn = api
+        .store
+        .connection("cert")
+        .await
+        .expect("read")
+        .expect("added");
+    assert_eq!(conn.credentials.len(), 1);
+    assert_eq!(
+        conn.credentials[0].kind,
+        calgate_core::CredentialKind::Certificate
+    );
+    // The private key is nowhere in a page.
+    let p = b.get("/console/connections").await;
+    assert!(!p.body.contains("PRIVATE KEY"));
 }
