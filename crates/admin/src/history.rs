@@ -3,7 +3,7 @@
 //! and `calgate events ADDRESS --explain ID`; kept as long as the change log is (`[server]
 //! history_days`, 7 by default).
 
-use calgate_store::{Change, ChangeOp, ChangeRecord, MailboxId, Store, StoredInstance};
+use calgate_store::{Change, ChangeOp, ChangeRecord, ChangeVia, MailboxId, Store, StoredInstance};
 use jiff::Timestamp;
 
 /// What calgate knows of one event of a mailbox.
@@ -41,17 +41,68 @@ pub fn describe_change(c: &ChangeRecord) -> Option<String> {
         (Some(a), Some(b)) => format!(" ({}–{})", minute(*a), b.strftime("%H:%M UTC")),
         _ => String::new(),
     };
+    let by = match c.via {
+        Some(ChangeVia::Resync) => "a full resync (the whole window read again and swapped in)",
+        Some(ChangeVia::Round) | None => "a sync round",
+    };
     Some(format!(
         "{}: {}{span}",
         c.at.strftime("%Y-%m-%d %H:%M:%S UTC"),
         match op {
-            ChangeOp::Created => "first stored by a sync round",
-            ChangeOp::Updated => "changed in Exchange, updated by a sync round",
-            ChangeOp::Deleted => "removed by a sync round (deleted or moved away in Exchange)",
+            ChangeOp::Created => format!("first stored by {by}"),
+            ChangeOp::Updated => format!("changed in Exchange, updated by {by}"),
+            ChangeOp::Deleted => {
+                format!("removed by {by} (deleted or moved away in Exchange)")
+            }
         }
     ))
 }
 
 fn minute(t: Timestamp) -> String {
     t.strftime("%Y-%m-%d %H:%M").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(op: ChangeOp, via: Option<ChangeVia>) -> ChangeRecord {
+        ChangeRecord {
+            seq: 1,
+            mailbox: Some(MailboxId(1)),
+            address: Some("room@contoso.example".into()),
+            change: Change::Instance {
+                op,
+                instance_id: calgate_store::Uuid::nil(),
+                exchange_id: "AAMk".into(),
+                start: Some("2026-12-07T09:00:00Z".parse().unwrap()),
+                end: Some("2026-12-07T10:00:00Z".parse().unwrap()),
+            },
+            via,
+            at: "2026-12-06T08:00:00Z".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn each_row_says_what_happened_and_how() {
+        assert_eq!(
+            describe_change(&row(ChangeOp::Created, Some(ChangeVia::Round))).unwrap(),
+            "2026-12-06 08:00:00 UTC: first stored by a sync round (2026-12-07 09:00–10:00 UTC)"
+        );
+        let resync = describe_change(&row(ChangeOp::Deleted, Some(ChangeVia::Resync))).unwrap();
+        assert!(
+            resync.contains("removed by a full resync (the whole window read again"),
+            "{resync}"
+        );
+        let old = describe_change(&row(ChangeOp::Updated, None)).unwrap();
+        assert!(old.contains("updated by a sync round"), "{old}");
+        let notice = ChangeRecord {
+            change: Change::Notice {
+                kind: calgate_store::NoticeKind::MailboxSyncFailed,
+                data: serde_json::Value::Null,
+            },
+            ..row(ChangeOp::Created, None)
+        };
+        assert_eq!(describe_change(&notice), None);
+    }
 }

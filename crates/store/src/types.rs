@@ -403,6 +403,25 @@ pub enum Change {
     },
 }
 
+/// How a change-log row about an instance came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeVia {
+    /// A sync round applied Exchange's changes (a delta page, SyncFolderItems) to the live set.
+    Round,
+    /// A full resync's shadow set was swapped in (after Exchange invalidated the sync state,
+    /// a window re-base, or a privacy change).
+    Resync,
+}
+
+impl ChangeVia {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeVia::Round => "round",
+            ChangeVia::Resync => "resync",
+        }
+    }
+}
+
 /// One row of the change log, in the order the store wrote them (`seq` only grows): the change
 /// feed and the source of webhooks.
 #[derive(Debug, Clone, PartialEq)]
@@ -412,6 +431,8 @@ pub struct ChangeRecord {
     pub mailbox: Option<MailboxId>,
     pub address: Option<String>,
     pub change: Change,
+    /// How an instance change was written (`None`: a notice, or a row older than schema 14).
+    pub via: Option<ChangeVia>,
     pub at: Timestamp,
 }
 

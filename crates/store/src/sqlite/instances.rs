@@ -563,10 +563,10 @@ impl SqliteStore {
             .await
             .ctx("cannot write the change log")?;
         for (_, chunk) in pieces(rows) {
-            let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, 'round')"; chunk.len()].join(", ");
             let mut q = sqlx::query(sql(format!(
                 "INSERT INTO change_log (mailbox_id, address, instance_id, exchange_id, op, \
-                 start_us, end_us, at) VALUES {values}"
+                 start_us, end_us, at, via) VALUES {values}"
             )));
             for r in chunk {
                 q = q
@@ -742,21 +742,21 @@ impl SqliteStore {
         // The change log: what the swap deletes, creates and updates.
         let now = us(Timestamp::now());
         let log = "INSERT INTO change_log (mailbox_id, address, instance_id, exchange_id, op, \
-             start_us, end_us, at)";
+             start_us, end_us, at, via)";
         let addr = "(SELECT address FROM mailboxes WHERE id = ?1)";
         let diffs = [
             format!(
-                "{log} SELECT ?1, {addr}, l.id, l.exchange_id, 'deleted', l.start_us, l.end_us, ?2 \
+                "{log} SELECT ?1, {addr}, l.id, l.exchange_id, 'deleted', l.start_us, l.end_us, ?2, 'resync' \
                  FROM instances l WHERE l.mailbox_id = ?1 AND NOT EXISTS (SELECT 1 FROM \
                  shadow_instances s WHERE s.mailbox_id = ?1 AND s.exchange_id = l.exchange_id)"
             ),
             format!(
-                "{log} SELECT ?1, {addr}, s.id, s.exchange_id, 'created', s.start_us, s.end_us, ?2 \
+                "{log} SELECT ?1, {addr}, s.id, s.exchange_id, 'created', s.start_us, s.end_us, ?2, 'resync' \
                  FROM shadow_instances s WHERE s.mailbox_id = ?1 AND NOT EXISTS (SELECT 1 FROM \
                  instances l WHERE l.mailbox_id = ?1 AND l.exchange_id = s.exchange_id)"
             ),
             format!(
-                "{log} SELECT ?1, {addr}, s.id, s.exchange_id, 'updated', s.start_us, s.end_us, ?2 \
+                "{log} SELECT ?1, {addr}, s.id, s.exchange_id, 'updated', s.start_us, s.end_us, ?2, 'resync' \
                  FROM shadow_instances s JOIN instances l ON l.mailbox_id = ?1 \
                  AND l.exchange_id = s.exchange_id WHERE s.mailbox_id = ?1 AND \
                  (l.change_key IS NULL OR l.change_key IS NOT s.change_key \

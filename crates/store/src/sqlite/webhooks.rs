@@ -98,11 +98,17 @@ pub(super) fn change_from_row(row: &SqliteRow) -> Result<ChangeRecord> {
             }
         }
     };
+    let via: Option<String> = row.try_get("via").ctx(c)?;
     Ok(ChangeRecord {
         seq: count(row.try_get("seq").ctx(c)?),
         mailbox: mailbox.map(MailboxId),
         address: row.try_get("address").ctx(c)?,
         change,
+        via: match via.as_deref() {
+            Some("round") => Some(crate::ChangeVia::Round),
+            Some("resync") => Some(crate::ChangeVia::Resync),
+            _ => None,
+        },
         at: ts(row.try_get("at").ctx(c)?)?,
     })
 }

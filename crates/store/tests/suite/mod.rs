@@ -2131,6 +2131,13 @@ pub async fn change_log_follows_every_applied_change(f: &Fixture) {
         vec![("C", ChangeOp::Created)],
         "an unchanged instance is not logged by a resync"
     );
+    // Each row says how it was written: a round's rows, then the resync's.
+    assert!(
+        log.iter()
+            .all(|r| r.via == Some(calgate_store::ChangeVia::Round)),
+        "{log:?}"
+    );
+    assert_eq!(after[0].via, Some(calgate_store::ChangeVia::Resync));
     // Limits: after the last row, nothing.
     let last = after.last().expect("C").seq;
     assert!(s.changes_after(last, 10).await.expect("log").is_empty());
