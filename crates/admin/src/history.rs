@@ -75,26 +75,28 @@ mod tests {
                 op,
                 instance_id: calgate_store::Uuid::nil(),
                 exchange_id: "AAMk".into(),
-                start: Some("2026-12-07T09:00:00Z".parse().unwrap()),
-                end: Some("2026-12-07T10:00:00Z".parse().unwrap()),
+                start: Some("2026-12-07T09:00:00Z".parse().expect("a time")),
+                end: Some("2026-12-07T10:00:00Z".parse().expect("a time")),
             },
             via,
-            at: "2026-12-06T08:00:00Z".parse().unwrap(),
+            at: "2026-12-06T08:00:00Z".parse().expect("an instance row"),
         }
     }
 
     #[test]
     fn each_row_says_what_happened_and_how() {
         assert_eq!(
-            describe_change(&row(ChangeOp::Created, Some(ChangeVia::Round))).unwrap(),
+            describe_change(&row(ChangeOp::Created, Some(ChangeVia::Round)))
+                .expect("an instance row"),
             "2026-12-06 08:00:00 UTC: first stored by a sync round (2026-12-07 09:00–10:00 UTC)"
         );
-        let resync = describe_change(&row(ChangeOp::Deleted, Some(ChangeVia::Resync))).unwrap();
+        let resync = describe_change(&row(ChangeOp::Deleted, Some(ChangeVia::Resync)))
+            .expect("an instance row");
         assert!(
             resync.contains("removed by a full resync (the whole window read again"),
             "{resync}"
         );
-        let old = describe_change(&row(ChangeOp::Updated, None)).unwrap();
+        let old = describe_change(&row(ChangeOp::Updated, None)).expect("an instance row");
         assert!(old.contains("updated by a sync round"), "{old}");
         let notice = ChangeRecord {
             change: Change::Notice {

@@ -37,6 +37,9 @@ pub(crate) enum BenchCommand {
     /// receiver through `calgate serve` (Graph change notifications in, signed webhooks out);
     /// then the same polling only. Prints p50/p99 latency, losses and Graph requests per change.
     Notify(crate::bench_notify::BenchNotifyArgs),
+    /// Each admin-console page rendered over HTTP, N times, with M mailboxes linked and
+    /// synced; prints p50/p90/slowest time and size per page (goal: ≤ 200 ms each).
+    Console(crate::bench_console::BenchConsoleArgs),
 }
 
 #[derive(Debug, Args)]
@@ -102,6 +105,7 @@ pub(crate) async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Api(args) => crate::bench_api::run(args).await,
         BenchCommand::Push(args) => crate::bench_push::run(args).await,
         BenchCommand::Notify(args) => crate::bench_notify::run(args).await,
+        BenchCommand::Console(args) => crate::bench_console::run(args).await,
     }
 }
 

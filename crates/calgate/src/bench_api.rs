@@ -99,57 +99,80 @@ fn report(name: &str, goal_ms: f64, o: &Outcome) -> String {
     )
 }
 
-pub(crate) async fn run(args: BenchApiArgs) -> anyhow::Result<()> {
-    let t0 = Instant::now();
-    let _temp;
-    let dir = match &args.keep {
+/// A store of `mailboxes` × `events` synced from a simulator started for the occasion (or the
+/// one kept in `keep` by an earlier run): what `bench api` and `bench console` measure against.
+pub(crate) struct BenchStore {
+    pub store: Arc<dyn calgate_store::Store>,
+    /// Mailboxes the first sync could not sync.
+    pub failed: u64,
+    /// True when `keep` held a store already.
+    pub reused: bool,
+    _temp: Option<tempfile::TempDir>,
+}
+
+pub(crate) async fn bench_store(
+    mailboxes: u32,
+    events: usize,
+    rng: u64,
+    keep: Option<&std::path::Path>,
+    prefix: &str,
+) -> anyhow::Result<BenchStore> {
+    let mut temp = None;
+    let dir = match keep {
         Some(d) => {
             std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
-            d.clone()
+            d.to_owned()
         }
         None => {
             let t = tempfile::Builder::new()
-                .prefix("calgate-bench-api-")
+                .prefix(prefix)
                 .tempdir()
                 .context("cannot create a temporary data directory")?;
             let p = t.path().to_owned();
-            _temp = t;
+            temp = Some(t);
             p
         }
     };
     let data = dir.join("data");
-    let kept = if args.keep.is_some() && data.join("calgate.db").exists() {
+    if keep.is_some() && data.join("calgate.db").exists() {
         let store = crate::StoreLocation::new(data.display().to_string())
             .open()
             .await?;
-        Some(store)
-    } else {
-        None
-    };
-    let reused = kept.is_some();
-    let (store, failed) = match kept {
-        Some(store) => (store, 0),
-        None => {
-            let creds_path = dir.join("sim-credentials.json");
-            let (child, base) = start_sim_with(
-                args.mailboxes,
-                args.events_per_mailbox,
-                0,
-                args.rng,
-                &creds_path,
-            )?;
-            let creds: Value = serde_json::from_str(
-                &std::fs::read_to_string(&creds_path)
-                    .context("cannot read the simulator's credentials")?,
-            )?;
-            let (store, _) = store_linked_to(&creds, &base, &data).await?;
-            let engine = engine(store.clone(), calgate_sync::DEFAULT_CONCURRENCY)?;
-            let summary =
-                sync_with_progress(&engine, &calgate_sync::SyncRequest::default()).await?;
-            drop(child);
-            (store, summary.totals.mailboxes_failed)
-        }
-    };
+        return Ok(BenchStore {
+            store,
+            failed: 0,
+            reused: true,
+            _temp: temp,
+        });
+    }
+    let creds_path = dir.join("sim-credentials.json");
+    let (child, base) = start_sim_with(mailboxes, events, 0, rng, &creds_path)?;
+    let creds: Value = serde_json::from_str(
+        &std::fs::read_to_string(&creds_path).context("cannot read the simulator's credentials")?,
+    )?;
+    let (store, _) = store_linked_to(&creds, &base, &data).await?;
+    let engine = engine(store.clone(), calgate_sync::DEFAULT_CONCURRENCY)?;
+    let summary = sync_with_progress(&engine, &calgate_sync::SyncRequest::default()).await?;
+    drop(child);
+    Ok(BenchStore {
+        store,
+        failed: summary.totals.mailboxes_failed,
+        reused: false,
+        _temp: temp,
+    })
+}
+
+pub(crate) async fn run(args: BenchApiArgs) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let b = bench_store(
+        args.mailboxes,
+        args.events_per_mailbox,
+        args.rng,
+        args.keep.as_deref(),
+        "calgate-bench-api-",
+    )
+    .await?;
+    let (store, failed, reused) = (b.store.clone(), b.failed, b.reused);
     let states = store.sync_states().await?;
     let stored: u64 = states.iter().map(|s| s.live_instances).sum();
     let addresses: Vec<String> = states.iter().map(|s| s.mailbox.address.clone()).collect();

@@ -19,6 +19,7 @@ mod admin_cmd;
 mod apikey;
 mod bench;
 mod bench_api;
+mod bench_console;
 mod bench_notify;
 mod bench_push;
 mod booking;

@@ -1273,7 +1273,11 @@ async fn a_connection_is_added_from_the_console_with_an_uploaded_certificate() {
     let p = post_connection(&mut b, fields(&token, "cert", ""), Some(&pem)).await;
     assert_eq!(p.status, StatusCode::OK);
     assert!(p.body.contains("Passed, with warnings"), "{}", p.body);
-    assert!(p.body.contains("token acquired with certificate"), "{}", p.body);
+    assert!(
+        p.body.contains("token acquired with certificate"),
+        "{}",
+        p.body
+    );
     let conn = api
         .store
         .connection("cert")
