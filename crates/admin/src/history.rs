@@ -79,7 +79,7 @@ mod tests {
                 end: Some("2026-12-07T10:00:00Z".parse().expect("a time")),
             },
             via,
-            at: "2026-12-06T08:00:00Z".parse().expect("an instance row"),
+            at: "2026-12-06T08:00:00Z".parse().expect("a time"),
         }
     }
 
