@@ -35,7 +35,7 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
-use crate::checklist::{Check, Checklist};
+use crate::checklist::{Check, Checklist, Status};
 
 /// Days ahead of an expiry at which `doctor` warns, largest first.
 pub const WARN_DAYS: [i64; 3] = [30, 14, 7];
@@ -1096,37 +1096,49 @@ fn mailbox_check(s: &MailboxStatus, now: Timestamp) -> Option<Check> {
 /// on a last error with its message and calgate's next action; a warning without a successful
 /// sync in 24 hours; the healthy ones on one ✓ line). `now` is injected.
 pub async fn doctor(store: &dyn Store, now: Timestamp) -> Result<Checklist, LifecycleError> {
-    let mut list = Checklist::new("calgate doctor");
-    // The database itself first: nothing else it says can be trusted if it is damaged.
+    let database = database_check(store).await;
+    doctor_after(store, now, database).await
+}
+
+/// The database's integrity check as one line (what `doctor` says first). It reads the whole
+/// file: seconds on a large store, so the console runs it in the background and shows the last
+/// result.
+pub async fn database_check(store: &dyn Store) -> Check {
     let fix = "stop every calgate process, restore the data directory from a backup (or rebuild it: keep master.key, `sqlite3 calgate.db .recover | sqlite3 recovered.db`), then `calgate sync --full`";
     match store.check_integrity().await {
         Ok(problems) if problems.is_empty() => {
-            list.push(Check::pass(
-                "database",
-                "the database passed its integrity check",
-            ));
+            Check::pass("database", "the database passed its integrity check")
         }
-        Ok(problems) => {
-            list.push(Check::fail(
-                "database",
-                format!(
-                    "the database is damaged ({} problem{} found, e.g. {})",
-                    problems.len(),
-                    if problems.len() == 1 { "" } else { "s" },
-                    problems[0]
-                ),
-                fix,
-            ));
-            return Ok(list);
-        }
-        Err(e) => {
-            list.push(Check::fail(
-                "database",
-                format!("the database is damaged or unreadable: {e}"),
-                fix,
-            ));
-            return Ok(list);
-        }
+        Ok(problems) => Check::fail(
+            "database",
+            format!(
+                "the database is damaged ({} problem{} found, e.g. {})",
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" },
+                problems[0]
+            ),
+            fix,
+        ),
+        Err(e) => Check::fail(
+            "database",
+            format!("the database is damaged or unreadable: {e}"),
+            fix,
+        ),
+    }
+}
+
+/// `doctor`'s checks after `database` (the [`database_check`], or what stands for it): none
+/// when it failed, since nothing else the store says can be trusted then.
+pub async fn doctor_after(
+    store: &dyn Store,
+    now: Timestamp,
+    database: Check,
+) -> Result<Checklist, LifecycleError> {
+    let mut list = Checklist::new("calgate doctor");
+    let damaged = database.status == Status::Fail;
+    list.push(database);
+    if damaged {
+        return Ok(list);
     }
     let connections = store.list_connections().await?;
     if connections.is_empty() {

@@ -1250,7 +1250,30 @@ pub(crate) async fn doctor(State(state): State<AppState>, headers: HeaderMap) ->
         Ok(s) => s,
         Err(r) => return r,
     };
-    match calgate_admin::lifecycle::doctor(state.store.as_ref(), Timestamp::now()).await {
+    // The integrity check reads the whole database (seconds on a large store): it runs in the
+    // background and the page shows its last result.
+    let (last, stale) = state.console.integrity();
+    if stale {
+        state.console.refresh_integrity(state.store.clone());
+    }
+    let database = match last {
+        Some((at, mut check)) => {
+            check.summary = format!(
+                "{} (checked {}{})",
+                check.summary,
+                at.strftime("%Y-%m-%d %H:%M UTC"),
+                if stale { "; checking again now" } else { "" }
+            );
+            check
+        }
+        None => calgate_admin::Check::skip(
+            "database",
+            "the database's integrity check is running in the background (it reads the whole file): reload this page in a few seconds to see it",
+        ),
+    };
+    match calgate_admin::lifecycle::doctor_after(state.store.as_ref(), Timestamp::now(), database)
+        .await
+    {
         Ok(list) => render(&ChecklistPage {
             nav: Nav::of(&s, "doctor"),
             heading: list.title.clone(),

@@ -47,6 +47,18 @@ pub struct ConsoleState {
     failures: Mutex<Failures>,
     /// Connect account sign-ins under way: SHA-256 of their OAuth `state` → the sign-in.
     sign_ins: Mutex<HashMap<[u8; 32], (calgate_admin::accounts::SignIn, Instant)>>,
+    /// The Doctor page's last database integrity check, run in the background.
+    integrity: Mutex<Integrity>,
+}
+
+/// How old the Doctor page lets its integrity check get before it runs another.
+const INTEGRITY_MAX_AGE: Duration = Duration::from_secs(10 * 60);
+
+#[derive(Debug, Default)]
+struct Integrity {
+    /// When the last check finished (monotonic, and as a time to show), and its line.
+    last: Option<(Instant, jiff::Timestamp, calgate_admin::Check)>,
+    running: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -136,6 +148,40 @@ impl ConsoleState {
 
     pub(crate) fn succeeded(&self) {
         *lock(&self.failures) = Failures::default();
+    }
+
+    /// The last integrity check's line (with when it ran), and whether it is too old; `None`
+    /// before the first one has finished.
+    pub(crate) fn integrity(&self) -> (Option<(jiff::Timestamp, calgate_admin::Check)>, bool) {
+        let i = lock(&self.integrity);
+        match &i.last {
+            Some((at, shown, check)) => (
+                Some((*shown, check.clone())),
+                at.elapsed() > INTEGRITY_MAX_AGE,
+            ),
+            None => (None, true),
+        }
+    }
+
+    /// Runs the database integrity check in the background, unless one is running.
+    pub(crate) fn refresh_integrity(
+        self: &std::sync::Arc<Self>,
+        store: std::sync::Arc<dyn calgate_store::Store>,
+    ) {
+        {
+            let mut i = lock(&self.integrity);
+            if i.running {
+                return;
+            }
+            i.running = true;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let check = calgate_admin::lifecycle::database_check(store.as_ref()).await;
+            let mut i = lock(&this.integrity);
+            i.last = Some((Instant::now(), jiff::Timestamp::now(), check));
+            i.running = false;
+        });
     }
 
     /// Keeps a Connect account sign-in until its callback (at most 15 minutes).
