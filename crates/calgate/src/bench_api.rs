@@ -28,7 +28,8 @@ struct Outcome {
     elapsed: Duration,
 }
 
-fn pct(sorted: &[Duration], p: f64) -> f64 {
+/// The `p` percentile of `sorted`, in milliseconds (0 for none).
+pub(crate) fn pct(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -162,6 +163,27 @@ pub(crate) async fn bench_store(
     })
 }
 
+impl BenchStore {
+    /// Prints "`label`: M mailboxes, N events stored (…)" and returns every mailbox's state.
+    pub(crate) async fn announce(
+        &self,
+        label: &str,
+        t0: Instant,
+    ) -> anyhow::Result<Vec<calgate_store::MailboxSyncState>> {
+        let states = self.store.sync_states().await?;
+        let stored: u64 = states.iter().map(|s| s.live_instances).sum();
+        print_out(&format!(
+            "{label}: {} mailboxes, {} events stored ({} in {:.1} s; {} mailboxes failed to sync)\n",
+            thousands(states.len() as u64),
+            thousands(stored),
+            if self.reused { "reused" } else { "set up" },
+            t0.elapsed().as_secs_f64(),
+            self.failed
+        ));
+        Ok(states)
+    }
+}
+
 pub(crate) async fn run(args: BenchApiArgs) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let b = bench_store(
@@ -172,18 +194,9 @@ pub(crate) async fn run(args: BenchApiArgs) -> anyhow::Result<()> {
         "calgate-bench-api-",
     )
     .await?;
-    let (store, failed, reused) = (b.store.clone(), b.failed, b.reused);
-    let states = store.sync_states().await?;
-    let stored: u64 = states.iter().map(|s| s.live_instances).sum();
+    let store = b.store.clone();
+    let states = b.announce("bench api", t0).await?;
     let addresses: Vec<String> = states.iter().map(|s| s.mailbox.address.clone()).collect();
-    print_out(&format!(
-        "bench api: {} mailboxes, {} events stored ({} in {:.1} s; {} mailboxes failed to sync)\n",
-        thousands(states.len() as u64),
-        thousands(stored),
-        if reused { "reused" } else { "set up" },
-        t0.elapsed().as_secs_f64(),
-        failed
-    ));
     let name = format!("bench-{}", Timestamp::now().as_millisecond());
     let (key, new) = calgate_api::auth::generate_key(&name, &[ApiScope::Read]);
     store.add_api_key(&new).await?;

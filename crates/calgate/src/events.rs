@@ -55,14 +55,7 @@ pub(crate) async fn run(args: EventsArgs, loc: StoreLocation) -> anyhow::Result<
     if to <= from {
         return Err(Usage(format!("--to ({to}) must be after --from ({from})")).into());
     }
-    let store = loc.open().await?;
-    let Some(mailbox) = store.mailbox(args.address.trim()).await? else {
-        anyhow::bail!(
-            "{} is not linked: link it with `calgate mailbox link {} --connection NAME`, then `calgate sync`",
-            args.address,
-            args.address
-        );
-    };
+    let (store, mailbox) = linked(&loc, &args.address).await?;
     let stored = store.instances(mailbox.id, from, to).await?;
     let mapping = BusyMapping::default();
     if args.json {
@@ -138,14 +131,7 @@ async fn explain(
     if id.is_empty() {
         return Err(Usage("--explain needs an event's Exchange id".to_owned()).into());
     }
-    let store = loc.open().await?;
-    let Some(mailbox) = store.mailbox(args.address.trim()).await? else {
-        anyhow::bail!(
-            "{} is not linked: link it with `calgate mailbox link {} --connection NAME`, then `calgate sync`",
-            args.address,
-            args.address
-        );
-    };
+    let (store, mailbox) = linked(&loc, &args.address).await?;
     let h = calgate_admin::history::event_history(store.as_ref(), mailbox.id, id, 1000).await?;
     let dto = h
         .now
@@ -209,4 +195,21 @@ async fn explain(
     }
     print_out(&out);
     Ok(())
+}
+
+/// The store and the linked mailbox `address` (or the way to link it).
+async fn linked(
+    loc: &StoreLocation,
+    address: &str,
+) -> anyhow::Result<(
+    std::sync::Arc<dyn calgate_store::Store>,
+    calgate_store::Mailbox,
+)> {
+    let store = loc.open().await?;
+    let Some(mailbox) = store.mailbox(address.trim()).await? else {
+        anyhow::bail!(
+            "{address} is not linked: link it with `calgate mailbox link {address} --connection NAME`, then `calgate sync`"
+        );
+    };
+    Ok((store, mailbox))
 }

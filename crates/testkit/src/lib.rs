@@ -64,3 +64,39 @@ impl SimExt for SimHandle {
         Control::new(&self.base_url)
     }
 }
+
+/// Plays the browser at the simulator's Entra ID sign-in page (`url`, the authorization
+/// request calgate built): signs in as `login`, consents when asked (or declines, `accept =
+/// false`), and returns the URL Entra ID sends the browser back to. `http` must not follow
+/// redirects.
+pub async fn sim_sign_in(http: &reqwest::Client, url: &str, login: &str, accept: bool) -> String {
+    let r = http.get(url).send().await.expect("authorize page");
+    assert_eq!(r.status(), 200, "{url}");
+    let html = r.text().await.expect("html");
+    assert!(html.contains(login), "the sign-in page lists {login}");
+    let parsed = reqwest::Url::parse(url).expect("url");
+    let mut form: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
+    let mut action = parsed.clone();
+    action.set_query(None);
+    form.push(("step".into(), "signin".into()));
+    form.push(("login".into(), login.into()));
+    let mut r = http
+        .post(action.clone())
+        .form(&form)
+        .send()
+        .await
+        .expect("sign in");
+    if r.status() == 200 {
+        let html = r.text().await.expect("consent page");
+        assert!(html.contains("Permissions requested"), "{html}");
+        form.retain(|(k, _)| k != "step");
+        form.push(("step".into(), "consent".into()));
+        form.push(("accept".into(), if accept { "yes" } else { "no" }.into()));
+        r = http.post(action).form(&form).send().await.expect("consent");
+    }
+    assert_eq!(r.status(), 302, "{:?}", r.text().await);
+    r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned()
+}

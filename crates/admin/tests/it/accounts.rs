@@ -75,45 +75,7 @@ impl Env {
     /// Plays the browser: opens the sign-in URL, signs in as `login` (consenting or declining
     /// when asked), and returns the redirect the simulator sends back.
     async fn sign_in(&self, url: &str, login: &str, accept: bool) -> String {
-        let r = self.browser.get(url).send().await.expect("authorize page");
-        assert_eq!(r.status(), 200, "{:?}", r.text().await);
-        let html = r.text().await.expect("html");
-        assert!(html.contains(login), "the sign-in page lists {login}");
-        let parsed = reqwest::Url::parse(url).expect("url");
-        let mut form: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
-        let action = {
-            let mut u = parsed.clone();
-            u.set_query(None);
-            u
-        };
-        form.push(("step".into(), "signin".into()));
-        form.push(("login".into(), login.into()));
-        let mut r = self
-            .browser
-            .post(action.clone())
-            .form(&form)
-            .send()
-            .await
-            .expect("sign in");
-        if r.status() == 200 {
-            let html = r.text().await.expect("consent page");
-            assert!(html.contains("Permissions requested"), "{html}");
-            form.retain(|(k, _)| k != "step");
-            form.push(("step".into(), "consent".into()));
-            form.push(("accept".into(), if accept { "yes" } else { "no" }.into()));
-            r = self
-                .browser
-                .post(action)
-                .form(&form)
-                .send()
-                .await
-                .expect("consent");
-        }
-        assert_eq!(r.status(), 302, "{:?}", r.text().await);
-        r.headers()["location"]
-            .to_str()
-            .expect("location")
-            .to_owned()
+        calgate_testkit::sim_sign_in(&self.browser, url, login, accept).await
     }
 
     /// Follows the redirect to calgate's callback listener: (status, page).

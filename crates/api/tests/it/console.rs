@@ -107,13 +107,36 @@ fn url_escape(s: &str) -> String {
         .collect()
 }
 
+/// The quoted value that follows `marker` (which ends with `="`) in a page, its `&` entities
+/// decoded.
+fn value_after(body: &str, marker: &str) -> String {
+    let at = body
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker} in {body}"));
+    let rest = &body[at + marker.len()..];
+    rest[..rest.find('"').expect("end of value")]
+        .replace("&#38;", "&")
+        .replace("&amp;", "&")
+}
+
 /// The value of the first hidden `csrf` input of a page.
 fn csrf(body: &str) -> String {
-    let at = body
-        .find(r#"name="csrf" value=""#)
-        .unwrap_or_else(|| panic!("no CSRF field in {body}"));
-    let rest = &body[at + r#"name="csrf" value=""#.len()..];
-    rest[..rest.find('"').expect("end of value")].to_owned()
+    value_after(body, r#"name="csrf" value=""#)
+}
+
+/// A browser signed in to the console with the admin API key.
+async fn admin_browser(api: &crate::common::Api) -> Browser {
+    let mut b = Browser::new(&api.base);
+    let p = b.get("/console/login").await;
+    let t = csrf(&p.body);
+    let p = b
+        .post(
+            "/console/login",
+            &[("csrf", &t), ("api_key", &api.admin_key)],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    b
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1032,66 +1055,25 @@ async fn the_console_works_in_chromium_by_keyboard_with_screenshots() {
     println!("axe-core: {pages} pages checked, no serious or critical violation");
 }
 
-/// Plays the browser at the simulator's sign-in page: signs in as `login` and consents (or
-/// declines); returns where Entra ID sends the browser back.
+/// Plays the browser at the simulator's sign-in page (see `calgate_testkit::sim_sign_in`).
 async fn sim_sign_in(url: &str, login: &str, accept: bool) -> String {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client");
-    let r = http.get(url).send().await.expect("sign-in page");
-    assert_eq!(r.status(), 200, "{url}: {:?}", r.text().await);
-    assert!(r.text().await.expect("html").contains(login));
-    let parsed = reqwest::Url::parse(url).expect("url");
-    let mut form: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
-    let mut action = parsed.clone();
-    action.set_query(None);
-    form.push(("step".into(), "signin".into()));
-    form.push(("login".into(), login.into()));
-    let mut r = http
-        .post(action.clone())
-        .form(&form)
-        .send()
-        .await
-        .expect("sign in");
-    if r.status() == 200 {
-        form.retain(|(k, _)| k != "step");
-        form.push(("step".into(), "consent".into()));
-        form.push(("accept".into(), if accept { "yes" } else { "no" }.into()));
-        r = http.post(action).form(&form).send().await.expect("consent");
-    }
-    assert_eq!(r.status(), 302, "{:?}", r.text().await);
-    r.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_owned()
+    calgate_testkit::sim_sign_in(&http, url, login, accept).await
 }
 
 /// The sign-in link of the Connect account page.
 fn continue_link(body: &str) -> String {
-    let at = body
-        .find(r#"id="continue" href=""#)
-        .unwrap_or_else(|| panic!("no sign-in link in {body}"));
-    let rest = &body[at + r#"id="continue" href=""#.len()..];
-    rest[..rest.find('"').expect("end")]
-        .replace("&#38;", "&")
-        .replace("&amp;", "&")
+    value_after(body, r#"id="continue" href=""#)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_account_from_the_console_signs_in_at_entra_and_comes_back() {
     let api = api().await;
-    let mut b = Browser::new(&api.base);
-    let p = b.get("/console/login").await;
-    let t = csrf(&p.body);
-    let p = b
-        .post(
-            "/console/login",
-            &[("csrf", &t), ("api_key", &api.admin_key)],
-        )
-        .await;
-    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let mut b = admin_browser(&api).await;
     let upn = "anna.devries@contoso.example";
 
     // The form names the redirect URI the app registration must list.
@@ -1229,14 +1211,7 @@ async fn post_connection(b: &mut Browser, f: Vec<(String, String)>, file: Option
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_is_added_from_the_console_with_an_uploaded_certificate() {
     let api = api().await;
-    let mut b = Browser::new(&api.base);
-    let p = b.get("/console/login").await;
-    let t = csrf(&p.body);
-    b.post(
-        "/console/login",
-        &[("csrf", &t), ("api_key", &api.admin_key)],
-    )
-    .await;
+    let mut b = admin_browser(&api).await;
     let p = b.get("/console/connections").await;
     let token = csrf(&p.body);
     assert!(p.body.contains(r#"enctype="multipart/form-data""#));
