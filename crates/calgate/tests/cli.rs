@@ -1207,6 +1207,39 @@ fn bench_sync_prints_the_figures() {
     }
 }
 
+#[test]
+fn bench_console_signs_in_and_times_every_page() {
+    let o = Command::new(BIN)
+        .args([
+            "bench",
+            "console",
+            "--mailboxes",
+            "4",
+            "--events-per-mailbox",
+            "70",
+            "--requests",
+            "2",
+        ])
+        .env_remove("CALGATE_MASTER_KEY")
+        .output()
+        .unwrap();
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    for k in [
+        "bench console: 4 mailboxes",
+        "overview ",
+        "mailbox (busiest: week + events)",
+        "why isn't it here (subject)",
+        "event history ",
+        "doctor ",
+        "database integrity check (run in the background for the Doctor page):",
+        "the database passed its integrity check",
+        "slowest page:",
+    ] {
+        assert!(out.contains(k), "{k}: {out}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_credential_over_tls_with_an_extra_ca() {
     let sim = calgate_testkit::start_sim(SimOptions {
