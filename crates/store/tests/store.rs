@@ -437,3 +437,55 @@ async fn disk_full_is_reported_as_such_by_every_later_write() {
     .await
     .expect("writes work again");
 }
+
+/// A database a newer calgate migrated (a schema this binary does not know) is refused with
+/// words that say so, and left as it was.
+#[tokio::test]
+async fn a_newer_schema_refuses_an_older_binary_with_a_clear_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("calgate-data");
+    let location = data.to_str().expect("utf-8").to_owned();
+    let options = || OpenOptions {
+        key_file_only: true,
+        ..OpenOptions::default()
+    };
+    let store = open_with(
+        &location,
+        OpenOptions {
+            create: true,
+            ..options()
+        },
+    )
+    .await
+    .expect("create");
+    drop(store);
+    // What a newer calgate's migration 9999 would leave behind.
+    let db = data.join(SQLITE_FILE);
+    let url = format!("sqlite://{}", db.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("raw open");
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (9999, 'from the future', 1, x'00', 0)",
+    )
+    .execute(&pool)
+    .await
+    .expect("insert");
+    pool.close().await;
+    let e = open_with(&location, options())
+        .await
+        .err()
+        .expect("refused");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("schema 9999, written by a newer calgate")
+            && msg.contains("run the newer calgate"),
+        "{msg}"
+    );
+    // Still there, untouched.
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("raw open");
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE version = 9999")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(n, 1);
+}

@@ -351,6 +351,23 @@ impl SqliteStore {
             .connect_with(connect.clone())
             .await
             .ctx(&what)?;
+        // A database a newer calgate migrated: say so, rather than sqlx's "previously applied
+        // but missing". (No migrations table yet: a new database, nothing to compare.)
+        let newest: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success = 1")
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(None);
+        let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        if let Some(v) = newest.filter(|v| *v > known) {
+            return Err(Error::new(
+                ErrorKind::Database,
+                format!(
+                    "the database {} has schema {v}, written by a newer calgate; this calgate knows schema {known} at most: run the newer calgate (or restore the backup taken before the upgrade)",
+                    file.display()
+                ),
+            ));
+        }
         MIGRATOR.run(&pool).await.map_err(|e| {
             let message = format!("cannot migrate the database {}: {e}", file.display());
             Error::with_source(ErrorKind::Database, message, e)
