@@ -385,6 +385,16 @@ pub trait Store: Send + Sync {
     async fn console_password_hash(&self) -> Result<Option<String>>;
     /// Sets (replaces) the admin console's password hash (a PHC string).
     async fn set_console_password_hash(&self, phc: &str) -> Result<()>;
+    /// Keeps an admin-console session (by the SHA-256 of its token); deletes expired ones.
+    async fn put_console_session(&self, session: &ConsoleSession) -> Result<()>;
+    /// The session whose token has this SHA-256, unless it expired by `now`.
+    async fn console_session(
+        &self,
+        token_sha256: &[u8],
+        now: Timestamp,
+    ) -> Result<Option<ConsoleSession>>;
+    /// Ends a session (sign-out); nothing if there is none.
+    async fn remove_console_session(&self, token_sha256: &[u8]) -> Result<()>;
     /// Revokes the key named `name`; `false` if there is none not revoked yet.
     async fn revoke_api_key(&self, name: &str) -> Result<bool>;
     /// Stores an ICS feed of a linked mailbox; unknown mailbox → NotFound.

@@ -778,3 +778,15 @@ pub struct SubscriptionRecord {
     pub next_attempt_at: Option<Timestamp>,
     pub updated_at: Timestamp,
 }
+
+/// A signed-in administrator of the admin console. The session's token is only in the
+/// browser's cookie; the store keeps its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSession {
+    pub token_sha256: Vec<u8>,
+    /// The session's CSRF token: every form of the session carries it.
+    pub csrf: String,
+    /// How the administrator signed in ("with the administrator password").
+    pub via: String,
+    pub expires_at: Timestamp,
+}

@@ -81,14 +81,14 @@ async fn multipart_fields(
 }
 
 /// A multipart form that could not be read: the sign-in page, or a message with the cause.
-fn unreadable(
+async fn unreadable(
     state: &AppState,
     headers: &HeaderMap,
     heading: &str,
     why: &str,
     back: &str,
 ) -> Response {
-    match state.console.session(headers) {
+    match super::session::session_of(state.store.as_ref(), headers).await {
         Some(s) => message(
             &s,
             "",
@@ -116,7 +116,8 @@ pub(crate) async fn add_connection(
                 "Connection not added",
                 &e,
                 "/console/connections",
-            );
+            )
+            .await;
         }
     };
     let text = |k: &str| {
@@ -125,7 +126,7 @@ pub(crate) async fn add_connection(
             .map(|b| String::from_utf8_lossy(b).trim().to_owned())
             .unwrap_or_default()
     };
-    let s = match checked(&state, &headers, &text("csrf")) {
+    let s = match checked(&state, &headers, &text("csrf")).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -214,7 +215,7 @@ pub(crate) async fn add_secret(
     Path(name): Path<String>,
     Form(f): Form<SecretForm>,
 ) -> Response {
-    let s = match checked(&state, &headers, &f.csrf) {
+    let s = match checked(&state, &headers, &f.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -243,7 +244,7 @@ pub(crate) async fn remove_secret(
     Path((name, id)): Path<(String, String)>,
     Form(f): Form<super::pages::CsrfForm>,
 ) -> Response {
-    let s = match checked(&state, &headers, &f.csrf) {
+    let s = match checked(&state, &headers, &f.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -296,7 +297,7 @@ pub(crate) async fn verify(
     headers: HeaderMap,
     Form(f): Form<VerifyForm>,
 ) -> Response {
-    let s = match checked(&state, &headers, &f.csrf) {
+    let s = match checked(&state, &headers, &f.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -370,7 +371,7 @@ pub(crate) async fn discover(
     headers: HeaderMap,
     Form(f): Form<DiscoverForm>,
 ) -> Response {
-    let s = match checked(&state, &headers, &f.csrf) {
+    let s = match checked(&state, &headers, &f.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -446,7 +447,7 @@ pub(crate) async fn link_rooms(
             _ => {}
         }
     }
-    let s = match checked(&state, &headers, &csrf) {
+    let s = match checked(&state, &headers, &csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -507,7 +508,7 @@ pub(crate) async fn import(
     let fields = match multipart_fields(form).await {
         Ok(f) => f,
         Err(e) => {
-            return unreadable(&state, &headers, "Import refused", &e, "/console/mailboxes");
+            return unreadable(&state, &headers, "Import refused", &e, "/console/mailboxes").await;
         }
     };
     let text = |k: &str| {
@@ -519,7 +520,7 @@ pub(crate) async fn import(
     let (csrf, connection) = (text("csrf"), text("connection"));
     let dry_run = fields.contains_key("dry_run");
     let data = fields.get("file").cloned();
-    let s = match checked(&state, &headers, &csrf) {
+    let s = match checked(&state, &headers, &csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -598,7 +599,7 @@ pub(crate) async fn unlink(
     Path(address): Path<String>,
     Form(f): Form<ConfirmForm>,
 ) -> Response {
-    let s = match checked(&state, &headers, &f.csrf) {
+    let s = match checked(&state, &headers, &f.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -647,7 +648,7 @@ pub(crate) async fn remove_connection(
     Path(name): Path<String>,
     Form(f): Form<ConfirmForm>,
 ) -> Response {
-    let s = match checked(&state, &headers, &f.csrf) {
+    let s = match checked(&state, &headers, &f.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };

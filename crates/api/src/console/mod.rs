@@ -6,7 +6,8 @@
 //! Sign-in: the administrator password (`calgate admin set-password`, stored as an argon2id
 //! hash) or an API key with the `admin` scope. A session is a random token in a cookie
 //! (`HttpOnly`, `SameSite=Strict`, `Path=/console`, `Secure` when calgate's public URL is
-//! https), kept in memory (a restart signs everyone out) for at most 12 hours. Every form
+//! https), kept in the store by the token's SHA-256 (a restart signs nobody out; instances
+//! sharing the store share sessions) for at most 12 hours. Every form
 //! carries the session's CSRF token (the sign-in form a token of its own, double-submitted in
 //! a cookie); a form without it is refused. After three failed sign-ins each further attempt
 //! waits longer (1 s, 2 s, 4 s, … up to 30 s) and is refused until the wait is over.

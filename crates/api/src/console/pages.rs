@@ -11,7 +11,10 @@ use calgate_core::ApiScope;
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 
-use super::session::{LOGIN_COOKIE, SESSION_COOKIE, Session, cookie, random_token, same};
+use super::session::{
+    LOGIN_COOKIE, SESSION_COOKIE, Session, close_session, cookie, open_session, random_token, same,
+    session_of,
+};
 use crate::AppState;
 use crate::dto::{InstanceDto, MailboxDto};
 
@@ -63,20 +66,19 @@ fn page(status: StatusCode, html: String) -> Response {
 }
 
 /// The request's session, or a redirect to the sign-in page.
-fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
-    state
-        .console
-        .session(headers)
+async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
+    session_of(state.store.as_ref(), headers)
+        .await
         .ok_or_else(|| Redirect::to("/console/login").into_response())
 }
 
 /// A POST's session with its CSRF token checked.
-pub(crate) fn checked(
+pub(crate) async fn checked(
     state: &AppState,
     headers: &HeaderMap,
     csrf: &str,
 ) -> Result<Session, Response> {
-    let s = signed_in(state, headers)?;
+    let s = signed_in(state, headers).await?;
     if csrf.is_empty() || !same(&s.csrf, csrf) {
         return Err(refused_form(&s));
     }
@@ -161,7 +163,7 @@ fn login_page(state: &AppState, status: StatusCode, error: Option<String>) -> Re
 }
 
 pub(crate) async fn login_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if state.console.session(&headers).is_some() {
+    if session_of(state.store.as_ref(), &headers).await.is_some() {
         return Redirect::to("/console").into_response();
     }
     login_page(&state, StatusCode::OK, None)
@@ -210,7 +212,17 @@ pub(crate) async fn login(
     match via {
         Ok(via) => {
             state.console.succeeded();
-            let (token, _) = state.console.open(via);
+            let token = match open_session(state.store.as_ref(), via).await {
+                Ok((token, _)) => token,
+                Err(e) => {
+                    tracing::error!("console: cannot open a session: {e}");
+                    return login_page(
+                        &state,
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        Some(format!("Signed in, but the session could not be kept: {e}")),
+                    );
+                }
+            };
             let mut r = Redirect::to("/console").into_response();
             set_cookie(
                 &mut r,
@@ -298,10 +310,10 @@ pub(crate) async fn logout(
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if let Err(r) = checked(&state, &headers, &f.csrf) {
+    if let Err(r) = checked(&state, &headers, &f.csrf).await {
         return r;
     }
-    state.console.close(&headers);
+    close_session(state.store.as_ref(), &headers).await;
     let mut r = Redirect::to("/console/login").into_response();
     set_cookie(
         &mut r,
@@ -325,7 +337,7 @@ struct OverviewPage {
 }
 
 pub(crate) async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match signed_in(&state, &headers) {
+    let s = match signed_in(&state, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -396,7 +408,7 @@ struct ConnectionsPage {
 }
 
 pub(crate) async fn connections(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match signed_in(&state, &headers) {
+    let s = match signed_in(&state, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -555,7 +567,7 @@ pub(crate) async fn test_connection(
     Path(name): Path<String>,
     Form(f): Form<TestForm>,
 ) -> Response {
-    let s = match checked(&state, &headers, &f.csrf) {
+    let s = match checked(&state, &headers, &f.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -668,7 +680,7 @@ pub(crate) async fn mailboxes(
     headers: HeaderMap,
     Query(f): Query<MailboxFilter>,
 ) -> Response {
-    let s = match signed_in(&state, &headers) {
+    let s = match signed_in(&state, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -780,7 +792,7 @@ pub(crate) async fn mailbox(
     headers: HeaderMap,
     Path(address): Path<String>,
 ) -> Response {
-    let s = match signed_in(&state, &headers) {
+    let s = match signed_in(&state, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -913,7 +925,7 @@ pub(crate) async fn why(
     Path(address): Path<String>,
     Query(q): Query<WhyQuery>,
 ) -> Response {
-    let s = match signed_in(&state, &headers) {
+    let s = match signed_in(&state, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -1110,7 +1122,7 @@ struct BookingsPage {
 /// The bookings, failed ones first (at most 500 of each state).
 pub(crate) async fn bookings(State(state): State<AppState>, headers: HeaderMap) -> Response {
     use calgate_core::booking::BookingState as B;
-    let s = match signed_in(&state, &headers) {
+    let s = match signed_in(&state, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -1170,7 +1182,7 @@ struct WebhooksPage {
 
 /// The webhook endpoints, their recent deliveries and dead letters.
 pub(crate) async fn webhooks(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match signed_in(&state, &headers) {
+    let s = match signed_in(&state, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -1228,7 +1240,7 @@ pub(crate) async fn replay(
     Path(id): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let s = match checked(&state, &headers, &f.csrf) {
+    let s = match checked(&state, &headers, &f.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -1246,7 +1258,7 @@ pub(crate) async fn replay(
 
 /// `calgate doctor`'s checks.
 pub(crate) async fn doctor(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match signed_in(&state, &headers) {
+    let s = match signed_in(&state, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -1316,7 +1328,7 @@ fn sign_in_redirect_uri(state: &AppState) -> String {
 
 /// The connected (delegated) accounts.
 pub(crate) async fn accounts(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match signed_in(&state, &headers) {
+    let s = match signed_in(&state, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -1396,7 +1408,7 @@ pub(crate) async fn connect(
     headers: HeaderMap,
     Form(f): Form<ConnectForm>,
 ) -> Response {
-    let s = match checked(&state, &headers, &f.csrf) {
+    let s = match checked(&state, &headers, &f.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -1452,8 +1464,9 @@ pub(crate) async fn connect_callback(
     headers: HeaderMap,
     Query(q): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    let nav = |here| match state.console.session(&headers) {
-        Some(s) => Nav::of(&s, here),
+    let session = session_of(state.store.as_ref(), &headers).await;
+    let nav = |here| match &session {
+        Some(s) => Nav::of(s, here),
         None => Nav {
             signed_in: false,
             csrf: String::new(),
@@ -1511,7 +1524,7 @@ pub(crate) async fn disconnect(
     headers: HeaderMap,
     Form(f): Form<DisconnectForm>,
 ) -> Response {
-    let s = match checked(&state, &headers, &f.csrf) {
+    let s = match checked(&state, &headers, &f.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -1559,7 +1572,7 @@ pub(crate) async fn retry_booking(
     Path(id): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let s = match checked(&state, &headers, &f.csrf) {
+    let s = match checked(&state, &headers, &f.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -1608,7 +1621,7 @@ pub(crate) async fn event(
     Path(address): Path<String>,
     Query(q): Query<EventQuery>,
 ) -> Response {
-    let s = match signed_in(&state, &headers) {
+    let s = match signed_in(&state, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };

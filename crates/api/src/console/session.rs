@@ -26,7 +26,6 @@ pub(crate) struct Session {
     pub csrf: String,
     /// How they signed in, for the overview ("with the administrator password").
     pub via: String,
-    expires: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -42,8 +41,6 @@ const SIGN_IN_LIFETIME: Duration = Duration::from_secs(15 * 60);
 /// The console's in-memory state, shared by every request.
 #[derive(Debug, Default)]
 pub struct ConsoleState {
-    /// SHA-256 of the session token → session (the token itself is only in the cookie).
-    sessions: Mutex<HashMap<[u8; 32], Session>>,
     failures: Mutex<Failures>,
     /// Connect account sign-ins under way: SHA-256 of their OAuth `state` → the sign-in.
     sign_ins: Mutex<HashMap<[u8; 32], (calgate_admin::accounts::SignIn, Instant)>>,
@@ -92,38 +89,62 @@ pub(crate) fn same(a: &str, b: &str) -> bool {
     calgate_core::ct_eq(a.as_bytes(), b.as_bytes())
 }
 
-impl ConsoleState {
-    /// Opens a session: (its token for the cookie, the session).
-    pub(crate) fn open(&self, via: String) -> (String, Session) {
-        let token = random_token();
-        let session = Session {
-            csrf: random_token(),
-            via,
-            expires: Instant::now() + SESSION_LIFETIME,
-        };
-        let mut map = lock(&self.sessions);
-        let now = Instant::now();
-        map.retain(|_, s| s.expires > now);
-        map.insert(digest(&token), session.clone());
-        (token, session)
-    }
+/// Opens a session, kept in the store (by its token's SHA-256) so that a restart signs nobody
+/// out and every `calgate serve` sharing the store knows it: (its token for the cookie, the
+/// session).
+pub(crate) async fn open_session(
+    store: &dyn calgate_store::Store,
+    via: String,
+) -> calgate_store::Result<(String, Session)> {
+    let token = random_token();
+    let session = Session {
+        csrf: random_token(),
+        via,
+    };
+    let lifetime = jiff::SignedDuration::try_from(SESSION_LIFETIME).unwrap_or_default();
+    store
+        .put_console_session(&calgate_store::ConsoleSession {
+            token_sha256: digest(&token).to_vec(),
+            csrf: session.csrf.clone(),
+            via: session.via.clone(),
+            expires_at: jiff::Timestamp::now() + lifetime,
+        })
+        .await?;
+    Ok((token, session))
+}
 
-    /// The live session of the request's cookie.
-    pub(crate) fn session(&self, headers: &HeaderMap) -> Option<Session> {
-        let token = cookie(headers, SESSION_COOKIE)?;
-        let map = lock(&self.sessions);
-        map.get(&digest(&token))
-            .filter(|s| s.expires > Instant::now())
-            .cloned()
-    }
-
-    /// Ends the request's session.
-    pub(crate) fn close(&self, headers: &HeaderMap) {
-        if let Some(token) = cookie(headers, SESSION_COOKIE) {
-            lock(&self.sessions).remove(&digest(&token));
+/// The live session of the request's cookie (`None` also when the store cannot be read: the
+/// administrator is sent to sign in, and the error is logged).
+pub(crate) async fn session_of(
+    store: &dyn calgate_store::Store,
+    headers: &HeaderMap,
+) -> Option<Session> {
+    let token = cookie(headers, SESSION_COOKIE)?;
+    match store
+        .console_session(&digest(&token), jiff::Timestamp::now())
+        .await
+    {
+        Ok(s) => s.map(|s| Session {
+            csrf: s.csrf,
+            via: s.via,
+        }),
+        Err(e) => {
+            tracing::warn!("console: cannot read a session: {e}");
+            None
         }
     }
+}
 
+/// Ends the request's session.
+pub(crate) async fn close_session(store: &dyn calgate_store::Store, headers: &HeaderMap) {
+    if let Some(token) = cookie(headers, SESSION_COOKIE)
+        && let Err(e) = store.remove_console_session(&digest(&token)).await
+    {
+        tracing::warn!("console: cannot end a session: {e}");
+    }
+}
+
+impl ConsoleState {
     /// `Some(wait)`: sign-ins are refused for `wait` more.
     pub(crate) fn locked_for(&self) -> Option<Duration> {
         let f = lock(&self.failures);
@@ -247,10 +268,16 @@ mod tests {
         assert!(s.locked_for().is_none());
     }
 
-    #[test]
-    fn sessions_are_found_by_their_cookie_only() {
-        let s = ConsoleState::default();
-        let (token, session) = s.open("test".into());
+    #[tokio::test]
+    async fn sessions_are_found_by_their_cookie_only_and_outlive_a_restart() {
+        let key = calgate_store::MasterKey::generate().expect("key").0;
+        let t = calgate_testkit::temp_store_with(calgate_store::OpenOptions {
+            master_key: Some(key.clone()),
+            ..Default::default()
+        })
+        .await;
+        let store = t.store.as_ref();
+        let (token, session) = open_session(store, "test".into()).await.expect("open");
         let mut h = HeaderMap::new();
         h.insert(
             axum::http::header::COOKIE,
@@ -258,7 +285,17 @@ mod tests {
                 .parse()
                 .expect("header"),
         );
-        assert_eq!(s.session(&h).map(|x| x.csrf), Some(session.csrf));
+        assert_eq!(
+            session_of(store, &h).await.map(|x| x.csrf),
+            Some(session.csrf.clone())
+        );
+        // The store holds the token's hash, never the token.
+        let kept = store
+            .console_session(&digest(&token), jiff::Timestamp::now())
+            .await
+            .expect("read")
+            .expect("kept");
+        assert_ne!(kept.token_sha256, token.as_bytes());
         let mut wrong = HeaderMap::new();
         wrong.insert(
             axum::http::header::COOKIE,
@@ -266,8 +303,23 @@ mod tests {
                 .parse()
                 .expect("header"),
         );
-        assert!(s.session(&wrong).is_none());
-        s.close(&h);
-        assert!(s.session(&h).is_none());
+        assert!(session_of(store, &wrong).await.is_none());
+        // A second server over the same store (or this one restarted) knows the session.
+        let again = calgate_store::open_with(
+            &format!("sqlite://{}", t.db().display()),
+            calgate_store::OpenOptions {
+                master_key: Some(key),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("reopen");
+        assert_eq!(
+            session_of(again.as_ref(), &h).await.map(|x| x.csrf),
+            Some(session.csrf)
+        );
+        close_session(store, &h).await;
+        assert!(session_of(store, &h).await.is_none());
+        assert!(session_of(again.as_ref(), &h).await.is_none());
     }
 }

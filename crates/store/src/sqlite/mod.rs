@@ -892,6 +892,66 @@ impl Store for SqliteStore {
         tx.commit().await.ctx("cannot store the console password")?;
         Ok(())
     }
+    async fn put_console_session(&self, session: &ConsoleSession) -> Result<()> {
+        let what = "cannot store the console session";
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM console_sessions WHERE expires_at <= ?")
+            .bind(us(Timestamp::now()))
+            .execute(&mut *tx)
+            .await
+            .ctx(what)?;
+        sqlx::query(
+            "INSERT INTO console_sessions (token_sha256, csrf, via, expires_at) \
+             VALUES (?, ?, ?, ?) ON CONFLICT (token_sha256) DO UPDATE SET csrf = excluded.csrf, \
+             via = excluded.via, expires_at = excluded.expires_at",
+        )
+        .bind(&session.token_sha256)
+        .bind(&session.csrf)
+        .bind(&session.via)
+        .bind(us(session.expires_at))
+        .execute(&mut *tx)
+        .await
+        .ctx(what)?;
+        tx.commit().await.ctx(what)?;
+        Ok(())
+    }
+    async fn console_session(
+        &self,
+        token_sha256: &[u8],
+        now: Timestamp,
+    ) -> Result<Option<ConsoleSession>> {
+        let what = "cannot read the console session";
+        let row = sqlx::query(
+            "SELECT csrf, via, expires_at FROM console_sessions \
+             WHERE token_sha256 = ? AND expires_at > ?",
+        )
+        .bind(token_sha256)
+        .bind(us(now))
+        .fetch_optional(&self.pool)
+        .await
+        .ctx(what)?;
+        row.map(|r| {
+            use sqlx::Row as _;
+            Ok(ConsoleSession {
+                token_sha256: token_sha256.to_vec(),
+                csrf: r.try_get("csrf").ctx(what)?,
+                via: r.try_get("via").ctx(what)?,
+                expires_at: ts(r.try_get("expires_at").ctx(what)?)?,
+            })
+        })
+        .transpose()
+    }
+    async fn remove_console_session(&self, token_sha256: &[u8]) -> Result<()> {
+        let what = "cannot end the console session";
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM console_sessions WHERE token_sha256 = ?")
+            .bind(token_sha256)
+            .execute(&mut *tx)
+            .await
+            .ctx(what)?;
+        tx.commit().await.ctx(what)?;
+        Ok(())
+    }
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
         routed!(self.list_api_keys_impl())
     }

@@ -56,6 +56,7 @@ macro_rules! store_suite {
                 status_transitions_and_notices_enter_the_change_log,
                 webhook_queue_delivers_in_order_per_partition,
                 subscription_records_round_trip_and_go_with_the_mailbox,
+                console_sessions_by_token_hash_expire_and_end,
             );
         }
     };
@@ -2664,4 +2665,58 @@ pub async fn subscription_records_round_trip_and_go_with_the_mailbox(f: &Fixture
     s.unlink_mailbox("a@contoso.com").await.expect("unlink");
     assert!(s.subscriptions().await.expect("all").is_empty());
     assert!(!s.remove_subscription(mb).await.expect("remove"));
+}
+
+/// Console sessions: kept by their token's hash, found until they expire, gone when ended or
+/// expired (and expired ones pruned when another opens); the store survives reopening with them.
+pub async fn console_sessions_by_token_hash_expire_and_end(f: &Fixture) {
+    let s = &*f.store;
+    // Stores keep microseconds.
+    let now = Timestamp::from_microsecond(Timestamp::now().as_microsecond()).expect("now");
+    let session = |hash: u8, csrf: &str, expires: Timestamp| ConsoleSession {
+        token_sha256: vec![hash; 32],
+        csrf: csrf.to_owned(),
+        via: "with the administrator password".to_owned(),
+        expires_at: expires,
+    };
+    let live = session(1, "csrf-1", now + SignedDuration::from_hours(12));
+    s.put_console_session(&live).await.expect("put");
+    assert_eq!(
+        s.console_session(&[1; 32], now).await.expect("get"),
+        Some(live.clone())
+    );
+    assert_eq!(s.console_session(&[2; 32], now).await.expect("get"), None);
+    // Expired by the clock it is asked with.
+    assert_eq!(
+        s.console_session(&[1; 32], now + SignedDuration::from_hours(13))
+            .await
+            .expect("get"),
+        None
+    );
+    // An expired row is never returned, and opening another session prunes it.
+    let stale = session(3, "csrf-3", now - SignedDuration::from_secs(1));
+    s.put_console_session(&stale).await.expect("put");
+    assert_eq!(s.console_session(&[3; 32], now).await.expect("get"), None);
+    s.put_console_session(&session(4, "csrf-4", now + SignedDuration::from_hours(1)))
+        .await
+        .expect("put");
+    assert_eq!(
+        s.console_session(&[3; 32], now - SignedDuration::from_hours(1))
+            .await
+            .expect("get"),
+        None,
+        "pruned"
+    );
+    // Sign-out ends one session only.
+    s.remove_console_session(&[1; 32]).await.expect("remove");
+    s.remove_console_session(&[9; 32])
+        .await
+        .expect("nothing to remove");
+    assert_eq!(s.console_session(&[1; 32], now).await.expect("get"), None);
+    assert!(
+        s.console_session(&[4; 32], now)
+            .await
+            .expect("get")
+            .is_some()
+    );
 }
