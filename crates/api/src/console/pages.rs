@@ -1063,10 +1063,14 @@ async fn explain(state: &AppState, address: &str, q: &WhyQuery) -> Result<Vec<St
             } = c.change
             {
                 out.push(format!(
-                    "an event at {}–{} was removed from calgate on {}: Exchange reported it deleted (or moved away) in that sync round.",
+                    "an event at {}–{} was removed from calgate on {}: {}",
                     a.strftime("%Y-%m-%d %H:%M"),
                     b.strftime("%H:%M UTC"),
-                    c.at.strftime("%Y-%m-%d %H:%M UTC")
+                    c.at.strftime("%Y-%m-%d %H:%M UTC"),
+                    match c.via {
+                        Some(calgate_store::ChangeVia::Resync) => "it was not among what Exchange returned when calgate read the whole window again (a full resync).",
+                        _ => "Exchange reported it deleted (or moved away) in that sync round.",
+                    }
                 ));
             }
         }

@@ -322,6 +322,21 @@ async fn the_console_signs_in_refuses_forged_forms_shows_the_store_and_signs_out
         "{}",
         p.body
     );
+    // "Why isn't it here?" at its time: removed on a date, as Exchange reported it.
+    let at = single.instance.when.start;
+    let p = b
+        .get(&format!(
+            "/console/mailboxes/{room}/why?date={}&time={}",
+            at.strftime("%Y-%m-%d"),
+            at.strftime("%H:%M")
+        ))
+        .await;
+    assert!(
+        p.body.contains("was removed from calgate on")
+            && p.body.contains("Exchange reported it deleted"),
+        "{}",
+        p.body
+    );
 
     // Bookings, webhooks (with a dead letter replayed) and doctor.
     let (hook, _) = api
