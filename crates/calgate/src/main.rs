@@ -121,9 +121,37 @@ enum Command {
     /// Webhooks: endpoints of the host application that `calgate serve` tells what changed.
     #[command(subcommand)]
     Webhook(webhook_cmd::WebhookCommand),
+    /// Bring the store's schema up to this calgate's (every command also does it when it opens
+    /// the store, unless `serve --no-migrate`); `--check` only says whether it is needed.
+    Migrate(MigrateArgs),
     /// Print the REST API's OpenAPI 3.1 document (what `calgate serve` serves at
     /// /openapi.json; committed as docs/openapi.json).
     Openapi,
+}
+
+#[derive(Debug, clap::Args)]
+struct MigrateArgs {
+    /// Change nothing: exit 0 when the schema is up to date, 1 (with the reason) when it is not.
+    #[arg(long)]
+    check: bool,
+}
+
+/// `calgate migrate [--check]`.
+async fn migrate(args: MigrateArgs, loc: StoreLocation) -> anyhow::Result<()> {
+    let store = if args.check {
+        loc.open_without_migrating().await?
+    } else {
+        loc.open().await?
+    };
+    let schema = store.schema().await?;
+    output::print_out(&match schema.migrated_from {
+        Some(from) => format!(
+            "{}: migrated from schema {from} to schema {}\n",
+            loc.location, schema.version
+        ),
+        None => format!("{}: schema {}, up to date\n", loc.location, schema.version),
+    });
+    Ok(())
 }
 
 /// Where the store lives, as the global flags say.
@@ -160,18 +188,25 @@ impl StoreLocation {
     /// Opens the existing store; a missing one is an error naming the place and the fix
     /// (a mistyped or unmounted data directory must not look like an empty installation).
     pub(crate) async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
-        self.open_with(false).await
+        self.open_with(false, false).await
+    }
+
+    /// [`StoreLocation::open`], refusing to migrate an older schema (`serve --no-migrate`,
+    /// `migrate --check`): that is an error naming `calgate migrate`.
+    pub(crate) async fn open_without_migrating(&self) -> anyhow::Result<Arc<dyn Store>> {
+        self.open_with(false, true).await
     }
 
     /// Opens the store, creating it when there is none: for the commands that set calgate up
     /// (`connection add`, `demo`).
     pub(crate) async fn open_or_create(&self) -> anyhow::Result<Arc<dyn Store>> {
-        self.open_with(true).await
+        self.open_with(true, false).await
     }
 
-    async fn open_with(&self, create: bool) -> anyhow::Result<Arc<dyn Store>> {
+    async fn open_with(&self, create: bool, no_migrate: bool) -> anyhow::Result<Arc<dyn Store>> {
         let options = calgate_store::OpenOptions {
             create,
+            no_migrate,
             ..calgate_store::OpenOptions::default()
         };
         let store = calgate_store::open_with(&self.location, options)
@@ -180,7 +215,7 @@ impl StoreLocation {
                 use calgate_store::ErrorKind as K;
                 match e.kind() {
                     // These messages already say where and what to do.
-                    K::Missing | K::MasterKey | K::DiskFull => {
+                    K::Missing | K::MasterKey | K::DiskFull | K::Schema => {
                         anyhow::anyhow!("{}", one_line(e.message()))
                     }
                     K::Io => anyhow::anyhow!(
@@ -279,6 +314,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => run_async(demo::run(args, loc, &config)),
         Command::Bench(cmd) => run_async(bench::run(cmd)),
         Command::Serve(args) => run_async(serve::run(args, loc, config)),
+        Command::Migrate(args) => run_async(migrate(args, loc)),
         Command::Apikey(cmd) => run_async(apikey::run(cmd, loc)),
         Command::Admin(cmd) => run_async(admin_cmd::run(cmd, loc)),
         Command::Webhook(cmd) => run_async(webhook_cmd::run(cmd, loc)),

@@ -29,6 +29,10 @@ pub(crate) struct ServeArgs {
     /// Do not run the background sync (serve the stored data only).
     #[arg(long)]
     pub no_sync: bool,
+    /// Refuse to start on a database whose schema is older than this calgate's, instead of
+    /// migrating it (run `calgate migrate` after a backup, then start).
+    #[arg(long, conflicts_with = "create")]
+    pub no_migrate: bool,
     /// Log lines as `text` or `json` (default: log.format / CALGATE_LOG_FORMAT, else text).
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub log_format: Option<crate::config::LogFormat>,
@@ -209,9 +213,18 @@ pub(crate) async fn run_service_until(
 pub(crate) async fn run(args: ServeArgs, loc: StoreLocation, config: Config) -> anyhow::Result<()> {
     let store = if args.create {
         loc.open_or_create().await?
+    } else if args.no_migrate {
+        loc.open_without_migrating().await?
     } else {
         loc.open().await?
     };
+    if let Some(from) = store.schema().await?.migrated_from {
+        tracing::info!(from, "the database was migrated to this calgate's schema");
+        print_out(&format!(
+            "calgate serve: migrated the database from schema {from} to schema {}\n",
+            store.schema().await?.version
+        ));
+    }
     let listen = args.listen.unwrap_or(config.listen);
     let service = start(store, &config, listen, !args.no_sync).await?;
     let addr = service

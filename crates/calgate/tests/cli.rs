@@ -2932,3 +2932,83 @@ async fn an_ews_connection_is_added_tested_rotated_imported_and_synced() {
     everything.push_str(&out);
     assert!(!everything.contains(&password), "the password was printed");
 }
+
+/// `calgate migrate`: an older schema is reported by `--check` and refused by `serve
+/// --no-migrate` (each with the command to run), migrated by `calgate migrate`, then up to date;
+/// a newer schema is refused by every command with words that say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_checks_upgrades_and_refuses_what_it_should() {
+    let d = data_dir();
+    let d = d.path();
+    let store = calgate_store::open_with(
+        d.to_str().expect("utf-8"),
+        calgate_store::OpenOptions {
+            create: true,
+            key_file_only: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("create");
+    let latest = store.schema().await.expect("schema").version;
+    assert!(latest >= 15, "{latest}");
+    drop(store);
+    let o = CALGATE.run_async(d, &["migrate", "--check"], &[]).await;
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains(&format!("schema {latest}, up to date")),
+        "{}",
+        stdout(&o)
+    );
+    // Make it the schema of the calgate before the console's sessions (14).
+    let url = format!("sqlite://{}", d.join(calgate_testkit::DB_FILE).display());
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("raw open");
+    for q in [
+        "DROP TABLE console_sessions",
+        "DELETE FROM _sqlx_migrations WHERE version = 15",
+    ] {
+        sqlx::query(q).execute(&pool).await.expect(q);
+    }
+    pool.close().await;
+    let older = latest - 1;
+    for args in [vec!["migrate", "--check"], vec!["serve", "--no-migrate"]] {
+        let o = CALGATE.run_async(d, &args, &[]).await;
+        assert_exit(&o, 1);
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.contains(&format!(
+                "has schema {older} and this calgate uses schema {latest}"
+            )) && err.contains("`calgate migrate`"),
+            "{args:?}: {err}"
+        );
+    }
+    let o = CALGATE.run_async(d, &["migrate"], &[]).await;
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains(&format!("migrated from schema {older} to schema {latest}")),
+        "{}",
+        stdout(&o)
+    );
+    let o = CALGATE.run_async(d, &["migrate", "--check"], &[]).await;
+    assert_exit(&o, 0);
+    // A newer calgate's schema: refused, with the way out, and left as it is.
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("raw open");
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (9999, 'from the future', 1, x'00', 0)",
+    )
+    .execute(&pool)
+    .await
+    .expect("insert");
+    pool.close().await;
+    for args in [vec!["migrate"], vec!["connection", "list"]] {
+        let o = CALGATE.run_async(d, &args, &[]).await;
+        assert_exit(&o, 1);
+        let err = stderr(&o);
+        assert!(
+            err.contains("schema 9999, written by a newer calgate"),
+            "{args:?}: {err}"
+        );
+    }
+}

@@ -28,6 +28,9 @@ pub enum ErrorKind {
     /// The round's sync lease was taken over by another process (it lapsed): its write was
     /// refused so that it cannot overwrite the newer round's work.
     LeaseLost,
+    /// The database's schema is not this calgate's: newer (written by a newer calgate), or
+    /// older while migrating was forbidden (`--no-migrate`).
+    Schema,
 }
 
 impl fmt::Display for ErrorKind {
@@ -43,6 +46,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Missing => "missing",
             ErrorKind::DiskFull => "disk full",
             ErrorKind::LeaseLost => "lease lost",
+            ErrorKind::Schema => "schema",
         })
     }
 }

@@ -381,6 +381,8 @@ pub trait Store: Send + Sync {
     async fn api_key(&self, key_id: &str) -> Result<Option<ApiKey>>;
     /// Every key, by name.
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>>;
+    /// The schema the database has, and whether this process migrated it (`calgate migrate`).
+    async fn schema(&self) -> Result<SchemaInfo>;
     /// The admin console's password, as a PHC string (argon2id; never the password), if set.
     async fn console_password_hash(&self) -> Result<Option<String>>;
     /// Sets (replaces) the admin console's password hash (a PHC string).
@@ -452,6 +454,18 @@ pub struct OpenOptions {
     pub key_file_only: bool,
     /// SQLite: a cap on the database's size in pages (see [`SqliteOptions::max_page_count`]).
     pub max_page_count: Option<u64>,
+    /// Refuse to migrate: an existing database whose schema is older than this calgate's is
+    /// [`ErrorKind::Schema`] naming `calgate migrate` (a new one is still created).
+    pub no_migrate: bool,
+}
+
+/// The store's schema as this process found and left it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaInfo {
+    /// The schema the database has now (this calgate's newest).
+    pub version: i64,
+    /// The schema it had before this process migrated it (`None`: it was up to date, or new).
+    pub migrated_from: Option<i64>,
 }
 
 /// Where a location points.
@@ -575,6 +589,7 @@ pub async fn open_with(location: &str, options: OpenOptions) -> Result<Arc<dyn S
                 create: options.create,
                 max_connections: options.max_connections,
                 max_page_count: options.max_page_count,
+                no_migrate: options.no_migrate,
             };
             let store = SqliteStore::open(&file, key, &sqlite).await?;
             Ok(Arc::new(store))

@@ -58,6 +58,9 @@ pub struct SqliteOptions {
     /// A cap on the database's size, in pages (`PRAGMA max_page_count`); past it writes fail
     /// as "disk full". For quotas and for tests of that path.
     pub max_page_count: Option<u64>,
+    /// Refuse to migrate an existing database whose schema is older (see
+    /// [`OpenOptions::no_migrate`](crate::OpenOptions::no_migrate)).
+    pub no_migrate: bool,
 }
 
 /// The SQLite implementation of [`Store`].
@@ -71,6 +74,8 @@ pub struct SqliteStore {
     /// handler; other processes' writers still meet the busy timeout.
     write_gate: Arc<tokio::sync::Mutex<()>>,
     key: MasterKey,
+    /// The schema as this process found and left it.
+    schema: crate::SchemaInfo,
     file: PathBuf,
 }
 
@@ -359,9 +364,20 @@ impl SqliteStore {
                 .await
                 .unwrap_or(None);
         let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        if let Some(v) = newest.filter(|v| *v < known)
+            && options.no_migrate
+        {
+            return Err(Error::new(
+                ErrorKind::Schema,
+                format!(
+                    "the database {} has schema {v} and this calgate uses schema {known}, but migrating was forbidden (--no-migrate): back the data up, then run `calgate migrate`",
+                    file.display()
+                ),
+            ));
+        }
         if let Some(v) = newest.filter(|v| *v > known) {
             return Err(Error::new(
-                ErrorKind::Database,
+                ErrorKind::Schema,
                 format!(
                     "the database {} has schema {v}, written by a newer calgate; this calgate knows schema {known} at most: run the newer calgate (or restore the backup taken before the upgrade)",
                     file.display()
@@ -388,6 +404,10 @@ impl SqliteStore {
             writer,
             write_gate: Arc::new(tokio::sync::Mutex::new(())),
             key,
+            schema: crate::SchemaInfo {
+                version: known,
+                migrated_from: newest.filter(|v| *v < known),
+            },
             file: file.to_path_buf(),
         };
         store.check_key().await?;
@@ -891,6 +911,9 @@ impl Store for SqliteStore {
         .ctx("cannot store the console password")?;
         tx.commit().await.ctx("cannot store the console password")?;
         Ok(())
+    }
+    async fn schema(&self) -> Result<crate::SchemaInfo> {
+        Ok(self.schema)
     }
     async fn put_console_session(&self, session: &ConsoleSession) -> Result<()> {
         let what = "cannot store the console session";
