@@ -308,6 +308,10 @@ pub struct MailboxStatusDto {
     pub pending_resync: Option<String>,
     /// Instances stored.
     pub events: u64,
+    /// Which calgate process ran the last round ("pid 4242 on host-a"), when several share
+    /// the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_round_by: Option<String>,
 }
 
 /// A linked mailbox.
@@ -403,6 +407,7 @@ impl MailboxDto {
                 next_action: st.next_action.clone(),
                 pending_resync: s.mailbox.pending_resync.clone(),
                 events: s.live_instances,
+                last_round_by: s.status.last_round_by.clone(),
             },
             notifications: None,
         }

@@ -170,6 +170,14 @@ impl Metrics {
                 label(kind)
             );
         }
+        let me = calgate_store::LeaseHolder::this_process();
+        let _ = writeln!(
+            o,
+            "# HELP calgate_instance_info This calgate process (the value of last_round_by in GET /v1/mailboxes for the rounds it runs).\n# TYPE calgate_instance_info gauge\ncalgate_instance_info{{instance=\"{}\",pid=\"{}\",host=\"{}\"}} 1",
+            label(&me.to_string()),
+            me.pid,
+            label(&me.host)
+        );
         let events: u64 = states.iter().map(|s| s.live_instances).sum();
         let failing = states
             .iter()

@@ -188,6 +188,9 @@ pub struct MailboxStatus {
     pub counters: SyncCounters,
     /// Whether a full resync (shadow) is in progress.
     pub resync_in_progress: bool,
+    /// Which calgate process ran the last round ("pid 4242 on host-a"; `None`: none finished
+    /// since schema 16).
+    pub last_round_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -780,6 +780,8 @@ struct MailboxPage {
     last_success: String,
     next_action: String,
     last_error: Option<String>,
+    /// Which calgate process ran the last round.
+    last_round_by: Option<String>,
     from: String,
     to: String,
     events: Vec<EventRow>,
@@ -883,6 +885,7 @@ pub(crate) async fn mailbox(
         last_success: short_time(m.status.last_success.as_deref()),
         next_action: m.status.next_action.unwrap_or_default(),
         last_error: m.status.last_error.map(|e| e.message),
+        last_round_by: m.status.last_round_by,
         from: from.strftime("%Y-%m-%d").to_string(),
         to: to.strftime("%Y-%m-%d").to_string(),
         events,

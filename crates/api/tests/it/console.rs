@@ -258,6 +258,14 @@ async fn the_console_signs_in_refuses_forged_forms_shows_the_store_and_signs_out
     let p = b.get(&format!("/console/mailboxes/{room}")).await;
     assert_eq!(p.status, StatusCode::OK);
     assert!(p.body.contains("<caption>Stored events"), "{}", p.body);
+    assert!(
+        p.body.contains(&format!(
+            "Last round by</dt><dd>calgate, {}",
+            calgate_store::LeaseHolder::this_process()
+        )),
+        "{}",
+        p.body
+    );
     let p = b.get("/console/mailboxes/nobody@contoso.example").await;
     assert_eq!(p.status, StatusCode::NOT_FOUND);
 

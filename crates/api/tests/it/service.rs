@@ -127,9 +127,12 @@ async fn metrics_openapi_and_request_ids() {
         .await;
     assert!(api.sync().await.is_success());
     api.get("/v1/mailboxes", None).await.problem(401);
+    let listed = api.get("/v1/mailboxes", Some(&api.read_key)).await.ok();
+    let me = calgate_store::LeaseHolder::this_process();
     assert_eq!(
-        api.get("/v1/mailboxes", Some(&api.read_key)).await.status,
-        200
+        listed["mailboxes"][0]["status"]["last_round_by"],
+        json!(me.to_string()),
+        "{listed}"
     );
 
     let m = api.get("/metrics", None).await;
@@ -144,6 +147,7 @@ async fn metrics_openapi_and_request_ids() {
         "calgate_graph_responses_total",
         "calgate_events_stored",
         "calgate_mailbox_lag_seconds",
+        "calgate_instance_info{instance=",
     ] {
         assert!(m.text.contains(name), "{name} missing:\n{}", m.text);
     }
@@ -153,6 +157,11 @@ async fn metrics_openapi_and_request_ids() {
         m.text
     );
     assert!(!m.text.contains(&api.read_key));
+    assert!(
+        m.text.contains(&format!("pid=\"{}\"", me.pid)),
+        "{}",
+        m.text
+    );
 
     let doc = api.get("/openapi.json", None).await.ok();
     assert_eq!(doc["openapi"], "3.1.0");

@@ -52,6 +52,7 @@ fn status_from_row(row: &SqliteRow) -> Result<MailboxStatus> {
             full_resyncs: n("full_resyncs")?,
         },
         resync_in_progress: row.try_get::<bool, _>("resync").ctx(c)?,
+        last_round_by: row.try_get("last_round_by").ctx(c)?,
     })
 }
 
@@ -76,6 +77,12 @@ impl SqliteStore {
         let mut tx = self.write_tx().await?;
         if let Some(s) = s {
             Self::write_status(&mut tx, mailbox, s).await?;
+            sqlx::query("UPDATE sync_status SET last_round_by = ? WHERE mailbox_id = ?")
+                .bind(lease.holder.to_string())
+                .bind(mailbox.0)
+                .execute(&mut *tx)
+                .await
+                .ctx("cannot record the sync status")?;
         }
         let released = Self::release_in(&mut tx, lease).await?;
         tx.commit()

@@ -1818,6 +1818,11 @@ pub async fn finish_round_records_the_status_and_releases_the_lease(f: &Fixture)
         .status;
     assert_eq!(st.last_success, Some(t("2026-01-05T10:00:00Z")));
     assert_eq!(st.counters.requests, 3);
+    assert_eq!(
+        st.last_round_by,
+        Some(holder("A").to_string()),
+        "who ran it"
+    );
     // No status: the lease only.
     let LeaseGrant::Acquired(lb) = grant(s, mb, &holder("B"), minute).await else {
         panic!("free after finish_round")
@@ -1830,6 +1835,11 @@ pub async fn finish_round_records_the_status_and_releases_the_lease(f: &Fixture)
         .expect("linked")
         .status;
     assert_eq!(st.counters.requests, 3, "nothing recorded without a status");
+    assert_eq!(
+        st.last_round_by,
+        Some(holder("A").to_string()),
+        "still A's round"
+    );
     // A stale lease: nothing released (B's successor keeps it).
     let LeaseGrant::Acquired(lc) = grant(s, mb, &holder("C"), minute).await else {
         panic!("free again")
