@@ -63,7 +63,7 @@ impl SqliteStore {
         s: &SyncStatusUpdate,
     ) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        Self::write_status(&mut tx, mailbox, s).await?;
+        Self::write_status(&mut tx, mailbox, s, None).await?;
         tx.commit().await.ctx("cannot record the sync status")
     }
 
@@ -76,13 +76,7 @@ impl SqliteStore {
     ) -> Result<bool> {
         let mut tx = self.write_tx().await?;
         if let Some(s) = s {
-            Self::write_status(&mut tx, mailbox, s).await?;
-            sqlx::query("UPDATE sync_status SET last_round_by = ? WHERE mailbox_id = ?")
-                .bind(lease.holder.to_string())
-                .bind(mailbox.0)
-                .execute(&mut *tx)
-                .await
-                .ctx("cannot record the sync status")?;
+            Self::write_status(&mut tx, mailbox, s, Some(&lease.holder.to_string())).await?;
         }
         let released = Self::release_in(&mut tx, lease).await?;
         tx.commit()
@@ -91,10 +85,12 @@ impl SqliteStore {
         Ok(released)
     }
 
+    /// Writes a round's status; `by`: the process that ran it (the lease holder), when known.
     async fn write_status(
         tx: &mut super::Tx,
         mailbox: MailboxId,
         s: &SyncStatusUpdate,
+        by: Option<&str>,
     ) -> Result<()> {
         let what = "cannot record the sync status";
         Self::require_mailbox(tx, mailbox).await?;
@@ -134,9 +130,9 @@ impl SqliteStore {
         sqlx::query(
             "INSERT INTO sync_status (mailbox_id, last_attempt, last_success, last_error_class, \
                last_error_message, last_error_at, consecutive_failures, next_action, next_run_at, \
-               lag_us, rounds, requests, throttled, upserts, removals, full_resyncs) \
+               lag_us, rounds, requests, throttled, upserts, removals, full_resyncs, last_round_by) \
              VALUES (?1, ?2, CASE WHEN ?3 THEN ?2 END, ?4, ?5, CASE WHEN ?3 THEN NULL ELSE ?2 END, \
-               CASE WHEN ?3 THEN 0 ELSE 1 END, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+               CASE WHEN ?3 THEN 0 ELSE 1 END, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
              ON CONFLICT (mailbox_id) DO UPDATE SET \
                last_attempt = excluded.last_attempt, \
                last_success = CASE WHEN ?3 THEN ?2 ELSE sync_status.last_success END, \
@@ -152,7 +148,8 @@ impl SqliteStore {
                throttled = sync_status.throttled + excluded.throttled, \
                upserts = sync_status.upserts + excluded.upserts, \
                removals = sync_status.removals + excluded.removals, \
-               full_resyncs = sync_status.full_resyncs + excluded.full_resyncs",
+               full_resyncs = sync_status.full_resyncs + excluded.full_resyncs, \
+               last_round_by = coalesce(excluded.last_round_by, sync_status.last_round_by)",
         )
         .bind(mailbox.0)
         .bind(at)
@@ -171,6 +168,7 @@ impl SqliteStore {
         .bind(to_i64(k.upserts))
         .bind(to_i64(k.removals))
         .bind(to_i64(k.full_resyncs))
+        .bind(by)
         .execute(&mut **tx)
         .await
         .ctx(what)?;
