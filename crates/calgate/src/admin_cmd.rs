@@ -1,8 +1,6 @@
 //! `calgate admin set-password (--password-env VAR | --password-file FILE)`: the admin
 //! console's password, stored as an argon2id hash (never the password).
 
-use std::path::PathBuf;
-
 use clap::{Args, Subcommand};
 
 use crate::output::print_out;
@@ -19,26 +17,14 @@ pub(crate) enum AdminCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct SetPasswordArgs {
-    /// Read the password from this environment variable.
-    #[arg(
-        long,
-        value_name = "VAR",
-        conflicts_with = "password_file",
-        required_unless_present = "password_file"
-    )]
-    pub password_env: Option<String>,
-    /// Read the password from this file (its first line).
-    #[arg(long, value_name = "FILE")]
-    pub password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub password: crate::connection::PasswordSource,
 }
 
 pub(crate) async fn run(cmd: AdminCommand, loc: StoreLocation) -> anyhow::Result<()> {
     match cmd {
         AdminCommand::SetPassword(args) => {
-            let password = crate::connection::read_password(
-                args.password_env.as_deref(),
-                args.password_file.as_deref(),
-            )?;
+            let password = args.password.read("the console password")?;
             if password.expose().chars().count() < MIN_LEN {
                 return Err(Usage(format!(
                     "the console password must have at least {MIN_LEN} characters"

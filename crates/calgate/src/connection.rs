@@ -62,6 +62,14 @@ pub(crate) enum ConnectionCommand {
 pub(crate) struct SetPasswordArgs {
     /// The connection's name.
     pub name: String,
+    #[command(flatten)]
+    pub password: PasswordSource,
+}
+
+/// `--password-env VAR | --password-file FILE`, one of them required: where a new password
+/// is read from (never the command line). `connection set-password` and `admin set-password`.
+#[derive(Debug, Args)]
+pub(crate) struct PasswordSource {
     /// Read the new password from this environment variable.
     #[arg(
         long,
@@ -73,6 +81,17 @@ pub(crate) struct SetPasswordArgs {
     /// Read the new password from this file (its first line).
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
+}
+
+impl PasswordSource {
+    /// The password; `whose` words the errors ("the service account's password").
+    pub(crate) fn read(&self, whose: &str) -> anyhow::Result<calgate_store::SecretString> {
+        read_password(
+            self.password_env.as_deref(),
+            self.password_file.as_deref(),
+            whose,
+        )
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -242,27 +261,32 @@ pub(crate) enum EwsAuthArg {
 
 /// The password the EWS flags name: from the environment or a file, never the command line.
 fn read_ews_password(args: &EwsArgs) -> anyhow::Result<calgate_store::SecretString> {
-    read_password(args.password_env.as_deref(), args.password_file.as_deref())
+    read_password(
+        args.password_env.as_deref(),
+        args.password_file.as_deref(),
+        "the service account's password",
+    )
 }
 
-/// A password from an environment variable or a file's first line.
-pub(crate) fn read_password(
+/// A password from an environment variable or a file's first line; `whose` words the errors.
+fn read_password(
     env: Option<&str>,
     file: Option<&std::path::Path>,
+    whose: &str,
 ) -> anyhow::Result<calgate_store::SecretString> {
     let raw = match (env, file) {
         (Some(var), _) => std::env::var(var).map_err(|_| {
             Usage(format!(
-                "the environment variable {var} is not set (or not valid UTF-8): export the service account's password in it"
+                "the environment variable {var} is not set (or not valid UTF-8): export {whose} in it"
             ))
         })?,
         (None, Some(path)) => std::fs::read_to_string(path).with_context(|| {
             format!("cannot read the password file {} — check the path and its permissions", path.display())
         })?,
         (None, None) => {
-            return Err(Usage(
-                "give the service account's password with --password-env VAR or --password-file FILE".to_owned(),
-            )
+            return Err(Usage(format!(
+                "give {whose} with --password-env VAR or --password-file FILE"
+            ))
             .into());
         }
     };
@@ -404,8 +428,7 @@ pub(crate) async fn run(cmd: ConnectionCommand, loc: StoreLocation) -> anyhow::R
             )
         }
         ConnectionCommand::SetPassword(args) => {
-            let password =
-                read_password(args.password_env.as_deref(), args.password_file.as_deref())?;
+            let password = args.password.read("the service account's password")?;
             if password.expose().is_empty() {
                 return Err(Usage(
                     "the new password is empty: check --password-env / --password-file".to_owned(),

@@ -65,6 +65,19 @@ fn page(status: StatusCode, html: String) -> Response {
     r
 }
 
+/// A handler's `s: Session` argument: the request's session, or a redirect to the sign-in
+/// page instead of the handler.
+impl axum::extract::FromRequestParts<AppState> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Session, Response> {
+        signed_in(state, &parts.headers).await
+    }
+}
+
 /// The request's session, or a redirect to the sign-in page.
 async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
     session_of(state.store.as_ref(), headers)
@@ -336,11 +349,7 @@ struct OverviewPage {
     pending_pushes: u64,
 }
 
-pub(crate) async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+pub(crate) async fn overview(State(state): State<AppState>, s: Session) -> Response {
     let load = async {
         let connections = state.store.list_connections().await?.len();
         let states = state.store.sync_states().await?;
@@ -407,11 +416,7 @@ struct ConnectionsPage {
     rows: Vec<ConnRow>,
 }
 
-pub(crate) async fn connections(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+pub(crate) async fn connections(State(state): State<AppState>, s: Session) -> Response {
     let (conns, mailboxes) = match async {
         Ok::<_, calgate_store::Error>((
             state.store.list_connections().await?,
@@ -677,13 +682,9 @@ fn short_time(rfc3339: Option<&str>) -> String {
 
 pub(crate) async fn mailboxes(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    s: Session,
     Query(f): Query<MailboxFilter>,
 ) -> Response {
-    let s = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let (states, conns) = match async {
         Ok::<_, calgate_store::Error>((
             state.store.sync_states().await?,
@@ -791,13 +792,9 @@ struct MailboxPage {
 
 pub(crate) async fn mailbox(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    s: Session,
     Path(address): Path<String>,
 ) -> Response {
-    let s = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let st = match state.store.sync_state(address.trim()).await {
         Ok(x) => x,
         Err(e) => return failure(&s, &e.to_string()),
@@ -924,14 +921,10 @@ struct WhyPage {
 /// window, removed on a date by a sync round, or never seen.
 pub(crate) async fn why(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    s: Session,
     Path(address): Path<String>,
     Query(q): Query<WhyQuery>,
 ) -> Response {
-    let s = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let asked = !q.subject.trim().is_empty() || !q.date.trim().is_empty();
     let findings = if asked {
         match explain(&state, &address, &q).await {
@@ -1127,12 +1120,8 @@ struct BookingsPage {
 }
 
 /// The bookings, failed ones first (at most 500 of each state).
-pub(crate) async fn bookings(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub(crate) async fn bookings(State(state): State<AppState>, s: Session) -> Response {
     use calgate_core::booking::BookingState as B;
-    let s = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let load = async {
         let mut all = Vec::new();
         let mut counts = [0usize; 3];
@@ -1188,11 +1177,7 @@ struct WebhooksPage {
 }
 
 /// The webhook endpoints, their recent deliveries and dead letters.
-pub(crate) async fn webhooks(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+pub(crate) async fn webhooks(State(state): State<AppState>, s: Session) -> Response {
     let load = async {
         let mut out = Vec::new();
         for h in state.store.webhooks().await? {
@@ -1264,11 +1249,7 @@ pub(crate) async fn replay(
 }
 
 /// `calgate doctor`'s checks.
-pub(crate) async fn doctor(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+pub(crate) async fn doctor(State(state): State<AppState>, s: Session) -> Response {
     // The integrity check reads the whole database (seconds on a large store): it runs in the
     // background and the page shows its last result.
     let (last, stale) = state.console.integrity();
@@ -1334,11 +1315,7 @@ fn sign_in_redirect_uri(state: &AppState) -> String {
 }
 
 /// The connected (delegated) accounts.
-pub(crate) async fn accounts(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+pub(crate) async fn accounts(State(state): State<AppState>, s: Session) -> Response {
     let listed = async {
         Ok::<_, calgate_admin::accounts::AccountError>((
             calgate_admin::accounts::list_accounts(state.store.as_ref()).await?,
@@ -1624,14 +1601,10 @@ struct EventPage {
 /// One event's history: what calgate holds now and each change the change log recorded.
 pub(crate) async fn event(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    s: Session,
     Path(address): Path<String>,
     Query(q): Query<EventQuery>,
 ) -> Response {
-    let s = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let load = async {
         let Some(m) = state.store.mailbox(address.trim()).await? else {
             return Ok(None);
