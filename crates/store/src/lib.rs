@@ -3,9 +3,9 @@
 //! status.
 //!
 //! Callers hold an `Arc<dyn Store>` obtained from [`open`], which picks the backend by the
-//! location's scheme: `sqlite://FILE` or a data directory (SQLite file `calgate.db` inside it)
-//! today; `postgres://…` later, behind the same trait, the same domain types and the same
-//! behavioural test suite (`tests/suite`).
+//! location's scheme: `sqlite://FILE` or a data directory (SQLite file `calgate.db` inside it),
+//! or `postgres://…` (one database shared by several processes), behind the same trait, the
+//! same domain types and the same behavioural test suite (`tests/suite`).
 //!
 //! Architecture invariants:
 //! - **Only this crate knows SQL.** The trait speaks calgate-core's and this crate's domain
@@ -22,8 +22,11 @@
 #![forbid(unsafe_code)]
 
 mod accounts;
+mod codec;
 mod crypto;
 mod error;
+mod postgres;
+mod routing;
 mod sqlite;
 mod types;
 
@@ -36,9 +39,14 @@ use jiff::{SignedDuration, Timestamp};
 pub use accounts::{Account, AccountEndpoint, AccountId, AccountState, NewAccount};
 pub use crypto::{MASTER_KEY_ENV, MASTER_KEY_FILE, MasterKey};
 pub use error::{Error, ErrorKind, Result};
+pub use postgres::{PgOptions, PgStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use types::*;
 pub use uuid::Uuid;
+
+/// A file holding the master key (base64) for a PostgreSQL store, when `CALGATE_MASTER_KEY` is
+/// not set (a PostgreSQL store has no data directory to keep `master.key` in).
+pub const MASTER_KEY_FILE_ENV: &str = "CALGATE_MASTER_KEY_FILE";
 
 /// The SQLite file's name inside a data directory.
 pub const SQLITE_FILE: &str = "calgate.db";
@@ -529,7 +537,7 @@ impl Location {
 }
 
 /// Opens the existing store at `location`: a data directory, `sqlite://FILE`, or
-/// `postgres://URL` (not implemented yet). A missing one is [`ErrorKind::Missing`]. The master
+/// `postgres://URL`. A missing one is [`ErrorKind::Missing`]. The master
 /// key comes from `CALGATE_MASTER_KEY`, else from `master.key` in the data directory.
 pub async fn open(location: &str) -> Result<Arc<dyn Store>> {
     open_with(location, OpenOptions::default()).await
@@ -594,9 +602,37 @@ pub async fn open_with(location: &str, options: OpenOptions) -> Result<Arc<dyn S
             let store = SqliteStore::open(&file, key, &sqlite).await?;
             Ok(Arc::new(store))
         }
-        Location::Postgres(_) => Err(Error::new(
-            ErrorKind::Unsupported,
-            "PostgreSQL storage is not implemented yet: use a data directory or sqlite://FILE",
+        Location::Postgres(url) => {
+            let given = options.master_key;
+            let key = move |initialized: bool| match given {
+                Some(k) => Ok(k),
+                None => postgres_key(initialized),
+            };
+            let pg = PgOptions {
+                create: options.create,
+                max_connections: options.max_connections,
+                no_migrate: options.no_migrate,
+            };
+            let store = PgStore::open(&url, key, &pg).await?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// A PostgreSQL store's master key: `CALGATE_MASTER_KEY`, else the file named by
+/// `CALGATE_MASTER_KEY_FILE` (created with a new store only).
+fn postgres_key(initialized: bool) -> Result<MasterKey> {
+    if let Some(text) = MasterKey::env_value()? {
+        return MasterKey::from_base64(&text, MASTER_KEY_ENV);
+    }
+    match std::env::var_os(MASTER_KEY_FILE_ENV) {
+        Some(path) if initialized => MasterKey::load_existing(Path::new(&path)),
+        Some(path) => MasterKey::load_or_create(Path::new(&path)),
+        None => Err(Error::new(
+            ErrorKind::MasterKey,
+            format!(
+                "a PostgreSQL store needs its master key in {MASTER_KEY_ENV} (base64 of 32 bytes) or in a file named by {MASTER_KEY_FILE_ENV}: every calgate process sharing the database needs the same key, and the key must not live in the database"
+            ),
         )),
     }
 }
@@ -681,13 +717,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn postgres_is_a_clear_not_implemented_error() {
-        let e = open("postgres://localhost/calgate")
+    async fn a_bad_postgres_url_is_a_clear_error_without_the_password() {
+        let e = open("postgres://u:pa55word@[bad/calgate")
             .await
             .err()
-            .expect("not implemented");
-        assert_eq!(e.kind(), ErrorKind::Unsupported);
-        assert!(e.to_string().contains("not implemented yet"), "{e}");
+            .expect("bad url");
+        assert_eq!(e.kind(), ErrorKind::InvalidData, "{e}");
+        assert!(!e.to_string().contains("pa55word"), "{e}");
+        assert!(e.to_string().contains("postgres://USER"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,11 @@
-//! One test binary: the shared behavioural suite instantiated for SQLite on a real temp file,
-//! plus what only makes sense for SQLite (the file's bytes, the key file beside it).
+//! One test binary: the shared behavioural suite instantiated for SQLite on a real temp file
+//! and for PostgreSQL on a fresh database per test, plus what only makes sense for one backend
+//! (SQLite's file bytes and key file; PostgreSQL's shared database).
+//!
+//! The PostgreSQL tests need a server: they are `#[ignore]`d in a plain `cargo test` and run by
+//! `.ci/run` (step 13) with `CALGATE_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/postgres
+//! cargo test -p calgate-store --test store -- --ignored`. Each test creates its own database
+//! and drops it afterwards.
 
 mod suite;
 
@@ -29,6 +35,93 @@ async fn sqlite_fixture() -> Fixture {
 }
 
 store_suite!(sqlite, super::sqlite_fixture);
+
+/// The PostgreSQL server the PostgreSQL tests use (a database there they may create databases
+/// in). Unset: the tests fail, saying so; they never skip themselves.
+fn postgres_admin_url() -> String {
+    std::env::var("CALGATE_TEST_POSTGRES").expect(
+        "CALGATE_TEST_POSTGRES is not set: give a PostgreSQL URL whose user may CREATE DATABASE, e.g. postgres://postgres@127.0.0.1:5432/postgres",
+    )
+}
+
+/// A database of its own for one test, dropped (with its connections) when the test ends.
+struct PgDatabase {
+    admin: String,
+    name: String,
+}
+
+impl PgDatabase {
+    async fn create() -> (PgDatabase, String) {
+        use sqlx::Connection as _;
+        let admin = postgres_admin_url();
+        let name = format!("calgate_test_{}", Uuid::new_v4().simple());
+        let mut c = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("connect to CALGATE_TEST_POSTGRES");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut c)
+            .await
+            .expect("create a test database");
+        let (base, query) = match admin.split_once('?') {
+            Some((b, q)) => (b, format!("?{q}")),
+            None => (admin.as_str(), String::new()),
+        };
+        let server = base.rsplit_once('/').map_or(base, |(s, _)| s);
+        let url = format!("{server}/{name}{query}");
+        (PgDatabase { admin, name }, url)
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        // Drop runs outside any runtime the test may still be shutting down: a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                use sqlx::Connection as _;
+                if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut c)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+async fn postgres_fixture() -> Fixture {
+    let (db, location) = PgDatabase::create().await;
+    let (key, _) = MasterKey::generate().expect("key");
+    let store = open_with(
+        &location,
+        OpenOptions {
+            master_key: Some(key.clone()),
+            create: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("open postgres");
+    Fixture {
+        store,
+        location,
+        key,
+        _guard: Box::new(db),
+    }
+}
+
+store_suite!(
+    postgres,
+    super::postgres_fixture,
+    #[ignore = "needs PostgreSQL: CALGATE_TEST_POSTGRES=postgres://… (see the file's doc)"]
+);
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)

@@ -4,7 +4,7 @@ use jiff::Timestamp;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{Ctx, SqliteStore, address_key, map_sqlx, opt_ts, parse_enum, ts, us};
+use super::{CONSOLE_PASSWORD, Ctx, SqliteStore, address_key, map_sqlx, opt_ts, parse_enum, ts, us};
 use crate::error::{Error, ErrorKind, Result};
 use crate::types::*;
 
@@ -169,5 +169,101 @@ impl SqliteStore {
                 .ctx("cannot revoke the feed")?;
         tx.commit().await.ctx("cannot revoke the feed")?;
         Ok(done.rows_affected() > 0)
+    }
+}
+
+impl SqliteStore {
+    pub(super) async fn console_password_hash_impl(&self) -> Result<Option<String>> {
+        let v: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(CONSOLE_PASSWORD)
+            .fetch_optional(&self.pool)
+            .await
+            .ctx("cannot read the console password")?;
+        v.map(|b| String::from_utf8(b).map_err(|_| Error::corrupt("console password", "<binary>")))
+            .transpose()
+    }
+    pub(super) async fn set_console_password_hash_impl(&self, phc: &str) -> Result<()> {
+        if !phc.starts_with("$argon2") {
+            return Err(Error::invalid(
+                "the console password must be stored as an argon2 hash",
+            ));
+        }
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES (?, ?) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(CONSOLE_PASSWORD)
+        .bind(phc.as_bytes())
+        .execute(&mut *tx)
+        .await
+        .ctx("cannot store the console password")?;
+        tx.commit().await.ctx("cannot store the console password")?;
+        Ok(())
+    }
+    pub(super) async fn put_console_session_impl(&self, session: &ConsoleSession) -> Result<()> {
+        let what = "cannot store the console session";
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM console_sessions WHERE expires_at <= ?")
+            .bind(us(Timestamp::now()))
+            .execute(&mut *tx)
+            .await
+            .ctx(what)?;
+        sqlx::query(
+            "INSERT INTO console_sessions (token_sha256, csrf, via, expires_at) \
+             VALUES (?, ?, ?, ?) ON CONFLICT (token_sha256) DO UPDATE SET csrf = excluded.csrf, \
+             via = excluded.via, expires_at = excluded.expires_at",
+        )
+        .bind(&session.token_sha256)
+        .bind(&session.csrf)
+        .bind(&session.via)
+        .bind(us(session.expires_at))
+        .execute(&mut *tx)
+        .await
+        .ctx(what)?;
+        tx.commit().await.ctx(what)?;
+        Ok(())
+    }
+    pub(super) async fn console_session_impl(
+        &self,
+        token_sha256: &[u8],
+        now: Timestamp,
+    ) -> Result<Option<ConsoleSession>> {
+        let what = "cannot read the console session";
+        let row = sqlx::query(
+            "SELECT csrf, via, expires_at FROM console_sessions \
+             WHERE token_sha256 = ? AND expires_at > ?",
+        )
+        .bind(token_sha256)
+        .bind(us(now))
+        .fetch_optional(&self.pool)
+        .await
+        .ctx(what)?;
+        row.map(|r| {
+            use sqlx::Row as _;
+            Ok(ConsoleSession {
+                token_sha256: token_sha256.to_vec(),
+                csrf: r.try_get("csrf").ctx(what)?,
+                via: r.try_get("via").ctx(what)?,
+                expires_at: ts(r.try_get("expires_at").ctx(what)?)?,
+            })
+        })
+        .transpose()
+    }
+    pub(super) async fn remove_console_session_impl(&self, token_sha256: &[u8]) -> Result<()> {
+        let what = "cannot end the console session";
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM console_sessions WHERE token_sha256 = ?")
+            .bind(token_sha256)
+            .execute(&mut *tx)
+            .await
+            .ctx(what)?;
+        tx.commit().await.ctx(what)?;
+        Ok(())
+    }
+
+    pub(super) async fn close_impl(&self) {
+        self.writer.close().await;
+        self.pool.close().await;
     }
 }

@@ -1,8 +1,8 @@
 //! The behavioural suite every backend must pass, written against `&dyn Store` only.
 //!
 //! A backend instantiates it with [`store_suite!`]`(module_name, fixture_fn)`, where
-//! `fixture_fn().await` returns a fresh, empty [`Fixture`]. SQLite runs it on a temp file
-//! (tests/store.rs); the PostgreSQL backend will run the same functions on a fresh schema.
+//! `fixture_fn().await` returns a fresh, empty [`Fixture`]. SQLite runs it on a temp file, and
+//! PostgreSQL on a fresh database per test (both in tests/store.rs).
 
 use std::any::Any;
 use std::collections::BTreeSet;
@@ -27,9 +27,9 @@ pub struct Fixture {
 
 #[macro_export]
 macro_rules! store_suite {
-    ($backend:ident, $fixture:path) => {
+    ($backend:ident, $fixture:path $(, #[$attr:meta])*) => {
         mod $backend {
-            $crate::store_suite!(@tests $fixture;
+            $crate::store_suite!(@tests $fixture; [$(#[$attr])*];
                 connections_crud_with_two_credentials,
                 wrong_master_key_is_an_error_not_garbage,
                 mailboxes_link_unlink_idempotent_and_case_insensitive,
@@ -60,14 +60,16 @@ macro_rules! store_suite {
             );
         }
     };
-    (@tests $fixture:path; $($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let f = $fixture().await;
-                $crate::suite::$name(&f).await;
-            }
-        )*
+    (@tests $fixture:path; $attrs:tt; $($name:ident),* $(,)?) => {
+        $( $crate::store_suite!(@one $fixture; $attrs; $name); )*
+    };
+    (@one $fixture:path; [$($attr:tt)*]; $name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $($attr)*
+        async fn $name() {
+            let f = $fixture().await;
+            $crate::suite::$name(&f).await;
+        }
     };
 }
 
