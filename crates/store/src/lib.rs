@@ -23,6 +23,7 @@
 
 mod accounts;
 mod codec;
+mod copy;
 mod crypto;
 mod error;
 mod postgres;
@@ -37,6 +38,7 @@ use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 
 pub use accounts::{Account, AccountEndpoint, AccountId, AccountState, NewAccount};
+pub use copy::{CopyReport, copy_store};
 pub use crypto::{MASTER_KEY_ENV, MASTER_KEY_FILE, MasterKey};
 pub use error::{Error, ErrorKind, Result};
 pub use postgres::{PgOptions, PgStore};
@@ -124,6 +126,23 @@ pub trait Store: Send + Sync {
     async fn release_lease(&self, lease: &Lease) -> Result<bool>;
     /// The live leases held by others or by this process, by address.
     async fn leases(&self) -> Result<Vec<LeaseInfo>>;
+
+    // ---- role leases: work one process does for all that share the store -----------------
+
+    /// Takes or extends the lease of `role` (e.g. `webhooks`, `subscriptions`) for `ttl`:
+    /// `true` when `holder` holds it afterwards — its own lease extended, or a free one, a
+    /// lapsed one or a gone process's one taken. One holder at a time across every process
+    /// sharing the store; a holder that stops renewing loses it at the deadline.
+    async fn hold_role(
+        &self,
+        role: &str,
+        holder: &LeaseHolder,
+        ttl: SignedDuration,
+    ) -> Result<bool>;
+    /// Gives the role up if `holder` has it (at shutdown: another process takes over at once).
+    async fn release_role(&self, role: &str, holder: &LeaseHolder) -> Result<bool>;
+    /// Who holds each role now (live leases only), by role.
+    async fn roles(&self) -> Result<Vec<(String, LeaseHolder, Timestamp)>>;
 
     // ---- instances and sync state (writes fenced by the round's lease) ---------------------
 
@@ -536,6 +555,41 @@ impl Location {
     }
 }
 
+/// `location` as it may be shown or logged: a URL's password (in its user part or a
+/// `password=` parameter) becomes `***`.
+pub fn redacted_location(location: &str) -> String {
+    let Some((scheme, rest)) = location.split_once("://") else {
+        return location.to_owned();
+    };
+    let (authority_end, _) = rest
+        .char_indices()
+        .find(|(_, c)| *c == '/' || *c == '?')
+        .unwrap_or((rest.len(), ' '));
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((user, host)) => match user.split_once(':') {
+            Some((name, _)) => format!("{name}:***@{host}"),
+            None => format!("{user}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => p.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join("&");
+            format!("{path}?{query}")
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
 /// Opens the existing store at `location`: a data directory, `sqlite://FILE`, or
 /// `postgres://URL`. A missing one is [`ErrorKind::Missing`]. The master
 /// key comes from `CALGATE_MASTER_KEY`, else from `master.key` in the data directory.
@@ -714,6 +768,23 @@ mod tests {
         );
         assert!(Location::parse("sqlite::memory:").is_err());
         assert!(Location::parse("  ").is_err());
+    }
+
+    #[test]
+    fn locations_are_shown_without_passwords() {
+        assert_eq!(
+            redacted_location("postgres://cg:s3cret@db.example.org:5432/calgate?sslmode=require"),
+            "postgres://cg:***@db.example.org:5432/calgate?sslmode=require"
+        );
+        assert_eq!(
+            redacted_location("postgresql://cg@db/calgate?password=s3cret&sslmode=require"),
+            "postgresql://cg@db/calgate?password=***&sslmode=require"
+        );
+        assert_eq!(redacted_location("./calgate-data"), "./calgate-data");
+        assert_eq!(
+            redacted_location("sqlite:///var/x.db"),
+            "sqlite:///var/x.db"
+        );
     }
 
     #[tokio::test]

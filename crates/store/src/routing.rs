@@ -30,16 +30,28 @@ macro_rules! route_store {
             async fn remove_connection(&self, name: &str) -> Result<bool> {
                 routed!(self.remove_connection_impl(name))
             }
-            async fn add_credential(&self, connection: &str, c: &NewCredential) -> Result<CredentialId> {
+            async fn add_credential(
+                &self,
+                connection: &str,
+                c: &NewCredential,
+            ) -> Result<CredentialId> {
                 routed!(self.add_credential_impl(connection, c))
             }
             async fn remove_credential(&self, connection: &str, id: CredentialId) -> Result<bool> {
                 routed!(self.remove_credential_impl(connection, id))
             }
-            async fn set_connection_ca(&self, connection: &str, ca_cert_pem: Option<&str>) -> Result<bool> {
+            async fn set_connection_ca(
+                &self,
+                connection: &str,
+                ca_cert_pem: Option<&str>,
+            ) -> Result<bool> {
                 routed!(self.set_connection_ca_impl(connection, ca_cert_pem))
             }
-            async fn set_ews_password(&self, connection: &str, password: &SecretString) -> Result<bool> {
+            async fn set_ews_password(
+                &self,
+                connection: &str,
+                password: &SecretString,
+            ) -> Result<bool> {
                 routed!(self.set_ews_password_impl(connection, password))
             }
             async fn set_credential_expiry(
@@ -87,6 +99,20 @@ macro_rules! route_store {
             }
             async fn leases(&self) -> Result<Vec<LeaseInfo>> {
                 routed!(self.leases_impl())
+            }
+            async fn hold_role(
+                &self,
+                role: &str,
+                holder: &LeaseHolder,
+                ttl: SignedDuration,
+            ) -> Result<bool> {
+                routed!(self.hold_role_impl(role, holder, ttl))
+            }
+            async fn release_role(&self, role: &str, holder: &LeaseHolder) -> Result<bool> {
+                routed!(self.release_role_impl(role, holder))
+            }
+            async fn roles(&self) -> Result<Vec<(String, LeaseHolder, Timestamp)>> {
+                routed!(self.roles_impl())
             }
 
             async fn apply_changes(&self, lease: &Lease, changes: &ChangeSet) -> Result<()> {
@@ -192,18 +218,7 @@ macro_rules! route_store {
                 to: Timestamp,
                 limit: u32,
             ) -> Result<Vec<ChangeRecord>> {
-                let rows = sqlx::query(
-                    "SELECT * FROM change_log WHERE mailbox_id = ? AND start_us < ? AND end_us > ? \
-                     ORDER BY seq DESC LIMIT ?",
-                )
-                .bind(mailbox.0)
-                .bind(us(to))
-                .bind(us(from))
-                .bind(i64::from(limit.clamp(1, 10_000)))
-                .fetch_all(&self.pool)
-                .await
-                .ctx("cannot read the change log")?;
-                rows.iter().map(webhooks::change_from_row).collect()
+                routed!(self.changes_of_impl(mailbox, from, to, limit))
             }
             async fn changes_of_event(
                 &self,
@@ -211,17 +226,7 @@ macro_rules! route_store {
                 exchange_id: &str,
                 limit: u32,
             ) -> Result<Vec<ChangeRecord>> {
-                let rows = sqlx::query(
-                    "SELECT * FROM change_log WHERE mailbox_id = ? AND exchange_id = ? \
-                     ORDER BY seq DESC LIMIT ?",
-                )
-                .bind(mailbox.0)
-                .bind(exchange_id)
-                .bind(i64::from(limit.clamp(1, 10_000)))
-                .fetch_all(&self.pool)
-                .await
-                .ctx("cannot read the change log")?;
-                rows.iter().map(webhooks::change_from_row).collect()
+                routed!(self.changes_of_event_impl(mailbox, exchange_id, limit))
             }
             async fn change_log_end(&self) -> Result<u64> {
                 routed!(self.change_log_end_impl())
@@ -235,7 +240,11 @@ macro_rules! route_store {
             async fn record_notice(&self, notice: &NewNotice) -> Result<u64> {
                 routed!(self.record_notice_impl(notice))
             }
-            async fn record_notice_once(&self, key: &str, notice: &NewNotice) -> Result<Option<u64>> {
+            async fn record_notice_once(
+                &self,
+                key: &str,
+                notice: &NewNotice,
+            ) -> Result<Option<u64>> {
                 routed!(self.record_notice_once_impl(key, notice))
             }
             async fn subscriptions(&self) -> Result<Vec<SubscriptionRecord>> {
@@ -252,7 +261,11 @@ macro_rules! route_store {
             async fn remove_subscription(&self, mailbox: MailboxId) -> Result<bool> {
                 routed!(self.remove_subscription_impl(mailbox))
             }
-            async fn add_webhook(&self, url: &str, events: Option<&[String]>) -> Result<(Webhook, String)> {
+            async fn add_webhook(
+                &self,
+                url: &str,
+                events: Option<&[String]>,
+            ) -> Result<(Webhook, String)> {
                 routed!(self.add_webhook_impl(url, events))
             }
             async fn webhooks(&self) -> Result<Vec<Webhook>> {
@@ -318,7 +331,11 @@ macro_rules! route_store {
                 routed!(self.integrity_impl())
             }
 
-            async fn put_booking(&self, external_id: &str, spec: &BookingSpec) -> Result<(Booking, bool)> {
+            async fn put_booking(
+                &self,
+                external_id: &str,
+                spec: &BookingSpec,
+            ) -> Result<(Booking, bool)> {
                 routed!(self.put_booking_impl(external_id, spec))
             }
             async fn booking(&self, external_id: &str) -> Result<Option<Booking>> {
@@ -341,7 +358,12 @@ macro_rules! route_store {
             async fn due_pushes(&self, now: Timestamp, limit: u32) -> Result<Vec<PushTask>> {
                 routed!(self.due_pushes_impl(now, limit))
             }
-            async fn claim_push(&self, entry: i64, now: Timestamp, hold: SignedDuration) -> Result<bool> {
+            async fn claim_push(
+                &self,
+                entry: i64,
+                now: Timestamp,
+                hold: SignedDuration,
+            ) -> Result<bool> {
                 routed!(self.claim_push_impl(entry, now, hold))
             }
             async fn finish_push(&self, task: &PushTask, outcome: &PushOutcome) -> Result<()> {
@@ -465,7 +487,11 @@ macro_rules! route_store {
             ) -> Result<bool> {
                 routed!(self.set_account_state_impl(id, state, message, at))
             }
-            async fn remove_accounts(&self, address: &str, connection: Option<&str>) -> Result<u64> {
+            async fn remove_accounts(
+                &self,
+                address: &str,
+                connection: Option<&str>,
+            ) -> Result<u64> {
                 routed!(self.remove_accounts_impl(address, connection))
             }
         }

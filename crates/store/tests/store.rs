@@ -378,14 +378,22 @@ async fn every_file_is_private_even_in_an_existing_open_directory() {
     assert_eq!(mode(SQLITE_FILE), Some(0o600), "tightened on open");
 }
 
+/// A PostgreSQL location whose server cannot be reached is one clear error, without the
+/// password of the URL, and nothing is created anywhere.
 #[tokio::test]
-async fn postgres_urls_are_not_implemented_yet() {
-    let e = open("postgres://calgate@127.0.0.1/calgate")
+async fn an_unreachable_postgres_server_is_one_clear_error() {
+    let e = open("postgres://calgate:pa55word@127.0.0.1:1/calgate")
         .await
         .err()
-        .expect("unsupported");
-    assert_eq!(e.kind(), ErrorKind::Unsupported);
-    assert!(e.to_string().contains("not implemented yet"));
+        .expect("no server on port 1");
+    let m = e.to_string();
+    assert_eq!(e.kind(), ErrorKind::Database, "{m}");
+    assert!(
+        m.contains("cannot connect to PostgreSQL at postgres://calgate@127.0.0.1:1/calgate"),
+        "{m}"
+    );
+    assert!(!m.contains("pa55word"), "{m}");
+    assert_eq!(m.lines().count(), 1, "{m}");
 }
 
 /// A connected account's refresh token never reaches the file in plain text, through a

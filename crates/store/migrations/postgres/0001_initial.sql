@@ -1,4 +1,4 @@
--- calgate's PostgreSQL schema, equal to SQLite's schema 16 (migrations/sqlite/0001…0016).
+-- calgate's PostgreSQL schema, equal to SQLite's schema 17 (migrations/sqlite/0001…0017).
 -- Types follow what the Rust code binds: BIGINT for every integer and instant (UTC
 -- microseconds), BYTEA for sealed values and hashes, TEXT COLLATE "C" so that text compares
 -- and orders byte by byte, as SQLite's BINARY collation does (keyset pages depend on it).
@@ -305,6 +305,9 @@ CREATE TABLE booking_targets (
     pushed_version BIGINT NOT NULL DEFAULT 0,
     updated_at     BIGINT NOT NULL,
     response       TEXT COLLATE "C",
+    -- PostgreSQL only: insertion order, for what SQLite reads in rowid order (a booking's
+    -- targets as they were first added; an upsert keeps the row's value, as it keeps its rowid)
+    ord            BIGINT GENERATED ALWAYS AS IDENTITY,
     PRIMARY KEY (external_id, address_key)
 );
 
@@ -399,3 +402,13 @@ CREATE TABLE console_sessions (
 );
 
 CREATE INDEX console_sessions_by_expiry ON console_sessions (expires_at);
+
+-- Role leases (SQLite's 0017): work that one process does for every process sharing the store.
+CREATE TABLE role_leases (
+    role        TEXT COLLATE "C" PRIMARY KEY NOT NULL,
+    owner       TEXT COLLATE "C" NOT NULL,
+    pid         BIGINT NOT NULL,
+    host        TEXT COLLATE "C" NOT NULL,
+    acquired_at BIGINT NOT NULL,
+    deadline    BIGINT NOT NULL
+);

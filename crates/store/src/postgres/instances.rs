@@ -1,42 +1,908 @@
-//! PostgreSQL: instances (to be ported from ../sqlite/instances.rs).
-#![allow(unused_imports, unused_variables, clippy::unused_async)]
+//! Instances and series masters: change sets into the live set, full resyncs into a shadow set
+//! owned by the round that began it, reads, and delta cursors. Every write of a round is fenced
+//! by the round's lease; details the mailbox's privacy policy hides are never written.
+//!
+//! The port of `../sqlite/instances.rs`. Where PostgreSQL differs: multi-row statements number
+//! their placeholders (`$1 …`); a multi-row upsert that fails is retried row by row inside a
+//! SAVEPOINT (an error aborts a PostgreSQL transaction); an id twice in one change set is
+//! merged before the upsert (PostgreSQL refuses to update one row twice in one statement);
+//! lists of ids are bound as one array (`= ANY($n)`) instead of `IN (?, ?, …)` chunks.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+
 use calgate_core::{Instance, Person, PrivacyPolicy, ShowAs, When};
 use jiff::Timestamp;
+use sqlx::Row;
+use sqlx::postgres::{PgArguments, PgRow};
+
+use super::{
+    Ctx, PgStore, Tx, count, date, from_json, opt_ts, parse_enum, sql, text_ts, to_json, ts, us,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::types::*;
-use sqlx::postgres::PgRow;
-use super::{PgStore, Tx};
+
+/// The live set (what readers see) or the shadow set of a full resync.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Set {
+    Live,
+    Shadow,
+}
+
+impl Set {
+    fn instances(self) -> &'static str {
+        match self {
+            Set::Live => "instances",
+            Set::Shadow => "shadow_instances",
+        }
+    }
+    fn masters(self) -> &'static str {
+        match self {
+            Set::Live => "series_masters",
+            Set::Shadow => "shadow_series_masters",
+        }
+    }
+}
+
+const INSTANCE_COLUMNS: &str = "mailbox_id, exchange_id, id, ical_uid, type, series_master_id, \
+     start_us, end_us, all_day_start, all_day_end, time_zone, show_as, sensitivity, subject, \
+     location, body_preview, organizer, attendees, web_link, change_key, last_modified, origin, \
+     stored_at";
+
+const MASTER_COLUMNS: &str = "mailbox_id, exchange_id, ical_uid, subject, location, organizer, \
+     recurrence, start_us, end_us, time_zone, show_as, sensitivity, web_link, change_key, \
+     last_modified, stored_at";
+
+/// Rows per multi-row statement: one statement (one round trip to the server) per 64 rows
+/// instead of one per row; 64 × 23 parameters stay far below PostgreSQL's 65,535.
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// `items` in statement-sized pieces of 64, 16, 4 or 1 rows: few distinct statements, so each
+/// stays prepared in sqlx's per-connection cache (any remainder size would make up to 64
+/// large prepared statements per connection, or a fresh prepare per change set).
+fn pieces<T>(items: &[T]) -> impl Iterator<Item = (usize, &[T])> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let left = items.len() - at;
+        let n = [ROWS_PER_STATEMENT, 16, 4, 1]
+            .into_iter()
+            .find(|n| *n <= left)?;
+        let piece = (at, &items[at..at + n]);
+        at += n;
+        Some(piece)
+    })
+}
+
+/// One instance's column values, ready to bind.
+struct InstanceRow<'a> {
+    /// The instance as the privacy policy lets it be stored; its strings are bound as they are
+    /// (sqlx copies them into its arguments), not copied here first.
+    i: Cow<'a, Instance>,
+    mailbox: i64,
+    id: String,
+    all_day_start: Option<String>,
+    all_day_end: Option<String>,
+    organizer: Option<String>,
+    attendees: String,
+    last_modified: Option<String>,
+    stored_at: i64,
+}
+
+type Query<'q> = sqlx::query::Query<'q, sqlx::Postgres, PgArguments>;
+
+/// `rows` parenthesised tuples of `cols` numbered placeholders (`($1, $2), ($3, $4)`), each
+/// tuple ending in `tail` (constant SQL, e.g. `, 'round'`).
+fn numbered_rows(rows: usize, cols: usize, tail: &str) -> String {
+    let mut out = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(r * cols + c + 1).to_string());
+        }
+        out.push_str(tail);
+        out.push(')');
+    }
+    out
+}
+
+/// Runs `q` (a multi-row statement) inside a SAVEPOINT: on failure the transaction is rolled
+/// back to before it and stays usable (an error aborts a whole PostgreSQL transaction), so the
+/// caller can retry row by row to name the culprit. SQLite needs none of this: its failed
+/// statement leaves the transaction usable.
+async fn guarded(tx: &mut Tx, q: Query<'_>) -> Result<std::result::Result<(), sqlx::Error>> {
+    let what = "cannot write instances";
+    sqlx::query("SAVEPOINT calgate_rows")
+        .execute(&mut **tx)
+        .await
+        .ctx(what)?;
+    match q.execute(&mut **tx).await {
+        Ok(_) => {
+            sqlx::query("RELEASE SAVEPOINT calgate_rows")
+                .execute(&mut **tx)
+                .await
+                .ctx(what)?;
+            Ok(Ok(()))
+        }
+        Err(e) => {
+            sqlx::query("ROLLBACK TO SAVEPOINT calgate_rows")
+                .execute(&mut **tx)
+                .await
+                .ctx(what)?;
+            Ok(Err(e))
+        }
+    }
+}
+
+impl<'a> InstanceRow<'a> {
+    fn of(
+        mailbox: MailboxId,
+        i: Cow<'a, Instance>,
+        id: String,
+        now: Timestamp,
+    ) -> Result<InstanceRow<'a>> {
+        let (all_day_start, all_day_end) = match i.when.all_day {
+            Some((s, e)) => (Some(s.to_string()), Some(e.to_string())),
+            None => (None, None),
+        };
+        Ok(InstanceRow {
+            mailbox: mailbox.0,
+            id,
+            all_day_start,
+            all_day_end,
+            organizer: i.organizer.as_ref().map(to_json).transpose()?,
+            attendees: to_json(&i.attendees)?,
+            last_modified: i.last_modified.map(|t| t.to_string()),
+            stored_at: us(now),
+            i,
+        })
+    }
+
+    /// Binds the row's values, in [`INSTANCE_COLUMNS`] order.
+    fn bind<'q>(&'q self, q: Query<'q>) -> Query<'q> {
+        let i = &*self.i;
+        q.bind(self.mailbox)
+            .bind(i.exchange_id.as_str())
+            .bind(self.id.as_str())
+            .bind(i.ical_uid.as_deref())
+            .bind(i.kind.as_str())
+            .bind(i.series_master_id.as_deref())
+            .bind(us(i.when.start))
+            .bind(us(i.when.end))
+            .bind(self.all_day_start.as_deref())
+            .bind(self.all_day_end.as_deref())
+            .bind(i.when.time_zone.as_str())
+            .bind(i.show_as.as_str())
+            .bind(i.sensitivity.as_str())
+            .bind(i.subject.as_deref())
+            .bind(i.location.as_deref())
+            .bind(i.body_preview.as_deref())
+            .bind(self.organizer.as_deref())
+            .bind(self.attendees.as_str())
+            .bind(i.web_link.as_deref())
+            .bind(i.change_key.as_deref())
+            .bind(self.last_modified.as_deref())
+            .bind(i.origin.as_str())
+            .bind(self.stored_at)
+    }
+}
+
+/// A series master's row, its JSON columns encoded.
+struct MasterRow<'a> {
+    m: Cow<'a, SeriesMaster>,
+    organizer: Option<String>,
+    recurrence: Option<String>,
+}
+
+impl<'a> MasterRow<'a> {
+    fn of(m: Cow<'a, SeriesMaster>) -> Result<MasterRow<'a>> {
+        Ok(MasterRow {
+            organizer: m.organizer.as_ref().map(to_json).transpose()?,
+            recurrence: m.recurrence.as_ref().map(to_json).transpose()?,
+            m,
+        })
+    }
+
+    /// Binds the row's values, in [`MASTER_COLUMNS`] order.
+    fn bind<'q>(&'q self, q: Query<'q>, mailbox: MailboxId, now: Timestamp) -> Query<'q> {
+        let m = &*self.m;
+        q.bind(mailbox.0)
+            .bind(m.exchange_id.as_str())
+            .bind(m.ical_uid.as_deref())
+            .bind(m.subject.as_deref())
+            .bind(m.location.as_deref())
+            .bind(self.organizer.as_deref())
+            .bind(self.recurrence.as_deref())
+            .bind(m.start.map(us))
+            .bind(m.end.map(us))
+            .bind(m.time_zone.as_deref())
+            .bind(m.show_as.map(|s| s.as_str()))
+            .bind(m.sensitivity.map(|s| s.as_str()))
+            .bind(m.web_link.as_deref())
+            .bind(m.change_key.as_deref())
+            .bind(m.last_modified.map(|t| t.to_string()))
+            .bind(us(now))
+    }
+}
+
+/// One change-log row.
+struct LogRow<'a> {
+    instance_id: String,
+    exchange_id: &'a str,
+    op: ChangeOp,
+    start: i64,
+    end: i64,
+}
+
+/// `rows` instances in one upsert statement. Unlike SQLite, PostgreSQL refuses an id twice
+/// in one statement ("cannot affect row a second time"): callers merge duplicates first.
+fn upsert_instances_sql(set: Set, rows: usize) -> String {
+    let values = numbered_rows(rows, 23, "");
+    format!(
+        "INSERT INTO {t} ({INSTANCE_COLUMNS}) VALUES {values} \
+         ON CONFLICT (mailbox_id, exchange_id) DO UPDATE SET \
+         ical_uid = excluded.ical_uid, type = excluded.type, \
+         series_master_id = excluded.series_master_id, start_us = excluded.start_us, \
+         end_us = excluded.end_us, all_day_start = excluded.all_day_start, \
+         all_day_end = excluded.all_day_end, time_zone = excluded.time_zone, \
+         show_as = excluded.show_as, sensitivity = excluded.sensitivity, \
+         subject = excluded.subject, location = excluded.location, \
+         body_preview = excluded.body_preview, organizer = excluded.organizer, \
+         attendees = excluded.attendees, web_link = excluded.web_link, \
+         change_key = excluded.change_key, last_modified = excluded.last_modified, \
+         origin = excluded.origin, stored_at = excluded.stored_at",
+        t = set.instances()
+    )
+}
+
+/// `rows` series masters in one upsert statement.
+fn upsert_master_sql(set: Set, rows: usize) -> String {
+    let values = numbered_rows(rows, 16, "");
+    format!(
+        "INSERT INTO {t} ({MASTER_COLUMNS}) VALUES {values} \
+         ON CONFLICT (mailbox_id, exchange_id) DO UPDATE SET \
+         ical_uid = excluded.ical_uid, subject = excluded.subject, \
+         location = excluded.location, organizer = excluded.organizer, \
+         recurrence = excluded.recurrence, start_us = excluded.start_us, \
+         end_us = excluded.end_us, time_zone = excluded.time_zone, \
+         show_as = excluded.show_as, sensitivity = excluded.sensitivity, \
+         web_link = excluded.web_link, change_key = excluded.change_key, \
+         last_modified = excluded.last_modified, stored_at = excluded.stored_at",
+        t = set.masters()
+    )
+}
+
+/// Instances with their mailbox's address and, for events calgate pushed, their booking: an
+/// event (or a series, by its master) that a booking target of the same mailbox names, or, in
+/// meeting mode, the attendee's copy of calgate's meeting (by its iCalUId).
+const SELECT_INSTANCE: &str = "SELECT i.*, m.address AS mailbox_address, \
+     COALESCE((SELECT bt.external_id FROM booking_targets bt WHERE bt.address_key = m.address_key \
+      AND bt.exchange_id = COALESCE(i.series_master_id, i.exchange_id) LIMIT 1), \
+      (SELECT bt.external_id FROM booking_targets bt WHERE bt.address_key = m.address_key \
+      AND bt.exchange_id IS NULL AND bt.ical_uid = i.ical_uid LIMIT 1)) AS booking_id \
+     FROM instances i JOIN mailboxes m ON m.id = i.mailbox_id";
+
+fn instance_from_row(row: &PgRow) -> Result<StoredInstance> {
+    let c = "cannot read an instance";
+    let all_day = match (
+        date(row.try_get("all_day_start").ctx(c)?)?,
+        date(row.try_get("all_day_end").ctx(c)?)?,
+    ) {
+        (Some(s), Some(e)) => Some((s, e)),
+        _ => None,
+    };
+    let organizer: Option<String> = row.try_get("organizer").ctx(c)?;
+    let attendees: String = row.try_get("attendees").ctx(c)?;
+    let id: String = row.try_get("id").ctx(c)?;
+    let kind: String = row.try_get("type").ctx(c)?;
+    let show_as: String = row.try_get("show_as").ctx(c)?;
+    let sensitivity: String = row.try_get("sensitivity").ctx(c)?;
+    let origin: String = row.try_get("origin").ctx(c)?;
+    let booking_id: Option<String> = row.try_get("booking_id").ctx(c)?;
+    let instance = Instance {
+        exchange_id: row.try_get("exchange_id").ctx(c)?,
+        ical_uid: row.try_get("ical_uid").ctx(c)?,
+        mailbox: row.try_get("mailbox_address").ctx(c)?,
+        kind: parse_enum("instance type", &kind)?,
+        series_master_id: row.try_get("series_master_id").ctx(c)?,
+        when: When {
+            start: ts(row.try_get("start_us").ctx(c)?)?,
+            end: ts(row.try_get("end_us").ctx(c)?)?,
+            time_zone: row.try_get("time_zone").ctx(c)?,
+            all_day,
+        },
+        show_as: parse_enum("showAs", &show_as)?,
+        sensitivity: parse_enum("sensitivity", &sensitivity)?,
+        subject: row.try_get("subject").ctx(c)?,
+        location: row.try_get("location").ctx(c)?,
+        body_preview: row.try_get("body_preview").ctx(c)?,
+        organizer: organizer
+            .map(|o| from_json::<Person>("organizer", &o))
+            .transpose()?,
+        attendees: from_json("attendees", &attendees)?,
+        web_link: row.try_get("web_link").ctx(c)?,
+        change_key: row.try_get("change_key").ctx(c)?,
+        last_modified: text_ts(row.try_get("last_modified").ctx(c)?)?,
+        origin: if booking_id.is_some() {
+            calgate_core::Origin::Calgate
+        } else {
+            parse_enum("origin", &origin)?
+        },
+        booking_id,
+    };
+    Ok(StoredInstance {
+        id: uuid::Uuid::parse_str(&id).map_err(|_| Error::corrupt("instance id", &id))?,
+        mailbox_id: MailboxId(row.try_get("mailbox_id").ctx(c)?),
+        instance,
+        stored_at: ts(row.try_get("stored_at").ctx(c)?)?,
+    })
+}
+
+fn master_from_row(row: &PgRow) -> Result<SeriesMaster> {
+    let c = "cannot read a series master";
+    let organizer: Option<String> = row.try_get("organizer").ctx(c)?;
+    let recurrence: Option<String> = row.try_get("recurrence").ctx(c)?;
+    let show_as: Option<String> = row.try_get("show_as").ctx(c)?;
+    let sensitivity: Option<String> = row.try_get("sensitivity").ctx(c)?;
+    Ok(SeriesMaster {
+        exchange_id: row.try_get("exchange_id").ctx(c)?,
+        ical_uid: row.try_get("ical_uid").ctx(c)?,
+        subject: row.try_get("subject").ctx(c)?,
+        location: row.try_get("location").ctx(c)?,
+        organizer: organizer
+            .map(|o| from_json::<Person>("organizer", &o))
+            .transpose()?,
+        recurrence: recurrence
+            .map(|r| from_json::<serde_json::Value>("recurrence", &r))
+            .transpose()?,
+        start: opt_ts(row.try_get("start_us").ctx(c)?)?,
+        end: opt_ts(row.try_get("end_us").ctx(c)?)?,
+        time_zone: row.try_get("time_zone").ctx(c)?,
+        show_as: show_as
+            .as_deref()
+            .map(|s| parse_enum("showAs", s))
+            .transpose()?,
+        sensitivity: sensitivity
+            .as_deref()
+            .map(|s| parse_enum("sensitivity", s))
+            .transpose()?,
+        web_link: row.try_get("web_link").ctx(c)?,
+        change_key: row.try_get("change_key").ctx(c)?,
+        last_modified: text_ts(row.try_get("last_modified").ctx(c)?)?,
+    })
+}
+
+/// What the change log needs of a live row.
+struct LiveRow {
+    id: String,
+    change_key: Option<String>,
+    start: i64,
+    end: i64,
+}
+
+/// `i` as the policy lets it be stored.
+fn visible_instance(i: &Instance, policy: PrivacyPolicy) -> Cow<'_, Instance> {
+    if i.details_hidden(policy) {
+        Cow::Owned(i.redacted(policy))
+    } else {
+        Cow::Borrowed(i)
+    }
+}
 
 impl PgStore {
+    async fn write_changes(
+        tx: &mut Tx,
+        set: Set,
+        mailbox: MailboxId,
+        policy: PrivacyPolicy,
+        changes: &ChangeSet,
+        now: Timestamp,
+    ) -> Result<()> {
+        // The live set's changes go to the change log: what is there now decides between
+        // created, updated (a new change key or new times) and an unchanged replay.
+        let before = match set {
+            Set::Live => Some(Self::live_rows(tx, mailbox, changes).await?),
+            Set::Shadow => None,
+        };
+        let upserted: HashSet<&str> = changes
+            .upserts
+            .iter()
+            .map(|i| i.exchange_id.as_str())
+            .collect();
+        // The change log's rows, written together at the end.
+        let mut log: Vec<LogRow<'_>> = Vec::new();
+        // One statement, the ids bound as one array.
+        if !changes.removals.is_empty() {
+            sqlx::query(sql(format!(
+                "DELETE FROM {} WHERE mailbox_id = $1 AND exchange_id = ANY($2)",
+                set.instances()
+            )))
+            .bind(mailbox.0)
+            .bind(changes.removals.as_slice())
+            .execute(&mut **tx)
+            .await
+            .ctx("cannot remove instances")?;
+        }
+        if let Some(before) = &before {
+            for id in &changes.removals {
+                if let Some(old) = before.get(id.as_str())
+                    && !upserted.contains(id.as_str())
+                {
+                    log.push(LogRow {
+                        instance_id: old.id.clone(),
+                        exchange_id: id,
+                        op: ChangeOp::Deleted,
+                        start: old.start,
+                        end: old.end,
+                    });
+                }
+            }
+        }
+        let remove_master = format!(
+            "DELETE FROM {} WHERE mailbox_id = $1 AND exchange_id = $2",
+            set.masters()
+        );
+        for id in &changes.master_removals {
+            sqlx::query(sql(remove_master.clone()))
+                .bind(mailbox.0)
+                .bind(id)
+                .execute(&mut **tx)
+                .await
+                .ctx("cannot remove a series master")?;
+        }
+        // New rows' ids: random (v4), from one draw of the CSPRNG per change set rather than
+        // one system call per row.
+        let mut random = vec![0u8; 16 * changes.upserts.len()];
+        aws_lc_rs::rand::fill(&mut random)
+            .map_err(|_| Error::new(ErrorKind::Database, "cannot draw random instance ids"))?;
+        // Every upsert's row (and change-log entry, decided against the rows before the change
+        // set, as SQLite's code does); then an id twice in the set is merged into one row: the
+        // later values with the first one's id, which is what SQLite stores writing them one
+        // after the other (its upsert never changes `id`).
+        let mut rows: Vec<InstanceRow<'_>> = Vec::with_capacity(changes.upserts.len());
+        let mut at_row: HashMap<&str, usize> = HashMap::with_capacity(changes.upserts.len());
+        for (k, original) in changes.upserts.iter().enumerate() {
+            let at = 16 * k;
+            let mut bytes = [0u8; 16];
+            bytes.copy_from_slice(&random[at..at + 16]);
+            let new_id = uuid::Builder::from_random_bytes(bytes)
+                .into_uuid()
+                .to_string();
+            let i = visible_instance(original, policy);
+            if let Some(before) = &before {
+                let (start, end) = (us(i.when.start), us(i.when.end));
+                let op = match before.get(i.exchange_id.as_str()) {
+                    None => Some((new_id.clone(), ChangeOp::Created)),
+                    Some(old)
+                        if old.change_key.is_none()
+                            || old.change_key.as_deref() != i.change_key.as_deref()
+                            || old.start != start
+                            || old.end != end =>
+                    {
+                        Some((old.id.clone(), ChangeOp::Updated))
+                    }
+                    Some(_) => None,
+                };
+                if let Some((instance_id, op)) = op {
+                    log.push(LogRow {
+                        instance_id,
+                        exchange_id: original.exchange_id.as_str(),
+                        op,
+                        start,
+                        end,
+                    });
+                }
+            }
+            match at_row.get(original.exchange_id.as_str()) {
+                Some(&n) => {
+                    let first_id = std::mem::take(&mut rows[n].id);
+                    rows[n] = InstanceRow::of(mailbox, i, first_id, now)?;
+                }
+                None => {
+                    at_row.insert(original.exchange_id.as_str(), rows.len());
+                    rows.push(InstanceRow::of(mailbox, i, new_id, now)?);
+                }
+            }
+        }
+        for (_, chunk) in pieces(&rows) {
+            let mut q = sqlx::query(sql(upsert_instances_sql(set, chunk.len())));
+            for r in chunk {
+                q = r.bind(q);
+            }
+            if let Err(e) = guarded(tx, q).await? {
+                // The savepoint undid the failed statement; row by row names the culprit.
+                for r in chunk {
+                    let one = r.bind(sqlx::query(sql(upsert_instances_sql(set, 1))));
+                    one.execute(&mut **tx)
+                        .await
+                        .ctx(&format!("cannot store instance {}", r.i.exchange_id))?;
+                }
+                return Err(e).ctx("cannot store instances");
+            }
+        }
+        Self::log_changes(tx, mailbox, &log, now).await?;
+        // Series masters, several per statement (a failing statement is retried master by
+        // master so that the error names the one). A master twice in the set: the later wins.
+        let mut masters: Vec<MasterRow> = Vec::with_capacity(changes.masters.len());
+        let mut at_master: HashMap<&str, usize> = HashMap::with_capacity(changes.masters.len());
+        for m in &changes.masters {
+            let row = MasterRow::of(m.visible(policy))?;
+            match at_master.get(m.exchange_id.as_str()) {
+                Some(&n) => masters[n] = row,
+                None => {
+                    at_master.insert(m.exchange_id.as_str(), masters.len());
+                    masters.push(row);
+                }
+            }
+        }
+        for (_, chunk) in pieces(&masters) {
+            let mut q = sqlx::query(sql(upsert_master_sql(set, chunk.len())));
+            for m in chunk {
+                q = m.bind(q, mailbox, now);
+            }
+            if let Err(e) = guarded(tx, q).await? {
+                for m in chunk {
+                    m.bind(sqlx::query(sql(upsert_master_sql(set, 1))), mailbox, now)
+                        .execute(&mut **tx)
+                        .await
+                        .ctx(&format!("cannot store series master {}", m.m.exchange_id))?;
+                }
+                return Err(e).ctx("cannot store series masters");
+            }
+        }
+        if let Some(c) = &changes.cursor {
+            match set {
+                Set::Live => Self::write_cursor(tx, mailbox, c, now).await?,
+                Set::Shadow => {
+                    sqlx::query("UPDATE shadows SET delta_link = $1 WHERE mailbox_id = $2")
+                        .bind(&c.delta_link)
+                        .bind(mailbox.0)
+                        .execute(&mut **tx)
+                        .await
+                        .ctx("cannot record the resync's progress")?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The live rows of the ids a change set touches.
+    async fn live_rows(
+        tx: &mut Tx,
+        mailbox: MailboxId,
+        changes: &ChangeSet,
+    ) -> Result<HashMap<String, LiveRow>> {
+        // A first round writes into an empty live set: one cheap look instead of a lookup per
+        // instance.
+        let any: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM instances WHERE mailbox_id = $1)")
+                .bind(mailbox.0)
+                .fetch_one(&mut **tx)
+                .await
+                .ctx("cannot read instances")?;
+        if !any {
+            return Ok(HashMap::new());
+        }
+        let ids: Vec<&str> = changes
+            .removals
+            .iter()
+            .map(String::as_str)
+            .chain(changes.upserts.iter().map(|i| i.exchange_id.as_str()))
+            .collect();
+        let mut out = HashMap::with_capacity(ids.len());
+        // One statement whatever the number of ids: they are bound as one array.
+        let c = "cannot read instances";
+        let rows = sqlx::query(
+            "SELECT exchange_id, id, change_key, start_us, end_us FROM instances \
+             WHERE mailbox_id = $1 AND exchange_id = ANY($2)",
+        )
+        .bind(mailbox.0)
+        .bind(ids)
+        .fetch_all(&mut **tx)
+        .await
+        .ctx(c)?;
+        for row in rows {
+            out.insert(
+                row.try_get("exchange_id").ctx(c)?,
+                LiveRow {
+                    id: row.try_get("id").ctx(c)?,
+                    change_key: row.try_get("change_key").ctx(c)?,
+                    start: row.try_get("start_us").ctx(c)?,
+                    end: row.try_get("end_us").ctx(c)?,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// Writes the change log's rows, several per statement.
+    async fn log_changes(
+        tx: &mut Tx,
+        mailbox: MailboxId,
+        rows: &[LogRow<'_>],
+        now: Timestamp,
+    ) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let address: String = sqlx::query_scalar("SELECT address FROM mailboxes WHERE id = $1")
+            .bind(mailbox.0)
+            .fetch_one(&mut **tx)
+            .await
+            .ctx("cannot write the change log")?;
+        for (_, chunk) in pieces(rows) {
+            let values = numbered_rows(chunk.len(), 8, ", 'round'");
+            let mut q = sqlx::query(sql(format!(
+                "INSERT INTO change_log (mailbox_id, address, instance_id, exchange_id, op, \
+                 start_us, end_us, at, via) VALUES {values}"
+            )));
+            for r in chunk {
+                q = q
+                    .bind(mailbox.0)
+                    .bind(address.as_str())
+                    .bind(r.instance_id.as_str())
+                    .bind(r.exchange_id)
+                    .bind(r.op.as_str())
+                    .bind(r.start)
+                    .bind(r.end)
+                    .bind(us(now));
+            }
+            q.execute(&mut **tx)
+                .await
+                .ctx("cannot write the change log")?;
+        }
+        Ok(())
+    }
+
+    async fn write_cursor(
+        tx: &mut Tx,
+        mailbox: MailboxId,
+        c: &Cursor,
+        now: Timestamp,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO delta_cursors (mailbox_id, delta_link, window_start, window_end, \
+             rebased_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (mailbox_id) DO UPDATE SET delta_link = excluded.delta_link, \
+             window_start = excluded.window_start, window_end = excluded.window_end, \
+             rebased_at = excluded.rebased_at, updated_at = excluded.updated_at",
+        )
+        .bind(mailbox.0)
+        .bind(&c.delta_link)
+        .bind(us(c.window_start))
+        .bind(us(c.window_end))
+        .bind(us(c.rebased_at))
+        .bind(us(now))
+        .execute(&mut **tx)
+        .await
+        .ctx("cannot store the delta cursor")?;
+        Ok(())
+    }
+
+    async fn clear_shadow(tx: &mut Tx, mailbox: MailboxId) -> Result<bool> {
+        for q in [
+            "DELETE FROM shadow_instances WHERE mailbox_id = $1",
+            "DELETE FROM shadow_series_masters WHERE mailbox_id = $1",
+        ] {
+            sqlx::query(q)
+                .bind(mailbox.0)
+                .execute(&mut **tx)
+                .await
+                .ctx("cannot discard the shadow set")?;
+        }
+        let done = sqlx::query("DELETE FROM shadows WHERE mailbox_id = $1")
+            .bind(mailbox.0)
+            .execute(&mut **tx)
+            .await
+            .ctx("cannot discard the shadow set")?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The shadow set in progress must be this round's; returns the pending-resync sequence it
+    /// started at.
+    async fn require_own_shadow(tx: &mut Tx, lease: &Lease) -> Result<i64> {
+        let row = sqlx::query("SELECT lease_token, resync_seq FROM shadows WHERE mailbox_id = $1")
+            .bind(lease.mailbox.0)
+            .fetch_optional(&mut **tx)
+            .await
+            .ctx("cannot read the resync state")?;
+        let c = "cannot read the resync state";
+        match row {
+            None => Err(Error::not_found(format!(
+                "no full resync is in progress for mailbox {} (it was discarded or committed)",
+                lease.mailbox
+            ))),
+            Some(r) if r.try_get::<i64, _>("lease_token").ctx(c)? != lease.token => {
+                Err(Error::new(
+                    ErrorKind::LeaseLost,
+                    format!(
+                        "the full resync in progress for mailbox {} belongs to another round",
+                        lease.mailbox
+                    ),
+                ))
+            }
+            Some(r) => r.try_get("resync_seq").ctx(c),
+        }
+    }
+
     pub(super) async fn apply_changes_impl(
         &self,
         lease: &Lease,
         changes: &ChangeSet,
     ) -> Result<()> {
-        todo!("postgres: apply_changes_impl")
+        let mut tx = self.write_tx().await?;
+        let policy = Self::fence(&mut tx, lease).await?;
+        Self::write_changes(
+            &mut tx,
+            Set::Live,
+            lease.mailbox,
+            policy,
+            changes,
+            Timestamp::now(),
+        )
+        .await?;
+        tx.commit().await.ctx("cannot apply the changes")
     }
 
     pub(super) async fn begin_shadow_impl(&self, lease: &Lease, window: Window) -> Result<()> {
-        todo!("postgres: begin_shadow_impl")
+        if window.end < window.start {
+            return Err(Error::invalid(
+                "a resync window must not end before it starts",
+            ));
+        }
+        let what = "cannot start the full resync";
+        let mut tx = self.write_tx().await?;
+        Self::fence(&mut tx, lease).await?;
+        // Holding the lease, any shadow set left is a dead round's.
+        Self::clear_shadow(&mut tx, lease.mailbox).await?;
+        sqlx::query(
+            "INSERT INTO shadows (mailbox_id, window_start, window_end, delta_link, started_at, \
+             lease_token, resync_seq) \
+             SELECT $1, $2, $3, NULL, $4, $5, resync_seq FROM mailboxes WHERE id = $6",
+        )
+        .bind(lease.mailbox.0)
+        .bind(us(window.start))
+        .bind(us(window.end))
+        .bind(us(Timestamp::now()))
+        .bind(lease.token)
+        .bind(lease.mailbox.0)
+        .execute(&mut *tx)
+        .await
+        .ctx(what)?;
+        tx.commit().await.ctx(what)
     }
 
     pub(super) async fn apply_shadow_impl(&self, lease: &Lease, changes: &ChangeSet) -> Result<()> {
-        todo!("postgres: apply_shadow_impl")
+        let mut tx = self.write_tx().await?;
+        let policy = Self::fence(&mut tx, lease).await?;
+        Self::require_own_shadow(&mut tx, lease).await?;
+        Self::write_changes(
+            &mut tx,
+            Set::Shadow,
+            lease.mailbox,
+            policy,
+            changes,
+            Timestamp::now(),
+        )
+        .await?;
+        tx.commit().await.ctx("cannot apply the resync's changes")
     }
 
     pub(super) async fn commit_shadow_impl(&self, lease: &Lease, cursor: &Cursor) -> Result<()> {
-        todo!("postgres: commit_shadow_impl")
+        let what = "cannot swap in the full resync";
+        let mailbox = lease.mailbox;
+        let mut tx = self.write_tx().await?;
+        Self::fence(&mut tx, lease).await?;
+        let seq = Self::require_own_shadow(&mut tx, lease).await?;
+        // Keep calgate's ids for instances that survive the resync (PostgreSQL's UPDATE … FROM
+        // joins once where SQLite's needs a correlated subquery and an EXISTS).
+        sqlx::query(
+            "UPDATE shadow_instances s SET id = l.id FROM instances l \
+             WHERE s.mailbox_id = $1 AND l.mailbox_id = s.mailbox_id \
+               AND l.exchange_id = s.exchange_id",
+        )
+        .bind(mailbox.0)
+        .execute(&mut *tx)
+        .await
+        .ctx(what)?;
+        // The change log: what the swap deletes, creates and updates.
+        let now = us(Timestamp::now());
+        let log = "INSERT INTO change_log (mailbox_id, address, instance_id, exchange_id, op, \
+             start_us, end_us, at, via)";
+        let addr = "(SELECT address FROM mailboxes WHERE id = $1)";
+        let diffs = [
+            format!(
+                "{log} SELECT $1, {addr}, l.id, l.exchange_id, 'deleted', l.start_us, l.end_us, $2, 'resync' \
+                 FROM instances l WHERE l.mailbox_id = $1 AND NOT EXISTS (SELECT 1 FROM \
+                 shadow_instances s WHERE s.mailbox_id = $1 AND s.exchange_id = l.exchange_id)"
+            ),
+            format!(
+                "{log} SELECT $1, {addr}, s.id, s.exchange_id, 'created', s.start_us, s.end_us, $2, 'resync' \
+                 FROM shadow_instances s WHERE s.mailbox_id = $1 AND NOT EXISTS (SELECT 1 FROM \
+                 instances l WHERE l.mailbox_id = $1 AND l.exchange_id = s.exchange_id)"
+            ),
+            format!(
+                "{log} SELECT $1, {addr}, s.id, s.exchange_id, 'updated', s.start_us, s.end_us, $2, 'resync' \
+                 FROM shadow_instances s JOIN instances l ON l.mailbox_id = $1 \
+                 AND l.exchange_id = s.exchange_id WHERE s.mailbox_id = $1 AND \
+                 (l.change_key IS NULL OR l.change_key IS DISTINCT FROM s.change_key \
+                  OR l.start_us <> s.start_us OR l.end_us <> s.end_us)"
+            ),
+        ];
+        for d in diffs {
+            sqlx::query(sql(d))
+                .bind(mailbox.0)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .ctx(what)?;
+        }
+        let statements = [
+            "DELETE FROM instances WHERE mailbox_id = $1".to_owned(),
+            format!(
+                "INSERT INTO instances ({INSTANCE_COLUMNS}) SELECT {INSTANCE_COLUMNS} \
+                 FROM shadow_instances WHERE mailbox_id = $1"
+            ),
+            "DELETE FROM series_masters WHERE mailbox_id = $1".to_owned(),
+            format!(
+                "INSERT INTO series_masters ({MASTER_COLUMNS}) SELECT {MASTER_COLUMNS} \
+                 FROM shadow_series_masters WHERE mailbox_id = $1"
+            ),
+        ];
+        for s in statements {
+            sqlx::query(sql(s))
+                .bind(mailbox.0)
+                .execute(&mut *tx)
+                .await
+                .ctx(what)?;
+        }
+        Self::clear_shadow(&mut tx, mailbox).await?;
+        // A resync requested before this one began is now done.
+        sqlx::query("UPDATE mailboxes SET resync_reason = NULL WHERE id = $1 AND resync_seq <= $2")
+            .bind(mailbox.0)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await
+            .ctx(what)?;
+        Self::write_cursor(&mut tx, mailbox, cursor, Timestamp::now()).await?;
+        tx.commit().await.ctx(what)
     }
 
     pub(super) async fn abort_shadow_impl(&self, lease: &Lease) -> Result<bool> {
-        todo!("postgres: abort_shadow_impl")
+        let mut tx = self.write_tx().await?;
+        Self::fence(&mut tx, lease).await?;
+        let had = Self::clear_shadow(&mut tx, lease.mailbox).await?;
+        tx.commit().await.ctx("cannot discard the full resync")?;
+        Ok(had)
     }
 
     pub(super) async fn shadow_impl(&self, mailbox: MailboxId) -> Result<Option<ShadowState>> {
-        todo!("postgres: shadow_impl")
+        let c = "cannot read the resync state";
+        let row = sqlx::query(
+            "SELECT s.*, (SELECT COUNT(*) FROM shadow_instances i WHERE i.mailbox_id = s.mailbox_id) \
+             AS n FROM shadows s WHERE s.mailbox_id = $1",
+        )
+        .bind(mailbox.0)
+        .fetch_optional(&self.pool)
+        .await
+        .ctx(c)?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(ShadowState {
+            lease_token: row.try_get("lease_token").ctx(c)?,
+            window: Window {
+                start: ts(row.try_get("window_start").ctx(c)?)?,
+                end: ts(row.try_get("window_end").ctx(c)?)?,
+            },
+            progress_link: row.try_get("delta_link").ctx(c)?,
+            started_at: ts(row.try_get("started_at").ctx(c)?)?,
+            instances: count(row.try_get("n").ctx(c)?),
+        }))
     }
 
     pub(super) async fn instances_impl(
@@ -45,11 +911,44 @@ impl PgStore {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<StoredInstance>> {
-        todo!("postgres: instances_impl")
+        let rows = sqlx::query(sql(format!(
+            "{SELECT_INSTANCE} WHERE i.mailbox_id = $1 AND i.start_us < $2 \
+             AND (i.end_us > $3 OR i.start_us = $3) ORDER BY i.start_us, i.exchange_id"
+        )))
+        .bind(mailbox.0)
+        .bind(us(to))
+        .bind(us(from))
+        .fetch_all(&self.pool)
+        .await
+        .ctx("cannot read instances")?;
+        rows.iter().map(instance_from_row).collect()
     }
 
     pub(super) async fn shadow_diff_impl(&self, lease: &Lease) -> Result<ShadowDiff> {
-        todo!("postgres: shadow_diff_impl")
+        let c = "cannot compare the resync with the live set";
+        let mut tx = self.write_tx().await?;
+        Self::fence(&mut tx, lease).await?;
+        Self::require_own_shadow(&mut tx, lease).await?;
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM instances WHERE mailbox_id = $1) AS live, \
+             (SELECT COUNT(*) FROM instances l WHERE l.mailbox_id = $1 AND NOT EXISTS \
+               (SELECT 1 FROM shadow_instances s WHERE s.mailbox_id = $1 \
+                AND s.exchange_id = l.exchange_id)) AS removed, \
+             (SELECT COUNT(*) FROM shadow_instances s WHERE s.mailbox_id = $1 AND NOT EXISTS \
+               (SELECT 1 FROM instances l WHERE l.mailbox_id = $1 \
+                AND l.exchange_id = s.exchange_id)) AS added",
+        )
+        .bind(lease.mailbox.0)
+        .fetch_one(&mut *tx)
+        .await
+        .ctx(c)?;
+        let diff = ShadowDiff {
+            live: count(row.try_get("live").ctx(c)?),
+            removed: count(row.try_get("removed").ctx(c)?),
+            added: count(row.try_get("added").ctx(c)?),
+        };
+        tx.commit().await.ctx(c)?;
+        Ok(diff)
     }
 
     pub(super) async fn instances_page_impl(
@@ -60,7 +959,40 @@ impl PgStore {
         after: Option<&InstanceCursor>,
         limit: u32,
     ) -> Result<InstancePage> {
-        todo!("postgres: instances_page_impl")
+        let limit = limit.clamp(1, 10_000);
+        let (after_start, after_id) = match after {
+            Some(a) => (us(a.start), a.exchange_id.as_str()),
+            None => (i64::MIN, ""),
+        };
+        let rows = sqlx::query(sql(format!(
+            "{SELECT_INSTANCE} WHERE i.mailbox_id = $1 AND i.start_us < $2 \
+             AND (i.end_us > $3 OR i.start_us = $3) \
+             AND (i.start_us > $4 OR (i.start_us = $4 AND i.exchange_id > $5)) \
+             ORDER BY i.start_us, i.exchange_id LIMIT $6"
+        )))
+        .bind(mailbox.0)
+        .bind(us(to))
+        .bind(us(from))
+        .bind(after_start)
+        .bind(after_id)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await
+        .ctx("cannot read instances")?;
+        let mut instances = rows
+            .iter()
+            .map(instance_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let next = if instances.len() > limit as usize {
+            instances.truncate(limit as usize);
+            instances.last().map(|s| InstanceCursor {
+                start: s.instance.when.start,
+                exchange_id: s.instance.exchange_id.clone(),
+            })
+        } else {
+            None
+        };
+        Ok(InstancePage { instances, next })
     }
 
     pub(super) async fn busy_times_impl(
@@ -70,7 +1002,49 @@ impl PgStore {
         to: Timestamp,
         busy: &[ShowAs],
     ) -> Result<Vec<BusyTimes>> {
-        todo!("postgres: busy_times_impl")
+        let c = "cannot read instances";
+        let mut out = Vec::new();
+        if busy.is_empty() {
+            return Ok(out);
+        }
+        // One row per mailbox, its spans aggregated inside the server ("start,end;start,end"):
+        // rows, not instances, are what a read costs here. The covering index instances_busy
+        // (mailbox_id, start_us, end_us, show_as) answers it (PostgreSQL's planner picks it
+        // itself: there is no INDEXED BY). string_agg orders the spans explicitly, where
+        // SQLite's group_concat followed the index; the mailboxes come in id order, as
+        // SQLite's GROUP BY gave them. The ids are one array parameter, so no chunks.
+        let ids: Vec<i64> = mailboxes.iter().map(|m| m.0).collect();
+        let shows: Vec<&str> = busy.iter().map(|s| s.as_str()).collect();
+        let rows = sqlx::query(
+            "SELECT mailbox_id, string_agg(start_us::text || ',' || end_us::text, ';' \
+               ORDER BY start_us, end_us) AS spans \
+             FROM instances \
+             WHERE mailbox_id = ANY($1) AND start_us < $2 AND (end_us > $3 OR start_us = $3) \
+             AND show_as = ANY($4) GROUP BY mailbox_id ORDER BY mailbox_id",
+        )
+        .bind(ids)
+        .bind(us(to))
+        .bind(us(from))
+        .bind(shows)
+        .fetch_all(&self.pool)
+        .await
+        .ctx(c)?;
+        for row in rows {
+            let text: String = row.try_get("spans").ctx(c)?;
+            let mut spans = Vec::new();
+            for pair in text.split(';') {
+                let bad = || Error::corrupt("a busy span", pair);
+                let (a, b) = pair.split_once(',').ok_or_else(bad)?;
+                let a: i64 = a.parse().map_err(|_| bad())?;
+                let b: i64 = b.parse().map_err(|_| bad())?;
+                spans.push((ts(a)?, ts(b)?));
+            }
+            out.push(BusyTimes {
+                mailbox: MailboxId(row.try_get("mailbox_id").ctx(c)?),
+                spans,
+            });
+        }
+        Ok(out)
     }
 
     pub(super) async fn instance_impl(
@@ -78,7 +1052,15 @@ impl PgStore {
         mailbox: MailboxId,
         exchange_id: &str,
     ) -> Result<Option<StoredInstance>> {
-        todo!("postgres: instance_impl")
+        let row = sqlx::query(sql(format!(
+            "{SELECT_INSTANCE} WHERE i.mailbox_id = $1 AND i.exchange_id = $2"
+        )))
+        .bind(mailbox.0)
+        .bind(exchange_id)
+        .fetch_optional(&self.pool)
+        .await
+        .ctx("cannot read an instance")?;
+        row.as_ref().map(instance_from_row).transpose()
     }
 
     pub(super) async fn count_live_impl(
@@ -86,25 +1068,79 @@ impl PgStore {
         mailbox: MailboxId,
         exchange_ids: &[String],
     ) -> Result<u64> {
-        todo!("postgres: count_live_impl")
+        // The ids as one array parameter: one statement however many there are.
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM instances WHERE mailbox_id = $1 AND exchange_id = ANY($2)",
+        )
+        .bind(mailbox.0)
+        .bind(exchange_ids)
+        .fetch_one(&self.pool)
+        .await
+        .ctx("cannot count instances")?;
+        Ok(count(n))
     }
 
     pub(super) async fn count_instances_impl(&self, mailbox: MailboxId) -> Result<u64> {
-        todo!("postgres: count_instances_impl")
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM instances WHERE mailbox_id = $1")
+            .bind(mailbox.0)
+            .fetch_one(&self.pool)
+            .await
+            .ctx("cannot count instances")?;
+        Ok(count(n))
     }
 
     pub(super) async fn series_masters_impl(
         &self,
         mailbox: MailboxId,
     ) -> Result<Vec<SeriesMaster>> {
-        todo!("postgres: series_masters_impl")
+        let rows =
+            sqlx::query("SELECT * FROM series_masters WHERE mailbox_id = $1 ORDER BY exchange_id")
+                .bind(mailbox.0)
+                .fetch_all(&self.pool)
+                .await
+                .ctx("cannot read series masters")?;
+        rows.iter().map(master_from_row).collect()
     }
 
     pub(super) async fn cursor_impl(&self, mailbox: MailboxId) -> Result<Option<Cursor>> {
-        todo!("postgres: cursor_impl")
+        let c = "cannot read the delta cursor";
+        let row = sqlx::query("SELECT * FROM delta_cursors WHERE mailbox_id = $1")
+            .bind(mailbox.0)
+            .fetch_optional(&self.pool)
+            .await
+            .ctx(c)?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(Cursor {
+            delta_link: row.try_get("delta_link").ctx(c)?,
+            window_start: ts(row.try_get("window_start").ctx(c)?)?,
+            window_end: ts(row.try_get("window_end").ctx(c)?)?,
+            rebased_at: ts(row.try_get("rebased_at").ctx(c)?)?,
+        }))
     }
 
     pub(super) async fn clear_cursor_impl(&self, mailbox: MailboxId) -> Result<bool> {
-        todo!("postgres: clear_cursor_impl")
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query("DELETE FROM delta_cursors WHERE mailbox_id = $1")
+            .bind(mailbox.0)
+            .execute(&mut *tx)
+            .await
+            .ctx("cannot clear the delta cursor")?;
+        tx.commit().await.ctx("cannot clear the delta cursor")?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pieces_cover_everything_in_few_sizes() {
+        for n in 0..300usize {
+            let items: Vec<usize> = (0..n).collect();
+            let got: Vec<(usize, &[usize])> = super::pieces(&items).collect();
+            let flat: Vec<usize> = got.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+            assert_eq!(flat, items);
+            assert!(got.iter().all(|(at, p)| p.first().is_none_or(|f| f == at)));
+            assert!(got.iter().all(|(_, p)| [64, 16, 4, 1].contains(&p.len())));
+        }
     }
 }

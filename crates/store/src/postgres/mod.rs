@@ -41,6 +41,7 @@ mod instances;
 mod leases;
 mod mailboxes;
 mod push;
+mod roles;
 mod status;
 mod webhooks;
 
@@ -175,6 +176,15 @@ impl PgStore {
         })?;
         let connect = connect.application_name("calgate");
         let display = display_url(&connect);
+        // One connection first: a server that is down or refuses the login is one clear error
+        // at once (the pool would retry until its acquire timeout).
+        {
+            use sqlx::Connection as _;
+            let probe = sqlx::PgConnection::connect_with(&connect)
+                .await
+                .ctx(&format!("cannot connect to PostgreSQL at {display}"))?;
+            let _ = probe.close().await;
+        }
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.unwrap_or(10).max(2))
             .acquire_timeout(Duration::from_secs(15))
@@ -182,12 +192,11 @@ impl PgStore {
             .await
             .ctx(&format!("cannot connect to PostgreSQL at {display}"))?;
         let what = format!("cannot read calgate's schema in {display}");
-        let has_table: bool = sqlx::query_scalar(
-            "SELECT to_regclass('_sqlx_migrations') IS NOT NULL",
-        )
-        .fetch_one(&pool)
-        .await
-        .ctx(&what)?;
+        let has_table: bool =
+            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+                .fetch_one(&pool)
+                .await
+                .ctx(&what)?;
         let newest: Option<i64> = if has_table {
             sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
                 .fetch_one(&pool)
@@ -228,12 +237,11 @@ impl PgStore {
             let message = format!("cannot migrate the database {display}: {e}");
             Error::with_source(ErrorKind::Database, message, e)
         })?;
-        let sealed: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
-                .bind(KEY_CHECK)
-                .fetch_optional(&pool)
-                .await
-                .ctx("cannot read the master key check")?;
+        let sealed: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+            .bind(KEY_CHECK)
+            .fetch_optional(&pool)
+            .await
+            .ctx("cannot read the master key check")?;
         let key = key(sealed.is_some())?;
         let store = PgStore {
             pool,
@@ -251,6 +259,11 @@ impl PgStore {
     /// The database, as `postgres://user@host:port/db` (no password).
     pub fn display(&self) -> &str {
         &self.display
+    }
+
+    /// The pool (`store copy` writes the target through it).
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     /// A write transaction: it holds [`WRITE_LOCK`] until it commits or rolls back.
@@ -281,12 +294,11 @@ impl PgStore {
     async fn check_key(&self) -> Result<()> {
         let aad = b"calgate:meta:master_key_check";
         let mut tx = self.write_tx().await?;
-        let existing: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
-                .bind(KEY_CHECK)
-                .fetch_optional(&mut *tx)
-                .await
-                .ctx("cannot read the master key check")?;
+        let existing: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+            .bind(KEY_CHECK)
+            .fetch_optional(&mut *tx)
+            .await
+            .ctx("cannot read the master key check")?;
         match existing {
             None => {
                 let sealed = self.key.seal(aad, KEY_CHECK_PLAIN)?;
@@ -341,9 +353,7 @@ impl PgStore {
         .await
         .ctx(what)?;
         if orphans > 0 {
-            problems.push(format!(
-                "{orphans} outbox entries belong to no booking"
-            ));
+            problems.push(format!("{orphans} outbox entries belong to no booking"));
         }
         let tables: Vec<String> = sqlx::query_scalar(
             "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() \
@@ -353,7 +363,10 @@ impl PgStore {
         .await
         .ctx(what)?;
         for table in tables {
-            let q = sql(format!("SELECT count(*) FROM \"{}\"", table.replace('"', "")));
+            let q = sql(format!(
+                "SELECT count(*) FROM \"{}\"",
+                table.replace('"', "")
+            ));
             if let Err(e) = sqlx::query_scalar::<_, i64>(q).fetch_one(&self.pool).await {
                 problems.push(format!("table {table} cannot be read: {e}"));
             }

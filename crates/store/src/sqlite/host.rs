@@ -4,7 +4,9 @@ use jiff::Timestamp;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{CONSOLE_PASSWORD, Ctx, SqliteStore, address_key, map_sqlx, opt_ts, parse_enum, ts, us};
+use super::{
+    CONSOLE_PASSWORD, Ctx, SqliteStore, address_key, map_sqlx, opt_ts, parse_enum, ts, us,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::types::*;
 

@@ -16,12 +16,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
+use sqlx::Sqlite;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::Sqlite;
 
 use crate::crypto::MasterKey;
 use crate::error::{Error, ErrorKind, Result};
@@ -34,6 +34,7 @@ mod instances;
 mod leases;
 mod mailboxes;
 mod push;
+mod roles;
 mod status;
 mod webhooks;
 
@@ -361,6 +362,16 @@ impl SqliteStore {
     /// The database file.
     pub fn file(&self) -> &Path {
         &self.file
+    }
+
+    /// The key the store's secrets are sealed with (`store copy` opens the target with it).
+    pub(crate) fn master_key(&self) -> &MasterKey {
+        &self.key
+    }
+
+    /// The read pool (`store copy` reads the source in one snapshot from it).
+    pub(crate) fn reader(&self) -> &SqlitePool {
+        &self.pool
     }
 
     async fn write_tx(&self) -> Result<Tx> {

@@ -603,3 +603,47 @@ impl SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 }
+
+impl SqliteStore {
+    /// The change log's rows about instances of `mailbox` overlapping `[from, to)`, newest first.
+    pub(super) async fn changes_of_impl(
+        &self,
+        mailbox: MailboxId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ChangeRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM change_log WHERE mailbox_id = ? AND start_us < ? AND end_us > ? \
+             ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(mailbox.0)
+        .bind(us(to))
+        .bind(us(from))
+        .bind(i64::from(limit.clamp(1, 10_000)))
+        .fetch_all(&self.pool)
+        .await
+        .ctx("cannot read the change log")?;
+        rows.iter().map(change_from_row).collect()
+    }
+
+    /// The change log's rows about one event (by its Exchange id), newest first.
+    pub(super) async fn changes_of_event_impl(
+        &self,
+        mailbox: MailboxId,
+        exchange_id: &str,
+        limit: u32,
+    ) -> Result<Vec<ChangeRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM change_log WHERE mailbox_id = ? AND exchange_id = ? \
+             ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(mailbox.0)
+        .bind(exchange_id)
+        .bind(i64::from(limit.clamp(1, 10_000)))
+        .fetch_all(&self.pool)
+        .await
+        .ctx("cannot read the change log")?;
+        rows.iter().map(change_from_row).collect()
+    }
+}

@@ -9,6 +9,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use calgate_core::booking::{
+    Booking, BookingMode, BookingSpec, BookingState, BookingTarget, TargetRole, TargetState,
+    TargetStatus,
+};
 use calgate_core::{
     Instance, InstanceType, MailboxKind, Origin, Person, PrivacyPolicy, Sensitivity, ShowAs, When,
 };
@@ -57,6 +61,10 @@ macro_rules! store_suite {
                 webhook_queue_delivers_in_order_per_partition,
                 subscription_records_round_trip_and_go_with_the_mailbox,
                 console_sessions_by_token_hash_expire_and_end,
+                role_leases_have_one_holder_at_a_time,
+                bookings_keep_their_targets_and_queue_their_writes,
+                push_outbox_claims_holds_and_finishes,
+                reconcile_requeues_edited_and_marks_deleted_pushed_events,
             );
         }
     };
@@ -2091,6 +2099,24 @@ pub async fn change_log_follows_every_applied_change(f: &Fixture) {
     assert_eq!(log[0].event_type(), "event.created");
     assert_eq!(log[2].event_type(), "event.deleted");
     assert_eq!(log[3].event_type(), "event.updated");
+    // An event's history, by its window and by its Exchange id, newest first.
+    let of_window = s
+        .changes_of(mb, t("2026-01-05T00:00:00Z"), t("2026-01-06T00:00:00Z"), 10)
+        .await
+        .expect("by window");
+    assert_eq!(
+        of_window.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![log[3].seq, log[0].seq]
+    );
+    let of_b = s.changes_of_event(mb, "B", 10).await.expect("by event");
+    assert_eq!(
+        of_b.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![log[2].seq, log[1].seq]
+    );
+    assert_eq!(
+        s.changes_of_event(mb, "B", 1).await.expect("limit").len(),
+        1
+    );
     let stored_a = s.instance(mb, "A").await.expect("get").expect("A");
     assert_eq!(instance_change(&log[0]).2, stored_a.id, "calgate's id");
     assert_eq!(instance_change(&log[3]).2, stored_a.id, "kept on update");
@@ -2730,5 +2756,807 @@ pub async fn console_sessions_by_token_hash_expire_and_end(f: &Fixture) {
             .await
             .expect("get")
             .is_some()
+    );
+}
+
+fn booking_spec(subject: &str, mode: BookingMode, calendars: &[(&str, TargetRole)]) -> BookingSpec {
+    BookingSpec {
+        subject: subject.into(),
+        body: None,
+        when: When {
+            start: t("2030-03-04T09:00:00Z"),
+            end: t("2030-03-04T10:00:00Z"),
+            time_zone: "Europe/Berlin".into(),
+            all_day: None,
+        },
+        location: None,
+        show_as: ShowAs::Busy,
+        sensitivity: Sensitivity::Normal,
+        mode,
+        calendars: calendars
+            .iter()
+            .map(|(address, role)| BookingTarget {
+                address: (*address).into(),
+                role: *role,
+            })
+            .collect(),
+        recurrence: None,
+    }
+}
+
+fn target<'a>(b: &'a Booking, address: &str) -> &'a TargetStatus {
+    b.targets
+        .iter()
+        .find(|t| t.address.eq_ignore_ascii_case(address))
+        .unwrap_or_else(|| panic!("no target {address} in {b:?}"))
+}
+
+fn booking_ids(bs: &[Booking]) -> Vec<&str> {
+    bs.iter().map(|b| b.external_id.as_str()).collect()
+}
+
+/// The due entries of one booking, by calendar address (lowercase).
+async fn due_of(s: &dyn Store, external_id: &str, now: Timestamp) -> Vec<PushTask> {
+    s.due_pushes(now, 1000)
+        .await
+        .expect("due")
+        .into_iter()
+        .filter(|t| t.external_id == external_id)
+        .collect()
+}
+
+/// Claims the booking's due entry for `address` and records `outcome` (as the push engine does).
+async fn push_once(
+    s: &dyn Store,
+    external_id: &str,
+    address: &str,
+    outcome: PushOutcome,
+) -> PushTask {
+    let now = Timestamp::now();
+    let task = due_of(s, external_id, now)
+        .await
+        .into_iter()
+        .find(|t| t.address.eq_ignore_ascii_case(address))
+        .unwrap_or_else(|| panic!("{external_id}: nothing due for {address}"));
+    assert!(
+        s.claim_push(task.entry, now, SignedDuration::from_secs(60))
+            .await
+            .expect("claim")
+    );
+    s.finish_push(&task, &outcome).await.expect("finish");
+    task
+}
+
+fn written(exchange_id: &str, ical_uid: Option<&str>) -> PushOutcome {
+    PushOutcome::Written {
+        exchange_id: exchange_id.into(),
+        ical_uid: ical_uid.map(str::to_owned),
+        web_link: Some(format!("https://outlook.example/{exchange_id}")),
+        change_key: Some(format!("ck-{exchange_id}")),
+    }
+}
+
+/// Bookings: a put stores the spec and queues a write per calendar (nothing when the spec is
+/// unchanged); targets keep the order they were first added in; states, paging, retries,
+/// deletes, meeting answers, adopted events and the Outlook-edit policy.
+pub async fn bookings_keep_their_targets_and_queue_their_writes(f: &Fixture) {
+    use TargetRole::*;
+    let s = &*f.store;
+    assert!(s.booking("m1").await.expect("read").is_none());
+    assert_eq!(s.pending_pushes().await.expect("outbox"), 0);
+    // Refused: bad external ids, no calendar.
+    let one = booking_spec("x", BookingMode::Direct, &[("a@x.example", Organizer)]);
+    for bad in ["", " m1", "m1 "] {
+        let e = s.put_booking(bad, &one).await.expect_err("bad id");
+        assert_eq!(e.kind(), ErrorKind::InvalidData, "{bad:?}: {e}");
+    }
+    let e = s
+        .put_booking("m1", &booking_spec("x", BookingMode::Direct, &[]))
+        .await
+        .expect_err("no calendar");
+    assert_eq!(e.kind(), ErrorKind::InvalidData);
+    assert_eq!(s.pending_pushes().await.expect("outbox"), 0);
+
+    // New: version 1, every target pending (first added in address order), one write each.
+    let v1 = booking_spec(
+        "Planning",
+        BookingMode::Meeting,
+        &[(" b@x.example ", Attendee), ("A@X.example", Organizer)],
+    );
+    let (b, changed) = s.put_booking("m1", &v1).await.expect("put");
+    assert!(changed);
+    assert_eq!(
+        (b.external_id.as_str(), b.version, b.deleted),
+        ("m1", 1, false)
+    );
+    assert_eq!(b.spec, v1);
+    let addresses = |b: &Booking| {
+        b.targets
+            .iter()
+            .map(|t| t.address.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        addresses(&b),
+        vec!["A@X.example", "b@x.example"],
+        "trimmed, as given"
+    );
+    assert_eq!(target(&b, "a@x.example").role, Organizer);
+    assert_eq!(target(&b, "b@x.example").role, Attendee);
+    assert!(b.targets.iter().all(|t| t.state == TargetState::Pending
+        && t.exchange_id.is_none()
+        && t.error.is_none()
+        && t.response.is_none()));
+    assert_eq!(b.state(), BookingState::Pending);
+    assert_eq!(s.pending_pushes().await.expect("outbox"), 2);
+    let first = due_of(s, "m1", Timestamp::now()).await;
+    assert_eq!(first.len(), 2);
+
+    // The same spec again: nothing changes, nothing is queued.
+    let (same, changed) = s.put_booking("m1", &v1).await.expect("put again");
+    assert!(!changed);
+    assert_eq!(same, b);
+    assert_eq!(s.pending_pushes().await.expect("outbox"), 2);
+
+    // A calendar added: a new version; the new target comes after the others (insertion
+    // order, not address order); the queued entries keep their ids and take the new version.
+    let v2 = booking_spec(
+        "Planning",
+        BookingMode::Meeting,
+        &[
+            (" b@x.example ", Attendee),
+            ("A@X.example", Organizer),
+            ("0room@x.example", Room),
+        ],
+    );
+    let (b2, changed) = s.put_booking("m1", &v2).await.expect("put v2");
+    assert!(changed);
+    assert_eq!(b2.version, 2);
+    assert_eq!(b2.created_at, b.created_at);
+    assert!(b2.updated_at >= b.updated_at);
+    assert_eq!(
+        addresses(&b2),
+        vec!["A@X.example", "b@x.example", "0room@x.example"]
+    );
+    assert_eq!(s.pending_pushes().await.expect("outbox"), 3);
+    let due = due_of(s, "m1", Timestamp::now()).await;
+    assert_eq!(due.len(), 3);
+    assert!(
+        due.iter()
+            .all(|t| t.version == 2 && t.op == PushOp::Upsert && t.spec == v2)
+    );
+    for old in &first {
+        let now = due
+            .iter()
+            .find(|t| t.address == old.address)
+            .expect("still queued");
+        assert_eq!(
+            now.entry, old.entry,
+            "an entry keeps its id across versions"
+        );
+    }
+
+    // A calendar dropped: its target is deleted from Exchange (op delete), the others upserted.
+    let v3 = booking_spec(
+        "Planning",
+        BookingMode::Meeting,
+        &[("A@X.example", Organizer), ("0room@x.example", Room)],
+    );
+    let (b3, changed) = s.put_booking("m1", &v3).await.expect("put v3");
+    assert!(changed);
+    assert_eq!(b3.version, 3);
+    assert_eq!(
+        b3.targets.len(),
+        3,
+        "the dropped target stays until it is removed"
+    );
+    assert_eq!(target(&b3, "b@x.example").state, TargetState::Deleting);
+    assert_eq!(target(&b3, "0room@x.example").state, TargetState::Pending);
+    let due = due_of(s, "m1", Timestamp::now()).await;
+    let op_of = |a: &str| {
+        due.iter()
+            .find(|t| t.address.eq_ignore_ascii_case(a))
+            .map(|t| (t.op, t.version))
+    };
+    assert_eq!(op_of("b@x.example"), Some((PushOp::Delete, 3)));
+    assert_eq!(op_of("a@x.example"), Some((PushOp::Upsert, 3)));
+    assert_eq!(op_of("0room@x.example"), Some((PushOp::Upsert, 3)));
+
+    // Paging and states: m2 synced, m3 failed, m1 pending.
+    let direct = |c: &str| booking_spec("Desk", BookingMode::Direct, &[(c, Organizer)]);
+    s.put_booking("m2", &direct("c@x.example"))
+        .await
+        .expect("put m2");
+    s.put_booking("m3", &direct("c@x.example"))
+        .await
+        .expect("put m3");
+    let all = s.list_bookings(None, None, 2).await.expect("list");
+    assert_eq!(booking_ids(&all), vec!["m1", "m2"]);
+    assert_eq!(all[0], s.booking("m1").await.expect("read").expect("m1"));
+    let rest = s.list_bookings(None, Some("m2"), 10).await.expect("list");
+    assert_eq!(booking_ids(&rest), vec!["m3"]);
+    assert_eq!(rest[0].targets.len(), 1);
+    push_once(s, "m2", "c@x.example", written("E2", None)).await;
+    push_once(
+        s,
+        "m3",
+        "c@x.example",
+        PushOutcome::Failed {
+            error: "no access".into(),
+        },
+    )
+    .await;
+    let by = |state| async move {
+        booking_ids(&s.list_bookings(Some(state), None, 100).await.expect("list"))
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(by(BookingState::Pending).await, vec!["m1"]);
+    assert_eq!(by(BookingState::Synced).await, vec!["m2"]);
+    assert_eq!(by(BookingState::Failed).await, vec!["m3"]);
+    let page = s
+        .list_bookings(Some(BookingState::Synced), Some("m2"), 100)
+        .await
+        .expect("list");
+    assert!(page.is_empty());
+
+    // Retry: the failed target is queued again, as if an attempt's outcome were unknown.
+    let m3 = s.booking("m3").await.expect("read").expect("m3");
+    assert_eq!(
+        target(&m3, "c@x.example").error.as_deref(),
+        Some("no access")
+    );
+    assert_eq!(s.retry_booking("m3").await.expect("retry"), Some(1));
+    let m3 = s.booking("m3").await.expect("read").expect("m3");
+    assert_eq!(target(&m3, "c@x.example").state, TargetState::Pending);
+    assert_eq!(target(&m3, "c@x.example").error, None);
+    let due = due_of(s, "m3", Timestamp::now()).await;
+    assert_eq!(due.len(), 1);
+    assert_eq!(
+        (due[0].op, due[0].version, due[0].attempts),
+        (PushOp::Upsert, 1, 1)
+    );
+    assert_eq!(s.retry_booking("m3").await.expect("retry"), Some(0));
+    assert_eq!(s.retry_booking("none").await.expect("retry"), None);
+    assert_eq!(by(BookingState::Failed).await, Vec::<String>::new());
+
+    // Meeting answers: recorded by address; the invited calendars take the organizer's iCal UID.
+    push_once(s, "m1", "a@x.example", written("EA", Some("uid-meeting"))).await;
+    s.record_responses(
+        "m1",
+        &[
+            ("0ROOM@x.example".into(), "accepted".into()),
+            ("b@x.example".into(), "declined".into()),
+            ("nobody@x.example".into(), "accepted".into()),
+        ],
+    )
+    .await
+    .expect("responses");
+    let m1 = s.booking("m1").await.expect("read").expect("m1");
+    assert_eq!(
+        target(&m1, "0room@x.example").response.as_deref(),
+        Some("accepted")
+    );
+    assert_eq!(
+        target(&m1, "b@x.example").response.as_deref(),
+        Some("declined")
+    );
+    assert_eq!(target(&m1, "a@x.example").response, None);
+    let room = due_of(s, "m1", Timestamp::now())
+        .await
+        .into_iter()
+        .find(|t| t.address == "0room@x.example")
+        .expect("room queued");
+    assert_eq!(room.ical_uid.as_deref(), Some("uid-meeting"));
+
+    // Adopting an event found in Exchange: only when it tells something new.
+    let adopt = |id: &'static str, address: &'static str, ex: &'static str| async move {
+        s.adopt_pushed(
+            id,
+            address,
+            ex,
+            Some("uid-3"),
+            Some("https://o/3"),
+            Some("ck-3"),
+        )
+        .await
+        .expect("adopt")
+    };
+    assert!(adopt("m3", "C@X.example", "X3").await);
+    assert!(!adopt("m3", "c@x.example", "X3").await, "known already");
+    assert!(adopt("m3", "c@x.example", "X3b").await);
+    assert!(!adopt("m3", "d@x.example", "X3").await, "no such target");
+    assert!(!adopt("none", "c@x.example", "X3").await, "no such booking");
+    let m3 = s.booking("m3").await.expect("read").expect("m3");
+    let c = target(&m3, "c@x.example");
+    assert_eq!(c.exchange_id.as_deref(), Some("X3b"));
+    assert_eq!(c.web_link.as_deref(), Some("https://o/3"));
+    let due = due_of(s, "m3", Timestamp::now()).await;
+    assert_eq!(due[0].exchange_id.as_deref(), Some("X3b"));
+    assert_eq!(due[0].change_key.as_deref(), Some("ck-3"));
+
+    // Delete: every target still in Exchange is queued for removal, once.
+    assert!(!s.delete_booking("none").await.expect("delete"));
+    assert!(s.delete_booking("m2").await.expect("delete"));
+    let m2 = s
+        .booking("m2")
+        .await
+        .expect("read")
+        .expect("kept until removed");
+    assert!(m2.deleted);
+    assert_eq!(m2.version, 2);
+    assert_eq!(target(&m2, "c@x.example").state, TargetState::Deleting);
+    let due = due_of(s, "m2", Timestamp::now()).await;
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].op, due[0].version), (PushOp::Delete, 2));
+    assert_eq!(due[0].exchange_id.as_deref(), Some("E2"));
+    assert!(s.delete_booking("m2").await.expect("delete again"));
+    assert_eq!(s.booking("m2").await.expect("read").expect("m2").version, 2);
+    push_once(s, "m2", "c@x.example", PushOutcome::Removed).await;
+    let m2 = s.booking("m2").await.expect("read").expect("m2");
+    assert_eq!(target(&m2, "c@x.example").state, TargetState::Deleted);
+    assert_eq!(target(&m2, "c@x.example").exchange_id, None);
+    assert!(due_of(s, "m2", Timestamp::now()).await.is_empty());
+    // A deleted booking put again comes back with a new version.
+    let (back, changed) = s
+        .put_booking("m2", &direct("c@x.example"))
+        .await
+        .expect("put back");
+    assert!(changed && !back.deleted);
+    assert_eq!(back.version, 3);
+    assert_eq!(target(&back, "c@x.example").state, TargetState::Pending);
+
+    // Nothing pulled: nothing to reconcile.
+    assert_eq!(s.reconcile_pushed().await.expect("reconcile"), (0, 0));
+
+    // The Outlook-edit policy of a connection.
+    mailbox_named(s, "owner@x.example").await;
+    assert_eq!(
+        s.outlook_edits("c").await.expect("policy"),
+        Some(calgate_core::booking::OutlookEdits::AppWins)
+    );
+    assert!(
+        s.set_outlook_edits(" c ", calgate_core::booking::OutlookEdits::Report)
+            .await
+            .expect("set")
+    );
+    assert_eq!(
+        s.outlook_edits("c").await.expect("policy"),
+        Some(calgate_core::booking::OutlookEdits::Report)
+    );
+    assert!(
+        !s.set_outlook_edits("none", calgate_core::booking::OutlookEdits::Report)
+            .await
+            .expect("set")
+    );
+    assert_eq!(s.outlook_edits("none").await.expect("policy"), None);
+}
+
+/// The push outbox as the push engine uses it: due entries oldest first, a claim holds an
+/// entry (counting the attempt) until the hold passes, and each outcome updates the target,
+/// removes or keeps the entry and tells the host application; a write overtaken by a newer
+/// version leaves the entry queued.
+pub async fn push_outbox_claims_holds_and_finishes(f: &Fixture) {
+    use TargetRole::*;
+    let s = &*f.store;
+    let mb = mailbox_named(s, "a@x.example").await;
+    let spec = booking_spec(
+        "Offsite",
+        BookingMode::Direct,
+        &[
+            ("r@x.example", Room),
+            ("A@x.example", Organizer),
+            ("b@x.example", Attendee),
+        ],
+    );
+    s.put_booking("p1", &spec).await.expect("put");
+    let now = Timestamp::now();
+    let hold = SignedDuration::from_secs(60);
+    let early = now - SignedDuration::from_hours(1);
+    assert!(
+        s.due_pushes(early, 10).await.expect("due").is_empty(),
+        "not due before the put"
+    );
+    let due = s.due_pushes(now, 10).await.expect("due");
+    assert_eq!(
+        due.iter().map(|t| t.address.as_str()).collect::<Vec<_>>(),
+        vec!["A@x.example", "b@x.example", "r@x.example"],
+        "oldest first, then by entry"
+    );
+    assert_eq!(s.due_pushes(now, 1).await.expect("due").len(), 1);
+    for (task, role) in due.iter().zip([Organizer, Attendee, Room]) {
+        assert_eq!(task.role, role);
+        assert_eq!(task.external_id, "p1");
+        assert_eq!(
+            (task.op, task.version, task.attempts),
+            (PushOp::Upsert, 1, 0)
+        );
+        assert_eq!(
+            (task.exchange_id.as_deref(), task.ical_uid.as_deref()),
+            (None, None)
+        );
+        assert_eq!((task.change_key.as_deref(), task.pushed_version), (None, 0));
+        assert_eq!(task.spec, spec);
+    }
+    let (ta, tb, tr) = (due[0].clone(), due[1].clone(), due[2].clone());
+
+    // A claim holds the entry: not claimable, not due, until the hold passes.
+    assert!(s.claim_push(ta.entry, now, hold).await.expect("claim"));
+    assert!(
+        !s.claim_push(ta.entry, now, hold)
+            .await
+            .expect("claim twice")
+    );
+    let soon = now + SignedDuration::from_secs(30);
+    assert!(
+        !s.claim_push(ta.entry, soon, hold)
+            .await
+            .expect("claim held")
+    );
+    let entries = |ts: Vec<PushTask>| ts.into_iter().map(|t| t.entry).collect::<Vec<_>>();
+    assert_eq!(
+        entries(s.due_pushes(soon, 10).await.expect("due")),
+        vec![tb.entry, tr.entry]
+    );
+    let later = now + SignedDuration::from_secs(61);
+    let again = s.due_pushes(later, 10).await.expect("due");
+    let a_again = again
+        .iter()
+        .find(|t| t.entry == ta.entry)
+        .expect("due after the hold");
+    assert_eq!(
+        a_again.attempts, 1,
+        "the first attempt's outcome is unknown"
+    );
+    assert!(
+        s.claim_push(ta.entry, later, hold)
+            .await
+            .expect("claim after the hold")
+    );
+    assert!(!s.claim_push(-1, now, hold).await.expect("claim unknown"));
+    assert_eq!(s.pending_pushes().await.expect("outbox"), 3);
+
+    // Written: the target is synced, the entry gone.
+    s.finish_push(&ta, &written("EA", Some("uid-a")))
+        .await
+        .expect("finish");
+    let b = s.booking("p1").await.expect("read").expect("p1");
+    let a = target(&b, "a@x.example");
+    assert_eq!(a.state, TargetState::Synced);
+    assert_eq!(a.exchange_id.as_deref(), Some("EA"));
+    assert_eq!(a.web_link.as_deref(), Some("https://outlook.example/EA"));
+    assert_eq!(a.error, None);
+    assert_eq!(s.pending_pushes().await.expect("outbox"), 2);
+    assert!(
+        !s.claim_push(ta.entry, later, hold)
+            .await
+            .expect("claim a finished entry")
+    );
+
+    // Retry: the entry stays, due at the given time; the target stays pending with the error.
+    assert!(s.claim_push(tb.entry, now, hold).await.expect("claim"));
+    let retry_at = now + SignedDuration::from_mins(5);
+    s.finish_push(
+        &tb,
+        &PushOutcome::Retry {
+            error: "throttled".into(),
+            not_before: retry_at,
+        },
+    )
+    .await
+    .expect("finish");
+    let b = s.booking("p1").await.expect("read").expect("p1");
+    assert_eq!(target(&b, "b@x.example").state, TargetState::Pending);
+    assert_eq!(
+        target(&b, "b@x.example").error.as_deref(),
+        Some("throttled")
+    );
+    assert_eq!(s.pending_pushes().await.expect("outbox"), 2);
+    let before = retry_at - SignedDuration::from_secs(1);
+    assert!(!entries(s.due_pushes(before, 10).await.expect("due")).contains(&tb.entry));
+    assert!(entries(s.due_pushes(retry_at, 10).await.expect("due")).contains(&tb.entry));
+
+    // Failed: the target fails, the entry goes.
+    assert!(s.claim_push(tr.entry, now, hold).await.expect("claim"));
+    s.finish_push(
+        &tr,
+        &PushOutcome::Failed {
+            error: "the room declines".into(),
+        },
+    )
+    .await
+    .expect("finish");
+    let b = s.booking("p1").await.expect("read").expect("p1");
+    assert_eq!(target(&b, "r@x.example").state, TargetState::Failed);
+    assert_eq!(
+        target(&b, "r@x.example").error.as_deref(),
+        Some("the room declines")
+    );
+    assert_eq!(b.state(), BookingState::Failed);
+    assert_eq!(s.pending_pushes().await.expect("outbox"), 1);
+
+    // A newer version while b's write is in flight: the write is recorded, but the entry
+    // stays (due now, attempts reset) with the new version, and the target stays pending.
+    let mut v2 = spec.clone();
+    v2.subject = "Offsite (moved)".into();
+    let (b2, changed) = s.put_booking("p1", &v2).await.expect("put v2");
+    assert!(changed);
+    assert_eq!(b2.version, 2);
+    assert!(
+        b2.targets
+            .iter()
+            .all(|t| t.state == TargetState::Pending && t.error.is_none())
+    );
+    assert_eq!(s.pending_pushes().await.expect("outbox"), 3);
+    // b's entry was tried: it keeps its retry time.
+    assert!(!entries(s.due_pushes(before, 10).await.expect("due")).contains(&tb.entry));
+    assert!(s.claim_push(tb.entry, retry_at, hold).await.expect("claim"));
+    s.finish_push(&tb, &written("EB", None))
+        .await
+        .expect("finish stale");
+    let b = s.booking("p1").await.expect("read").expect("p1");
+    assert_eq!(target(&b, "b@x.example").state, TargetState::Pending);
+    assert_eq!(target(&b, "b@x.example").exchange_id.as_deref(), Some("EB"));
+    let nb = s
+        .due_pushes(Timestamp::now(), 10)
+        .await
+        .expect("due")
+        .into_iter()
+        .find(|t| t.entry == tb.entry)
+        .expect("still queued, due now");
+    assert_eq!((nb.version, nb.attempts, nb.pushed_version), (2, 0, 1));
+    assert_eq!(nb.exchange_id.as_deref(), Some("EB"));
+    assert_eq!(nb.change_key.as_deref(), Some("ck-EB"));
+    assert_eq!(nb.spec, v2);
+    let na = due_of(s, "p1", Timestamp::now())
+        .await
+        .into_iter()
+        .find(|t| t.address == "A@x.example")
+        .expect("a queued again");
+    assert_ne!(na.entry, ta.entry, "a finished entry is not reused");
+    assert_eq!(
+        (na.ical_uid.as_deref(), na.exchange_id.as_deref()),
+        (Some("uid-a"), Some("EA"))
+    );
+    // Meeting attendees' writes carry no event id of their own: none is recorded.
+    s.finish_push(&nb, &written("", None))
+        .await
+        .expect("finish");
+    let b = s.booking("p1").await.expect("read").expect("p1");
+    assert_eq!(target(&b, "b@x.example").state, TargetState::Synced);
+    assert_eq!(target(&b, "b@x.example").exchange_id, None);
+
+    // Delete: removed, or already gone in Exchange.
+    assert!(s.delete_booking("p1").await.expect("delete"));
+    let due = due_of(s, "p1", Timestamp::now()).await;
+    assert_eq!(due.len(), 3);
+    assert!(due.iter().all(|t| t.op == PushOp::Delete && t.version == 3));
+    push_once(s, "p1", "a@x.example", PushOutcome::Removed).await;
+    push_once(s, "p1", "b@x.example", PushOutcome::Removed).await;
+    push_once(s, "p1", "r@x.example", PushOutcome::GoneInExchange).await;
+    let b = s.booking("p1").await.expect("read").expect("p1");
+    assert!(b.deleted);
+    assert_eq!(target(&b, "a@x.example").state, TargetState::Deleted);
+    assert_eq!(target(&b, "b@x.example").state, TargetState::Deleted);
+    assert_eq!(
+        target(&b, "r@x.example").state,
+        TargetState::DeletedInExchange
+    );
+    assert!(b.targets.iter().all(|t| t.exchange_id.is_none()));
+    assert_eq!(b.state(), BookingState::Synced);
+    assert_eq!(s.pending_pushes().await.expect("outbox"), 0);
+    assert!(s.due_pushes(later, 10).await.expect("due").is_empty());
+
+    // The host application was told, about the calendar's mailbox when it is linked.
+    let log = s.changes_after(0, 100).await.expect("log");
+    assert_eq!(
+        notice_types(&log),
+        vec![
+            "booking.synced",
+            "booking.failed",
+            "booking.synced",
+            "booking.deleted_in_exchange"
+        ]
+    );
+    let data = |i: usize| match &log[i].change {
+        Change::Notice { data, .. } => data.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(log[0].mailbox, Some(mb));
+    assert_eq!(data(0)["external_id"], "p1");
+    assert_eq!(data(0)["calendar"], "a@x.example");
+    assert_eq!(data(0)["exchange_id"], "EA");
+    assert_eq!(data(0)["web_link"], "https://outlook.example/EA");
+    assert_eq!(log[1].mailbox, None);
+    assert_eq!(data(1)["calendar"], "r@x.example");
+    assert_eq!(data(1)["error"], "the room declines");
+    assert_eq!(data(2)["calendar"], "b@x.example");
+    assert_eq!(data(3)["calendar"], "r@x.example");
+    // The log pruned empty: its floor is the last position handed out, never reused.
+    let last = log[3].seq;
+    let pruned = s
+        .prune_change_log(Timestamp::now() + SignedDuration::from_secs(1))
+        .await
+        .expect("prune");
+    assert_eq!(pruned, 4);
+    assert_eq!(s.change_log_floor().await.expect("floor"), last);
+}
+
+/// What pulls saw of calgate's events: one edited in Exchange is queued again (app-wins) or
+/// marked drifted (report); one gone from a mailbox synced since the write, inside the synced
+/// window, is `deleted_in_exchange`; outside the window nothing is concluded.
+pub async fn reconcile_requeues_edited_and_marks_deleted_pushed_events(f: &Fixture) {
+    use TargetRole::*;
+    let s = &*f.store;
+    let (ma, mb) = (
+        mailbox_named(s, "a@x.example").await,
+        mailbox_named(s, "b@x.example").await,
+    );
+    let spec = booking_spec(
+        "Review",
+        BookingMode::Direct,
+        &[("a@x.example", Organizer), ("b@x.example", Attendee)],
+    );
+    s.put_booking("r1", &spec).await.expect("put");
+    let mut far = booking_spec("Later", BookingMode::Direct, &[("b@x.example", Attendee)]);
+    far.when.start = t("2032-03-04T09:00:00Z");
+    far.when.end = t("2032-03-04T10:00:00Z");
+    s.put_booking("r2", &far).await.expect("put");
+    push_once(s, "r1", "a@x.example", written("EA", None)).await;
+    push_once(s, "r1", "b@x.example", written("EB", None)).await;
+    push_once(s, "r2", "b@x.example", written("EB2", None)).await;
+    assert_eq!(
+        s.reconcile_pushed().await.expect("reconcile"),
+        (0, 0),
+        "nothing pulled yet"
+    );
+
+    // A pull: a's event as calgate wrote it; b's events absent (the window covers r1, not r2).
+    let window = Cursor {
+        delta_link: "https://graph.example/delta".into(),
+        window_start: t("2030-01-01T00:00:00Z"),
+        window_end: t("2031-01-01T00:00:00Z"),
+        rebased_at: t("2030-01-01T00:00:00Z"),
+    };
+    let pull = |mailbox: MailboxId, change_key: Option<&'static str>| {
+        let window = window.clone();
+        async move {
+            let upserts = match change_key {
+                Some(ck) => {
+                    let mut i = instance("EA", "2030-03-04T09:00:00Z", "2030-03-04T10:00:00Z");
+                    i.change_key = Some(ck.into());
+                    vec![i]
+                }
+                None => Vec::new(),
+            };
+            s.apply_changes(
+                &lease(s, mailbox).await,
+                &ChangeSet {
+                    upserts,
+                    cursor: Some(window),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("apply");
+            s.record_status(mailbox, &status_update(SyncOutcome::Success))
+                .await
+                .expect("status");
+        }
+    };
+    pull(ma, Some("ck-EA")).await;
+    pull(mb, None).await;
+    assert_eq!(s.reconcile_pushed().await.expect("reconcile"), (0, 1));
+    let r1 = s.booking("r1").await.expect("read").expect("r1");
+    assert_eq!(target(&r1, "a@x.example").state, TargetState::Synced);
+    let gone = target(&r1, "b@x.example");
+    assert_eq!(gone.state, TargetState::DeletedInExchange);
+    assert!(
+        gone.error
+            .as_deref()
+            .is_some_and(|e| e.contains("deleted in Exchange"))
+    );
+    let r2 = s.booking("r2").await.expect("read").expect("r2");
+    assert_eq!(
+        target(&r2, "b@x.example").state,
+        TargetState::Synced,
+        "outside the window"
+    );
+    assert_eq!(s.pending_pushes().await.expect("outbox"), 0);
+
+    // Edited in Exchange (another change key): app-wins puts the booking back.
+    pull(ma, Some("ck-outlook")).await;
+    assert_eq!(s.reconcile_pushed().await.expect("reconcile"), (1, 0));
+    let r1 = s.booking("r1").await.expect("read").expect("r1");
+    assert_eq!(target(&r1, "a@x.example").state, TargetState::Pending);
+    let due = due_of(s, "r1", Timestamp::now()).await;
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].op, due[0].version), (PushOp::Upsert, 1));
+    assert_eq!(
+        s.reconcile_pushed().await.expect("reconcile"),
+        (0, 0),
+        "queued already"
+    );
+    // Written back; edited again under the report policy: marked, left alone.
+    push_once(s, "r1", "a@x.example", written("EA", None)).await;
+    assert!(
+        s.set_outlook_edits("c", calgate_core::booking::OutlookEdits::Report)
+            .await
+            .expect("policy")
+    );
+    assert_eq!(s.reconcile_pushed().await.expect("reconcile"), (0, 0));
+    let r1 = s.booking("r1").await.expect("read").expect("r1");
+    assert_eq!(target(&r1, "a@x.example").state, TargetState::Drifted);
+    assert_eq!(s.pending_pushes().await.expect("outbox"), 0);
+    let log = s.changes_after(0, 100).await.expect("log");
+    let notices: Vec<_> = log
+        .iter()
+        .filter(|r| matches!(r.change, Change::Notice { .. }))
+        .collect();
+    let kinds: Vec<_> = notices.iter().map(|r| r.event_type()).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "booking.synced",
+            "booking.synced",
+            "booking.synced",
+            "booking.deleted_in_exchange",
+            "booking.synced",
+            "booking.drifted",
+        ]
+    );
+    assert_eq!(notices[3].mailbox, Some(mb));
+    assert_eq!(notices[5].mailbox, Some(ma));
+}
+
+/// A role (the webhook dispatcher, the subscription keeper) has one holder at a time: others
+/// are refused while its lease is live, take it once it lapses or is given up, and a holder
+/// extends its own.
+pub async fn role_leases_have_one_holder_at_a_time(f: &Fixture) {
+    let s = f.store.as_ref();
+    let (a, b) = (holder("A"), holder("B"));
+    let short = SignedDuration::from_millis(300);
+    let long = SignedDuration::from_secs(60);
+    assert!(s.hold_role("webhooks", &a, short).await.expect("a takes"));
+    assert!(!s.hold_role("webhooks", &b, long).await.expect("b refused"));
+    // Another role is free.
+    assert!(
+        s.hold_role("subscriptions", &b, long)
+            .await
+            .expect("b other role")
+    );
+    // A extends its own lease; B is still refused.
+    assert!(s.hold_role("webhooks", &a, short).await.expect("a renews"));
+    assert!(
+        !s.hold_role("webhooks", &b, long)
+            .await
+            .expect("b refused again")
+    );
+    let roles = s.roles().await.expect("roles");
+    assert_eq!(
+        roles
+            .iter()
+            .map(|(r, h, _)| (r.as_str(), h.id.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("subscriptions", "B"), ("webhooks", "A")]
+    );
+    // A stops renewing: at the deadline B takes over, and A is refused.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert!(
+        s.hold_role("webhooks", &b, long)
+            .await
+            .expect("b takes over")
+    );
+    assert!(!s.hold_role("webhooks", &a, short).await.expect("a lost it"));
+    // Giving up: only the holder can; then A takes it at once.
+    assert!(!s.release_role("webhooks", &a).await.expect("not a's"));
+    assert!(s.release_role("webhooks", &b).await.expect("b gives up"));
+    assert!(s.hold_role("webhooks", &a, long).await.expect("a again"));
+    assert!(
+        s.hold_role("webhooks", &a, SignedDuration::ZERO)
+            .await
+            .is_err(),
+        "a lease needs a duration"
     );
 }
