@@ -22,8 +22,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use calgate_core::{ApiScope, BusyMapping, PrivacyPolicy, SecretString};
 use calgate_store::{
-    Change, ChangeRecord, Delivery, DeliveryOutcome, DeliveryState, EVENT_TYPES, MailboxId,
-    NewDelivery, Store, Webhook,
+    Change, ChangeRecord, Delivery, DeliveryOutcome, DeliveryState, EVENT_TYPES, LeaseHolder,
+    MailboxId, NewDelivery, Store, Webhook,
 };
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -316,6 +316,11 @@ impl DispatcherHandle {
     }
 }
 
+/// The role lease of the process that delivers webhooks.
+pub const WEBHOOKS_ROLE: &str = "webhooks";
+/// How long the dispatcher's role lasts unrenewed (it renews every third of it).
+const ROLE_TTL: Duration = Duration::from_secs(30);
+
 /// Fans the change log out to the endpoints and delivers their queues.
 pub struct Dispatcher {
     store: Arc<dyn Store>,
@@ -366,15 +371,18 @@ impl Dispatcher {
         let mut in_flight: HashSet<i64> = HashSet::new();
         let mut sending: JoinSet<(i64, bool)> = JoinSet::new();
         let mut last_prune: Option<Timestamp> = None;
+        let mut role_renewed: Option<std::time::Instant> = None;
         loop {
             if *stopped.borrow() {
                 break;
             }
-            if let Err(e) = this.fan_out().await {
+            // One process delivers for all that share the store (a role lease).
+            let holding = this.holds_role(&mut role_renewed).await;
+            if holding && let Err(e) = this.fan_out().await {
                 tracing::warn!("webhooks: cannot queue deliveries: {e}");
             }
             let room = this.options.concurrency.saturating_sub(in_flight.len());
-            if room > 0 {
+            if holding && room > 0 {
                 match this
                     .store
                     .due_deliveries(this.now(), u32::try_from(room * 2).unwrap_or(64))
@@ -399,7 +407,9 @@ impl Dispatcher {
                 }
             }
             let now = this.now();
-            if last_prune.is_none_or(|t| now.duration_since(t) > SignedDuration::from_hours(1)) {
+            if holding
+                && last_prune.is_none_or(|t| now.duration_since(t) > SignedDuration::from_hours(1))
+            {
                 last_prune = Some(now);
                 this.prune(now).await;
                 if let Err(e) = credential_notices(this.store.as_ref(), now).await {
@@ -421,6 +431,49 @@ impl Dispatcher {
         while let Some(done) = sending.join_next().await {
             if let Ok((id, _)) = done {
                 in_flight.remove(&id);
+            }
+        }
+        // Another process takes over at once.
+        if role_renewed.is_some()
+            && let Err(e) = this
+                .store
+                .release_role(WEBHOOKS_ROLE, &LeaseHolder::this_process())
+                .await
+        {
+            tracing::warn!("webhooks: cannot give the dispatcher's role up: {e}");
+        }
+    }
+
+    /// Whether this process is the one that delivers (the `webhooks` role lease, taken or
+    /// renewed once a third of [`ROLE_TTL`] has passed). Processes sharing a store deliver
+    /// through one of them; another takes over within [`ROLE_TTL`] when it stops.
+    async fn holds_role(&self, renewed: &mut Option<std::time::Instant>) -> bool {
+        if renewed.is_some_and(|t| t.elapsed() < ROLE_TTL / 3) {
+            return true;
+        }
+        let ttl = SignedDuration::try_from(ROLE_TTL).unwrap_or(SignedDuration::from_secs(30));
+        match self
+            .store
+            .hold_role(WEBHOOKS_ROLE, &LeaseHolder::this_process(), ttl)
+            .await
+        {
+            Ok(true) => {
+                if renewed.is_none() {
+                    tracing::info!("webhooks: this process delivers the webhooks");
+                }
+                *renewed = Some(std::time::Instant::now());
+                true
+            }
+            Ok(false) => {
+                if renewed.take().is_some() {
+                    tracing::warn!("webhooks: another process delivers the webhooks now");
+                }
+                false
+            }
+            Err(e) => {
+                tracing::warn!("webhooks: cannot renew the dispatcher's role: {e}");
+                // Keep delivering until the lease would have lapsed.
+                renewed.is_some_and(|t| t.elapsed() < ROLE_TTL)
             }
         }
     }

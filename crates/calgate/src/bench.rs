@@ -97,6 +97,15 @@ pub(crate) struct BenchSyncArgs {
     /// CalendarView and SyncFolderItems) instead of Microsoft Graph.
     #[arg(long)]
     pub ews: bool,
+    /// Keep the store in this empty PostgreSQL database (postgres://USER@HOST/DB; make one with
+    /// `createdb`) instead of an SQLite file in a temporary data directory; implies processes
+    /// (`--instances`, default 1).
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
+    /// Run each round as N `calgate sync` processes at once over the one store (their leases
+    /// share the mailboxes out) instead of in this process; figures are over all of them.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub instances: Option<u16>,
 }
 
 pub(crate) async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -134,7 +143,7 @@ pub(crate) fn mib(kib: Option<u64>) -> String {
 }
 
 /// Starts `calgate sim` and returns it with its base URL once its banner is out.
-fn start_sim(args: &BenchSyncArgs, creds: &Path) -> anyhow::Result<(SimChild, String)> {
+pub(crate) fn start_sim(args: &BenchSyncArgs, creds: &Path) -> anyhow::Result<(SimChild, String)> {
     start_sim_with(
         args.mailboxes,
         args.events_per_mailbox,
@@ -207,14 +216,26 @@ pub(crate) async fn store_linked_as(
     data: &Path,
     service: Service,
 ) -> anyhow::Result<(std::sync::Arc<dyn calgate_store::Store>, u64)> {
+    let loc = StoreLocation::new(data.display().to_string());
+    let store = loc.open_or_create().await?;
+    let linked = link_all(store.as_ref(), creds, base, service).await?;
+    Ok((store, linked))
+}
+
+/// Adds the connection `bench` (made for `service`) to the simulator at `base` to `store`, and
+/// links every mailbox of its credentials document: how many.
+pub(crate) async fn link_all(
+    store: &dyn calgate_store::Store,
+    creds: &Value,
+    base: &str,
+    service: Service,
+) -> anyhow::Result<u64> {
     let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
     let app = creds["apps"]
         .as_array()
         .and_then(|a| a.first())
         .cloned()
         .context("the simulator published no app")?;
-    let loc = StoreLocation::new(data.display().to_string());
-    let store = loc.open_or_create().await?;
     let spec = match service {
         Service::Graph => calgate_admin::connections::ConnectionSpec {
             name: "bench".to_owned(),
@@ -244,7 +265,7 @@ pub(crate) async fn store_linked_as(
             }
         }
     };
-    crate::connection::add(store.as_ref(), &spec).await?;
+    crate::connection::add(store, &spec).await?;
     let mut linked = 0u64;
     for m in creds["mailboxes"]
         .as_array()
@@ -262,10 +283,13 @@ pub(crate) async fn store_linked_as(
             .await?;
         linked += 1;
     }
-    Ok((store, linked))
+    Ok(linked)
 }
 
 async fn bench_sync(args: BenchSyncArgs) -> anyhow::Result<()> {
+    if args.instances.is_some() || args.database.is_some() {
+        return crate::bench_instances::run(args).await;
+    }
     let dir = tempfile::Builder::new()
         .prefix("calgate-bench-")
         .tempdir()
@@ -513,7 +537,7 @@ async fn timed_round(
 
 /// The simulator's EWS counters: (SOAP requests, throttled answers: ErrorServerBusy,
 /// ErrorExceededConnectionCount, 503).
-async fn ews_counts(http: &reqwest::Client, base: &str) -> (u64, u64) {
+pub(crate) async fn ews_counts(http: &reqwest::Client, base: &str) -> (u64, u64) {
     let Ok(r) = http.get(format!("{base}/_sim/ews")).send().await else {
         return (0, 0);
     };
@@ -563,6 +587,6 @@ fn dir_size(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0))
 }

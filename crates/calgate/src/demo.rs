@@ -101,7 +101,7 @@ pub(crate) async fn run(
         },
         s(&app["name"]),
         conn.client_id,
-        loc.location
+        loc.shown()
     ));
 
     let mut counts = [0u64; 3];
@@ -283,7 +283,7 @@ fn data_flag(loc: &StoreLocation) -> String {
     if loc.location == default {
         String::new()
     } else if loc.location.contains("://") {
-        format!(" --database {}", loc.location)
+        format!(" --database {}", loc.shown())
     } else {
         format!(" --data-dir {}", loc.location)
     }

@@ -20,6 +20,7 @@ mod apikey;
 mod bench;
 mod bench_api;
 mod bench_console;
+mod bench_instances;
 mod bench_notify;
 mod bench_push;
 mod booking;
@@ -60,7 +61,9 @@ struct Cli {
     /// ./calgate-data.
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Database URL (sqlite://FILE), instead of the SQLite file in the data directory.
+    /// Database URL, instead of the SQLite file in the data directory: sqlite://FILE, or
+    /// postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (its master key in CALGATE_MASTER_KEY or
+    /// the file named by CALGATE_MASTER_KEY_FILE).
     #[arg(long, global = true, value_name = "URL", conflicts_with = "data_dir")]
     database: Option<String>,
     /// Configuration file (TOML; every key is also a CALGATE_* environment variable, see the
@@ -124,9 +127,58 @@ enum Command {
     /// Bring the store's schema up to this calgate's (every command also does it when it opens
     /// the store, unless `serve --no-migrate`); `--check` only says whether it is needed.
     Migrate(MigrateArgs),
+    /// The store itself: copy an SQLite installation into PostgreSQL.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Print the REST API's OpenAPI 3.1 document (what `calgate serve` serves at
     /// /openapi.json; committed as docs/openapi.json).
     Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Copy this installation's SQLite store (every connection, sealed secret, mailbox, event,
+    /// cursor, booking, outbox entry and webhook) into an empty PostgreSQL database, verified
+    /// by counts. The target keeps the same master key: give it to every calgate that uses the
+    /// target (CALGATE_MASTER_KEY, or CALGATE_MASTER_KEY_FILE naming this data directory's
+    /// master.key).
+    Copy {
+        /// The PostgreSQL database (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE); it must
+        /// exist and hold no calgate data.
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
+}
+
+/// `calgate store copy --to URL`.
+async fn store_cmd(cmd: StoreCommand, loc: StoreLocation) -> anyhow::Result<()> {
+    let StoreCommand::Copy { to } = cmd;
+    let report = calgate_store::copy_store(&loc.location, &to)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", one_line(e.message())))?;
+    let mut out = String::new();
+    for (table, rows) in &report.tables {
+        if *rows > 0 {
+            out.push_str(&format!("  {table:<22} {rows:>9} rows\n"));
+        }
+    }
+    let key_hint = match &loc.side_dir {
+        Some(dir) => format!(
+            "CALGATE_MASTER_KEY_FILE={} (or CALGATE_MASTER_KEY)",
+            dir.join(calgate_store::MASTER_KEY_FILE).display()
+        ),
+        None => "CALGATE_MASTER_KEY".to_owned(),
+    };
+    out.push_str(&format!(
+        "copied {} rows from {} to {} in {:.1} s; every table's count verified\nrun calgate with --database {} and {key_hint}: the target uses the same master key\n",
+        report.rows(),
+        loc.shown(),
+        calgate_store::redacted_location(&to),
+        report.seconds,
+        calgate_store::redacted_location(&to),
+    ));
+    output::print_out(&out);
+    Ok(())
 }
 
 #[derive(Debug, clap::Args)]
@@ -140,6 +192,10 @@ struct MigrateArgs {
 async fn migrate(args: MigrateArgs, loc: StoreLocation) -> anyhow::Result<()> {
     let store = if args.check {
         loc.open_without_migrating().await?
+    } else if loc.is_postgres() {
+        // An empty PostgreSQL database is set up here: the database itself is the
+        // administrator's (CREATE DATABASE), calgate's tables are calgate's.
+        loc.open_or_create().await?
     } else {
         loc.open().await?
     };
@@ -147,9 +203,10 @@ async fn migrate(args: MigrateArgs, loc: StoreLocation) -> anyhow::Result<()> {
     output::print_out(&match schema.migrated_from {
         Some(from) => format!(
             "{}: migrated from schema {from} to schema {}\n",
-            loc.location, schema.version
+            loc.shown(),
+            schema.version
         ),
-        None => format!("{}: schema {}, up to date\n", loc.location, schema.version),
+        None => format!("{}: schema {}, up to date\n", loc.shown(), schema.version),
     });
     Ok(())
 }
@@ -175,6 +232,16 @@ impl StoreLocation {
                 .unwrap_or_else(|| "./calgate-data".to_owned()),
         };
         StoreLocation::new(location)
+    }
+
+    /// The location as messages show it (a URL's password hidden).
+    pub(crate) fn shown(&self) -> String {
+        calgate_store::redacted_location(&self.location)
+    }
+
+    /// A PostgreSQL database (which `calgate migrate` may set up when it is empty).
+    fn is_postgres(&self) -> bool {
+        matches!(Location::parse(&self.location), Ok(Location::Postgres(_)))
     }
 
     pub(crate) fn new(location: String) -> StoreLocation {
@@ -220,12 +287,12 @@ impl StoreLocation {
                     }
                     K::Io => anyhow::anyhow!(
                         "cannot open calgate's store at {}: {} — check that the data directory (--data-dir) exists and is writable",
-                        self.location,
+                        self.shown(),
                         one_line(e.message())
                     ),
                     _ => anyhow::anyhow!(
                         "cannot open calgate's store at {}: {}",
-                        self.location,
+                        self.shown(),
                         one_line(&format!("{e:#}"))
                     ),
                 }
@@ -315,6 +382,7 @@ fn main() -> ExitCode {
         Command::Bench(cmd) => run_async(bench::run(cmd)),
         Command::Serve(args) => run_async(serve::run(args, loc, config)),
         Command::Migrate(args) => run_async(migrate(args, loc)),
+        Command::Store(cmd) => run_async(store_cmd(cmd, loc)),
         Command::Apikey(cmd) => run_async(apikey::run(cmd, loc)),
         Command::Admin(cmd) => run_async(admin_cmd::run(cmd, loc)),
         Command::Webhook(cmd) => run_async(webhook_cmd::run(cmd, loc)),

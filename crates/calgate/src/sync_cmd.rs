@@ -330,6 +330,7 @@ mod tests {
                 next_action: String::new(),
             }),
             skipped: None,
+            synced_elsewhere: None,
         };
         let s = Summary {
             totals: Default::default(),

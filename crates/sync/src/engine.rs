@@ -203,6 +203,10 @@ pub struct MailboxOutcome {
     pub failure: Option<Failure>,
     /// Set when the mailbox was skipped: another process holds its sync lease.
     pub skipped: Option<LeaseInfo>,
+    /// Set when the mailbox was left alone because another process finished a round of it
+    /// after this run was planned (at this time; see
+    /// [`SyncRequest::skip_synced_since_planned`](crate::SyncRequest)).
+    pub synced_elsewhere: Option<Timestamp>,
 }
 
 /// The result of a run.
@@ -517,6 +521,7 @@ impl Engine {
                             next_action: "retry on the next run".to_owned(),
                         }),
                         skipped: None,
+                        synced_elsewhere: None,
                     });
                 }
             }
@@ -705,6 +710,7 @@ impl MailboxTask {
             report,
             failure,
             skipped: None,
+            synced_elsewhere: None,
         }
     }
 
@@ -738,7 +744,28 @@ impl MailboxTask {
                     .await;
             }
         };
+        let seen = self.plan.seen_attempt;
         let result = match self.fresh_plan().await {
+            Ok(Some(p))
+                if self.request.skip_synced_since_planned
+                    && p.seen_attempt.is_some_and(|at| Some(at) > seen) =>
+            {
+                // Another process ran a round of it after this one was planned: once per
+                // cadence is enough.
+                let at = p.seen_attempt;
+                if let Err(e) = self.store.release_lease(&lease).await {
+                    tracing::warn!(mailbox = %address, error = %e, "could not release the sync lease");
+                }
+                tracing::debug!(mailbox = %address, "skipped: another process synced it since this round was planned");
+                self.reporter.emit(ProgressEvent::MailboxSkipped {
+                    address: address.clone(),
+                    holder: "another calgate process (it synced the mailbox moments ago)"
+                        .to_owned(),
+                });
+                let mut o = self.outcome(RoundReport::default(), None);
+                o.synced_elsewhere = at;
+                return o;
+            }
             Ok(Some(p)) => {
                 self.plan = p;
                 let mut report = RoundReport::default();

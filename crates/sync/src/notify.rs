@@ -152,6 +152,9 @@ fn signed(d: Duration) -> SignedDuration {
     SignedDuration::try_from(d).unwrap_or(SignedDuration::from_hours(24))
 }
 
+/// The role lease of the process that keeps the Graph subscriptions.
+pub const SUBSCRIPTIONS_ROLE: &str = "subscriptions";
+
 impl Notifier {
     pub fn new(engine: Engine, options: NotifyOptions) -> Notifier {
         Notifier {
@@ -174,8 +177,44 @@ impl Notifier {
     pub fn spawn(self) -> NotifierHandle {
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
+            let holder = calgate_store::LeaseHolder::this_process();
+            // Held across three looks: another process takes over after three missed ones.
+            let ttl = SignedDuration::try_from(self.options.check_every * 3)
+                .unwrap_or(SignedDuration::from_mins(3))
+                .max(SignedDuration::from_secs(30));
+            let mut holding = false;
             loop {
-                match self.reconcile(Timestamp::now()).await {
+                // One process keeps the subscriptions for all that share the store.
+                let held = match self
+                    .engine
+                    .store()
+                    .hold_role(SUBSCRIPTIONS_ROLE, &holder, ttl)
+                    .await
+                {
+                    Ok(h) => h,
+                    Err(e) => {
+                        tracing::warn!("change notifications: cannot renew the keeper's role: {e}");
+                        holding
+                    }
+                };
+                if held != holding {
+                    if held {
+                        tracing::info!(
+                            "change notifications: this process keeps the subscriptions"
+                        );
+                    } else {
+                        tracing::info!(
+                            "change notifications: another process keeps the subscriptions"
+                        );
+                    }
+                    holding = held;
+                }
+                let result = if holding {
+                    self.reconcile(Timestamp::now()).await
+                } else {
+                    Ok(Reconciled::default())
+                };
+                match result {
                     Ok(r) if r.created + r.renewed + r.failed > 0 => tracing::info!(
                         created = r.created,
                         renewed = r.renewed,
@@ -193,6 +232,15 @@ impl Notifier {
                 if *stopped.borrow() {
                     break;
                 }
+            }
+            if holding
+                && let Err(e) = self
+                    .engine
+                    .store()
+                    .release_role(SUBSCRIPTIONS_ROLE, &holder)
+                    .await
+            {
+                tracing::warn!("change notifications: cannot give the keeper's role up: {e}");
             }
         });
         NotifierHandle { stop, task }

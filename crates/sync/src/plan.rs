@@ -104,6 +104,11 @@ pub struct SyncRequest {
     pub mailboxes: Option<Vec<String>>,
     /// Let rounds through that the bulk-delete guard would hold (`--accept-deletions`).
     pub accept_deletions: bool,
+    /// Leave alone a mailbox that another process synced after this plan was made (seen once
+    /// its lease is held): the scheduler of `calgate serve` sets it, so that instances sharing
+    /// a store sync each mailbox once per cadence, not once per instance. `calgate sync` and
+    /// "sync now" requests do not: they ask for a round.
+    pub skip_synced_since_planned: bool,
 }
 
 impl Default for SyncRequest {
@@ -114,6 +119,7 @@ impl Default for SyncRequest {
             rebase_every: SignedDuration::from_hours(24),
             mailboxes: None,
             accept_deletions: false,
+            skip_synced_since_planned: false,
         }
     }
 }
@@ -220,6 +226,9 @@ pub struct MailboxPlan {
     pub target: Window,
     pub last_success: Option<Timestamp>,
     pub last_error: Option<LastError>,
+    /// The last attempt as the planner saw it: a later one, seen once the lease is held, was
+    /// another process's round (see [`SyncRequest::skip_synced_since_planned`]).
+    pub seen_attempt: Option<Timestamp>,
 }
 
 impl MailboxPlan {
@@ -304,6 +313,7 @@ pub fn plan_mailbox(state: &MailboxState, request: &SyncRequest, now: Timestamp)
         target,
         last_success: state.last_success,
         last_error: state.last_error.clone(),
+        seen_attempt: state.last_attempt,
     }
 }
 

@@ -81,6 +81,9 @@ struct Book {
     running: HashSet<MailboxId>,
     /// Consecutive failures seen by this scheduler (the back-off grows with them).
     failures: HashMap<MailboxId, u64>,
+    /// When `due` was last set for each mailbox: a round recorded in the store after that was
+    /// another process's, and the mailbox is due a cadence after it instead.
+    decided: HashMap<MailboxId, Timestamp>,
 }
 
 /// A running scheduler.
@@ -184,21 +187,31 @@ impl SchedulerHandle {
 }
 
 /// A healthy mailbox's next due time: `cadence` ± jitter after `from`.
-fn next_due(options: &SchedulerOptions, from: Timestamp, failures: u64) -> Timestamp {
-    next_due_at(options, options.cadence, from, failures)
+fn next_due(
+    options: &SchedulerOptions,
+    mailbox: MailboxId,
+    from: Timestamp,
+    failures: u64,
+) -> Timestamp {
+    next_due_at(options, options.cadence, mailbox, from, failures)
 }
 
-/// [`next_due`] with another cadence for a healthy mailbox.
+/// [`next_due`] with another cadence for a healthy mailbox. The jitter is a hash of the
+/// mailbox and `from`: the same in every process and on every tick, so that processes sharing
+/// a store agree on when a mailbox is due after a round one of them ran.
 fn next_due_at(
     options: &SchedulerOptions,
     cadence: Duration,
+    mailbox: MailboxId,
     from: Timestamp,
     failures: u64,
 ) -> Timestamp {
     let delay = if failures == 0 {
         let jitter = options.jitter.as_millis() as i64;
         let spread = if jitter > 0 {
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            let mut h =
+                std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default().build_hasher();
+            h.write_i64(mailbox.0);
             h.write_i64(from.as_millisecond());
             (h.finish() % (2 * jitter as u64 + 1)) as i64 - jitter
         } else {
@@ -216,29 +229,30 @@ fn next_due_at(
 }
 
 impl Shared {
-    /// When `s` is due, from the in-memory schedule `due` or, the first time, from its status.
-    fn due_at(
-        &self,
-        due: &HashMap<MailboxId, Timestamp>,
-        s: &MailboxState,
-        failures: u64,
-    ) -> Timestamp {
-        if let Some(d) = due.get(&s.mailbox_id) {
-            return *d;
-        }
-        match s.last_attempt {
+    /// When `s` is due: from the in-memory schedule, or from its status the first time and
+    /// whenever another process (sharing the store) ran a round of it since this one decided.
+    fn due_at(&self, book: &Book, s: &MailboxState, failures: u64) -> Timestamp {
+        let from_status = || match s.last_attempt {
             None => Timestamp::MIN,
-            Some(at) => next_due(&self.options, at, failures),
+            Some(at) => next_due(&self.options, s.mailbox_id, at, failures),
+        };
+        let ran_elsewhere = book
+            .decided
+            .get(&s.mailbox_id)
+            .is_some_and(|when| s.last_attempt.is_some_and(|at| at > *when));
+        match book.due.get(&s.mailbox_id) {
+            Some(d) if !ran_elsewhere => *d,
+            _ => from_status(),
         }
     }
 
-    /// The mailboxes to start now.
-    async fn pick(&self) -> Vec<MailboxState> {
+    /// The mailboxes to start now: (due on the cadence, asked for now).
+    async fn pick(&self) -> (Vec<MailboxState>, Vec<MailboxState>) {
         let states = match self.engine.states().await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "the scheduler cannot read the mailboxes");
-                return Vec::new();
+                return (Vec::new(), Vec::new());
             }
         };
         let failures: HashMap<MailboxId, u64> = match self.engine.store().statuses().await {
@@ -251,27 +265,30 @@ impl Shared {
         let now = Timestamp::now();
         let urgent: HashSet<String> = std::mem::take(&mut *lock(&self.urgent));
         let mut book = lock(&self.book);
-        let Book { due, running, .. } = &mut *book;
         let mut chosen = Vec::new();
+        let mut asked = Vec::new();
         let mut left_urgent = HashSet::new();
         for s in states {
             let key = s.address.to_lowercase();
-            if running.contains(&s.mailbox_id) {
+            if book.running.contains(&s.mailbox_id) {
                 if urgent.contains(&key) {
                     left_urgent.insert(key);
                 }
                 continue;
             }
             let fails = failures.get(&s.mailbox_id).copied().unwrap_or(0);
-            if urgent.contains(&key) || self.due_at(due, &s, fails) <= now {
-                running.insert(s.mailbox_id);
+            if urgent.contains(&key) {
+                book.running.insert(s.mailbox_id);
+                asked.push(s);
+            } else if self.due_at(&book, &s, fails) <= now {
+                book.running.insert(s.mailbox_id);
                 chosen.push(s);
             }
         }
         drop(book);
         // Asked for while running: run again once this round is over.
         lock(&self.urgent).extend(left_urgent);
-        chosen
+        (chosen, asked)
     }
 
     /// Records when each mailbox of a finished batch is due next.
@@ -283,6 +300,7 @@ impl Shared {
             due,
             running,
             failures,
+            decided,
         } = &mut *book;
         for o in &summary.outcomes {
             running.remove(&o.mailbox_id);
@@ -313,7 +331,11 @@ impl Shared {
                 }
                 None => self.options.cadence,
             };
-            due.insert(o.mailbox_id, next_due_at(&self.options, cadence, now, n));
+            due.insert(
+                o.mailbox_id,
+                next_due_at(&self.options, cadence, o.mailbox_id, now, n),
+            );
+            decided.insert(o.mailbox_id, now);
         }
     }
 }
@@ -325,9 +347,18 @@ async fn run(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
         if *stopped.borrow() {
             break;
         }
-        let due = shared.pick().await;
-        if !due.is_empty() {
-            let p = plan(&due, &shared.options.request, Timestamp::now());
+        let (due, asked) = shared.pick().await;
+        // On the cadence, a mailbox another process synced since it was planned is left
+        // alone (instances sharing a store run it once); asked-for rounds always run.
+        let once = SyncRequest {
+            skip_synced_since_planned: true,
+            ..shared.options.request.clone()
+        };
+        for (states, request) in [(due, once), (asked, shared.options.request.clone())] {
+            if states.is_empty() {
+                continue;
+            }
+            let p = plan(&states, &request, Timestamp::now());
             let s = shared.clone();
             batches.spawn(async move {
                 match s.engine.execute(&p, None).await {

@@ -1,0 +1,3 @@
+//! Helpers the calgate crate's test binaries share (each includes `mod common;`).
+
+pub mod bookings;
