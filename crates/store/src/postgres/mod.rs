@@ -54,6 +54,11 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// time across every process that shares the database.
 const WRITE_LOCK: i64 = 0x6361_6c67_6174_6501;
 
+/// See [`PgStore::open`]: how long a session may sit idle inside a transaction.
+const IDLE_IN_TRANSACTION: &str = "30s";
+/// How long a statement may wait for a lock (the write lock included).
+const LOCK_WAIT: &str = "120s";
+
 const KEY_CHECK: &str = "master_key_check";
 const KEY_CHECK_PLAIN: &[u8] = b"calgate master key check v1";
 
@@ -73,6 +78,8 @@ pub struct PgOptions {
 /// The PostgreSQL implementation of [`Store`](crate::Store).
 pub struct PgStore {
     pool: PgPool,
+    /// This process's writers queue here before taking a connection (see [`Tx`]).
+    write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
     key: MasterKey,
     /// The schema as this process found and left it.
     schema: crate::SchemaInfo,
@@ -88,9 +95,35 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
-/// A write transaction holding [`WRITE_LOCK`], or a read snapshot. Dropped uncommitted, it
-/// rolls back.
-type Tx = sqlx::Transaction<'static, Postgres>;
+/// A write transaction holding [`WRITE_LOCK`] (and this process's write gate), or a read
+/// snapshot. Dropped uncommitted, it rolls back. Derefs to the connection (`&mut *tx` is the
+/// executor).
+struct Tx {
+    tx: sqlx::Transaction<'static, Postgres>,
+    /// This process's turn to write: writers queue here without holding a pooled connection,
+    /// so that writers waiting for [`WRITE_LOCK`] never take every connection of the pool
+    /// (readers, and the writer that holds the lock, would then wait for one).
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Tx {
+    async fn commit(self) -> std::result::Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = sqlx::PgConnection;
+    fn deref(&self) -> &sqlx::PgConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.tx
+    }
+}
 
 // ---- error mapping ---------------------------------------------------------------------------
 
@@ -174,7 +207,27 @@ impl PgStore {
                 "the PostgreSQL URL cannot be used: {why} (expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=require])"
             ))
         })?;
-        let connect = connect.application_name("calgate");
+        // A process that stalls inside a write transaction (a paused VM, a stopped process)
+        // would hold the write lock of every process: the server ends such a session after
+        // IDLE_IN_TRANSACTION, which releases the lock (that process's transaction fails and its
+        // round runs again later; its writes are fenced anyway). A writer that waits for the lock
+        // longer than LOCK_WAIT gives up with an error instead of hanging.
+        let mut connect = connect.application_name("calgate").options([
+            ("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION),
+            ("lock_timeout", LOCK_WAIT),
+        ]);
+        // On this machine's loopback, TLS protects nothing, and through sqlx it costs much more
+        // than its cryptography: a first sync of 2,000 mailboxes took over five times as long
+        // (`sslmode=prefer`, the default, against Debian's server, which offers TLS). A URL
+        // that names an sslmode keeps it.
+        if !url.contains("sslmode=")
+            && matches!(
+                connect.get_host(),
+                "127.0.0.1" | "localhost" | "::1" | "[::1]"
+            )
+        {
+            connect = connect.ssl_mode(sqlx::postgres::PgSslMode::Disable);
+        }
         let display = display_url(&connect);
         // One connection first: a server that is down or refuses the login is one clear error
         // at once (the pool would retry until its acquire timeout).
@@ -245,6 +298,7 @@ impl PgStore {
         let key = key(sealed.is_some())?;
         let store = PgStore {
             pool,
+            write_gate: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             key,
             schema: crate::SchemaInfo {
                 version: known,
@@ -269,13 +323,17 @@ impl PgStore {
     /// A write transaction: it holds [`WRITE_LOCK`] until it commits or rolls back.
     async fn write_tx(&self) -> Result<Tx> {
         let what = "cannot start a write transaction";
+        let turn = self.write_gate.clone().lock_owned().await;
         let mut tx = self.pool.begin().await.ctx(what)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(WRITE_LOCK)
             .execute(&mut *tx)
             .await
             .ctx(what)?;
-        Ok(tx)
+        Ok(Tx {
+            tx,
+            _turn: Some(turn),
+        })
     }
 
     /// A read-only snapshot for reads of several statements that must agree.
@@ -287,7 +345,7 @@ impl PgStore {
             .execute(&mut *tx)
             .await
             .ctx(what)?;
-        Ok(tx)
+        Ok(Tx { tx, _turn: None })
     }
 
     /// Seals a known value with the key on first open; later opens must open it.
