@@ -407,25 +407,7 @@ async fn bench_sync(args: BenchSyncArgs) -> anyhow::Result<()> {
     }
 
     // Round 3: 1 % of the mailboxes changed (a few random changes each, as people make them).
-    let changed: Vec<String> = creds["mailboxes"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
-        .iter()
-        .step_by(100)
-        .filter_map(|m| m["address"].as_str().map(str::to_owned))
-        .collect();
-    for (n, address) in changed.iter().enumerate() {
-        let r = http
-            .post(format!("{base}/_sim/mailboxes/{address}/random-changes"))
-            .json(&serde_json::json!({"count": 3, "seed": n}))
-            .send()
-            .await
-            .context("cannot change the simulator's mailboxes")?;
-        if !r.status().is_success() {
-            bail!("the simulator refused random changes: {}", r.status());
-        }
-    }
+    let changed = change_one_percent(&http, &base, &creds).await?;
     let one_percent = timed_round(&engine, &http, &base, &sim_pid).await?;
     print_out(&one_percent.short(&format!(
         "incremental, {} mailboxes (1 %) changed",
@@ -504,14 +486,7 @@ async fn timed_round(
     let summary = sync_with_progress(engine, &SyncRequest::default()).await?;
     let wall = started.elapsed();
     let (cpu1, sim1, w1) = (cpu_seconds("self"), cpu_seconds(sim_pid), written_bytes());
-    let stats: Value = http
-        .get(format!("{base}/_sim/stats"))
-        .send()
-        .await
-        .context("cannot read the simulator's stats")?
-        .json()
-        .await
-        .context("the simulator's stats are not JSON")?;
+    let stats = sim_stats(http, base).await?;
     let mailboxes = stats["mailboxes"]
         .as_array()
         .map(Vec::as_slice)
@@ -589,4 +564,44 @@ fn dir_size(dir: &Path) -> u64 {
 
 pub(crate) fn bytes(n: u64) -> String {
     format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0))
+}
+
+/// The simulator's counters (`GET /_sim/stats`).
+pub(crate) async fn sim_stats(http: &reqwest::Client, base: &str) -> anyhow::Result<Value> {
+    http.get(format!("{base}/_sim/stats"))
+        .send()
+        .await
+        .context("cannot read the simulator's stats")?
+        .json()
+        .await
+        .context("the simulator's stats are not JSON")
+}
+
+/// Makes a few random changes (as people make them) in every hundredth mailbox of the
+/// simulator: the addresses changed.
+pub(crate) async fn change_one_percent(
+    http: &reqwest::Client,
+    base: &str,
+    creds: &Value,
+) -> anyhow::Result<Vec<String>> {
+    let changed: Vec<String> = creds["mailboxes"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .step_by(100)
+        .filter_map(|m| m["address"].as_str().map(str::to_owned))
+        .collect();
+    for (n, address) in changed.iter().enumerate() {
+        let r = http
+            .post(format!("{base}/_sim/mailboxes/{address}/random-changes"))
+            .json(&serde_json::json!({"count": 3, "seed": n}))
+            .send()
+            .await
+            .context("cannot change the simulator's mailboxes")?;
+        if !r.status().is_success() {
+            bail!("the simulator refused random changes: {}", r.status());
+        }
+    }
+    Ok(changed)
 }

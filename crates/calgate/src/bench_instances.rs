@@ -14,7 +14,10 @@ use calgate_store::{MasterKey, OpenOptions, Store};
 use jiff::Timestamp;
 use serde_json::Value;
 
-use crate::bench::{BenchSyncArgs, Service, bytes, cpu_seconds, ews_counts, link_all, start_sim};
+use crate::bench::{
+    BenchSyncArgs, Service, bytes, change_one_percent, cpu_seconds, ews_counts, link_all,
+    sim_stats, start_sim,
+};
 use crate::output::{print_out, thousands};
 use crate::{StoreLocation, error_line};
 
@@ -186,25 +189,7 @@ pub(crate) async fn run(args: BenchSyncArgs) -> anyhow::Result<()> {
     print_out(&short("incremental, nothing changed", &unchanged, linked));
     failed |= unchanged.failed > 0;
 
-    let changed: Vec<String> = creds["mailboxes"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
-        .iter()
-        .step_by(100)
-        .filter_map(|m| m["address"].as_str().map(str::to_owned))
-        .collect();
-    for (i, address) in changed.iter().enumerate() {
-        let r = http
-            .post(format!("{base}/_sim/mailboxes/{address}/random-changes"))
-            .json(&serde_json::json!({"count": 3, "seed": i}))
-            .send()
-            .await
-            .context("cannot change the simulator's mailboxes")?;
-        if !r.status().is_success() {
-            bail!("the simulator refused random changes: {}", r.status());
-        }
-    }
+    let changed = change_one_percent(&http, &base, &creds).await?;
     let one_percent = round("1 % changed").await?;
     print_out(&short(
         &format!("incremental, {} mailboxes (1 %) changed", changed.len()),
@@ -315,14 +300,7 @@ async fn processes_round(
             );
         }
     }
-    let stats: Value = http
-        .get(format!("{base}/_sim/stats"))
-        .send()
-        .await
-        .context("cannot read the simulator's stats")?
-        .json()
-        .await
-        .context("the simulator's stats are not JSON")?;
+    let stats = sim_stats(http, base).await?;
     let mailboxes = stats["mailboxes"]
         .as_array()
         .map(Vec::as_slice)

@@ -14,7 +14,7 @@ use clap::builder::TypedValueParser as _;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
-use crate::bench::{mib, peak_rss_kib, start_sim_with, store_linked_to};
+use crate::bench::{mib, peak_rss_kib, sim_stats, start_sim_with, store_linked_to};
 use crate::output::{print_out, thousands};
 use crate::sync_cmd::engine;
 
@@ -112,14 +112,7 @@ pub(crate) async fn run(args: BenchPushArgs) -> anyhow::Result<()> {
         })
         .await?;
     let wall = started.elapsed();
-    let stats: Value = http
-        .get(format!("{base}/_sim/stats"))
-        .send()
-        .await
-        .context("cannot read the simulator's stats")?
-        .json()
-        .await
-        .context("the simulator's stats are not JSON")?;
+    let stats = sim_stats(&http, &base).await?;
     let sim_requests: u64 = stats["mailboxes"]
         .as_array()
         .map(Vec::as_slice)

@@ -51,8 +51,10 @@ pub const DEFAULT_PAGE_SIZE: usize = 10;
 pub const MAX_PAGE_SIZE: usize = 1000;
 /// Snapshots (delta tokens) kept per mailbox.
 pub const STATES_PER_MAILBOX: usize = 16;
-/// Snapshots kept overall.
-pub const STATES_TOTAL: usize = 8192;
+/// Snapshots kept overall: enough for the latest snapshot of 65,536 mailboxes (with 8,192, a
+/// 10,000-mailbox tenant evicted every mailbox's token before its next round: each one came back
+/// 410 and resynced in full, which Graph does not do to a tenant for being large).
+pub const STATES_TOTAL: usize = 65_536;
 /// Page sets (skip tokens) kept per mailbox.
 pub const PAGESETS_PER_MAILBOX: usize = 4;
 /// Page sets kept overall.
