@@ -12,9 +12,8 @@ mod suite;
 use calgate_store::*;
 use suite::{Fixture, new_connection};
 
-async fn sqlite_fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let location = dir.path().to_str().expect("utf-8 path").to_owned();
+/// A new, empty store at `location` under a fresh master key; `guard` keeps its resources.
+async fn fresh_fixture(location: String, guard: Box<dyn std::any::Any + Send + Sync>) -> Fixture {
     let (key, _) = MasterKey::generate().expect("key");
     let store = open_with(
         &location,
@@ -25,13 +24,19 @@ async fn sqlite_fixture() -> Fixture {
         },
     )
     .await
-    .expect("open sqlite");
+    .unwrap_or_else(|e| panic!("open {location}: {e}"));
     Fixture {
         store,
         location,
         key,
-        _guard: Box::new(dir),
+        _guard: guard,
     }
+}
+
+async fn sqlite_fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let location = dir.path().to_str().expect("utf-8 path").to_owned();
+    fresh_fixture(location, Box::new(dir)).await
 }
 
 store_suite!(sqlite, super::sqlite_fixture);
@@ -98,23 +103,7 @@ impl Drop for PgDatabase {
 
 async fn postgres_fixture() -> Fixture {
     let (db, location) = PgDatabase::create().await;
-    let (key, _) = MasterKey::generate().expect("key");
-    let store = open_with(
-        &location,
-        OpenOptions {
-            master_key: Some(key.clone()),
-            create: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("open postgres");
-    Fixture {
-        store,
-        location,
-        key,
-        _guard: Box::new(db),
-    }
+    fresh_fixture(location, Box::new(db)).await
 }
 
 store_suite!(
