@@ -47,13 +47,14 @@ const MASTER_COLUMNS: &str = "mailbox_id, exchange_id, ical_uid, subject, locati
      recurrence, start_us, end_us, time_zone, show_as, sensitivity, web_link, change_key, \
      last_modified, stored_at";
 
-/// Rows per multi-row statement: one statement (one trip to sqlx's SQLite thread) per 64
-/// rows instead of one per row; 64 × 23 parameters stay far below SQLite's limit.
+/// Rows per multi-row statement. Besides the per-statement overhead, every execution of an
+/// insert into `instances` or `change_log` builds a small ephemeral index for each `IN (…)`
+/// list of the table's CHECK constraints (SQLite does so once per execution, not per row):
+/// 64 rows share one. 64 × 23 parameters stay far below SQLite's limit.
 const ROWS_PER_STATEMENT: usize = 64;
 
-/// `items` in statement-sized pieces of 64, 16, 4 or 1 rows: few distinct statements, so each
-/// stays prepared in sqlx's per-connection cache (any remainder size would make up to 64
-/// large programs per connection, or a fresh prepare per change set).
+/// `items` in statement-sized pieces of 64, 16, 4 or 1 rows (with the index of each piece's
+/// first item): few distinct statements, each prepared once on the writer's connection.
 fn pieces<T>(items: &[T]) -> impl Iterator<Item = (usize, &[T])> {
     let mut at = 0;
     std::iter::from_fn(move || {
@@ -65,6 +66,55 @@ fn pieces<T>(items: &[T]) -> impl Iterator<Item = (usize, &[T])> {
         at += n;
         Some(piece)
     })
+}
+
+/// Writes `rows` with `sql(n)` (an n-row statement) piece by piece, each row's values bound by
+/// `bind(statement, first parameter index - 1, row)`. A failing piece is retried row by row,
+/// so that the error names the row (`name`); a failed statement leaves nothing behind.
+fn write_rows<R>(
+    tx: &rusqlite::Transaction<'_>,
+    rows: &[R],
+    sql: impl Fn(usize) -> String,
+    width: usize,
+    bind: impl Fn(&mut rusqlite::CachedStatement<'_>, usize, &R) -> rusqlite::Result<()>,
+    what: &str,
+    name: impl Fn(&R) -> String,
+) -> Result<()> {
+    use super::bulk::Ctx as _;
+    let run = |piece: &[R]| -> rusqlite::Result<()> {
+        let mut q = tx.prepare_cached(&sql(piece.len()))?;
+        for (k, r) in piece.iter().enumerate() {
+            bind(&mut q, k * width, r)?;
+        }
+        q.raw_execute().map(|_| ())
+    };
+    for (_, piece) in pieces(rows) {
+        if let Err(e) = run(piece) {
+            for r in piece {
+                run(std::slice::from_ref(r)).ctx(&format!("{what} {}", name(r)))?;
+            }
+            return Err(e).ctx(what);
+        }
+    }
+    Ok(())
+}
+
+/// `n` rows of `width` parameters: `(?, …), (?, …)`.
+fn value_rows(width: usize, n: usize) -> String {
+    let row = format!("({})", vec!["?"; width].join(", "));
+    vec![row; n].join(", ")
+}
+
+/// Binds `values` from parameter `at + 1` on.
+fn bind_all(
+    q: &mut rusqlite::CachedStatement<'_>,
+    at: usize,
+    values: &[&dyn rusqlite::ToSql],
+) -> rusqlite::Result<()> {
+    for (k, v) in values.iter().enumerate() {
+        q.raw_bind_parameter(at + k + 1, v)?;
+    }
+    Ok(())
 }
 
 /// One instance's column values, ready to bind.
@@ -81,8 +131,6 @@ struct InstanceRow<'a> {
     last_modified: Option<String>,
     stored_at: i64,
 }
-
-type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
 
 impl<'a> InstanceRow<'a> {
     fn of(
@@ -108,32 +156,38 @@ impl<'a> InstanceRow<'a> {
         })
     }
 
-    /// Binds the row's values, in [`INSTANCE_COLUMNS`] order.
-    fn bind<'q>(&'q self, q: Query<'q>) -> Query<'q> {
+    /// Binds the row's values from parameter `at + 1` on, in [`INSTANCE_COLUMNS`] order.
+    fn bind(&self, q: &mut rusqlite::CachedStatement<'_>, at: usize) -> rusqlite::Result<()> {
         let i = &*self.i;
-        q.bind(self.mailbox)
-            .bind(i.exchange_id.as_str())
-            .bind(self.id.as_str())
-            .bind(i.ical_uid.as_deref())
-            .bind(i.kind.as_str())
-            .bind(i.series_master_id.as_deref())
-            .bind(us(i.when.start))
-            .bind(us(i.when.end))
-            .bind(self.all_day_start.as_deref())
-            .bind(self.all_day_end.as_deref())
-            .bind(i.when.time_zone.as_str())
-            .bind(i.show_as.as_str())
-            .bind(i.sensitivity.as_str())
-            .bind(i.subject.as_deref())
-            .bind(i.location.as_deref())
-            .bind(i.body_preview.as_deref())
-            .bind(self.organizer.as_deref())
-            .bind(self.attendees.as_str())
-            .bind(i.web_link.as_deref())
-            .bind(i.change_key.as_deref())
-            .bind(self.last_modified.as_deref())
-            .bind(i.origin.as_str())
-            .bind(self.stored_at)
+        bind_all(
+            q,
+            at,
+            &[
+                &self.mailbox,
+                &i.exchange_id.as_str(),
+                &self.id.as_str(),
+                &i.ical_uid.as_deref(),
+                &i.kind.as_str(),
+                &i.series_master_id.as_deref(),
+                &us(i.when.start),
+                &us(i.when.end),
+                &self.all_day_start.as_deref(),
+                &self.all_day_end.as_deref(),
+                &i.when.time_zone.as_str(),
+                &i.show_as.as_str(),
+                &i.sensitivity.as_str(),
+                &i.subject.as_deref(),
+                &i.location.as_deref(),
+                &i.body_preview.as_deref(),
+                &self.organizer.as_deref(),
+                &self.attendees.as_str(),
+                &i.web_link.as_deref(),
+                &i.change_key.as_deref(),
+                &self.last_modified.as_deref(),
+                &i.origin.as_str(),
+                &self.stored_at,
+            ],
+        )
     }
 }
 
@@ -153,25 +207,37 @@ impl<'a> MasterRow<'a> {
         })
     }
 
-    /// Binds the row's values, in [`MASTER_COLUMNS`] order.
-    fn bind<'q>(&'q self, q: Query<'q>, mailbox: MailboxId, now: Timestamp) -> Query<'q> {
+    /// Binds the row's values from parameter `at + 1` on, in [`MASTER_COLUMNS`] order.
+    fn bind(
+        &self,
+        q: &mut rusqlite::CachedStatement<'_>,
+        at: usize,
+        mailbox: MailboxId,
+        now: Timestamp,
+    ) -> rusqlite::Result<()> {
         let m = &*self.m;
-        q.bind(mailbox.0)
-            .bind(m.exchange_id.as_str())
-            .bind(m.ical_uid.as_deref())
-            .bind(m.subject.as_deref())
-            .bind(m.location.as_deref())
-            .bind(self.organizer.as_deref())
-            .bind(self.recurrence.as_deref())
-            .bind(m.start.map(us))
-            .bind(m.end.map(us))
-            .bind(m.time_zone.as_deref())
-            .bind(m.show_as.map(|s| s.as_str()))
-            .bind(m.sensitivity.map(|s| s.as_str()))
-            .bind(m.web_link.as_deref())
-            .bind(m.change_key.as_deref())
-            .bind(m.last_modified.map(|t| t.to_string()))
-            .bind(us(now))
+        bind_all(
+            q,
+            at,
+            &[
+                &mailbox.0,
+                &m.exchange_id.as_str(),
+                &m.ical_uid.as_deref(),
+                &m.subject.as_deref(),
+                &m.location.as_deref(),
+                &self.organizer.as_deref(),
+                &self.recurrence.as_deref(),
+                &m.start.map(us),
+                &m.end.map(us),
+                &m.time_zone.as_deref(),
+                &m.show_as.map(|s| s.as_str()),
+                &m.sensitivity.map(|s| s.as_str()),
+                &m.web_link.as_deref(),
+                &m.change_key.as_deref(),
+                &m.last_modified.map(|t| t.to_string()),
+                &us(now),
+            ],
+        )
     }
 }
 
@@ -187,8 +253,7 @@ struct LogRow<'a> {
 /// `rows` instances in one upsert statement (an id twice in a statement: the later row wins,
 /// as if written one after the other).
 fn upsert_instances_sql(set: Set, rows: usize) -> String {
-    let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-    let values = vec![row; rows].join(", ");
+    let values = value_rows(23, rows);
     format!(
         "INSERT INTO {t} ({INSTANCE_COLUMNS}) VALUES {values} \
          ON CONFLICT (mailbox_id, exchange_id) DO UPDATE SET \
@@ -207,8 +272,8 @@ fn upsert_instances_sql(set: Set, rows: usize) -> String {
 }
 
 /// `rows` series masters in one upsert statement.
-fn upsert_master_sql(set: Set, rows: usize) -> String {
-    let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
+fn upsert_masters_sql(set: Set, rows: usize) -> String {
+    let values = value_rows(16, rows);
     format!(
         "INSERT INTO {t} ({MASTER_COLUMNS}) VALUES {values} \
          ON CONFLICT (mailbox_id, exchange_id) DO UPDATE SET \
@@ -340,250 +405,340 @@ fn visible_instance(i: &Instance, policy: PrivacyPolicy) -> Cow<'_, Instance> {
     }
 }
 
-impl SqliteStore {
-    async fn write_changes(
-        tx: &mut Tx,
-        set: Set,
-        mailbox: MailboxId,
-        policy: PrivacyPolicy,
-        changes: &ChangeSet,
-        now: Timestamp,
-    ) -> Result<()> {
-        // The live set's changes go to the change log: what is there now decides between
-        // created, updated (a new change key or new times) and an unchanged replay.
-        let before = match set {
-            Set::Live => Some(Self::live_rows(tx, mailbox, changes).await?),
-            Set::Shadow => None,
-        };
-        let upserted: HashSet<&str> = changes
-            .upserts
-            .iter()
-            .map(|i| i.exchange_id.as_str())
-            .collect();
-        // The change log's rows, written together at the end.
-        let mut log: Vec<LogRow<'_>> = Vec::new();
-        for (_, chunk) in pieces(&changes.removals) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            let mut q = sqlx::query(sql(format!(
-                "DELETE FROM {} WHERE mailbox_id = ? AND exchange_id IN ({marks})",
+/// The pending-resync sequence of the shadow set in progress (`(lease_token, resync_seq)` of
+/// its row), which must be `lease`'s round's.
+pub(super) fn own_shadow(row: Option<(i64, i64)>, lease: &Lease) -> Result<i64> {
+    match row {
+        None => Err(Error::not_found(format!(
+            "no full resync is in progress for mailbox {} (it was discarded or committed)",
+            lease.mailbox
+        ))),
+        Some((token, _)) if token != lease.token => Err(Error::new(
+            ErrorKind::LeaseLost,
+            format!(
+                "the full resync in progress for mailbox {} belongs to another round",
+                lease.mailbox
+            ),
+        )),
+        Some((_, seq)) => Ok(seq),
+    }
+}
+
+/// Writes a change set into `set` in `tx` on the writer's connection (see `bulk.rs`): one
+/// prepared statement per kind of row, bound in place. The live set's changes go to the change
+/// log: what is there now decides between created, updated (a new change key or new times)
+/// and an unchanged replay.
+fn write_changes(
+    tx: &rusqlite::Transaction<'_>,
+    set: Set,
+    mailbox: MailboxId,
+    policy: PrivacyPolicy,
+    changes: &ChangeSet,
+    now: Timestamp,
+) -> Result<()> {
+    use super::bulk::Ctx as _;
+    let before = match set {
+        Set::Live => Some(live_rows(tx, mailbox, changes)?),
+        Set::Shadow => None,
+    };
+    let upserted: HashSet<&str> = changes
+        .upserts
+        .iter()
+        .map(|i| i.exchange_id.as_str())
+        .collect();
+    // The change log's rows, written together at the end.
+    let mut log: Vec<LogRow<'_>> = Vec::new();
+    if !changes.removals.is_empty() {
+        let mut remove = tx
+            .prepare_cached(&format!(
+                "DELETE FROM {} WHERE mailbox_id = ?1 AND exchange_id = ?2",
                 set.instances()
-            )))
-            .bind(mailbox.0);
-            for id in chunk {
-                q = q.bind(id);
-            }
-            q.execute(&mut **tx).await.ctx("cannot remove instances")?;
-        }
-        if let Some(before) = &before {
-            for id in &changes.removals {
-                if let Some(old) = before.get(id.as_str())
-                    && !upserted.contains(id.as_str())
-                {
-                    log.push(LogRow {
-                        instance_id: old.id.clone(),
-                        exchange_id: id,
-                        op: ChangeOp::Deleted,
-                        start: old.start,
-                        end: old.end,
-                    });
-                }
+            ))
+            .ctx("cannot remove instances")?;
+        for id in &changes.removals {
+            remove
+                .execute((mailbox.0, id.as_str()))
+                .ctx("cannot remove instances")?;
+            if let Some(before) = &before
+                && let Some(old) = before.get(id.as_str())
+                && !upserted.contains(id.as_str())
+            {
+                log.push(LogRow {
+                    instance_id: old.id.clone(),
+                    exchange_id: id,
+                    op: ChangeOp::Deleted,
+                    start: old.start,
+                    end: old.end,
+                });
             }
         }
-        let remove_master = format!(
-            "DELETE FROM {} WHERE mailbox_id = ? AND exchange_id = ?",
-            set.masters()
-        );
+    }
+    if !changes.master_removals.is_empty() {
+        let mut remove = tx
+            .prepare_cached(&format!(
+                "DELETE FROM {} WHERE mailbox_id = ?1 AND exchange_id = ?2",
+                set.masters()
+            ))
+            .ctx("cannot remove a series master")?;
         for id in &changes.master_removals {
-            sqlx::query(sql(remove_master.clone()))
-                .bind(mailbox.0)
-                .bind(id)
-                .execute(&mut **tx)
-                .await
+            remove
+                .execute((mailbox.0, id.as_str()))
                 .ctx("cannot remove a series master")?;
         }
+    }
+    if !changes.upserts.is_empty() {
         // New rows' ids: random (v4), from one draw of the CSPRNG per change set rather than
         // one system call per row.
         let mut random = vec![0u8; 16 * changes.upserts.len()];
         aws_lc_rs::rand::fill(&mut random)
             .map_err(|_| Error::new(ErrorKind::Database, "cannot draw random instance ids"))?;
-        for (first, chunk) in pieces(&changes.upserts) {
-            let mut rows = Vec::with_capacity(chunk.len());
-            for (k, original) in chunk.iter().enumerate() {
-                let at = 16 * (first + k);
-                let mut bytes = [0u8; 16];
-                bytes.copy_from_slice(&random[at..at + 16]);
-                let new_id = uuid::Builder::from_random_bytes(bytes)
-                    .into_uuid()
-                    .to_string();
-                let i = visible_instance(original, policy);
-                if let Some(before) = &before {
-                    let (start, end) = (us(i.when.start), us(i.when.end));
-                    let op = match before.get(i.exchange_id.as_str()) {
-                        None => Some((new_id.clone(), ChangeOp::Created)),
-                        Some(old)
-                            if old.change_key.is_none()
-                                || old.change_key.as_deref() != i.change_key.as_deref()
-                                || old.start != start
-                                || old.end != end =>
-                        {
-                            Some((old.id.clone(), ChangeOp::Updated))
-                        }
-                        Some(_) => None,
-                    };
-                    if let Some((instance_id, op)) = op {
-                        log.push(LogRow {
-                            instance_id,
-                            exchange_id: original.exchange_id.as_str(),
-                            op,
-                            start,
-                            end,
-                        });
+        let mut rows = Vec::with_capacity(changes.upserts.len());
+        for (k, original) in changes.upserts.iter().enumerate() {
+            let mut bytes = [0u8; 16];
+            bytes.copy_from_slice(&random[16 * k..16 * k + 16]);
+            let new_id = uuid::Builder::from_random_bytes(bytes)
+                .into_uuid()
+                .to_string();
+            let i = visible_instance(original, policy);
+            if let Some(before) = &before {
+                let (start, end) = (us(i.when.start), us(i.when.end));
+                let op = match before.get(i.exchange_id.as_str()) {
+                    None => Some((new_id.clone(), ChangeOp::Created)),
+                    Some(old)
+                        if old.change_key.is_none()
+                            || old.change_key.as_deref() != i.change_key.as_deref()
+                            || old.start != start
+                            || old.end != end =>
+                    {
+                        Some((old.id.clone(), ChangeOp::Updated))
                     }
+                    Some(_) => None,
+                };
+                if let Some((instance_id, op)) = op {
+                    log.push(LogRow {
+                        instance_id,
+                        exchange_id: original.exchange_id.as_str(),
+                        op,
+                        start,
+                        end,
+                    });
                 }
-                rows.push(InstanceRow::of(mailbox, i, new_id, now)?);
             }
-            let mut q = sqlx::query(sql(upsert_instances_sql(set, rows.len())));
-            for r in &rows {
-                q = r.bind(q);
-            }
-            if let Err(e) = q.execute(&mut **tx).await {
-                // The failed statement left nothing behind; row by row names the culprit.
-                for r in &rows {
-                    let one = r.bind(sqlx::query(sql(upsert_instances_sql(set, 1))));
-                    one.execute(&mut **tx)
-                        .await
-                        .ctx(&format!("cannot store instance {}", r.i.exchange_id))?;
-                }
-                return Err(e).ctx("cannot store instances");
-            }
+            rows.push(InstanceRow::of(mailbox, i, new_id, now)?);
         }
-        Self::log_changes(tx, mailbox, &log, now).await?;
-        // Series masters, several per statement (a failing statement is retried master by
-        // master so that the error names the one).
-        let masters: Vec<MasterRow> = changes
-            .masters
-            .iter()
-            .map(|m| MasterRow::of(m.visible(policy)))
-            .collect::<Result<_>>()?;
-        for (_, chunk) in pieces(&masters) {
-            let mut q = sqlx::query(sql(upsert_master_sql(set, chunk.len())));
-            for m in chunk {
-                q = m.bind(q, mailbox, now);
-            }
-            if let Err(e) = q.execute(&mut **tx).await {
-                for m in chunk {
-                    m.bind(sqlx::query(sql(upsert_master_sql(set, 1))), mailbox, now)
-                        .execute(&mut **tx)
-                        .await
-                        .ctx(&format!("cannot store series master {}", m.m.exchange_id))?;
-                }
-                return Err(e).ctx("cannot store series masters");
-            }
-        }
-        if let Some(c) = &changes.cursor {
-            match set {
-                Set::Live => Self::write_cursor(tx, mailbox, c, now).await?,
-                Set::Shadow => {
-                    sqlx::query("UPDATE shadows SET delta_link = ? WHERE mailbox_id = ?")
-                        .bind(&c.delta_link)
-                        .bind(mailbox.0)
-                        .execute(&mut **tx)
-                        .await
-                        .ctx("cannot record the resync's progress")?;
-                }
-            }
-        }
-        Ok(())
+        write_rows(
+            tx,
+            &rows,
+            |n| upsert_instances_sql(set, n),
+            23,
+            |q, at, r| r.bind(q, at),
+            "cannot store instance",
+            |r| r.i.exchange_id.clone(),
+        )?;
     }
-
-    /// The live rows of the ids a change set touches.
-    async fn live_rows(
-        tx: &mut Tx,
-        mailbox: MailboxId,
-        changes: &ChangeSet,
-    ) -> Result<HashMap<String, LiveRow>> {
-        // A first round writes into an empty live set: one cheap look instead of a lookup per
-        // instance.
-        let any: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM instances WHERE mailbox_id = ?)")
-                .bind(mailbox.0)
-                .fetch_one(&mut **tx)
-                .await
-                .ctx("cannot read instances")?;
-        if !any {
-            return Ok(HashMap::new());
-        }
-        let ids: Vec<&str> = changes
-            .removals
-            .iter()
-            .map(String::as_str)
-            .chain(changes.upserts.iter().map(|i| i.exchange_id.as_str()))
-            .collect();
-        let mut out = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(500) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            let mut q = sqlx::query(sql(format!(
-                "SELECT exchange_id, id, change_key, start_us, end_us FROM instances \
-                 WHERE mailbox_id = ? AND exchange_id IN ({marks})"
-            )))
-            .persistent(chunk.len() == 500)
-            .bind(mailbox.0);
-            for id in chunk {
-                q = q.bind(*id);
+    log_changes(tx, mailbox, &log, now)?;
+    let masters: Vec<MasterRow> = changes
+        .masters
+        .iter()
+        .map(|m| MasterRow::of(m.visible(policy)))
+        .collect::<Result<_>>()?;
+    write_rows(
+        tx,
+        &masters,
+        |n| upsert_masters_sql(set, n),
+        16,
+        |q, at, m| m.bind(q, at, mailbox, now),
+        "cannot store series master",
+        |m| m.m.exchange_id.clone(),
+    )?;
+    if let Some(c) = &changes.cursor {
+        match set {
+            Set::Live => {
+                tx.prepare_cached(WRITE_CURSOR)
+                    .and_then(|mut q| {
+                        q.execute((
+                            mailbox.0,
+                            c.delta_link.as_str(),
+                            us(c.window_start),
+                            us(c.window_end),
+                            us(c.rebased_at),
+                            us(now),
+                        ))
+                    })
+                    .ctx("cannot store the delta cursor")?;
             }
-            let c = "cannot read instances";
-            for row in q.fetch_all(&mut **tx).await.ctx(c)? {
-                out.insert(
-                    row.try_get("exchange_id").ctx(c)?,
-                    LiveRow {
-                        id: row.try_get("id").ctx(c)?,
-                        change_key: row.try_get("change_key").ctx(c)?,
-                        start: row.try_get("start_us").ctx(c)?,
-                        end: row.try_get("end_us").ctx(c)?,
-                    },
-                );
+            Set::Shadow => {
+                tx.prepare_cached("UPDATE shadows SET delta_link = ?1 WHERE mailbox_id = ?2")
+                    .and_then(|mut q| q.execute((c.delta_link.as_str(), mailbox.0)))
+                    .ctx("cannot record the resync's progress")?;
             }
         }
-        Ok(out)
     }
+    Ok(())
+}
 
-    /// Writes the change log's rows, several per statement.
-    async fn log_changes(
-        tx: &mut Tx,
-        mailbox: MailboxId,
-        rows: &[LogRow<'_>],
-        now: Timestamp,
-    ) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
+/// The live rows of the ids a change set touches.
+fn live_rows(
+    tx: &rusqlite::Transaction<'_>,
+    mailbox: MailboxId,
+    changes: &ChangeSet,
+) -> Result<HashMap<String, LiveRow>> {
+    use super::bulk::Ctx as _;
+    let c = "cannot read instances";
+    // A first round writes into an empty live set: one cheap look instead of a lookup per
+    // instance.
+    let any: bool = tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM instances WHERE mailbox_id = ?1)")
+        .and_then(|mut q| q.query_row([mailbox.0], |r| r.get(0)))
+        .ctx(c)?;
+    let mut out = HashMap::new();
+    if !any {
+        return Ok(out);
+    }
+    let mut q = tx
+        .prepare_cached(
+            "SELECT id, change_key, start_us, end_us FROM instances \
+             WHERE mailbox_id = ?1 AND exchange_id = ?2",
+        )
+        .ctx(c)?;
+    let ids = changes
+        .removals
+        .iter()
+        .map(String::as_str)
+        .chain(changes.upserts.iter().map(|i| i.exchange_id.as_str()));
+    for id in ids {
+        let mut rows = q.query((mailbox.0, id)).ctx(c)?;
+        if let Some(r) = rows.next().ctx(c)? {
+            let row = LiveRow {
+                id: r.get(0).ctx(c)?,
+                change_key: r.get(1).ctx(c)?,
+                start: r.get(2).ctx(c)?,
+                end: r.get(3).ctx(c)?,
+            };
+            out.insert(id.to_owned(), row);
         }
-        let address: String = sqlx::query_scalar("SELECT address FROM mailboxes WHERE id = ?")
-            .bind(mailbox.0)
-            .fetch_one(&mut **tx)
-            .await
-            .ctx("cannot write the change log")?;
-        for (_, chunk) in pieces(rows) {
-            let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, 'round')"; chunk.len()].join(", ");
-            let mut q = sqlx::query(sql(format!(
+    }
+    Ok(out)
+}
+
+/// Writes the change log's rows.
+fn log_changes(
+    tx: &rusqlite::Transaction<'_>,
+    mailbox: MailboxId,
+    rows: &[LogRow<'_>],
+    now: Timestamp,
+) -> Result<()> {
+    use super::bulk::Ctx as _;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let c = "cannot write the change log";
+    let address: String = tx
+        .prepare_cached("SELECT address FROM mailboxes WHERE id = ?1")
+        .and_then(|mut q| q.query_row([mailbox.0], |r| r.get(0)))
+        .ctx(c)?;
+    let at = us(now);
+    write_rows(
+        tx,
+        rows,
+        |n| {
+            let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, 'round')"; n].join(", ");
+            format!(
                 "INSERT INTO change_log (mailbox_id, address, instance_id, exchange_id, op, \
                  start_us, end_us, at, via) VALUES {values}"
-            )));
-            for r in chunk {
-                q = q
-                    .bind(mailbox.0)
-                    .bind(address.as_str())
-                    .bind(r.instance_id.as_str())
-                    .bind(r.exchange_id)
-                    .bind(r.op.as_str())
-                    .bind(r.start)
-                    .bind(r.end)
-                    .bind(us(now));
-            }
-            q.execute(&mut **tx)
-                .await
-                .ctx("cannot write the change log")?;
+            )
+        },
+        8,
+        |q, k, r| {
+            bind_all(
+                q,
+                k,
+                &[
+                    &mailbox.0,
+                    &address.as_str(),
+                    &r.instance_id.as_str(),
+                    &r.exchange_id,
+                    &r.op.as_str(),
+                    &r.start,
+                    &r.end,
+                    &at,
+                ],
+            )
+        },
+        c,
+        |r| format!("(instance {})", r.exchange_id),
+    )
+}
+
+/// A fenced write of a round on the writer's connection: the mailbox's privacy policy, or
+/// `None` when `lease` is no longer the mailbox's current one (the caller says who holds it).
+fn fence(tx: &rusqlite::Transaction<'_>, lease: &Lease) -> Result<Option<PrivacyPolicy>> {
+    use super::bulk::Ctx as _;
+    let found: Option<String> = tx
+        .prepare_cached("SELECT privacy FROM mailboxes WHERE id = ?1")
+        .and_then(|mut q| {
+            let mut rows = q.query([lease.mailbox.0])?;
+            rows.next()?.map(|r| r.get(0)).transpose()
+        })
+        .ctx("cannot read mailboxes")?;
+    let policy = super::mailboxes::policy_of(lease.mailbox, found.as_deref())?;
+    let extended = tx
+        .prepare_cached(
+            "UPDATE sync_leases SET deadline = MAX(deadline, ?1) \
+             WHERE mailbox_id = ?2 AND token = ?3 AND owner = ?4",
+        )
+        .and_then(|mut q| {
+            q.execute((
+                super::leases::deadline(Timestamp::now(), lease.ttl),
+                lease.mailbox.0,
+                lease.token,
+                lease.holder.id.as_str(),
+            ))
+        })
+        .ctx("cannot check the sync lease")?;
+    Ok((extended == 1).then_some(policy))
+}
+
+const WRITE_CURSOR: &str = "INSERT INTO delta_cursors (mailbox_id, delta_link, window_start, \
+     window_end, rebased_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+     ON CONFLICT (mailbox_id) DO UPDATE SET delta_link = excluded.delta_link, \
+     window_start = excluded.window_start, window_end = excluded.window_end, \
+     rebased_at = excluded.rebased_at, updated_at = excluded.updated_at";
+
+impl SqliteStore {
+    /// `changes` into `set` as `lease`'s round, in one transaction on the writer's connection.
+    async fn apply_in(&self, set: Set, lease: &Lease, changes: &ChangeSet) -> Result<()> {
+        use super::bulk::Ctx as _;
+        let applied = self
+            .bulk
+            .run(&self.write_gate, || {
+                let (fenced, owned) = (lease.clone(), changes.clone());
+                move |tx: &rusqlite::Transaction<'_>| {
+                    let Some(policy) = fence(tx, &fenced)? else {
+                        return Ok(false);
+                    };
+                    if set == Set::Shadow {
+                        let row = tx
+                            .prepare_cached(
+                                "SELECT lease_token, resync_seq FROM shadows WHERE mailbox_id = ?1",
+                            )
+                            .and_then(|mut q| {
+                                let mut rows = q.query([fenced.mailbox.0])?;
+                                rows.next()?.map(|r| Ok((r.get(0)?, r.get(1)?))).transpose()
+                            })
+                            .ctx("cannot read the resync state")?;
+                        own_shadow(row, &fenced)?;
+                    }
+                    write_changes(tx, set, fenced.mailbox, policy, &owned, Timestamp::now())?;
+                    Ok(true)
+                }
+            })
+            .await?;
+        if applied {
+            Ok(())
+        } else {
+            Err(Self::lease_lost(&self.pool, lease).await)
         }
-        Ok(())
     }
 
     async fn write_cursor(
@@ -592,22 +747,16 @@ impl SqliteStore {
         c: &Cursor,
         now: Timestamp,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO delta_cursors (mailbox_id, delta_link, window_start, window_end, \
-             rebased_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (mailbox_id) DO UPDATE SET delta_link = excluded.delta_link, \
-             window_start = excluded.window_start, window_end = excluded.window_end, \
-             rebased_at = excluded.rebased_at, updated_at = excluded.updated_at",
-        )
-        .bind(mailbox.0)
-        .bind(&c.delta_link)
-        .bind(us(c.window_start))
-        .bind(us(c.window_end))
-        .bind(us(c.rebased_at))
-        .bind(us(now))
-        .execute(&mut **tx)
-        .await
-        .ctx("cannot store the delta cursor")?;
+        sqlx::query(WRITE_CURSOR)
+            .bind(mailbox.0)
+            .bind(&c.delta_link)
+            .bind(us(c.window_start))
+            .bind(us(c.window_end))
+            .bind(us(c.rebased_at))
+            .bind(us(now))
+            .execute(&mut **tx)
+            .await
+            .ctx("cannot store the delta cursor")?;
         Ok(())
     }
 
@@ -639,22 +788,14 @@ impl SqliteStore {
             .await
             .ctx("cannot read the resync state")?;
         let c = "cannot read the resync state";
-        match row {
-            None => Err(Error::not_found(format!(
-                "no full resync is in progress for mailbox {} (it was discarded or committed)",
-                lease.mailbox
-            ))),
-            Some(r) if r.try_get::<i64, _>("lease_token").ctx(c)? != lease.token => {
-                Err(Error::new(
-                    ErrorKind::LeaseLost,
-                    format!(
-                        "the full resync in progress for mailbox {} belongs to another round",
-                        lease.mailbox
-                    ),
-                ))
-            }
-            Some(r) => r.try_get("resync_seq").ctx(c),
-        }
+        let row = match row {
+            None => None,
+            Some(r) => Some((
+                r.try_get("lease_token").ctx(c)?,
+                r.try_get("resync_seq").ctx(c)?,
+            )),
+        };
+        own_shadow(row, lease)
     }
 
     pub(super) async fn apply_changes_impl(
@@ -662,18 +803,7 @@ impl SqliteStore {
         lease: &Lease,
         changes: &ChangeSet,
     ) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        let policy = Self::fence(&mut tx, lease).await?;
-        Self::write_changes(
-            &mut tx,
-            Set::Live,
-            lease.mailbox,
-            policy,
-            changes,
-            Timestamp::now(),
-        )
-        .await?;
-        tx.commit().await.ctx("cannot apply the changes")
+        self.apply_in(Set::Live, lease, changes).await
     }
 
     pub(super) async fn begin_shadow_impl(&self, lease: &Lease, window: Window) -> Result<()> {
@@ -705,19 +835,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn apply_shadow_impl(&self, lease: &Lease, changes: &ChangeSet) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        let policy = Self::fence(&mut tx, lease).await?;
-        Self::require_own_shadow(&mut tx, lease).await?;
-        Self::write_changes(
-            &mut tx,
-            Set::Shadow,
-            lease.mailbox,
-            policy,
-            changes,
-            Timestamp::now(),
-        )
-        .await?;
-        tx.commit().await.ctx("cannot apply the resync's changes")
+        self.apply_in(Set::Shadow, lease, changes).await
     }
 
     pub(super) async fn commit_shadow_impl(&self, lease: &Lease, cursor: &Cursor) -> Result<()> {

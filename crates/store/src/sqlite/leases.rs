@@ -41,7 +41,7 @@ fn info_from_row(row: &SqliteRow) -> Result<Option<LeaseInfo>> {
     }))
 }
 
-fn deadline(now: Timestamp, ttl: SignedDuration) -> i64 {
+pub(super) fn deadline(now: Timestamp, ttl: SignedDuration) -> i64 {
     us(now.checked_add(ttl).unwrap_or(Timestamp::MAX))
 }
 
@@ -121,16 +121,29 @@ impl SqliteStore {
         if done.rows_affected() == 1 {
             return Ok(policy);
         }
-        let row = sqlx::query(super::sql(format!("{SELECT_LEASE} WHERE l.mailbox_id = ?")))
+        Err(Self::lease_lost(&mut **tx, lease).await)
+    }
+
+    /// The error of a fenced write whose lease is no longer the mailbox's current one: who
+    /// holds it now, if anyone.
+    pub(super) async fn lease_lost(conn: impl sqlx::SqliteExecutor<'_>, lease: &Lease) -> Error {
+        let row = match sqlx::query(super::sql(format!("{SELECT_LEASE} WHERE l.mailbox_id = ?")))
             .bind(lease.mailbox.0)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(conn)
             .await
-            .ctx("cannot read the sync lease")?;
+            .ctx("cannot read the sync lease")
+        {
+            Ok(row) => row,
+            Err(e) => return e,
+        };
         let now_held = match &row {
-            Some(r) => info_from_row(r)?,
+            Some(r) => match info_from_row(r) {
+                Ok(i) => i,
+                Err(e) => return e,
+            },
             None => None,
         };
-        Err(Error::new(
+        Error::new(
             ErrorKind::LeaseLost,
             match now_held {
                 Some(i) => format!(
@@ -144,7 +157,7 @@ impl SqliteStore {
                     lease.mailbox
                 ),
             },
-        ))
+        )
     }
 
     pub(super) async fn renew_lease_impl(&self, lease: &Lease) -> Result<()> {

@@ -225,11 +225,16 @@ impl SqliteStore {
                 .fetch_optional(&mut **tx)
                 .await
                 .ctx("cannot read mailboxes")?;
-        match found {
-            Some(p) => parse_enum("privacy policy", &p),
-            None => Err(Error::not_found(format!(
-                "mailbox {mailbox} is not linked (was it unlinked meanwhile?)"
-            ))),
-        }
+        policy_of(mailbox, found.as_deref())
+    }
+}
+
+/// A mailbox's privacy policy from its stored name; no row: the mailbox is not linked.
+pub(super) fn policy_of(mailbox: MailboxId, found: Option<&str>) -> Result<PrivacyPolicy> {
+    match found {
+        Some(p) => parse_enum("privacy policy", p),
+        None => Err(Error::not_found(format!(
+            "mailbox {mailbox} is not linked (was it unlinked meanwhile?)"
+        ))),
     }
 }

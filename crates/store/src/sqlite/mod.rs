@@ -28,6 +28,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::types::*;
 
 mod accounts;
+mod bulk;
 mod connections;
 mod host;
 mod instances;
@@ -72,6 +73,9 @@ pub struct SqliteStore {
     /// IMMEDIATE`, rather than all taking pooled connections and sleeping in SQLite's busy
     /// handler; other processes' writers still meet the busy timeout.
     write_gate: Arc<tokio::sync::Mutex<()>>,
+    /// The rounds' change sets: a connection of its own on a thread of its own (`bulk.rs`),
+    /// also behind `write_gate`.
+    bulk: bulk::BulkWriter,
     key: MasterKey,
     /// The schema as this process found and left it.
     schema: crate::SchemaInfo,
@@ -344,10 +348,12 @@ impl SqliteStore {
             .connect_with(connect)
             .await
             .ctx(&what)?;
+        let bulk = bulk::BulkWriter::start(file, options.max_page_count)?;
         let store = SqliteStore {
             pool,
             writer,
             write_gate: Arc::new(tokio::sync::Mutex::new(())),
+            bulk,
             key,
             schema: crate::SchemaInfo {
                 version: known,

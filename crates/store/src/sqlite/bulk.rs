@@ -1,0 +1,159 @@
+//! The hot write path of sync rounds (a page of changes into the live or the shadow set) on a
+//! connection of its own, owned by a thread of its own, through rusqlite.
+//!
+//! Through sqlx every statement is a hand-off to the connection's thread and back (two thread
+//! wake-ups; a first sync stores ~30 statements per mailbox, and the wake-ups were the largest
+//! single cost of calgate's CPU in the profile of issue 11). Here a whole transaction is one
+//! job: one hand-off in, one back, its statements prepared once on this connection and bound
+//! in place. The job runs while the caller holds the store's write gate, so this connection
+//! and the sqlx writer never compete inside the process; other processes meet the busy
+//! timeout, as on every connection.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::{BUSY_TIMEOUT, SQLITE_CORRUPT, SQLITE_NOTADB};
+use crate::error::{Error, ErrorKind, Result};
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// The writer thread's handle: jobs go in, each job sends its own answer back.
+pub(super) struct BulkWriter {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl BulkWriter {
+    /// Opens the connection on a new thread; the thread ends when the store is dropped.
+    pub(super) fn start(file: &Path, max_page_count: Option<u64>) -> Result<BulkWriter> {
+        let what = format!("cannot open the database {}", file.display());
+        let conn = open(file, max_page_count).map_err(|e| map(&what, e))?;
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("calgate-writer".into())
+            .spawn(move || {
+                let mut conn = conn;
+                while let Ok(job) = queue.recv() {
+                    job(&mut conn);
+                    // A job's transaction ends with it (commit, or rollback when dropped); a
+                    // connection left inside one (a failed ROLLBACK) must not carry it over.
+                    if !conn.is_autocommit() && conn.execute_batch("ROLLBACK").is_err() {
+                        tracing::warn!("the writer's connection is stuck in a transaction");
+                    }
+                }
+            })
+            .map_err(|e| Error::io("cannot start the database writer thread", e))?;
+        Ok(BulkWriter { jobs })
+    }
+
+    /// Runs the job that `make` returns in its own transaction on the writer's connection.
+    /// `make` is called once `gate` (the store's write gate) is held, which is kept until the
+    /// job ends, even when the caller stops waiting; whatever the job owns exists once at a
+    /// time, not once per queued writer.
+    pub(super) async fn run<T: Send + 'static, J>(
+        &self,
+        gate: &Arc<tokio::sync::Mutex<()>>,
+        make: impl FnOnce() -> J,
+    ) -> Result<T>
+    where
+        J: FnOnce(&rusqlite::Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        let turn = gate.clone().lock_owned().await;
+        let job = make();
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn: &mut Connection| {
+            let result = in_transaction(conn, job);
+            drop(turn);
+            let _ = answer.send(result);
+        });
+        self.jobs.send(job).map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?
+    }
+}
+
+fn stopped() -> Error {
+    Error::new(
+        ErrorKind::Database,
+        "the database writer thread stopped: restart calgate",
+    )
+}
+
+fn open(file: &Path, max_page_count: Option<u64>) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        file,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")?;
+    if let Some(pages) = max_page_count {
+        conn.pragma_update(
+            None,
+            "max_page_count",
+            i64::try_from(pages).unwrap_or(i64::MAX),
+        )?;
+    }
+    // Room for every statement of a round: they stay prepared.
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn in_transaction<T>(
+    conn: &mut Connection,
+    job: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+) -> Result<T> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(|e| map("cannot start a write transaction", e))?;
+    let out = job(&tx)?;
+    tx.commit().map_err(|e| map("cannot commit", e))?;
+    Ok(out)
+}
+
+/// rusqlite's errors as the store's, with the same kinds as sqlx's (see `map_sqlx`).
+pub(super) fn map(what: &str, e: rusqlite::Error) -> Error {
+    use rusqlite::ffi;
+    let (kind, detail) = match &e {
+        rusqlite::Error::SqliteFailure(f, message) => {
+            let primary = f.extended_code & 0xff;
+            let kind = match f.extended_code {
+                ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                    ErrorKind::Conflict
+                }
+                ffi::SQLITE_CONSTRAINT_CHECK | ffi::SQLITE_CONSTRAINT_NOTNULL => {
+                    ErrorKind::InvalidData
+                }
+                ffi::SQLITE_CONSTRAINT_FOREIGNKEY => ErrorKind::NotFound,
+                _ => match primary {
+                    ffi::SQLITE_FULL => ErrorKind::DiskFull,
+                    ffi::SQLITE_READONLY | ffi::SQLITE_IOERR => ErrorKind::Io,
+                    _ => ErrorKind::Database,
+                },
+            };
+            let text = message
+                .clone()
+                .unwrap_or_else(|| ffi::code_to_str(f.extended_code).to_owned());
+            let detail =
+                if i64::from(primary) == SQLITE_CORRUPT || i64::from(primary) == SQLITE_NOTADB {
+                    format!("{text} — the database file is damaged: restore it from a backup")
+                } else {
+                    text
+                };
+            (kind, detail)
+        }
+        other => (ErrorKind::Database, other.to_string()),
+    };
+    Error::with_source(kind, format!("{what}: {detail}"), e)
+}
+
+/// `map` as a method on results.
+pub(super) trait Ctx<T> {
+    fn ctx(self, what: &str) -> Result<T>;
+}
+
+impl<T> Ctx<T> for rusqlite::Result<T> {
+    fn ctx(self, what: &str) -> Result<T> {
+        self.map_err(|e| map(what, e))
+    }
+}
