@@ -111,6 +111,21 @@ fn in_transaction<T>(
     Ok(out)
 }
 
+/// The mailbox's privacy policy; NotFound when it is not linked (any more).
+pub(super) fn require_mailbox(
+    tx: &rusqlite::Transaction<'_>,
+    mailbox: crate::types::MailboxId,
+) -> Result<calgate_core::PrivacyPolicy> {
+    let found: Option<String> = tx
+        .prepare_cached("SELECT privacy FROM mailboxes WHERE id = ?1")
+        .and_then(|mut q| {
+            let mut rows = q.query([mailbox.0])?;
+            rows.next()?.map(|r| r.get(0)).transpose()
+        })
+        .ctx("cannot read mailboxes")?;
+    super::mailboxes::policy_of(mailbox, found.as_deref())
+}
+
 /// rusqlite's errors as the store's, with the same kinds as sqlx's (see `map_sqlx`).
 pub(super) fn map(what: &str, e: rusqlite::Error) -> Error {
     use rusqlite::ffi;

@@ -674,14 +674,7 @@ fn log_changes(
 /// `None` when `lease` is no longer the mailbox's current one (the caller says who holds it).
 fn fence(tx: &rusqlite::Transaction<'_>, lease: &Lease) -> Result<Option<PrivacyPolicy>> {
     use super::bulk::Ctx as _;
-    let found: Option<String> = tx
-        .prepare_cached("SELECT privacy FROM mailboxes WHERE id = ?1")
-        .and_then(|mut q| {
-            let mut rows = q.query([lease.mailbox.0])?;
-            rows.next()?.map(|r| r.get(0)).transpose()
-        })
-        .ctx("cannot read mailboxes")?;
-    let policy = super::mailboxes::policy_of(lease.mailbox, found.as_deref())?;
+    let policy = super::bulk::require_mailbox(tx, lease.mailbox)?;
     let extended = tx
         .prepare_cached(
             "UPDATE sync_leases SET deadline = MAX(deadline, ?1) \

@@ -62,9 +62,12 @@ impl SqliteStore {
         mailbox: MailboxId,
         s: &SyncStatusUpdate,
     ) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        Self::write_status(&mut tx, mailbox, s, None).await?;
-        tx.commit().await.ctx("cannot record the sync status")
+        self.bulk
+            .run(&self.write_gate, || {
+                let s = s.clone();
+                move |tx: &rusqlite::Transaction<'_>| write_status(tx, mailbox, &s, None)
+            })
+            .await
     }
 
     /// A round's status and the release of its lease, in one transaction.
@@ -74,105 +77,17 @@ impl SqliteStore {
         s: Option<&SyncStatusUpdate>,
         lease: &Lease,
     ) -> Result<bool> {
-        let mut tx = self.write_tx().await?;
-        if let Some(s) = s {
-            Self::write_status(&mut tx, mailbox, s, Some(&lease.holder.to_string())).await?;
-        }
-        let released = Self::release_in(&mut tx, lease).await?;
-        tx.commit()
+        self.bulk
+            .run(&self.write_gate, || {
+                let (s, lease) = (s.cloned(), lease.clone());
+                move |tx: &rusqlite::Transaction<'_>| {
+                    if let Some(s) = &s {
+                        write_status(tx, mailbox, s, Some(&lease.holder.to_string()))?;
+                    }
+                    super::leases::release(tx, &lease)
+                }
+            })
             .await
-            .ctx("cannot record the sync status and release the lease")?;
-        Ok(released)
-    }
-
-    /// Writes a round's status; `by`: the process that ran it (the lease holder), when known.
-    async fn write_status(
-        tx: &mut super::Tx,
-        mailbox: MailboxId,
-        s: &SyncStatusUpdate,
-        by: Option<&str>,
-    ) -> Result<()> {
-        let what = "cannot record the sync status";
-        Self::require_mailbox(tx, mailbox).await?;
-        // A failure after a success (or as the first outcome) and a success after failures
-        // are events for the host application.
-        let before: Option<i64> =
-            sqlx::query_scalar("SELECT consecutive_failures FROM sync_status WHERE mailbox_id = ?")
-                .bind(mailbox.0)
-                .fetch_optional(&mut **tx)
-                .await
-                .ctx(what)?;
-        let failing_before = before.is_some_and(|n| n > 0);
-        let notice = match &s.outcome {
-            SyncOutcome::Failure { kind, message } if !failing_before => Some(NewNotice {
-                kind: NoticeKind::MailboxSyncFailed,
-                mailbox: Some(mailbox),
-                data: serde_json::json!({"error": {"kind": kind.as_str(), "message": message}}),
-            }),
-            SyncOutcome::Success if failing_before => Some(NewNotice {
-                kind: NoticeKind::MailboxRecovered,
-                mailbox: Some(mailbox),
-                data: serde_json::json!({"failed_rounds": before}),
-            }),
-            _ => None,
-        };
-        if let Some(n) = &notice {
-            Self::log_notice(tx, n, s.attempted_at).await?;
-        }
-        let (success, class, message) = match &s.outcome {
-            SyncOutcome::Success => (true, None, None),
-            SyncOutcome::Failure { kind, message } => {
-                (false, Some(kind.as_str()), Some(message.as_str()))
-            }
-        };
-        let at = us(s.attempted_at);
-        let k = &s.counters;
-        sqlx::query(
-            "INSERT INTO sync_status (mailbox_id, last_attempt, last_success, last_error_class, \
-               last_error_message, last_error_at, consecutive_failures, next_action, next_run_at, \
-               lag_us, rounds, requests, throttled, upserts, removals, full_resyncs, last_round_by) \
-             VALUES (?1, ?2, CASE WHEN ?3 THEN ?2 END, ?4, ?5, CASE WHEN ?3 THEN NULL ELSE ?2 END, \
-               CASE WHEN ?3 THEN 0 ELSE 1 END, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
-             ON CONFLICT (mailbox_id) DO UPDATE SET \
-               last_attempt = excluded.last_attempt, \
-               last_success = CASE WHEN ?3 THEN ?2 ELSE sync_status.last_success END, \
-               last_error_class = excluded.last_error_class, \
-               last_error_message = excluded.last_error_message, \
-               last_error_at = excluded.last_error_at, \
-               consecutive_failures = CASE WHEN ?3 THEN 0 \
-                 ELSE sync_status.consecutive_failures + 1 END, \
-               next_action = excluded.next_action, next_run_at = excluded.next_run_at, \
-               lag_us = excluded.lag_us, \
-               rounds = sync_status.rounds + excluded.rounds, \
-               requests = sync_status.requests + excluded.requests, \
-               throttled = sync_status.throttled + excluded.throttled, \
-               upserts = sync_status.upserts + excluded.upserts, \
-               removals = sync_status.removals + excluded.removals, \
-               full_resyncs = sync_status.full_resyncs + excluded.full_resyncs, \
-               last_round_by = coalesce(excluded.last_round_by, sync_status.last_round_by)",
-        )
-        .bind(mailbox.0)
-        .bind(at)
-        .bind(success)
-        .bind(class)
-        .bind(message)
-        .bind(s.next_action.as_deref())
-        .bind(s.next_run_at.map(us))
-        .bind(
-            s.lag
-                .map(|l| i64::try_from(l.as_micros()).unwrap_or(i64::MAX)),
-        )
-        .bind(to_i64(k.rounds))
-        .bind(to_i64(k.requests))
-        .bind(to_i64(k.throttled))
-        .bind(to_i64(k.upserts))
-        .bind(to_i64(k.removals))
-        .bind(to_i64(k.full_resyncs))
-        .bind(by)
-        .execute(&mut **tx)
-        .await
-        .ctx(what)?;
-        Ok(())
     }
 
     /// Every linked mailbox's status by address, or one mailbox's.
@@ -292,3 +207,95 @@ impl SqliteStore {
         Ok(end.map_or(0, count))
     }
 }
+
+/// Writes a round's status in `tx` on the writer's connection; `by`: the process that ran it
+/// (the lease holder), when known.
+fn write_status(
+    tx: &rusqlite::Transaction<'_>,
+    mailbox: MailboxId,
+    s: &SyncStatusUpdate,
+    by: Option<&str>,
+) -> Result<()> {
+    use super::bulk::Ctx as _;
+    let what = "cannot record the sync status";
+    super::bulk::require_mailbox(tx, mailbox)?;
+    // A failure after a success (or as the first outcome) and a success after failures are
+    // events for the host application.
+    let before: Option<i64> = tx
+        .prepare_cached("SELECT consecutive_failures FROM sync_status WHERE mailbox_id = ?1")
+        .and_then(|mut q| {
+            let mut rows = q.query([mailbox.0])?;
+            rows.next()?.map(|r| r.get(0)).transpose()
+        })
+        .ctx(what)?;
+    let failing_before = before.is_some_and(|n| n > 0);
+    let notice = match &s.outcome {
+        SyncOutcome::Failure { kind, message } if !failing_before => Some(NewNotice {
+            kind: NoticeKind::MailboxSyncFailed,
+            mailbox: Some(mailbox),
+            data: serde_json::json!({"error": {"kind": kind.as_str(), "message": message}}),
+        }),
+        SyncOutcome::Success if failing_before => Some(NewNotice {
+            kind: NoticeKind::MailboxRecovered,
+            mailbox: Some(mailbox),
+            data: serde_json::json!({"failed_rounds": before}),
+        }),
+        _ => None,
+    };
+    if let Some(n) = &notice {
+        super::webhooks::log_notice_in(tx, n, s.attempted_at)?;
+    }
+    let (success, class, message) = match &s.outcome {
+        SyncOutcome::Success => (true, None, None),
+        SyncOutcome::Failure { kind, message } => {
+            (false, Some(kind.as_str()), Some(message.as_str()))
+        }
+    };
+    let k = &s.counters;
+    tx.prepare_cached(WRITE_STATUS)
+        .and_then(|mut q| {
+            q.execute(rusqlite::params![
+                mailbox.0,
+                us(s.attempted_at),
+                success,
+                class,
+                message,
+                s.next_action.as_deref(),
+                s.next_run_at.map(us),
+                s.lag
+                    .map(|l| i64::try_from(l.as_micros()).unwrap_or(i64::MAX)),
+                to_i64(k.rounds),
+                to_i64(k.requests),
+                to_i64(k.throttled),
+                to_i64(k.upserts),
+                to_i64(k.removals),
+                to_i64(k.full_resyncs),
+                by,
+            ])
+        })
+        .ctx(what)?;
+    Ok(())
+}
+
+const WRITE_STATUS: &str = "INSERT INTO sync_status (mailbox_id, last_attempt, last_success, last_error_class, \
+               last_error_message, last_error_at, consecutive_failures, next_action, next_run_at, \
+               lag_us, rounds, requests, throttled, upserts, removals, full_resyncs, last_round_by) \
+             VALUES (?1, ?2, CASE WHEN ?3 THEN ?2 END, ?4, ?5, CASE WHEN ?3 THEN NULL ELSE ?2 END, \
+               CASE WHEN ?3 THEN 0 ELSE 1 END, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+             ON CONFLICT (mailbox_id) DO UPDATE SET \
+               last_attempt = excluded.last_attempt, \
+               last_success = CASE WHEN ?3 THEN ?2 ELSE sync_status.last_success END, \
+               last_error_class = excluded.last_error_class, \
+               last_error_message = excluded.last_error_message, \
+               last_error_at = excluded.last_error_at, \
+               consecutive_failures = CASE WHEN ?3 THEN 0 \
+                 ELSE sync_status.consecutive_failures + 1 END, \
+               next_action = excluded.next_action, next_run_at = excluded.next_run_at, \
+               lag_us = excluded.lag_us, \
+               rounds = sync_status.rounds + excluded.rounds, \
+               requests = sync_status.requests + excluded.requests, \
+               throttled = sync_status.throttled + excluded.throttled, \
+               upserts = sync_status.upserts + excluded.upserts, \
+               removals = sync_status.removals + excluded.removals, \
+               full_resyncs = sync_status.full_resyncs + excluded.full_resyncs, \
+               last_round_by = coalesce(excluded.last_round_by, sync_status.last_round_by)";

@@ -113,31 +113,48 @@ pub(super) fn change_from_row(row: &SqliteRow) -> Result<ChangeRecord> {
     })
 }
 
+/// Appends a notice (`mailbox_id, op, at, data`) to the change log, with the mailbox's address.
+const LOG_NOTICE: &str = "INSERT INTO change_log (mailbox_id, address, op, at, data) \
+     VALUES (?1, (SELECT address FROM mailboxes WHERE id = ?1), ?2, ?3, ?4) RETURNING seq";
+
+/// [`SqliteStore::log_notice`] in `tx` on the writer's connection.
+pub(super) fn log_notice_in(
+    tx: &rusqlite::Transaction<'_>,
+    n: &NewNotice,
+    now: Timestamp,
+) -> Result<u64> {
+    use super::bulk::Ctx as _;
+    let data = super::to_json(&n.data)?;
+    let seq: i64 = tx
+        .prepare_cached(LOG_NOTICE)
+        .and_then(|mut q| {
+            q.query_row(
+                (
+                    n.mailbox.map(|m| m.0),
+                    n.kind.as_str(),
+                    us(now),
+                    data.as_str(),
+                ),
+                |r| r.get(0),
+            )
+        })
+        .ctx("cannot write the change log")?;
+    Ok(count(seq))
+}
+
 impl SqliteStore {
     /// Appends a notice to the change log inside `tx`; its position.
     pub(super) async fn log_notice(tx: &mut Tx, n: &NewNotice, now: Timestamp) -> Result<u64> {
         let what = "cannot write the change log";
-        let address: Option<String> = match n.mailbox {
-            Some(m) => sqlx::query_scalar("SELECT address FROM mailboxes WHERE id = ?")
-                .bind(m.0)
-                .fetch_optional(&mut **tx)
-                .await
-                .ctx(what)?,
-            None => None,
-        };
         let data = super::to_json(&n.data)?;
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO change_log (mailbox_id, address, op, at, data) VALUES (?, ?, ?, ?, ?) \
-             RETURNING seq",
-        )
-        .bind(n.mailbox.map(|m| m.0))
-        .bind(address)
-        .bind(n.kind.as_str())
-        .bind(us(now))
-        .bind(data)
-        .fetch_one(&mut **tx)
-        .await
-        .ctx(what)?;
+        let seq: i64 = sqlx::query_scalar(LOG_NOTICE)
+            .bind(n.mailbox.map(|m| m.0))
+            .bind(n.kind.as_str())
+            .bind(us(now))
+            .bind(data)
+            .fetch_one(&mut **tx)
+            .await
+            .ctx(what)?;
         Ok(count(seq))
     }
 
