@@ -18,7 +18,8 @@ use rusqlite::{Connection, OpenFlags};
 use super::{BUSY_TIMEOUT, SQLITE_CORRUPT, SQLITE_NOTADB};
 use crate::error::{Error, ErrorKind, Result};
 
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+/// A job gets the connection, or `None` once the store was closed.
+type Job = Box<dyn FnOnce(&mut Option<Connection>) + Send>;
 
 /// The writer thread's handle: jobs go in, each job sends its own answer back.
 pub(super) struct BulkWriter {
@@ -34,12 +35,15 @@ impl BulkWriter {
         std::thread::Builder::new()
             .name("calgate-writer".into())
             .spawn(move || {
-                let mut conn = conn;
+                let mut conn = Some(conn);
                 while let Ok(job) = queue.recv() {
                     job(&mut conn);
                     // A job's transaction ends with it (commit, or rollback when dropped); a
                     // connection left inside one (a failed ROLLBACK) must not carry it over.
-                    if !conn.is_autocommit() && conn.execute_batch("ROLLBACK").is_err() {
+                    if let Some(c) = &conn
+                        && !c.is_autocommit()
+                        && c.execute_batch("ROLLBACK").is_err()
+                    {
                         tracing::warn!("the writer's connection is stuck in a transaction");
                     }
                 }
@@ -63,13 +67,33 @@ impl BulkWriter {
         let turn = gate.clone().lock_owned().await;
         let job = make();
         let (answer, answered) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |conn: &mut Connection| {
-            let result = in_transaction(conn, job);
+        let job: Job = Box::new(move |conn: &mut Option<Connection>| {
+            let result = match conn {
+                Some(conn) => in_transaction(conn, job),
+                None => Err(Error::new(ErrorKind::Database, "the store was closed")),
+            };
             drop(turn);
             let _ = answer.send(result);
         });
         self.jobs.send(job).map_err(|_| stopped())?;
         answered.await.map_err(|_| stopped())?
+    }
+
+    /// Closes the connection once the jobs before have run (later jobs fail).
+    pub(super) async fn close(&self, gate: &Arc<tokio::sync::Mutex<()>>) {
+        let _turn = gate.lock().await;
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn: &mut Option<Connection>| {
+            if let Some(c) = conn.take()
+                && let Err((_, e)) = c.close()
+            {
+                tracing::warn!(error = %e, "could not close the writer's connection");
+            }
+            let _ = answer.send(());
+        });
+        if self.jobs.send(job).is_ok() {
+            let _ = answered.await;
+        }
     }
 }
 

@@ -5,6 +5,10 @@
 //! transaction ended in an unknown state (a failed `COMMIT` after "disk full", a dropped
 //! transaction) is closed, never handed to the next writer.
 //!
+//! The sync rounds' own writes (leases, change sets, status) run on a second write connection
+//! that a thread of its own owns (`bulk.rs`, rusqlite): one hand-off per transaction instead of
+//! one per statement. Both write connections sit behind the same write gate.
+//!
 //! The code is split by concern: `connections.rs` (connections and sealed credentials),
 //! `mailboxes.rs` (linking, privacy changes), `instances.rs` (change sets, shadow resyncs,
 //! reads, cursors), `status.rs`, `leases.rs`, `accounts.rs`. This file holds opening, the
