@@ -174,8 +174,8 @@ impl GraphClient {
             req.body = Some(body);
             req.idempotent = pending.iter().all(|r| r.method == Method::GET);
             req.write = !req.idempotent;
-            let resp = self.execute(req).await?;
-            let mut got = parse_batch_responses(&resp.body)?;
+            // The answer (and its turn to hold a body) is let go once read, before any wait.
+            let mut got = parse_batch_responses(&self.execute(req).await?.body)?;
             if let Some(missing) = pending.iter().find(|r| !got.contains_key(&r.id)) {
                 return Err(Error::invalid_data(format!(
                     "Graph's $batch answer has no response for request '{}'",

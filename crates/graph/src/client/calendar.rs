@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::GraphClient;
 use super::draft::{EventDraft, draft_json};
+use super::transport::Resp;
 use crate::convert::{self, DeltaItem, DeltaNext, DeltaPage};
 use crate::error::Error;
 
@@ -117,8 +118,10 @@ impl GraphClient {
         if let Some(n) = page_size.filter(|n| *n > 0) {
             req.prefer.push(format!("odata.maxpagesize={n}"));
         }
-        let body = self.execute(req).await?.body;
-        convert::parse_delta_body(body, mailbox)
+        let Resp { body, reading, .. } = self.execute(req).await?;
+        let page = convert::parse_delta_body(body, mailbox);
+        drop(reading);
+        page
     }
 
     /// A whole delta round from `request` to its deltaLink: (all items, deltaLink).

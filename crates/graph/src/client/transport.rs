@@ -124,7 +124,16 @@ pub(super) struct Req {
 pub(super) struct Resp {
     pub(super) status: u16,
     pub(super) body: Vec<u8>,
+    /// A turn of [`READING`], held until the answer is dropped (or released once its body is
+    /// read into typed values).
+    pub(super) reading: tokio::sync::SemaphorePermit<'static>,
 }
+
+/// Answers whose bodies this process holds at once. Bodies are read only with a turn: the rest
+/// wait in their sockets (kernel buffers and TCP flow control), not in calgate's memory. At 64
+/// mailboxes in flight, their first pages (~300 KB each, more while being read and parsed)
+/// arriving together were most of a first sync's peak memory; two cores parse two at a time.
+static READING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
 
 impl GraphClient {
     // -----------------------------------------------------------------------------------------
@@ -232,11 +241,22 @@ impl GraphClient {
                     let status = resp.status().as_u16();
                     metrics.answered(status);
                     let headers = resp.headers().clone();
-                    resp.bytes().await.map(|b| (status, headers, b.to_vec()))
+                    match READING.acquire().await {
+                        Ok(turn) => resp
+                            .bytes()
+                            .await
+                            .map(|b| (status, headers, Vec::from(b), turn)),
+                        Err(_) => {
+                            return Err(Error::new(
+                                ErrorKind::Retryable,
+                                "calgate is shutting down".to_owned(),
+                            ));
+                        }
+                    }
                 }
                 Err(e) => Err(e),
             };
-            let (status, headers, body) = match outcome {
+            let (status, headers, body, reading) = match outcome {
                 Ok(x) => x,
                 Err(e) => {
                     drop(permits.take());
@@ -268,8 +288,13 @@ impl GraphClient {
                 }
             };
             if (200..300).contains(&status) {
-                return Ok(Resp { status, body });
+                return Ok(Resp {
+                    status,
+                    body,
+                    reading,
+                });
             }
+            drop(reading);
             let ra = retry_after(&headers);
             if matches!(status, 429 | 503 | 504) {
                 if status == 429 {
