@@ -126,7 +126,7 @@ pub(super) struct Resp {
     pub(super) body: Vec<u8>,
     /// A turn of [`READING`], held until the answer is dropped (or released once its body is
     /// read into typed values).
-    pub(super) reading: tokio::sync::SemaphorePermit<'static>,
+    pub(super) reading: Option<tokio::sync::SemaphorePermit<'static>>,
 }
 
 /// Answers whose bodies this process holds at once. Bodies are read only with a turn: the rest
@@ -241,18 +241,18 @@ impl GraphClient {
                     let status = resp.status().as_u16();
                     metrics.answered(status);
                     let headers = resp.headers().clone();
-                    match READING.acquire().await {
-                        Ok(turn) => resp
-                            .bytes()
-                            .await
-                            .map(|b| (status, headers, Vec::from(b), turn)),
-                        Err(_) => {
-                            return Err(Error::new(
-                                ErrorKind::Retryable,
-                                "calgate is shutting down".to_owned(),
-                            ));
-                        }
-                    }
+                    // Only answers with data wait for a turn: an error's small body is read at
+                    // once, so that a Retry-After reaches the mailbox's gate without delay.
+                    let turn = if (200..300).contains(&status) {
+                        Some(READING.acquire().await.map_err(|_| {
+                            Error::new(ErrorKind::Retryable, "calgate is shutting down".to_owned())
+                        })?)
+                    } else {
+                        None
+                    };
+                    resp.bytes()
+                        .await
+                        .map(|b| (status, headers, Vec::from(b), turn))
                 }
                 Err(e) => Err(e),
             };
