@@ -62,3 +62,61 @@ pub(crate) fn address_key(address: &str) -> String {
 pub(crate) fn sql(s: String) -> AssertSqlSafe<String> {
     AssertSqlSafe(s)
 }
+
+/// A live instance row as a round's change-log decision needs it.
+pub(crate) struct LiveRow {
+    pub(crate) id: String,
+    pub(crate) change_key: Option<String>,
+    pub(crate) start: i64,
+    pub(crate) end: i64,
+}
+
+/// What upserting `i` (new times `start`, `end` in µs) is for the change log, given the live row
+/// it replaces: created (with `new_id`), updated (a new change key or new times; the row keeps
+/// its id), or nothing (an unchanged replay).
+pub(crate) fn upsert_op(
+    old: Option<&LiveRow>,
+    new_id: &str,
+    start: i64,
+    end: i64,
+    i: &calgate_core::Instance,
+) -> Option<(String, crate::types::ChangeOp)> {
+    use crate::types::ChangeOp;
+    match old {
+        None => Some((new_id.to_owned(), ChangeOp::Created)),
+        Some(old)
+            if old.change_key.is_none()
+                || old.change_key.as_deref() != i.change_key.as_deref()
+                || old.start != start
+                || old.end != end =>
+        {
+            Some((old.id.clone(), ChangeOp::Updated))
+        }
+        Some(_) => None,
+    }
+}
+
+/// The host application's event a round's status brings, given the mailbox's consecutive
+/// failures before it: a failure after a success (or as the first outcome), or a success
+/// after failures.
+pub(crate) fn status_notice(
+    mailbox: crate::types::MailboxId,
+    s: &crate::types::SyncStatusUpdate,
+    failures_before: Option<i64>,
+) -> Option<crate::types::NewNotice> {
+    use crate::types::{NewNotice, NoticeKind, SyncOutcome};
+    let failing_before = failures_before.is_some_and(|n| n > 0);
+    match &s.outcome {
+        SyncOutcome::Failure { kind, message } if !failing_before => Some(NewNotice {
+            kind: NoticeKind::MailboxSyncFailed,
+            mailbox: Some(mailbox),
+            data: serde_json::json!({"error": {"kind": kind.as_str(), "message": message}}),
+        }),
+        SyncOutcome::Success if failing_before => Some(NewNotice {
+            kind: NoticeKind::MailboxRecovered,
+            mailbox: Some(mailbox),
+            data: serde_json::json!({"failed_rounds": failures_before}),
+        }),
+        _ => None,
+    }
+}

@@ -19,6 +19,7 @@ use sqlx::postgres::{PgArguments, PgRow};
 use super::{
     Ctx, PgStore, Tx, count, date, from_json, opt_ts, parse_enum, sql, text_ts, to_json, ts, us,
 };
+use crate::codec::{LiveRow, upsert_op};
 use crate::error::{Error, ErrorKind, Result};
 use crate::types::*;
 
@@ -378,14 +379,6 @@ fn master_from_row(row: &PgRow) -> Result<SeriesMaster> {
     })
 }
 
-/// What the change log needs of a live row.
-struct LiveRow {
-    id: String,
-    change_key: Option<String>,
-    start: i64,
-    end: i64,
-}
-
 /// `i` as the policy lets it be stored.
 fn visible_instance(i: &Instance, policy: PrivacyPolicy) -> Cow<'_, Instance> {
     if i.details_hidden(policy) {
@@ -477,18 +470,7 @@ impl PgStore {
             let i = visible_instance(original, policy);
             if let Some(before) = &before {
                 let (start, end) = (us(i.when.start), us(i.when.end));
-                let op = match before.get(i.exchange_id.as_str()) {
-                    None => Some((new_id.clone(), ChangeOp::Created)),
-                    Some(old)
-                        if old.change_key.is_none()
-                            || old.change_key.as_deref() != i.change_key.as_deref()
-                            || old.start != start
-                            || old.end != end =>
-                    {
-                        Some((old.id.clone(), ChangeOp::Updated))
-                    }
-                    Some(_) => None,
-                };
+                let op = upsert_op(before.get(i.exchange_id.as_str()), &new_id, start, end, &i);
                 if let Some((instance_id, op)) = op {
                     log.push(LogRow {
                         instance_id,

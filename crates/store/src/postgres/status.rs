@@ -106,20 +106,7 @@ impl PgStore {
         .fetch_optional(&mut **tx)
         .await
         .ctx(what)?;
-        let failing_before = before.is_some_and(|n| n > 0);
-        let notice = match &s.outcome {
-            SyncOutcome::Failure { kind, message } if !failing_before => Some(NewNotice {
-                kind: NoticeKind::MailboxSyncFailed,
-                mailbox: Some(mailbox),
-                data: serde_json::json!({"error": {"kind": kind.as_str(), "message": message}}),
-            }),
-            SyncOutcome::Success if failing_before => Some(NewNotice {
-                kind: NoticeKind::MailboxRecovered,
-                mailbox: Some(mailbox),
-                data: serde_json::json!({"failed_rounds": before}),
-            }),
-            _ => None,
-        };
+        let notice = crate::codec::status_notice(mailbox, s, before);
         if let Some(n) = &notice {
             Self::log_notice(tx, n, s.attempted_at).await?;
         }

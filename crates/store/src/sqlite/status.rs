@@ -228,20 +228,7 @@ fn write_status(
             rows.next()?.map(|r| r.get(0)).transpose()
         })
         .ctx(what)?;
-    let failing_before = before.is_some_and(|n| n > 0);
-    let notice = match &s.outcome {
-        SyncOutcome::Failure { kind, message } if !failing_before => Some(NewNotice {
-            kind: NoticeKind::MailboxSyncFailed,
-            mailbox: Some(mailbox),
-            data: serde_json::json!({"error": {"kind": kind.as_str(), "message": message}}),
-        }),
-        SyncOutcome::Success if failing_before => Some(NewNotice {
-            kind: NoticeKind::MailboxRecovered,
-            mailbox: Some(mailbox),
-            data: serde_json::json!({"failed_rounds": before}),
-        }),
-        _ => None,
-    };
+    let notice = crate::codec::status_notice(mailbox, s, before);
     if let Some(n) = &notice {
         super::webhooks::log_notice_in(tx, n, s.attempted_at)?;
     }
