@@ -33,7 +33,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -549,22 +549,21 @@ fn fingerprint(text: &str) -> u64 {
 
 /// One instance rendered once: its UTC JSON as a delta round sends it, and its fingerprint.
 fn render_utc(inst: &Instance, mailbox: &str) -> (String, u64) {
-    let text = wire::event_json_text(inst, mailbox, true);
+    let text = wire::event_json_text(inst, mailbox, true, None);
     let fp = fingerprint(&text);
     (text, fp)
 }
 
-/// The JSON a delta round sends for a present instance: `utc` as rendered, or re-rendered in
-/// the preferred zone.
+/// The JSON a delta round sends for a present instance: `utc` as rendered, or rendered again
+/// in the preferred zone. A zone the client calls "UTC" (always offset zero) renders as UTC
+/// does, label included, so the one rendering serves.
 fn delta_item(inst: &Instance, utc: String, mailbox: &str, tz: Option<&PreferTz>) -> String {
-    let Some(tz) = tz else {
-        return utc;
-    };
-    let mut v = view::render(inst, mailbox, Some(tz), None, None);
-    if let Value::Object(m) = &mut v {
-        m.insert("@odata.type".into(), json!("#microsoft.graph.event"));
+    match tz {
+        Some(tz) if tz.name != "UTC" => {
+            wire::event_json_text(inst, mailbox, true, Some((&tz.name, &tz.tz)))
+        }
+        _ => utc,
     }
-    v.to_string()
 }
 
 fn removed_item(id: &str) -> String {

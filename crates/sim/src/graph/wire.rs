@@ -335,13 +335,19 @@ pub fn event_json(inst: &Instance, opts: &RenderOpts) -> Value {
     Value::Object(m)
 }
 
-/// [`event_json`] of an expanded instance in UTC for `mailbox` (no `$select`, no `$expand`),
-/// written straight to JSON text: the same bytes as `event_json(inst, opts).to_string()` with
-/// `opts.mailbox = Some(mailbox)` (keys in the same, sorted, order), plus
-/// `"@odata.type":"#microsoft.graph.event"` when `odata_type` (as a delta round sends it).
-/// Used on the hot paths (calendarView/delta), where building a `Value` tree per instance
-/// costs more than everything else.
-pub fn event_json_text(inst: &Instance, mailbox: &str, odata_type: bool) -> String {
+/// [`event_json`] of an expanded instance for `mailbox` (no `$select`, no `$expand`), times
+/// in UTC or in `zone` (a `Prefer: outlook.timezone`: the label as the client sent it, and the
+/// zone), written straight to JSON text: the same bytes as `event_json(inst, opts).to_string()`
+/// with `opts.mailbox = Some(mailbox)` and `opts.time_zone = zone` (keys in the same, sorted,
+/// order), plus `"@odata.type":"#microsoft.graph.event"` when `odata_type` (as a delta round
+/// sends it). Used on the hot paths (calendarView/delta), where building a `Value` tree per
+/// instance costs more than everything else.
+pub fn event_json_text(
+    inst: &Instance,
+    mailbox: &str,
+    odata_type: bool,
+    zone: Option<(&str, &TimeZone)>,
+) -> String {
     let d = &inst.data;
     let is_organizer =
         d.organizer.address.is_empty() || d.organizer.address.eq_ignore_ascii_case(mailbox);
@@ -392,9 +398,9 @@ pub fn event_json_text(inst: &Instance, mailbox: &str, odata_type: bool) -> Stri
     w.timestamp(inst.created);
     w.key("end");
     if d.is_all_day {
-        w.date_time_utc_label(d.end.date_time);
+        w.date_time_labelled(d.end.date_time, zone);
     } else {
-        w.date_time_utc_label(TimeZone::UTC.to_datetime(inst.end));
+        w.date_time_labelled(zoned(inst.end, zone), zone);
     }
     w.key("hasAttachments");
     w.bool(false);
@@ -491,9 +497,9 @@ pub fn event_json_text(inst: &Instance, mailbox: &str, odata_type: bool) -> Stri
     w.ser(&d.show_as);
     w.key("start");
     if d.is_all_day {
-        w.date_time_utc_label(d.start.date_time);
+        w.date_time_labelled(d.start.date_time, zone);
     } else {
-        w.date_time_utc_label(TimeZone::UTC.to_datetime(inst.start));
+        w.date_time_labelled(zoned(inst.start, zone), zone);
     }
     w.key("subject");
     w.str(&d.subject);
@@ -505,6 +511,14 @@ pub fn event_json_text(inst: &Instance, mailbox: &str, odata_type: bool) -> Stri
     w.web_link(&inst.id);
     w.close();
     w.finish()
+}
+
+/// `ts` as a civil date-time in `zone`'s zone, else in UTC.
+fn zoned(ts: Timestamp, zone: Option<(&str, &TimeZone)>) -> civil::DateTime {
+    match zone {
+        Some((_, tz)) => tz.to_datetime(ts),
+        None => TimeZone::UTC.to_datetime(ts),
+    }
 }
 
 /// Whether `s` stands in a JSON string as is (no quote, backslash or control character).
@@ -614,11 +628,16 @@ impl JsonText {
         self.civil(TimeZone::UTC.to_datetime(ts));
         self.buf.extend_from_slice(b"Z\"");
     }
-    /// `{"dateTime": …, "timeZone": "UTC"}`.
-    fn date_time_utc_label(&mut self, dt: civil::DateTime) {
+    /// `{"dateTime": …, "timeZone": label}`: the label of `zone`, else `"UTC"`.
+    fn date_time_labelled(&mut self, dt: civil::DateTime, zone: Option<(&str, &TimeZone)>) {
         self.raw("{\"dateTime\":\"");
         self.civil(dt);
-        self.raw("\",\"timeZone\":\"UTC\"}");
+        self.raw("\",\"timeZone\":");
+        match zone {
+            Some((label, _)) => self.str(label),
+            None => self.raw("\"UTC\""),
+        }
+        self.raw("}");
     }
     /// [`fmt_civil`] (no quotes).
     fn civil(&mut self, dt: civil::DateTime) {
@@ -2118,6 +2137,16 @@ mod tests {
     fn event_json_text_matches_event_json() {
         use crate::{Seed, SimOptions};
         let mut checked = 0usize;
+        let mut zoned = 0usize;
+        let zones = [
+            ("UTC", TimeZone::UTC),
+            (
+                "Pacific Standard Time",
+                resolve_tz("Pacific Standard Time").unwrap(),
+            ),
+            ("Asia/Kolkata", resolve_tz("Asia/Kolkata").unwrap()),
+            ("Odd \"zone\"", resolve_tz("Europe/Berlin").unwrap()),
+        ];
         for seed in [Seed::Demo, Seed::Empty] {
             let opts = SimOptions {
                 seed,
@@ -2150,18 +2179,35 @@ mod tests {
                                 ..Default::default()
                             };
                             let mut v = event_json(&inst, &opts);
-                            assert_eq!(event_json_text(&inst, m, false), v.to_string());
+                            assert_eq!(event_json_text(&inst, m, false, None), v.to_string());
                             if let Value::Object(o) = &mut v {
                                 o.insert("@odata.type".into(), json!("#microsoft.graph.event"));
                             }
-                            assert_eq!(event_json_text(&inst, m, true), v.to_string());
+                            assert_eq!(event_json_text(&inst, m, true, None), v.to_string());
                             checked += 1;
+                        }
+                        // In a preferred zone, as the client named it (a label that needs
+                        // escaping too).
+                        for (label, tz) in &zones {
+                            let opts = RenderOpts {
+                                mailbox: Some(user.mail.clone()),
+                                time_zone: Some((label.to_string(), tz.clone())),
+                                ..Default::default()
+                            };
+                            let mut v = event_json(&inst, &opts);
+                            if let Value::Object(o) = &mut v {
+                                o.insert("@odata.type".into(), json!("#microsoft.graph.event"));
+                            }
+                            let text = event_json_text(&inst, &user.mail, true, Some((label, tz)));
+                            assert_eq!(text, v.to_string());
+                            zoned += 1;
                         }
                     }
                 }
             }
         }
         assert!(checked > 500, "{checked}");
+        assert!(zoned > 500, "{zoned}");
     }
 
     #[test]
