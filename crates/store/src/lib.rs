@@ -158,6 +158,16 @@ pub trait Store: Send + Sync {
     /// → NotFound; another round's → LeaseLost. `changes.cursor`, if any, is recorded as the
     /// resync's progress.
     async fn apply_shadow(&self, lease: &Lease, changes: &ChangeSet) -> Result<()>;
+    /// [`Store::apply_changes`], given the changes to keep: a backend that writes on a thread
+    /// of its own takes them there as they are, instead of copying every instance.
+    async fn apply_changes_owned(&self, lease: &Lease, changes: ChangeSet) -> Result<()> {
+        self.apply_changes(lease, &changes).await
+    }
+    /// [`Store::apply_shadow`], given the changes to keep (see
+    /// [`Store::apply_changes_owned`]).
+    async fn apply_shadow_owned(&self, lease: &Lease, changes: ChangeSet) -> Result<()> {
+        self.apply_shadow(lease, &changes).await
+    }
     /// Atomically replaces the live instances and series masters by the round's shadow set and
     /// stores `cursor`; a pending resync requested before the resync began is cleared.
     /// Instance ids present before keep calgate's [`StoredInstance::id`].

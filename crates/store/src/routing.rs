@@ -116,13 +116,19 @@ macro_rules! route_store {
             }
 
             async fn apply_changes(&self, lease: &Lease, changes: &ChangeSet) -> Result<()> {
-                routed!(self.apply_changes_impl(lease, changes))
+                routed!(self.apply_changes_impl(lease, std::borrow::Cow::Borrowed(changes)))
+            }
+            async fn apply_changes_owned(&self, lease: &Lease, changes: ChangeSet) -> Result<()> {
+                routed!(self.apply_changes_impl(lease, std::borrow::Cow::Owned(changes)))
             }
             async fn begin_shadow(&self, lease: &Lease, window: Window) -> Result<()> {
                 routed!(self.begin_shadow_impl(lease, window))
             }
             async fn apply_shadow(&self, lease: &Lease, changes: &ChangeSet) -> Result<()> {
-                routed!(self.apply_shadow_impl(lease, changes))
+                routed!(self.apply_shadow_impl(lease, std::borrow::Cow::Borrowed(changes)))
+            }
+            async fn apply_shadow_owned(&self, lease: &Lease, changes: ChangeSet) -> Result<()> {
+                routed!(self.apply_shadow_impl(lease, std::borrow::Cow::Owned(changes)))
             }
             async fn commit_shadow(&self, lease: &Lease, cursor: &Cursor) -> Result<()> {
                 routed!(self.commit_shadow_impl(lease, cursor))

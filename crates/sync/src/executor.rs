@@ -98,6 +98,22 @@ impl DeletionGuard {
     }
 }
 
+/// How many upserts and removals a change set holds.
+#[derive(Clone, Copy)]
+struct Counts {
+    upserts: u64,
+    removals: u64,
+}
+
+impl Counts {
+    fn of(changes: &ChangeSet) -> Self {
+        Counts {
+            upserts: changes.upserts.len() as u64,
+            removals: changes.removals.len() as u64,
+        }
+    }
+}
+
 /// A relist asked for in the middle of a listing: the service contradicts itself.
 fn relist_mid_round(address: &str) -> Error {
     Error::Backend(BackendError::new(
@@ -188,13 +204,26 @@ impl MailboxRun<'_> {
     }
 
     fn counted(&self, changes: &ChangeSet, report: &mut RoundReport) {
-        report.upserts += changes.upserts.len() as u64;
-        report.removals += changes.removals.len() as u64;
+        self.counted_n(Counts::of(changes), report);
+    }
+
+    /// Counts changes that were written (taken before the changes went to the store).
+    fn counted_n(&self, n: Counts, report: &mut RoundReport) {
+        report.upserts += n.upserts;
+        report.removals += n.removals;
         self.reporter.emit(ProgressEvent::Page {
             address: self.address().to_owned(),
-            upserts: changes.upserts.len() as u64,
-            removals: changes.removals.len() as u64,
+            upserts: n.upserts,
+            removals: n.removals,
         });
+    }
+
+    /// Writes `changes` into the live set (moved to the store, not copied), then counts them.
+    async fn apply_live(&self, changes: ChangeSet, report: &mut RoundReport) -> Result<(), Error> {
+        let n = Counts::of(&changes);
+        self.store.apply_changes_owned(self.lease, changes).await?;
+        self.counted_n(n, report);
+        Ok(())
     }
 
     /// A delta round into the live set, the deltaLink stored with its last changes. A first
@@ -216,7 +245,7 @@ impl MailboxRun<'_> {
         let mut gathered = ChangeSet::default();
         loop {
             let page = self.page(request, report).await?;
-            let mut changes = plan_page(&page.changes, window);
+            let mut changes = plan_page(page.changes, window);
             let next = match page.next {
                 PageNext::Relist(link) if incremental && gathered.is_empty() => {
                     return Ok(Some(link));
@@ -236,8 +265,7 @@ impl MailboxRun<'_> {
             merge_changes(&mut gathered, changes);
             if !incremental && next.is_some() && gathered.upserts.len() >= FIRST_ROUND_BATCH {
                 let batch = std::mem::take(&mut gathered);
-                self.store.apply_changes(self.lease, &batch).await?;
-                self.counted(&batch, report);
+                self.apply_live(batch, report).await?;
             }
             match next {
                 Some(next) => {
@@ -260,8 +288,7 @@ impl MailboxRun<'_> {
             let live = self.store.count_instances(self.plan.mailbox_id).await?;
             guard.check(self.address(), removed, live)?;
         }
-        self.store.apply_changes(self.lease, &gathered).await?;
-        self.counted(&gathered, report);
+        self.apply_live(gathered, report).await?;
         report.window = Some(window);
         Ok(None)
     }
@@ -323,7 +350,7 @@ impl MailboxRun<'_> {
         };
         loop {
             let page = self.page(request, report).await?;
-            let mut changes = plan_page(&page.changes, window);
+            let mut changes = plan_page(page.changes, window);
             match page.next {
                 PageNext::Relist(_) => return Err(relist_mid_round(self.address())),
                 PageNext::More(next) => {
@@ -334,8 +361,9 @@ impl MailboxRun<'_> {
                         window_end: window.end,
                         rebased_at: self.now,
                     });
-                    self.store.apply_shadow(self.lease, &changes).await?;
-                    self.counted(&changes, report);
+                    let n = Counts::of(&changes);
+                    self.store.apply_shadow_owned(self.lease, changes).await?;
+                    self.counted_n(n, report);
                     request = ChangesRequest::Continue {
                         link: next,
                         page_size: self.page_size,

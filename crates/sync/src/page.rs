@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 
-use calgate_core::Instance;
 use calgate_store::{ChangeSet, Window};
 
 use crate::backend::Change;
@@ -20,33 +19,32 @@ use crate::backend::Change;
 ///
 /// Applying the result twice gives the same store (upserts replace by Exchange id, removals of
 /// unknown ids are ignored): replayed pages are harmless.
-pub fn plan_page(items: &[Change], window: Window) -> ChangeSet {
-    enum Op<'a> {
-        Upsert(&'a Instance),
-        Remove(&'a str),
-    }
-    let mut ops: Vec<Option<Op<'_>>> = Vec::with_capacity(items.len());
-    let mut last: HashMap<&str, usize> = HashMap::with_capacity(items.len());
-    for item in items {
-        let (id, op) = match item {
-            Change::Upsert(i) if i.overlaps(window.start, window.end) => {
-                (i.exchange_id.as_str(), Op::Upsert(i))
+pub fn plan_page(items: Vec<Change>, window: Window) -> ChangeSet {
+    // Which items have the last word on their id (a later item of the same id supersedes).
+    let mut last_word = vec![true; items.len()];
+    {
+        let mut last: HashMap<&str, usize> = HashMap::with_capacity(items.len());
+        for (at, item) in items.iter().enumerate() {
+            let id = match item {
+                Change::Upsert(i) => i.exchange_id.as_str(),
+                Change::Removed { exchange_id } => exchange_id.as_str(),
+            };
+            if let Some(prev) = last.insert(id, at)
+                && let Some(slot) = last_word.get_mut(prev)
+            {
+                *slot = false;
             }
-            Change::Upsert(i) => (i.exchange_id.as_str(), Op::Remove(&i.exchange_id)),
-            Change::Removed { exchange_id } => (exchange_id.as_str(), Op::Remove(exchange_id)),
-        };
-        if let Some(prev) = last.insert(id, ops.len())
-            && let Some(slot) = ops.get_mut(prev)
-        {
-            *slot = None;
         }
-        ops.push(Some(op));
     }
     let mut changes = ChangeSet::default();
-    for op in ops.into_iter().flatten() {
-        match op {
-            Op::Upsert(i) => changes.upserts.push(i.clone()),
-            Op::Remove(id) => changes.removals.push(id.to_owned()),
+    for (item, keep) in items.into_iter().zip(last_word) {
+        if !keep {
+            continue;
+        }
+        match item {
+            Change::Upsert(i) if i.overlaps(window.start, window.end) => changes.upserts.push(*i),
+            Change::Upsert(i) => changes.removals.push(i.exchange_id),
+            Change::Removed { exchange_id } => changes.removals.push(exchange_id),
         }
     }
     changes

@@ -716,7 +716,7 @@ impl PgStore {
     pub(super) async fn apply_changes_impl(
         &self,
         lease: &Lease,
-        changes: &ChangeSet,
+        changes: std::borrow::Cow<'_, ChangeSet>,
     ) -> Result<()> {
         let mut tx = self.write_tx().await?;
         let policy = Self::fence(&mut tx, lease).await?;
@@ -725,7 +725,7 @@ impl PgStore {
             Set::Live,
             lease.mailbox,
             policy,
-            changes,
+            &changes,
             Timestamp::now(),
         )
         .await?;
@@ -760,7 +760,11 @@ impl PgStore {
         tx.commit().await.ctx(what)
     }
 
-    pub(super) async fn apply_shadow_impl(&self, lease: &Lease, changes: &ChangeSet) -> Result<()> {
+    pub(super) async fn apply_shadow_impl(
+        &self,
+        lease: &Lease,
+        changes: std::borrow::Cow<'_, ChangeSet>,
+    ) -> Result<()> {
         let mut tx = self.write_tx().await?;
         let policy = Self::fence(&mut tx, lease).await?;
         Self::require_own_shadow(&mut tx, lease).await?;
@@ -769,7 +773,7 @@ impl PgStore {
             Set::Shadow,
             lease.mailbox,
             policy,
-            changes,
+            &changes,
             Timestamp::now(),
         )
         .await?;

@@ -682,12 +682,19 @@ const WRITE_CURSOR: &str = "INSERT INTO delta_cursors (mailbox_id, delta_link, w
 
 impl SqliteStore {
     /// `changes` into `set` as `lease`'s round, in one transaction on the writer's connection.
-    async fn apply_in(&self, set: Set, lease: &Lease, changes: &ChangeSet) -> Result<()> {
+    /// Writes `changes` on the writer thread; borrowed changes are copied there, owned ones
+    /// moved.
+    async fn apply_in(
+        &self,
+        set: Set,
+        lease: &Lease,
+        changes: std::borrow::Cow<'_, ChangeSet>,
+    ) -> Result<()> {
         use super::bulk::Ctx as _;
         let applied = self
             .bulk
             .run(&self.write_gate, || {
-                let (fenced, owned) = (lease.clone(), changes.clone());
+                let (fenced, owned) = (lease.clone(), changes.into_owned());
                 move |tx: &rusqlite::Transaction<'_>| {
                     let Some(policy) = fence(tx, &fenced)? else {
                         return Ok(false);
@@ -776,7 +783,7 @@ impl SqliteStore {
     pub(super) async fn apply_changes_impl(
         &self,
         lease: &Lease,
-        changes: &ChangeSet,
+        changes: std::borrow::Cow<'_, ChangeSet>,
     ) -> Result<()> {
         self.apply_in(Set::Live, lease, changes).await
     }
@@ -809,7 +816,11 @@ impl SqliteStore {
         tx.commit().await.ctx(what)
     }
 
-    pub(super) async fn apply_shadow_impl(&self, lease: &Lease, changes: &ChangeSet) -> Result<()> {
+    pub(super) async fn apply_shadow_impl(
+        &self,
+        lease: &Lease,
+        changes: std::borrow::Cow<'_, ChangeSet>,
+    ) -> Result<()> {
         self.apply_in(Set::Shadow, lease, changes).await
     }
 

@@ -125,7 +125,7 @@ fn in_window_upserts_removed_removals_and_out_of_window_upserts_become_removals(
             "z",
         )),
     ];
-    let c = plan_page(&items, window());
+    let c = plan_page(items.clone(), window());
     let (u, r) = ids(&c);
     assert_eq!(u, ["in", "straddle", "zero"]);
     assert_eq!(
@@ -133,25 +133,25 @@ fn in_window_upserts_removed_removals_and_out_of_window_upserts_become_removals(
         ["gone", "past", "future", "ends-at-start", "starts-at-end"]
     );
     assert!(c.cursor.is_none() && c.masters.is_empty() && c.master_removals.is_empty());
-    assert!(plan_page(&[], window()).is_empty());
+    assert!(plan_page(vec![], window()).is_empty());
 }
 
 #[test]
 fn the_last_item_of_an_id_wins() {
     let a1 = inst("a", "2026-11-25T09:00:00Z", "2026-11-25T10:00:00Z", "v1");
     let a2 = inst("a", "2026-11-26T09:00:00Z", "2026-11-26T10:00:00Z", "v2");
-    let c = plan_page(&[up(a1.clone()), up(a2.clone())], window());
+    let c = plan_page(vec![up(a1.clone()), up(a2.clone())], window());
     assert_eq!(c.upserts, vec![a2.clone()]);
     assert!(c.removals.is_empty());
     // Upsert then @removed: removed (the store would otherwise apply the upsert last).
-    let c = plan_page(&[up(a1.clone()), removed("a")], window());
+    let c = plan_page(vec![up(a1.clone()), removed("a")], window());
     assert_eq!(ids(&c), (vec![], vec!["a"]));
     // @removed then upsert: present.
-    let c = plan_page(&[removed("a"), up(a2.clone())], window());
+    let c = plan_page(vec![removed("a"), up(a2.clone())], window());
     assert_eq!(ids(&c), (vec!["a"], vec![]));
     // Moved out then back in within one page: present, last version.
     let out = inst("a", "2029-01-01T09:00:00Z", "2029-01-01T10:00:00Z", "out");
-    let c = plan_page(&[up(out), up(a2.clone())], window());
+    let c = plan_page(vec![up(out), up(a2.clone())], window());
     assert_eq!(c.upserts, vec![a2]);
     assert!(c.removals.is_empty());
 }
@@ -200,23 +200,23 @@ fn replaying_pages_is_idempotent_and_order_of_pages_decides() {
     ];
     let mut once = BTreeMap::new();
     for p in &pages {
-        apply(&mut once, &plan_page(p, window()));
+        apply(&mut once, &plan_page(p.clone(), window()));
     }
     assert_eq!(once.keys().collect::<Vec<_>>(), ["c"]);
     assert_eq!(once["c"].subject.as_deref(), Some("c2"));
     // A crash after page 2 and a replay of the whole round from the old deltaLink: same end.
     let mut replayed = BTreeMap::new();
     for p in &pages[..2] {
-        apply(&mut replayed, &plan_page(p, window()));
+        apply(&mut replayed, &plan_page(p.clone(), window()));
     }
     for p in &pages {
-        apply(&mut replayed, &plan_page(p, window()));
+        apply(&mut replayed, &plan_page(p.clone(), window()));
     }
     assert_eq!(replayed, once);
     // Every page applied twice in a row: same end.
     let mut twice = BTreeMap::new();
     for p in &pages {
-        let c = plan_page(p, window());
+        let c = plan_page(p.clone(), window());
         apply(&mut twice, &c);
         apply(&mut twice, &c);
     }
