@@ -12,6 +12,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
+use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -19,7 +20,13 @@ use super::{BUSY_TIMEOUT, SQLITE_CORRUPT, SQLITE_NOTADB};
 use crate::error::{Error, ErrorKind, Result};
 
 /// A job gets the connection, or `None` once the store was closed.
-type Job = Box<dyn FnOnce(&mut Option<Connection>) + Send>;
+type Job = Box<dyn FnOnce(&mut Writer) + Send>;
+
+/// What the writer thread owns.
+struct Writer {
+    conn: Option<Connection>,
+    checkpointer: Option<Checkpointer>,
+}
 
 /// The writer thread's handle: jobs go in, each job sends its own answer back.
 pub(super) struct BulkWriter {
@@ -31,21 +38,33 @@ impl BulkWriter {
     pub(super) fn start(file: &Path, max_page_count: Option<u64>) -> Result<BulkWriter> {
         let what = format!("cannot open the database {}", file.display());
         let conn = open(file, max_page_count).map_err(|e| map(&what, e))?;
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT)
+            .map_err(|e| map(&what, e))?;
+        let checkpointer = Some(Checkpointer::start(file).map_err(|e| map(&what, e))?);
         let (jobs, queue) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("calgate-writer".into())
             .spawn(move || {
-                let mut conn = Some(conn);
+                let mut w = Writer {
+                    conn: Some(conn),
+                    checkpointer,
+                };
                 while let Ok(job) = queue.recv() {
-                    job(&mut conn);
+                    job(&mut w);
                     // A job's transaction ends with it (commit, or rollback when dropped); a
                     // connection left inside one (a failed ROLLBACK) must not carry it over.
-                    if let Some(c) = &conn
+                    if let Some(c) = &w.conn
                         && !c.is_autocommit()
                         && c.execute_batch("ROLLBACK").is_err()
                     {
                         tracing::warn!("the writer's connection is stuck in a transaction");
                     }
+                    if let Some(cp) = &w.checkpointer {
+                        cp.nudge();
+                    }
+                }
+                if let Some(cp) = w.checkpointer.take() {
+                    cp.stop();
                 }
             })
             .map_err(|e| Error::io("cannot start the database writer thread", e))?;
@@ -67,8 +86,8 @@ impl BulkWriter {
         let turn = gate.clone().lock_owned().await;
         let job = make();
         let (answer, answered) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |conn: &mut Option<Connection>| {
-            let result = match conn {
+        let job: Job = Box::new(move |w: &mut Writer| {
+            let result = match &mut w.conn {
                 Some(conn) => in_transaction(conn, job),
                 None => Err(Error::new(ErrorKind::Database, "the store was closed")),
             };
@@ -83,8 +102,13 @@ impl BulkWriter {
     pub(super) async fn close(&self, gate: &Arc<tokio::sync::Mutex<()>>) {
         let _turn = gate.lock().await;
         let (answer, answered) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |conn: &mut Option<Connection>| {
-            if let Some(c) = conn.take()
+        let job: Job = Box::new(move |w: &mut Writer| {
+            // The checkpointer's connection first, then the writer's (the sqlx pool's close
+            // after: the last connection to close removes the WAL).
+            if let Some(cp) = w.checkpointer.take() {
+                cp.stop();
+            }
+            if let Some(c) = w.conn.take()
                 && let Err((_, e)) = c.close()
             {
                 tracing::warn!(error = %e, "could not close the writer's connection");
@@ -94,6 +118,65 @@ impl BulkWriter {
         if self.jobs.send(job).is_ok() {
             let _ = answered.await;
         }
+    }
+}
+
+/// WAL pages past which a commit of the writer checkpoints by itself: a backstop, the
+/// checkpointer keeps the WAL far below (64 MiB at 4 KiB pages; SQLite's default is 1,000).
+const WRITER_AUTOCHECKPOINT: i64 = 16_384;
+/// Least time between two checkpoints of the checkpointer.
+const CHECKPOINT_PAUSE: Duration = Duration::from_millis(100);
+
+/// Copies the WAL's pages into the database file on a thread and connection of its own, so the
+/// writer's commits do not wait for it (nor for the fsyncs a checkpoint makes). A `PASSIVE`
+/// checkpoint after the writer's commits, at most one per [`CHECKPOINT_PAUSE`]: it never
+/// blocks a writer or a reader, and the next commit after a complete one starts the WAL over.
+/// Durability is the WAL's either way (`synchronous = NORMAL`: a commit is in the WAL; the
+/// checkpoint only moves it).
+struct Checkpointer {
+    wake: mpsc::SyncSender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Checkpointer {
+    fn start(file: &Path) -> rusqlite::Result<Checkpointer> {
+        let conn = Connection::open_with_flags(
+            file,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let (wake, woken) = mpsc::sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("calgate-checkpoint".into())
+            .spawn(move || {
+                let mut warned = false;
+                while woken.recv().is_ok() {
+                    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    if let Err(e) = done
+                        && !warned
+                    {
+                        warned = true;
+                        tracing::warn!(error = %e, "could not checkpoint the database's WAL");
+                    }
+                    std::thread::sleep(CHECKPOINT_PAUSE);
+                }
+                if let Err((_, e)) = conn.close() {
+                    tracing::warn!(error = %e, "could not close the checkpointer's connection");
+                }
+            })
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        Ok(Checkpointer { wake, thread })
+    }
+
+    /// Asks for a checkpoint (one already asked for covers this one too).
+    fn nudge(&self) {
+        let _ = self.wake.try_send(());
+    }
+
+    /// Ends the thread, closing its connection, and waits for it.
+    fn stop(self) {
+        drop(self.wake);
+        let _ = self.thread.join();
     }
 }
 
