@@ -6,7 +6,7 @@
 //! the wire types are converted (`convert.rs`), and a missing essential is `InvalidData`, never
 //! a silent default.
 
-use serde::de::{DeserializeOwned, Deserializer};
+use serde::de::Deserializer;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -22,13 +22,106 @@ impl<T> Default for Lenient<T> {
     }
 }
 
-/// Read from the JSON text itself: the field's raw text is borrowed from the input (no tree
-/// is built) and read as `T`, `None` if it does not fit. Wire types are therefore read with
+/// Read from the JSON text itself, by [`Lax`]. Wire types are therefore read with
 /// `serde_json::from_slice`/`from_str`, never `from_value`.
-impl<'de, T: DeserializeOwned> Deserialize<'de> for Lenient<T> {
+impl<'de, T: Lax> Deserialize<'de> for Lenient<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = <&'de RawValue>::deserialize(d)?;
-        Ok(Lenient(serde_json::from_str(raw.get()).ok()))
+        Ok(Lenient(T::lax(d)?))
+    }
+}
+
+/// How a [`Lenient`] field is read: `None` when the JSON value does not have the type's shape,
+/// an error only when the JSON itself is broken.
+pub trait Lax: Sized {
+    fn lax<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Self>, D::Error>;
+}
+
+/// The general way: the field's raw text is borrowed from the input (no tree is built) and read
+/// as the type, `None` if it does not fit.
+macro_rules! lax_via_raw {
+    ($($t:ty),* $(,)?) => {
+        $(impl Lax for $t {
+            fn lax<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Self>, D::Error> {
+                let raw = <&'de RawValue>::deserialize(d)?;
+                Ok(serde_json::from_str(raw.get()).ok())
+            }
+        })*
+    };
+}
+
+/// Strings and booleans (most of an event's fields) in one pass: the value is read as it comes,
+/// and a value of another shape is skipped (`None`), as the raw-text way would have it.
+struct LaxVisitor<T>(std::marker::PhantomData<T>);
+
+macro_rules! lax_other {
+    ($($f:ident: $t:ty),*) => {
+        $(fn $f<E: serde::de::Error>(self, _: $t) -> Result<Self::Value, E> {
+            Ok(None)
+        })*
+    };
+}
+
+macro_rules! lax_skip_containers {
+    () => {
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut a: A,
+        ) -> Result<Self::Value, A::Error> {
+            while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut a: A,
+        ) -> Result<Self::Value, A::Error> {
+            while a
+                .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                .is_some()
+            {}
+            Ok(None)
+        }
+    };
+}
+
+impl<'de> serde::de::Visitor<'de> for LaxVisitor<String> {
+    type Value = Option<String>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(v.to_owned()))
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Some(v))
+    }
+    lax_other!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64);
+    lax_skip_containers!();
+}
+
+impl<'de> serde::de::Visitor<'de> for LaxVisitor<bool> {
+    type Value = Option<bool>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Some(v))
+    }
+    lax_other!(visit_str: &str, visit_i64: i64, visit_u64: u64, visit_f64: f64);
+    lax_skip_containers!();
+}
+
+impl Lax for String {
+    fn lax<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Self>, D::Error> {
+        d.deserialize_any(LaxVisitor::<String>(std::marker::PhantomData))
+    }
+}
+
+impl Lax for bool {
+    fn lax<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Self>, D::Error> {
+        d.deserialize_any(LaxVisitor::<bool>(std::marker::PhantomData))
     }
 }
 
@@ -420,4 +513,76 @@ pub struct BatchResponseItem {
     pub headers: Lenient<serde_json::Map<String, Value>>,
     #[serde(default)]
     pub body: Option<Value>,
+}
+
+lax_via_raw!(
+    NumOrString,
+    LenientInt,
+    u16,
+    Vec<i64>,
+    Value,
+    serde_json::Map<String, Value>,
+    GraphError,
+    InnerError,
+    EmailAddress,
+    Recipient,
+    Location,
+    DateTimeTimeZone,
+    ExtendedProperty,
+    TimeZoneBase,
+    WorkingHours,
+    BatchResponseItem,
+    Vec<Lenient<String>>,
+    Vec<Lenient<Recipient>>,
+    Vec<Lenient<ExtendedProperty>>,
+);
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        s: Lenient<String>,
+        #[serde(default)]
+        b: Lenient<bool>,
+        #[serde(default)]
+        after: Lenient<String>,
+    }
+
+    /// Strings and booleans read in one pass give what reading the raw text gave: the value
+    /// when it has the shape, else `None`; a value of another shape (nested too) is skipped
+    /// and the fields after it still read.
+    #[test]
+    fn lax_strings_and_booleans_read_as_the_raw_text_way() {
+        let shapes = [
+            r#""text""#,
+            r#""esc\"aped \u00e9 \ud83d\ude00""#,
+            "true",
+            "false",
+            "null",
+            "0",
+            "-12",
+            "18446744073709551615",
+            "1.5e300",
+            "[]",
+            r#"[1, "a", {"x": [true, null]}]"#,
+            "{}",
+            r#"{"a": {"b": ["c", 1.0]}, "d": "e"}"#,
+        ];
+        for shape in shapes {
+            let doc = format!(r#"{{"s": {shape}, "b": {shape}, "after": "kept"}}"#);
+            let p: Probe = serde_json::from_str(&doc).unwrap();
+            assert_eq!(p.s.0, serde_json::from_str::<String>(shape).ok(), "{shape}");
+            assert_eq!(p.b.0, serde_json::from_str::<bool>(shape).ok(), "{shape}");
+            assert_eq!(p.after.non_empty(), Some("kept"), "{shape}");
+        }
+        // Absent: None; broken JSON is still an error.
+        let p: Probe = serde_json::from_str("{}").unwrap();
+        assert!(p.s.0.is_none() && p.b.0.is_none());
+        assert!(serde_json::from_str::<Probe>(r#"{"s": [1, }"#).is_err());
+        assert!(serde_json::from_slice::<Probe>(b"{\"s\": \"\xff\"}").is_err());
+    }
 }
