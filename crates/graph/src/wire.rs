@@ -515,6 +515,7 @@ pub struct BatchResponseItem {
     pub body: Option<Value>,
 }
 
+// Every other type a `Lenient` field holds is read through its raw text.
 lax_via_raw!(
     NumOrString,
     LenientInt,

@@ -98,20 +98,11 @@ impl DeletionGuard {
     }
 }
 
-/// How many upserts and removals a change set holds.
+/// Which set a round's changes go into.
 #[derive(Clone, Copy)]
-struct Counts {
-    upserts: u64,
-    removals: u64,
-}
-
-impl Counts {
-    fn of(changes: &ChangeSet) -> Self {
-        Counts {
-            upserts: changes.upserts.len() as u64,
-            removals: changes.removals.len() as u64,
-        }
-    }
+enum WriteTo {
+    Live,
+    Shadow,
 }
 
 /// A relist asked for in the middle of a listing: the service contradicts itself.
@@ -203,26 +194,31 @@ impl MailboxRun<'_> {
         Ok(self.backend.changes(self.address(), request).await?)
     }
 
-    fn counted(&self, changes: &ChangeSet, report: &mut RoundReport) {
-        self.counted_n(Counts::of(changes), report);
-    }
-
-    /// Counts changes that were written (taken before the changes went to the store).
-    fn counted_n(&self, n: Counts, report: &mut RoundReport) {
-        report.upserts += n.upserts;
-        report.removals += n.removals;
+    fn counted(&self, upserts: u64, removals: u64, report: &mut RoundReport) {
+        report.upserts += upserts;
+        report.removals += removals;
         self.reporter.emit(ProgressEvent::Page {
             address: self.address().to_owned(),
-            upserts: n.upserts,
-            removals: n.removals,
+            upserts,
+            removals,
         });
     }
 
-    /// Writes `changes` into the live set (moved to the store, not copied), then counts them.
-    async fn apply_live(&self, changes: ChangeSet, report: &mut RoundReport) -> Result<(), Error> {
-        let n = Counts::of(&changes);
-        self.store.apply_changes_owned(self.lease, changes).await?;
-        self.counted_n(n, report);
+    /// Writes `changes` into the live set, or into the round's shadow set, then counts them.
+    /// The changes are moved to the store, not copied (the SQLite store writes them on a
+    /// thread of its own).
+    async fn write(
+        &self,
+        into: WriteTo,
+        changes: ChangeSet,
+        report: &mut RoundReport,
+    ) -> Result<(), Error> {
+        let (upserts, removals) = (changes.upserts.len() as u64, changes.removals.len() as u64);
+        match into {
+            WriteTo::Live => self.store.apply_changes_owned(self.lease, changes).await?,
+            WriteTo::Shadow => self.store.apply_shadow_owned(self.lease, changes).await?,
+        }
+        self.counted(upserts, removals, report);
         Ok(())
     }
 
@@ -265,7 +261,7 @@ impl MailboxRun<'_> {
             merge_changes(&mut gathered, changes);
             if !incremental && next.is_some() && gathered.upserts.len() >= FIRST_ROUND_BATCH {
                 let batch = std::mem::take(&mut gathered);
-                self.apply_live(batch, report).await?;
+                self.write(WriteTo::Live, batch, report).await?;
             }
             match next {
                 Some(next) => {
@@ -288,7 +284,7 @@ impl MailboxRun<'_> {
             let live = self.store.count_instances(self.plan.mailbox_id).await?;
             guard.check(self.address(), removed, live)?;
         }
-        self.apply_live(gathered, report).await?;
+        self.write(WriteTo::Live, gathered, report).await?;
         report.window = Some(window);
         Ok(None)
     }
@@ -361,19 +357,18 @@ impl MailboxRun<'_> {
                         window_end: window.end,
                         rebased_at: self.now,
                     });
-                    let n = Counts::of(&changes);
-                    self.store.apply_shadow_owned(self.lease, changes).await?;
-                    self.counted_n(n, report);
+                    self.write(WriteTo::Shadow, changes, report).await?;
                     request = ChangesRequest::Continue {
                         link: next,
                         page_size: self.page_size,
                     };
                 }
                 PageNext::Done(link) => {
-                    if !changes.is_empty() {
-                        self.store.apply_shadow(self.lease, &changes).await?;
+                    if changes.is_empty() {
+                        self.counted(0, 0, report);
+                    } else {
+                        self.write(WriteTo::Shadow, changes, report).await?;
                     }
-                    self.counted(&changes, report);
                     let cursor = Cursor {
                         delta_link: link,
                         window_start: window.start,

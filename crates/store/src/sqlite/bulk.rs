@@ -40,7 +40,7 @@ impl BulkWriter {
         let conn = open(file, max_page_count).map_err(|e| map(&what, e))?;
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT)
             .map_err(|e| map(&what, e))?;
-        let checkpointer = Some(Checkpointer::start(file).map_err(|e| map(&what, e))?);
+        let checkpointer = Some(Checkpointer::start(file, &what)?);
         let (jobs, queue) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("calgate-writer".into())
@@ -139,12 +139,8 @@ struct Checkpointer {
 }
 
 impl Checkpointer {
-    fn start(file: &Path) -> rusqlite::Result<Checkpointer> {
-        let conn = Connection::open_with_flags(
-            file,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
+    fn start(file: &Path, what: &str) -> Result<Checkpointer> {
+        let conn = connect(file).map_err(|e| map(what, e))?;
         let (wake, woken) = mpsc::sync_channel::<()>(1);
         let thread = std::thread::Builder::new()
             .name("calgate-checkpoint".into())
@@ -164,7 +160,7 @@ impl Checkpointer {
                     tracing::warn!(error = %e, "could not close the checkpointer's connection");
                 }
             })
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            .map_err(|e| Error::io("cannot start the database checkpointer thread", e))?;
         Ok(Checkpointer { wake, thread })
     }
 
@@ -187,12 +183,18 @@ fn stopped() -> Error {
     )
 }
 
-fn open(file: &Path, max_page_count: Option<u64>) -> rusqlite::Result<Connection> {
+/// A connection to the existing database file, with the store's busy timeout.
+fn connect(file: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         file,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
+fn open(file: &Path, max_page_count: Option<u64>) -> rusqlite::Result<Connection> {
+    let conn = connect(file)?;
     // A page cache of 4 MiB (SQLite's default is 2): the B-tree pages a round's inserts touch
     // stay in it instead of being read back from the file; statement journals (a multi-row
     // insert that may fail part-way keeps one) in memory, not in a temporary file.

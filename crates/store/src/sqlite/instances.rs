@@ -681,9 +681,8 @@ const WRITE_CURSOR: &str = "INSERT INTO delta_cursors (mailbox_id, delta_link, w
      rebased_at = excluded.rebased_at, updated_at = excluded.updated_at";
 
 impl SqliteStore {
-    /// `changes` into `set` as `lease`'s round, in one transaction on the writer's connection.
-    /// Writes `changes` on the writer thread; borrowed changes are copied there, owned ones
-    /// moved.
+    /// `changes` into `set` as `lease`'s round, in one transaction on the writer's connection
+    /// (owned changes are moved to the writer thread, borrowed ones copied).
     async fn apply_in(
         &self,
         set: Set,
