@@ -265,7 +265,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn close_impl(&self) {
-        self.bulk.close(&self.write_gate).await;
+        self.bulk.close().await;
         self.writer.close().await;
         self.pool.close().await;
     }

@@ -692,7 +692,7 @@ impl SqliteStore {
         use super::bulk::Ctx as _;
         let applied = self
             .bulk
-            .run(&self.write_gate, || {
+            .run({
                 let (fenced, owned) = (lease.clone(), changes.into_owned());
                 move |tx: &rusqlite::Transaction<'_>| {
                     let Some(policy) = fence(tx, &fenced)? else {

@@ -108,9 +108,7 @@ impl SqliteStore {
         }
         let holder = holder.clone();
         self.bulk
-            .run(&self.write_gate, || {
-                move |tx: &rusqlite::Transaction<'_>| acquire(tx, mailbox, holder, ttl)
-            })
+            .run(move |tx: &rusqlite::Transaction<'_>| acquire(tx, mailbox, holder, ttl))
             .await
     }
 
@@ -181,9 +179,7 @@ impl SqliteStore {
     pub(super) async fn release_lease_impl(&self, lease: &Lease) -> Result<bool> {
         let lease = lease.clone();
         self.bulk
-            .run(&self.write_gate, || {
-                move |tx: &rusqlite::Transaction<'_>| release(tx, &lease)
-            })
+            .run(move |tx: &rusqlite::Transaction<'_>| release(tx, &lease))
             .await
     }
 

@@ -82,7 +82,7 @@ pub struct SqliteStore {
     /// handler; other processes' writers still meet the busy timeout.
     write_gate: Arc<tokio::sync::Mutex<()>>,
     /// The rounds' change sets: a connection of its own on a thread of its own (`bulk.rs`),
-    /// also behind `write_gate`.
+    /// also behind `write_gate`, which that thread takes itself.
     bulk: bulk::BulkWriter,
     key: MasterKey,
     /// The schema as this process found and left it.
@@ -359,11 +359,12 @@ impl SqliteStore {
             .connect_with(connect)
             .await
             .ctx(&what)?;
-        let bulk = bulk::BulkWriter::start(file, options.max_page_count)?;
+        let write_gate = Arc::new(tokio::sync::Mutex::new(()));
+        let bulk = bulk::BulkWriter::start(file, options.max_page_count, write_gate.clone())?;
         let store = SqliteStore {
             pool,
             writer,
-            write_gate: Arc::new(tokio::sync::Mutex::new(())),
+            write_gate,
             bulk,
             key,
             schema: crate::SchemaInfo {

@@ -63,7 +63,7 @@ impl SqliteStore {
         s: &SyncStatusUpdate,
     ) -> Result<()> {
         self.bulk
-            .run(&self.write_gate, || {
+            .run({
                 let s = s.clone();
                 move |tx: &rusqlite::Transaction<'_>| write_status(tx, mailbox, &s, None)
             })
@@ -78,7 +78,7 @@ impl SqliteStore {
         lease: &Lease,
     ) -> Result<bool> {
         self.bulk
-            .run(&self.write_gate, || {
+            .run({
                 let (s, lease) = (s.cloned(), lease.clone());
                 move |tx: &rusqlite::Transaction<'_>| {
                     if let Some(s) = &s {
