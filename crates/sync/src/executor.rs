@@ -113,9 +113,11 @@ fn relist_mid_round(address: &str) -> Error {
     ))
 }
 
-/// Instances a first round gathers before it writes them (a mailbox of ~200 events is one
-/// transaction; a very large one does not hold all of its pages in memory).
-const FIRST_ROUND_BATCH: usize = 500;
+/// Instances a first round gathers before it writes them: a page of 100 (the default page
+/// size) is written as soon as it is read. Gathering 500 (a mailbox of ~200 events in one
+/// transaction) cost ~3 % less CPU but held each mailbox's pages until its last one: with 64
+/// mailboxes at once calgate peaked ~20 MiB higher, and the writer got its work later.
+const FIRST_ROUND_BATCH: usize = 100;
 
 impl MailboxRun<'_> {
     fn address(&self) -> &str {
@@ -224,7 +226,7 @@ impl MailboxRun<'_> {
 
     /// A delta round into the live set, the deltaLink stored with its last changes. A first
     /// round (nothing stored yet) writes its pages in transactions of about
-    /// [`FIRST_ROUND_BATCH`] instances (one for most mailboxes); an incremental
+    /// [`FIRST_ROUND_BATCH`] instances (a page each); an incremental
     /// round gathers its pages and writes them in one transaction, after the bulk-delete guard
     /// let it through. A failure part-way leaves the old cursor, so the next round replays
     /// from it (pages are idempotent). `Some(link)`: the service asked for a relist

@@ -7,7 +7,8 @@
 //!
 //! The sync rounds' own writes (leases, change sets, status) run on a second write connection
 //! that a thread of its own owns (`bulk.rs`, rusqlite): one hand-off per transaction instead of
-//! one per statement. Both write connections sit behind the same write gate. A third
+//! one per statement. Both write connections sit behind the same write gate (that thread takes
+//! it itself, for the jobs queued at once). A third
 //! connection, on a thread of its own too, only checkpoints the WAL (`bulk.rs`'s
 //! `Checkpointer`), so the writer's commits do not.
 //!
