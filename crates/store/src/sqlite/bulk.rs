@@ -10,10 +10,9 @@
 //! Jobs queue on a channel; the writer thread takes the store's write gate itself (so this
 //! connection and the sqlx writer never compete inside the process) and runs the jobs queued
 //! behind the first one while it holds it, up to [`JOBS_PER_TURN`]. When the callers took the
-//! gate, each job waited for its task to be woken and polled on a busy runtime worker between
-//! the previous job's end and its own start: in a first sync of 2,000 mailboxes the writer
-//! stood idle ~40 % of the time, and it is the serial part. Other processes meet the busy
-//! timeout, as on every connection.
+//! gate, the writer — the serial part of a first sync — waited between one job's end and the
+//! next one's start for the next caller's task to be woken and polled on a busy runtime
+//! worker. Other processes meet the busy timeout, as on every connection.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -67,9 +66,8 @@ impl BulkWriter {
                 while let Ok(first) = queue.recv() {
                     // A plain thread, not a runtime's: blocking here is what it is for.
                     let turn = gate.blocking_lock();
-                    let mut next = Some(first);
-                    let mut ran = 0;
-                    while let Some(job) = next.take() {
+                    let queued = std::iter::from_fn(|| queue.try_recv().ok());
+                    for job in std::iter::once(first).chain(queued).take(JOBS_PER_TURN) {
                         job(&mut w);
                         // A job's transaction ends with it (commit, or rollback when dropped);
                         // a connection left inside one (a failed ROLLBACK) must not carry it
@@ -79,10 +77,6 @@ impl BulkWriter {
                             && c.execute_batch("ROLLBACK").is_err()
                         {
                             tracing::warn!("the writer's connection is stuck in a transaction");
-                        }
-                        ran += 1;
-                        if ran < JOBS_PER_TURN {
-                            next = queue.try_recv().ok();
                         }
                     }
                     drop(turn);
