@@ -75,6 +75,27 @@ enum Value {
     Bytes(Option<Vec<u8>>),
 }
 
+/// SQLite's instance rows hold Exchange Online's web link of their own id as the empty string
+/// (`codec::stored_web_link`); PostgreSQL's hold every link in full.
+fn expand_web_links(table: &str, columns: &[(String, Kind)], rows: &mut [Vec<Value>]) {
+    if !matches!(table, "instances" | "shadow_instances") {
+        return;
+    }
+    let at = |name: &str| columns.iter().position(|(n, _)| n == name);
+    let (Some(link), Some(id)) = (at("web_link"), at("exchange_id")) else {
+        return;
+    };
+    for row in rows {
+        let Value::Text(Some(exchange_id)) = &row[id] else {
+            continue;
+        };
+        if let Value::Text(stored @ Some(_)) = &row[link] {
+            let full = crate::codec::read_web_link(exchange_id, stored.clone());
+            row[link] = Value::Text(full);
+        }
+    }
+}
+
 fn db(what: &str, e: sqlx::Error) -> Error {
     Error::with_source(ErrorKind::Database, format!("{what}: {e}"), e)
 }
@@ -192,6 +213,7 @@ pub async fn copy_sqlite_to_postgres(source: &SqliteStore, target_url: &str) -> 
             }
             values.push(v);
         }
+        expand_web_links(table, &columns, &mut values);
         for chunk in values.chunks(BATCH) {
             let mut text = format!("INSERT INTO {table} ({names}) VALUES ");
             let mut n = 0;

@@ -13,7 +13,7 @@ use sqlx::sqlite::SqliteRow;
 use super::{
     Ctx, SqliteStore, Tx, count, date, from_json, opt_ts, parse_enum, sql, text_ts, to_json, ts, us,
 };
-use crate::codec::{LiveRow, upsert_op};
+use crate::codec::{LiveRow, read_web_link, stored_web_link, upsert_op};
 use crate::error::{Error, ErrorKind, Result};
 use crate::types::*;
 
@@ -182,7 +182,7 @@ impl<'a> InstanceRow<'a> {
                 &i.body_preview.as_deref(),
                 &self.organizer.as_deref(),
                 &self.attendees.as_str(),
-                &i.web_link.as_deref(),
+                &stored_web_link(&i.exchange_id, i.web_link.as_deref()),
                 &i.change_key.as_deref(),
                 &self.last_modified.as_deref(),
                 &i.origin.as_str(),
@@ -316,8 +316,10 @@ fn instance_from_row(row: &SqliteRow) -> Result<StoredInstance> {
     let sensitivity: String = row.try_get("sensitivity").ctx(c)?;
     let origin: String = row.try_get("origin").ctx(c)?;
     let booking_id: Option<String> = row.try_get("booking_id").ctx(c)?;
+    let exchange_id: String = row.try_get("exchange_id").ctx(c)?;
     let instance = Instance {
-        exchange_id: row.try_get("exchange_id").ctx(c)?,
+        web_link: read_web_link(&exchange_id, row.try_get("web_link").ctx(c)?),
+        exchange_id,
         ical_uid: row.try_get("ical_uid").ctx(c)?,
         mailbox: row.try_get("mailbox_address").ctx(c)?,
         kind: parse_enum("instance type", &kind)?,
@@ -337,7 +339,6 @@ fn instance_from_row(row: &SqliteRow) -> Result<StoredInstance> {
             .map(|o| from_json::<Person>("organizer", &o))
             .transpose()?,
         attendees: from_json("attendees", &attendees)?,
-        web_link: row.try_get("web_link").ctx(c)?,
         change_key: row.try_get("change_key").ctx(c)?,
         last_modified: text_ts(row.try_get("last_modified").ctx(c)?)?,
         origin: if booking_id.is_some() {

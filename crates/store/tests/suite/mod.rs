@@ -38,6 +38,7 @@ macro_rules! store_suite {
                 wrong_master_key_is_an_error_not_garbage,
                 mailboxes_link_unlink_idempotent_and_case_insensitive,
                 instances_round_trip_every_field,
+                web_links_round_trip_through_live_and_shadow_sets,
                 apply_changes_is_atomic,
                 shadow_resync_swaps_atomically,
                 abort_shadow_keeps_the_live_set,
@@ -593,6 +594,96 @@ pub async fn instances_round_trip_every_field(f: &Fixture) {
     assert_eq!(one.instance.when.start, t("2026-03-30T00:30:00Z"));
     assert!(s.series_masters(mb).await.expect("masters").is_empty());
     assert!(s.instance(mb, "nope").await.expect("get").is_none());
+}
+
+/// Exchange Online's link of an item's own id (which SQLite keeps in a compact form), a link
+/// that only looks like one, another host's link and none all read back as they were written,
+/// from the live set and after a full resync.
+pub async fn web_links_round_trip_through_live_and_shadow_sets(f: &Fixture) {
+    let s = &*f.store;
+    let mb = mailbox(s).await;
+    let owa = |encoded: &str| {
+        Some(format!(
+            "https://outlook.office365.com/owa/?itemid={encoded}&exvsurl=1&path=/calendar/item"
+        ))
+    };
+    let mut cases = Vec::new();
+    for (n, (id, link)) in [
+        // the id's own link, with characters that are URL-encoded
+        ("AAMk/a+b=", owa("AAMk%2Fa%2Bb%3D")),
+        ("AAMkÜ é", owa("AAMk%C3%9C%20%C3%A9")),
+        // the same link spelled with lower-case hex, another item's link, a longer id
+        ("AAMk/c", owa("AAMk%2fc")),
+        ("AAMk-d", owa("AAMk-e")),
+        ("AAMk-f", owa("AAMk-fX")),
+        (
+            "AAMk-g",
+            Some(
+                "https://outlook.office365.us/owa/?itemid=AAMk-g&exvsurl=1&path=/calendar/item"
+                    .into(),
+            ),
+        ),
+        ("AAMk-h", None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut i = instance(
+            id,
+            &format!("2026-01-0{}T09:00:00Z", n + 1),
+            &format!("2026-01-0{}T10:00:00Z", n + 1),
+        );
+        i.web_link = link;
+        cases.push(i);
+    }
+    let links = |got: Vec<StoredInstance>| -> Vec<(String, Option<String>)> {
+        got.into_iter()
+            .map(|g| (g.instance.exchange_id, g.instance.web_link))
+            .collect()
+    };
+    let want: Vec<(String, Option<String>)> = cases
+        .iter()
+        .map(|i| (i.exchange_id.clone(), i.web_link.clone()))
+        .collect();
+    s.apply_changes(
+        &lease(s, mb).await,
+        &ChangeSet {
+            upserts: cases.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("apply");
+    let got = s.instances(mb, t(ALL_FROM), t(ALL_TO)).await.expect("read");
+    assert_eq!(links(got), want, "live set");
+    let one = s
+        .instance(mb, "AAMk/a+b=")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(one.instance.web_link, want[0].1);
+
+    let window = Window {
+        start: t("2026-01-01T00:00:00Z"),
+        end: t("2026-02-01T00:00:00Z"),
+    };
+    s.begin_shadow(&lease(s, mb).await, window)
+        .await
+        .expect("begin");
+    s.apply_shadow(
+        &lease(s, mb).await,
+        &ChangeSet {
+            upserts: cases,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("shadow");
+    s.commit_shadow(&lease(s, mb).await, &cursor("after-resync"))
+        .await
+        .expect("commit");
+    let got = s.instances(mb, t(ALL_FROM), t(ALL_TO)).await.expect("read");
+    assert_eq!(links(got), want, "after a full resync");
 }
 
 pub async fn apply_changes_is_atomic(f: &Fixture) {
