@@ -579,3 +579,201 @@ async fn a_newer_schema_refuses_an_older_binary_with_a_clear_message() {
         .expect("count");
     assert_eq!(n, 1);
 }
+
+/// Schema v18 rebuilds `instances`, `shadow_instances`, `change_log` and `webhook_deliveries`
+/// with CHECKs that list their values with `=` … `OR`: every row keeps its values and rowid, the
+/// change log and the deliveries their AUTOINCREMENT high-water marks, the rules still hold, and a row check no
+/// longer builds a temporary index.
+#[tokio::test]
+async fn v18_rebuilds_the_checked_tables_keeping_rows_positions_and_rules() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("v17.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("open");
+    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    let migrator = sqlx::migrate::Migrator::new(migrations)
+        .await
+        .expect("migrations");
+    migrator.run_to(17, &pool).await.expect("to v17");
+    let instance = |table: &str, mailbox: i64, id: &str, kind: &str, link: &str| {
+        format!(
+            "INSERT INTO {table} (mailbox_id, exchange_id, id, type, start_us, end_us, time_zone, \
+             show_as, sensitivity, attendees, web_link, origin, stored_at) VALUES \
+             ({mailbox}, '{id}', 'uuid-{id}', '{kind}', 1, 2, 'UTC', 'busy', 'normal', '[]', \
+             '{link}', 'exchange', 3)"
+        )
+    };
+    for q in [
+        "INSERT INTO connections (id, name, tenant, client_id, authority, graph_url, cloud, \
+         created_at) VALUES (1, 'c', 't', 'a', 'https://login', 'https://graph', 'global', 0)"
+            .to_owned(),
+        "INSERT INTO mailboxes (id, address, address_key, connection_id, kind, privacy, \
+         linked_at) VALUES (7, 'a@x', 'a@x', 1, 'user', 'full', 0)"
+            .to_owned(),
+        instance("instances", 7, "E1", "singleInstance", "https://o/1"),
+        instance("instances", 7, "E2", "occurrence", ""),
+        "DELETE FROM instances WHERE exchange_id = 'E1'".to_owned(),
+        instance("instances", 7, "E3", "exception", "https://o/3"),
+        instance("shadow_instances", 7, "S1", "occurrence", ""),
+        "INSERT INTO change_log (mailbox_id, address, instance_id, exchange_id, op, at, via) \
+         VALUES (7, 'a@x', 'i1', 'E1', 'created', 5, 'round'), \
+                (7, 'a@x', 'i2', 'E2', 'updated', 6, 'resync'), \
+                (7, 'a@x', 'i3', 'E3', 'deleted', 7, 'round')"
+            .to_owned(),
+        "INSERT INTO change_log (op, at, data) VALUES ('credential.expiring', 8, '{}')".to_owned(),
+        // the newest positions are gone (pruned): they must never be handed out again
+        "DELETE FROM change_log WHERE seq >= 3".to_owned(),
+        "INSERT INTO webhooks (id, url, secret, position, created_at) \
+         VALUES ('w1', 'https://h/hook', x'00', 2, 0)"
+            .to_owned(),
+        "INSERT INTO webhook_deliveries (webhook_id, msg_id, seq, partition, type, payload, \
+         state, next_at, created_at) VALUES \
+         ('w1', 'm1', 1, 'a@x', 'event.created', '{}', 'delivered', 0, 0), \
+         ('w1', 'm2', 2, 'a@x', 'event.updated', '{}', 'pending', 0, 0), \
+         ('w1', 'm3', 3, 'a@x', 'event.deleted', '{}', 'dead', 0, 0)"
+            .to_owned(),
+        "DELETE FROM webhook_deliveries WHERE msg_id = 'm3'".to_owned(),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(q.clone()))
+            .execute(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("{q}: {e}"));
+    }
+    let dump = |table: &'static str| {
+        let pool = pool.clone();
+        async move {
+            let columns: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT group_concat(name, ', ') FROM pragma_table_info('{table}')"
+            )))
+            .fetch_one(&pool)
+            .await
+            .expect("columns");
+            let q = format!(
+                "SELECT json_group_array(j) FROM \
+                 (SELECT json_array(rowid, {columns}) AS j FROM {table} ORDER BY rowid)"
+            );
+            let rows: String = sqlx::query_scalar(sqlx::AssertSqlSafe(q))
+                .fetch_one(&pool)
+                .await
+                .expect("dump");
+            rows
+        }
+    };
+    let before = (
+        dump("instances").await,
+        dump("shadow_instances").await,
+        dump("change_log").await,
+        dump("webhook_deliveries").await,
+    );
+    let high_water = |table: &'static str| {
+        let pool = pool.clone();
+        async move {
+            let n: i64 = sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = ?")
+                .bind(table)
+                .fetch_one(&pool)
+                .await
+                .expect("high-water mark");
+            n
+        }
+    };
+
+    assert_eq!(high_water("change_log").await, 4);
+    assert_eq!(high_water("webhook_deliveries").await, 3);
+    migrator.run(&pool).await.expect("to v18 and on");
+    let after = (
+        dump("instances").await,
+        dump("shadow_instances").await,
+        dump("change_log").await,
+        dump("webhook_deliveries").await,
+    );
+    assert_eq!(after, before);
+    assert!(before.0.contains("E2") && before.1.contains("S1") && before.2.contains("i2"));
+    assert!(before.3.contains("m2") && !before.3.contains("m3"));
+    assert_eq!(high_water("change_log").await, 4);
+    assert_eq!(high_water("webhook_deliveries").await, 3);
+    let ok: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&pool)
+        .await
+        .expect("integrity");
+    assert_eq!(ok, "ok");
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL \
+         AND tbl_name IN ('instances', 'change_log') ORDER BY name",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("indexes");
+    assert_eq!(
+        indexes,
+        [
+            "change_log_by_mailbox",
+            "change_log_by_time",
+            "instances_busy"
+        ]
+    );
+
+    // The rules hold as before.
+    for bad in [
+        instance("instances", 7, "B1", "seriesMaster", ""),
+        instance("shadow_instances", 7, "B2", "single", ""),
+        "INSERT INTO change_log (mailbox_id, address, instance_id, exchange_id, op, at) \
+         VALUES (7, 'a@x', 'i', 'E', 'moved', 9)"
+            .to_owned(),
+        "INSERT INTO change_log (op, at) VALUES ('created', 9)".to_owned(),
+        "INSERT INTO change_log (mailbox_id, address, instance_id, exchange_id, op, at) \
+         VALUES (7, 'a@x', 'i', 'E', 'credential.expired', 9)"
+            .to_owned(),
+        "UPDATE webhook_deliveries SET state = 'gone' WHERE msg_id = 'm2'".to_owned(),
+    ] {
+        let e = sqlx::query(sqlx::AssertSqlSafe(bad.clone()))
+            .execute(&pool)
+            .await
+            .expect_err(&bad);
+        assert!(
+            e.to_string().contains("CHECK constraint failed"),
+            "{bad}: {e}"
+        );
+    }
+    // A new position follows the high-water mark, not the last row left.
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO change_log (mailbox_id, address, instance_id, exchange_id, op, at) \
+         VALUES (7, 'a@x', 'i4', 'E4', 'created', 10) RETURNING seq",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("insert");
+    assert_eq!(seq, 5);
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO webhook_deliveries (webhook_id, msg_id, seq, partition, type, payload, \
+         state, next_at, created_at) VALUES ('w1', 'm4', 4, 'a@x', 'event.created', '{}', \
+         'pending', 0, 0) RETURNING id",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("insert");
+    assert_eq!(id, 4);
+    // No temporary index is built to check a row.
+    for q in [
+        instance("instances", 7, "N1", "occurrence", ""),
+        "INSERT INTO change_log (mailbox_id, address, instance_id, exchange_id, op, at) \
+         VALUES (7, 'a@x', 'i', 'E', 'deleted', 11)"
+            .to_owned(),
+        "INSERT INTO webhook_deliveries (webhook_id, msg_id, seq, partition, type, payload, \
+         state, next_at, created_at) VALUES ('w1', 'm5', 5, 'a@x', 'event.created', '{}', \
+         'pending', 0, 0)"
+            .to_owned(),
+    ] {
+        use sqlx::Row as _;
+        let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN {q}")))
+            .fetch_all(&pool)
+            .await
+            .expect("explain")
+            .iter()
+            .map(|r| r.get::<String, _>("opcode"))
+            .collect();
+        assert!(plan.iter().any(|op| op == "Insert"), "{q}: {plan:?}");
+        assert!(
+            !plan.iter().any(|op| op == "OpenEphemeral"),
+            "{q}: {plan:?}"
+        );
+    }
+}
