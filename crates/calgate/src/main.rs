@@ -11,7 +11,10 @@
 /// many small strings, and glibc's `malloc_consolidate` was the top entry of calgate's profile
 /// (14 % of its CPU in a first sync; BENCHMARKS.md). The simulator, in the same binary, gains
 /// as much. Built without transparent huge pages (`no_thp`): a 2 MiB page is resident in full
-/// however little of it is used, which put ~40 MiB on a first sync's peak memory.
+/// however little of it is used, which put ~40 MiB on a first sync's peak memory. Version 2
+/// (the `v2` feature), not 3: version 3 keeps freed memory resident for a second before it
+/// returns it (version 2: 10 ms), which put ~20 MiB on that peak when a first round writes
+/// two pages at a time.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -113,11 +113,14 @@ fn relist_mid_round(address: &str) -> Error {
     ))
 }
 
-/// Instances a first round gathers before it writes them: a page of 100 (the default page
-/// size) is written as soon as it is read. Gathering 500 (a mailbox of ~200 events in one
-/// transaction) cost ~3 % less CPU but held each mailbox's pages until its last one: with 64
-/// mailboxes at once calgate peaked ~20 MiB higher, and the writer got its work later.
-const FIRST_ROUND_BATCH: usize = 100;
+/// Instances a first round gathers before it writes them: two pages of 100 (the default page
+/// size) in one transaction. Each transaction rewrites the B-tree pages its rows share with
+/// the previous one; for a mailbox of ~220 instances this is two transactions instead of
+/// three: 13 % fewer bytes written and ~5 % less CPU than a page at a time
+/// (BENCHMARKS.md). Gathering the whole mailbox (500) wrote 13 % less again but held every
+/// mailbox's pages until its last one (~10 MiB more at the peak, 64 mailboxes at once) and
+/// was no faster.
+const FIRST_ROUND_BATCH: usize = 200;
 
 impl MailboxRun<'_> {
     fn address(&self) -> &str {
@@ -226,7 +229,7 @@ impl MailboxRun<'_> {
 
     /// A delta round into the live set, the deltaLink stored with its last changes. A first
     /// round (nothing stored yet) writes its pages in transactions of about
-    /// [`FIRST_ROUND_BATCH`] instances (a page each); an incremental
+    /// [`FIRST_ROUND_BATCH`] instances (two pages each); an incremental
     /// round gathers its pages and writes them in one transaction, after the bulk-delete guard
     /// let it through. A failure part-way leaves the old cursor, so the next round replays
     /// from it (pages are idempotent). `Some(link)`: the service asked for a relist
