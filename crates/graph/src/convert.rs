@@ -147,8 +147,10 @@ pub(crate) fn iana(name: &str) -> Option<&'static str> {
 fn civil(d: &wire::DateTimeTimeZone, what: &str) -> Result<(DateTime, TimeZone), String> {
     let raw = d.date_time.trim();
     let tz_name = d.time_zone.as_deref().unwrap_or("UTC");
-    // An explicit offset or Z wins over the zone name.
-    if let Ok(ts) = raw.parse::<Timestamp>() {
+    // An explicit offset or Z wins over the zone name. (Graph sends neither: a timestamp is
+    // parsed only when the text after the date has one, not tried and failed on every time.)
+    let offset = raw.ends_with(['Z', 'z']) || raw.get(10..).is_some_and(|t| t.contains(['+', '-']));
+    if let Some(ts) = offset.then(|| raw.parse::<Timestamp>().ok()).flatten() {
         let dt = ts.to_zoned(TimeZone::UTC).datetime();
         return Ok((dt, TimeZone::UTC));
     }
@@ -589,6 +591,33 @@ mod tests {
         assert_eq!(i.attendees.len(), 1);
         assert!(i.last_modified.is_some());
         assert!(i.when.all_day.is_none());
+    }
+
+    /// An explicit offset or Z in `dateTime` wins over `timeZone`; without one the zone
+    /// decides, and text that is neither is an error naming the field.
+    #[test]
+    fn explicit_offsets_win_over_the_zone_name() {
+        let event = |start: &str| {
+            format!(
+                r#"{{"id":"A","start":{{"dateTime":"{start}","timeZone":"Pacific Standard Time"}},
+                "end":{{"dateTime":"2026-03-01T23:00:00.0000000","timeZone":"UTC"}}}}"#
+            )
+        };
+        for (start, utc) in [
+            ("2026-03-01T10:00:00+02:00", "2026-03-01T08:00:00Z"),
+            ("2026-03-01T10:00:00.5-05:00", "2026-03-01T15:00:00.5Z"),
+            ("2026-03-01T10:00:00Z", "2026-03-01T10:00:00Z"),
+            ("2026-03-01T10:00:00.0000000z", "2026-03-01T10:00:00Z"),
+            // no offset: Pacific Standard Time, UTC-8 on 1 March
+            ("2026-03-01T10:00:00.0000000", "2026-03-01T18:00:00Z"),
+        ] {
+            let i = parse_event(event(start).as_bytes(), "m@x").expect(start);
+            assert_eq!(i.when.start.to_string(), utc, "{start}");
+        }
+        for bad in ["10:00:00Z", "2026-03-01T10:00:00+", "2026-13-01T10:00:00", "not a time"] {
+            let e = parse_event(event(bad).as_bytes(), "m@x").expect_err(bad);
+            assert!(e.to_string().contains("start.dateTime"), "{bad}: {e}");
+        }
     }
 
     #[test]
