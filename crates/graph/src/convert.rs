@@ -614,7 +614,12 @@ mod tests {
             let i = parse_event(event(start).as_bytes(), "m@x").expect(start);
             assert_eq!(i.when.start.to_string(), utc, "{start}");
         }
-        for bad in ["10:00:00Z", "2026-03-01T10:00:00+", "2026-13-01T10:00:00", "not a time"] {
+        for bad in [
+            "10:00:00Z",
+            "2026-03-01T10:00:00+",
+            "2026-13-01T10:00:00",
+            "not a time",
+        ] {
             let e = parse_event(event(bad).as_bytes(), "m@x").expect_err(bad);
             assert!(e.to_string().contains("start.dateTime"), "{bad}: {e}");
         }
