@@ -61,11 +61,18 @@ macro_rules! lax_other {
     };
 }
 
-macro_rules! lax_skip_containers {
-    () => {
+/// A lax visitor's `None` for JSON null and for lists and objects, each skipped whole:
+/// `lax_skip!(unit, seq, map)`, or the ones a visitor does not read itself.
+macro_rules! lax_skip {
+    ($($kind:ident),*) => {
+        $(lax_skip!(@ $kind);)*
+    };
+    (@ unit) => {
         fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
             Ok(None)
         }
+    };
+    (@ seq) => {
         fn visit_seq<A: serde::de::SeqAccess<'de>>(
             self,
             mut a: A,
@@ -73,6 +80,8 @@ macro_rules! lax_skip_containers {
             while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
             Ok(None)
         }
+    };
+    (@ map) => {
         fn visit_map<A: serde::de::MapAccess<'de>>(
             self,
             mut a: A,
@@ -98,7 +107,7 @@ impl<'de> serde::de::Visitor<'de> for LaxVisitor<String> {
         Ok(Some(v))
     }
     lax_other!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64);
-    lax_skip_containers!();
+    lax_skip!(unit, seq, map);
 }
 
 impl<'de> serde::de::Visitor<'de> for LaxVisitor<bool> {
@@ -110,7 +119,7 @@ impl<'de> serde::de::Visitor<'de> for LaxVisitor<bool> {
         Ok(Some(v))
     }
     lax_other!(visit_str: &str, visit_i64: i64, visit_u64: u64, visit_f64: f64);
-    lax_skip_containers!();
+    lax_skip!(unit, seq, map);
 }
 
 impl Lax for String {
@@ -548,13 +557,7 @@ impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for LaxObject<T> {
         T::deserialize(serde::de::value::MapAccessDeserializer::new(a)).map(Some)
     }
     lax_other!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64, visit_str: &str);
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-        while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-        Ok(None)
-    }
+    lax_skip!(unit, seq);
 }
 
 macro_rules! lax_object {
@@ -585,16 +588,7 @@ impl<'de, T: Lax> serde::de::Visitor<'de> for LaxList<T> {
         Ok(Some(out))
     }
     lax_other!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64, visit_str: &str);
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-        while a
-            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-            .is_some()
-        {}
-        Ok(None)
-    }
+    lax_skip!(unit, map);
 }
 
 impl<T: Lax> Lax for Vec<Lenient<T>> {
@@ -645,13 +639,7 @@ impl<'de> serde::de::Visitor<'de> for LaxDateTime {
         })
     }
     lax_other!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64, visit_str: &str);
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-        while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-        Ok(None)
-    }
+    lax_skip!(unit, seq);
 }
 
 impl Lax for DateTimeTimeZone {

@@ -663,11 +663,7 @@ pub async fn web_links_round_trip_through_live_and_shadow_sets(f: &Fixture) {
         .expect("exists");
     assert_eq!(one.instance.web_link, want[0].1);
 
-    let window = Window {
-        start: t("2026-01-01T00:00:00Z"),
-        end: t("2026-02-01T00:00:00Z"),
-    };
-    s.begin_shadow(&lease(s, mb).await, window)
+    s.begin_shadow(&lease(s, mb).await, window())
         .await
         .expect("begin");
     s.apply_shadow(
